@@ -1,0 +1,163 @@
+// Package layer holds the building blocks shared by surgeon's architectures
+// (linear, embedding and normalisation layers), the replaceable Slot that
+// every linear projection sits in, and the walk that names modules and
+// parameters exactly as Hugging Face checkpoints do.
+//
+// Names come from `hf` struct tags: a field tagged `hf:"q_proj"` is the
+// path segment "q_proj", a slice field adds ".N" per element, and a Slot is
+// transparent (its content takes the slot's path). Parameters stored by
+// Hugging Face as 1-D tensors carry the option `hf:"bias,vector"`.
+package layer
+
+import (
+	"encoding/gob"
+
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/nn"
+	"github.com/surgeon-ml/surgeon/core/ops"
+)
+
+// Forwarder is a module that maps [tokens, in] activations to
+// [tokens, out] activations. Everything that can sit in a Slot is one.
+type Forwarder interface {
+	nn.Model
+	Forward(x mat.Tensor) mat.Tensor
+}
+
+// Kinder is implemented by modules that report a kind for selection
+// ("linear", "embedding", "norm").
+type Kinder interface {
+	Kind() string
+}
+
+var (
+	_ Forwarder = (*Linear)(nil)
+	_ Forwarder = (*Slot)(nil)
+)
+
+func init() {
+	gob.Register(&Linear{})
+	gob.Register(&Slot{})
+	gob.Register(&Embedding{})
+	gob.Register(&RMSNorm{})
+	gob.Register(&LayerNorm{})
+}
+
+// Linear is y = x*W^T + b with W stored [out, in] as in PyTorch.
+type Linear struct {
+	nn.Module
+	Weight *nn.Param `hf:"weight"`
+	Bias   *nn.Param `hf:"bias,vector"`
+}
+
+// NewLinear returns a zero-initialised linear layer, with a bias if bias is set.
+func NewLinear(in, out int, bias bool) *Linear {
+	l := &Linear{Weight: newParam(out, in)}
+	if bias {
+		l.Bias = newParam(out, 1)
+	}
+	return l
+}
+
+// In returns the number of input features.
+func (l *Linear) In() int { return l.Weight.Shape()[1] }
+
+// Out returns the number of output features.
+func (l *Linear) Out() int { return l.Weight.Shape()[0] }
+
+// Kind reports "linear".
+func (l *Linear) Kind() string { return "linear" }
+
+// Forward returns x*W^T + b.
+func (l *Linear) Forward(x mat.Tensor) mat.Tensor {
+	if l.Bias == nil {
+		return ops.Linear(x, l.Weight, nil)
+	}
+	return ops.Linear(x, l.Weight, l.Bias)
+}
+
+// Slot holds a replaceable layer: a plain Linear until surgery swaps in an
+// adapted one. Paths and forward passes go through to the content.
+type Slot struct {
+	nn.Module
+	Layer Forwarder
+}
+
+// NewSlot returns a slot holding l.
+func NewSlot(l Forwarder) *Slot { return &Slot{Layer: l} }
+
+// Forward runs the slot's current layer.
+func (s *Slot) Forward(x mat.Tensor) mat.Tensor { return s.Layer.Forward(x) }
+
+// Base returns the plain linear layer in the slot, or nil if the slot holds
+// something else.
+func (s *Slot) Base() *Linear {
+	l, _ := s.Layer.(*Linear)
+	return l
+}
+
+// Embedding is a lookup table [vocab, dim].
+type Embedding struct {
+	nn.Module
+	Weight *nn.Param `hf:"weight"`
+}
+
+// NewEmbedding returns a zero-initialised table.
+func NewEmbedding(vocab, dim int) *Embedding { return &Embedding{Weight: newParam(vocab, dim)} }
+
+// Kind reports "embedding".
+func (e *Embedding) Kind() string { return "embedding" }
+
+// Forward returns the rows of the table for ids.
+func (e *Embedding) Forward(ids []int) mat.Tensor { return ops.Embedding(e.Weight, ids) }
+
+// RMSNorm is root-mean-square normalisation with a learned scale.
+type RMSNorm struct {
+	nn.Module
+	Weight *nn.Param `hf:"weight,vector"`
+	Eps    float32
+}
+
+// NewRMSNorm returns an RMSNorm of dim features with unit scale.
+func NewRMSNorm(dim int, eps float32) *RMSNorm {
+	w := newParam(dim, 1)
+	for i := range ops.Data(w) {
+		ops.Data(w)[i] = 1
+	}
+	return &RMSNorm{Weight: w, Eps: eps}
+}
+
+// Kind reports "norm".
+func (n *RMSNorm) Kind() string { return "norm" }
+
+// Forward normalises each row of x.
+func (n *RMSNorm) Forward(x mat.Tensor) mat.Tensor { return ops.RMSNorm(x, n.Weight, n.Eps) }
+
+// LayerNorm is mean/variance normalisation with a learned scale and shift.
+type LayerNorm struct {
+	nn.Module
+	Weight *nn.Param `hf:"weight,vector"`
+	Bias   *nn.Param `hf:"bias,vector"`
+	Eps    float32
+}
+
+// NewLayerNorm returns a LayerNorm of dim features with unit scale.
+func NewLayerNorm(dim int, eps float32) *LayerNorm {
+	w := newParam(dim, 1)
+	for i := range ops.Data(w) {
+		ops.Data(w)[i] = 1
+	}
+	return &LayerNorm{Weight: w, Bias: newParam(dim, 1), Eps: eps}
+}
+
+// Kind reports "norm".
+func (n *LayerNorm) Kind() string { return "norm" }
+
+// Forward normalises each row of x.
+func (n *LayerNorm) Forward(x mat.Tensor) mat.Tensor {
+	return ops.LayerNorm(x, n.Weight, n.Bias, n.Eps)
+}
+
+func newParam(rows, cols int) *nn.Param {
+	return nn.NewParam(mat.NewDense[float32](mat.WithShape(rows, cols)))
+}

@@ -1,0 +1,164 @@
+package layer
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/nlpodyssey/spago/nn"
+	"github.com/surgeon-ml/surgeon/core/ops"
+)
+
+// Module is a named module of a model.
+type Module struct {
+	// Path is the dotted Hugging Face path, e.g. "model.layers.0.self_attn.q_proj".
+	Path string
+	// Model is the module. For a slot this is the *Slot itself, so that its
+	// content can be replaced.
+	Model nn.Model
+}
+
+// Kind returns the module's kind ("linear", "embedding", "norm") or "".
+func (m Module) Kind() string {
+	v := m.Model
+	if s, ok := v.(*Slot); ok {
+		v = s.Layer
+	}
+	if k, ok := v.(Kinder); ok {
+		return k.Kind()
+	}
+	return ""
+}
+
+// Param is a named parameter.
+type Param struct {
+	// Path is the full Hugging Face name, e.g. "model.norm.weight".
+	Path string
+	// Param is the spago parameter.
+	Param *nn.Param
+	// Shape is the shape Hugging Face stores: 1-D for vector parameters.
+	Shape []int
+}
+
+// Modules returns every module under m with its path, parents first.
+func Modules(m nn.Model) []Module {
+	var out []Module
+	walk(reflect.ValueOf(m), "", func(path string, mod nn.Model) { out = append(out, Module{path, mod}) }, nil)
+	return out
+}
+
+// Params returns every parameter under m with its Hugging Face name, in
+// model order.
+func Params(m nn.Model) []Param {
+	var out []Param
+	walk(reflect.ValueOf(m), "", nil, func(p Param) { out = append(out, p) })
+	return out
+}
+
+func join(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	if name == "" {
+		return prefix
+	}
+	return prefix + "." + name
+}
+
+var paramType = reflect.TypeOf((*nn.Param)(nil))
+
+func walk(v reflect.Value, path string, onModule func(string, nn.Model), onParam func(Param)) {
+	for v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return
+		}
+		v = v.Elem()
+	}
+	if v.Kind() == reflect.Ptr && v.IsNil() {
+		return
+	}
+	if mod, ok := v.Interface().(nn.Model); ok && onModule != nil {
+		onModule(path, mod)
+	}
+	if s, ok := v.Interface().(*Slot); ok {
+		walk(reflect.ValueOf(s.Layer), path, onModule, onParam)
+		return
+	}
+	if v.Kind() == reflect.Ptr {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, ok := f.Tag.Lookup("hf")
+		if !ok || tag == "-" || !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		fv := v.Field(i)
+		p := join(path, name)
+		switch {
+		case f.Type == paramType:
+			if fv.IsNil() || onParam == nil {
+				continue
+			}
+			par := fv.Interface().(*nn.Param)
+			shape := append([]int(nil), par.Shape()...)
+			if opts == "vector" {
+				shape = []int{par.Size()}
+			}
+			onParam(Param{Path: p, Param: par, Shape: shape})
+		case fv.Kind() == reflect.Slice:
+			for j := 0; j < fv.Len(); j++ {
+				walk(fv.Index(j), join(p, strconv.Itoa(j)), onModule, onParam)
+			}
+		default:
+			walk(fv, p, onModule, onParam)
+		}
+	}
+}
+
+// Source supplies a parameter's float32 values by Hugging Face name. It
+// returns the stored shape with the values.
+type Source interface {
+	Float32(name string) ([]float32, []int, error)
+}
+
+// Load fills every parameter of m from src, checking shapes. Parameters
+// missing from src are an error naming them.
+func Load(m nn.Model, src Source) error {
+	for _, p := range Params(m) {
+		vals, shape, err := src.Float32(p.Path)
+		if err != nil {
+			return fmt.Errorf("parameter %s: %w", p.Path, err)
+		}
+		if !sameShape(shape, p.Shape) {
+			return fmt.Errorf("parameter %s: checkpoint shape %v, model expects %v", p.Path, shape, p.Shape)
+		}
+		copy(ops.Data(p.Param), vals)
+	}
+	return nil
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Freeze sets whether every parameter of m requires gradients.
+func Freeze(m nn.Model, frozen bool) {
+	for _, p := range Params(m) {
+		p.Param.SetRequiresGrad(!frozen)
+	}
+}

@@ -1,0 +1,90 @@
+// Package llama implements the Llama architecture in spago: a causal
+// language model (LlamaForCausalLM) and a sequence classifier
+// (LlamaForSequenceClassification), configured from a Hugging Face
+// config.json and named as Hugging Face checkpoints are.
+package llama
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Config mirrors the fields of a Hugging Face LlamaConfig that affect the
+// computation.
+type Config struct {
+	Architectures         []string          `json:"architectures,omitempty"`
+	ModelType             string            `json:"model_type"`
+	HiddenSize            int               `json:"hidden_size"`
+	IntermediateSize      int               `json:"intermediate_size"`
+	NumHiddenLayers       int               `json:"num_hidden_layers"`
+	NumAttentionHeads     int               `json:"num_attention_heads"`
+	NumKeyValueHeads      int               `json:"num_key_value_heads"`
+	HeadDim               int               `json:"head_dim,omitempty"`
+	VocabSize             int               `json:"vocab_size"`
+	MaxPositionEmbeddings int               `json:"max_position_embeddings"`
+	RMSNormEps            float64           `json:"rms_norm_eps"`
+	RopeTheta             float64           `json:"rope_theta"`
+	RopeScaling           json.RawMessage   `json:"rope_scaling,omitempty"`
+	TieWordEmbeddings     bool              `json:"tie_word_embeddings"`
+	HiddenAct             string            `json:"hidden_act"`
+	AttentionBias         bool              `json:"attention_bias"`
+	MLPBias               bool              `json:"mlp_bias"`
+	BOSTokenID            *int              `json:"bos_token_id,omitempty"`
+	EOSTokenID            any               `json:"eos_token_id,omitempty"`
+	PadTokenID            *int              `json:"pad_token_id,omitempty"`
+	ID2Label              map[string]string `json:"id2label,omitempty"`
+	TorchDtype            string            `json:"torch_dtype,omitempty"`
+}
+
+// ParseConfig decodes and validates a config.json document, applying
+// Hugging Face's defaults.
+func ParseConfig(data []byte) (*Config, error) {
+	c := &Config{RMSNormEps: 1e-6, RopeTheta: 10000, HiddenAct: "silu", MaxPositionEmbeddings: 2048}
+	if err := json.Unmarshal(data, c); err != nil {
+		return nil, fmt.Errorf("llama config: %w", err)
+	}
+	if c.NumKeyValueHeads == 0 {
+		c.NumKeyValueHeads = c.NumAttentionHeads
+	}
+	switch {
+	case c.HiddenSize <= 0 || c.IntermediateSize <= 0 || c.NumHiddenLayers <= 0 || c.NumAttentionHeads <= 0 || c.VocabSize <= 0:
+		return nil, fmt.Errorf("llama config: hidden_size, intermediate_size, num_hidden_layers, num_attention_heads and vocab_size must be positive")
+	case c.NumAttentionHeads%c.NumKeyValueHeads != 0:
+		return nil, fmt.Errorf("llama config: num_attention_heads %d is not a multiple of num_key_value_heads %d", c.NumAttentionHeads, c.NumKeyValueHeads)
+	case c.HeadDim == 0 && c.HiddenSize%c.NumAttentionHeads != 0:
+		return nil, fmt.Errorf("llama config: hidden_size %d is not a multiple of num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
+	case c.HiddenAct != "silu":
+		return nil, fmt.Errorf("llama config: hidden_act %q not supported (only silu)", c.HiddenAct)
+	case len(c.RopeScaling) > 0 && string(c.RopeScaling) != "null":
+		return nil, fmt.Errorf("llama config: rope_scaling is not supported")
+	}
+	if c.HeadDim == 0 {
+		c.HeadDim = c.HiddenSize / c.NumAttentionHeads
+	}
+	if c.HeadDim%2 != 0 {
+		return nil, fmt.Errorf("llama config: head_dim %d must be even for rotary embeddings", c.HeadDim)
+	}
+	return c, nil
+}
+
+// IsClassifier reports whether the config describes
+// LlamaForSequenceClassification.
+func (c *Config) IsClassifier() bool {
+	return len(c.Architectures) > 0 && c.Architectures[0] == "LlamaForSequenceClassification"
+}
+
+// NumLabels returns the number of classes of a classifier (2 by default).
+func (c *Config) NumLabels() int {
+	if len(c.ID2Label) > 0 {
+		return len(c.ID2Label)
+	}
+	return 2
+}
+
+// Map returns the config as a generic JSON object.
+func (c *Config) Map() map[string]any {
+	b, _ := json.Marshal(c)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}

@@ -1,0 +1,176 @@
+package llama
+
+import (
+	"encoding/gob"
+	"fmt"
+
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/nn"
+	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/core/ops"
+)
+
+var _ model.Model = (*Model)(nil)
+
+func init() {
+	gob.Register(&Model{})
+	gob.Register(&Backbone{})
+	gob.Register(&Decoder{})
+	gob.Register(&Attention{})
+	gob.Register(&MLP{})
+	model.Register("llama", func(cfg []byte) (model.Model, error) {
+		c, err := ParseConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return New(c), nil
+	})
+}
+
+// Model is LlamaForCausalLM, or LlamaForSequenceClassification when Score
+// is set.
+type Model struct {
+	nn.Module
+	Config *Config
+	Base   *Backbone   `hf:"model"`
+	LMHead *layer.Slot `hf:"lm_head"` // nil when tied to the embeddings or for a classifier
+	Score  *layer.Slot `hf:"score"`   // classifier head, nil for a causal LM
+}
+
+// Backbone is LlamaModel: embeddings, decoder layers and the final norm.
+type Backbone struct {
+	nn.Module
+	EmbedTokens *layer.Embedding `hf:"embed_tokens"`
+	Layers      []*Decoder       `hf:"layers"`
+	Norm        *layer.RMSNorm   `hf:"norm"`
+}
+
+// Decoder is one LlamaDecoderLayer.
+type Decoder struct {
+	nn.Module
+	InputLayernorm         *layer.RMSNorm `hf:"input_layernorm"`
+	SelfAttn               *Attention     `hf:"self_attn"`
+	PostAttentionLayernorm *layer.RMSNorm `hf:"post_attention_layernorm"`
+	MLP                    *MLP           `hf:"mlp"`
+}
+
+// Attention is grouped-query self-attention with rotary embeddings.
+type Attention struct {
+	nn.Module
+	QProj *layer.Slot `hf:"q_proj"`
+	KProj *layer.Slot `hf:"k_proj"`
+	VProj *layer.Slot `hf:"v_proj"`
+	OProj *layer.Slot `hf:"o_proj"`
+}
+
+// MLP is the SwiGLU feed-forward block.
+type MLP struct {
+	nn.Module
+	GateProj *layer.Slot `hf:"gate_proj"`
+	UpProj   *layer.Slot `hf:"up_proj"`
+	DownProj *layer.Slot `hf:"down_proj"`
+}
+
+// New returns an untrained model of the given configuration.
+func New(c *Config) *Model {
+	eps := float32(c.RMSNormEps)
+	d, kv := c.NumAttentionHeads*c.HeadDim, c.NumKeyValueHeads*c.HeadDim
+	lin := func(in, out int, bias bool) *layer.Slot { return layer.NewSlot(layer.NewLinear(in, out, bias)) }
+	m := &Model{Config: c, Base: &Backbone{
+		EmbedTokens: layer.NewEmbedding(c.VocabSize, c.HiddenSize),
+		Norm:        layer.NewRMSNorm(c.HiddenSize, eps),
+	}}
+	for i := 0; i < c.NumHiddenLayers; i++ {
+		m.Base.Layers = append(m.Base.Layers, &Decoder{
+			InputLayernorm: layer.NewRMSNorm(c.HiddenSize, eps),
+			SelfAttn: &Attention{
+				QProj: lin(c.HiddenSize, d, c.AttentionBias),
+				KProj: lin(c.HiddenSize, kv, c.AttentionBias),
+				VProj: lin(c.HiddenSize, kv, c.AttentionBias),
+				OProj: lin(d, c.HiddenSize, c.AttentionBias),
+			},
+			PostAttentionLayernorm: layer.NewRMSNorm(c.HiddenSize, eps),
+			MLP: &MLP{
+				GateProj: lin(c.HiddenSize, c.IntermediateSize, c.MLPBias),
+				UpProj:   lin(c.HiddenSize, c.IntermediateSize, c.MLPBias),
+				DownProj: lin(c.IntermediateSize, c.HiddenSize, c.MLPBias),
+			},
+		})
+	}
+	switch {
+	case c.IsClassifier():
+		m.Score = lin(c.HiddenSize, c.NumLabels(), false)
+	case !c.TieWordEmbeddings:
+		m.LMHead = lin(c.HiddenSize, c.VocabSize, false)
+	}
+	return m
+}
+
+// Task reports CausalLM or SequenceClassification.
+func (m *Model) Task() model.Task {
+	if m.Score != nil {
+		return model.SequenceClassification
+	}
+	return model.CausalLM
+}
+
+// HFConfig returns the config.json object.
+func (m *Model) HFConfig() map[string]any { return m.Config.Map() }
+
+// VocabSize returns the vocabulary size.
+func (m *Model) VocabSize() int { return m.Config.VocabSize }
+
+// Hidden returns the final normalised hidden states [Batch*Len, hidden].
+func (m *Model) Hidden(b model.Batch) mat.Tensor {
+	c := m.Config
+	lay := b.Layout()
+	pos := lay.Positions()
+	h := m.Base.EmbedTokens.Forward(b.Flat())
+	for _, l := range m.Base.Layers {
+		x := l.InputLayernorm.Forward(h)
+		a := l.SelfAttn
+		q := ops.Rotary(a.QProj.Forward(x), pos, c.NumAttentionHeads, c.RopeTheta)
+		k := ops.Rotary(a.KProj.Forward(x), pos, c.NumKeyValueHeads, c.RopeTheta)
+		v := a.VProj.Forward(x)
+		att := ops.Attention(q, k, v, lay, c.NumAttentionHeads, c.NumKeyValueHeads, true)
+		h = ops.Add(h, a.OProj.Forward(att))
+		x = l.PostAttentionLayernorm.Forward(h)
+		f := l.MLP
+		h = ops.Add(h, f.DownProj.Forward(ops.SwiGLU(f.GateProj.Forward(x), f.UpProj.Forward(x))))
+	}
+	return m.Base.Norm.Forward(h)
+}
+
+// Logits returns next-token logits [Batch*Len, vocab] for a causal LM, or
+// class logits [Batch, labels] read at each sequence's last real token for
+// a classifier.
+func (m *Model) Logits(b model.Batch) (mat.Tensor, error) {
+	if err := b.Validate(m.Config.VocabSize); err != nil {
+		return nil, fmt.Errorf("llama: %w", err)
+	}
+	h := m.Hidden(b)
+	if m.Score != nil {
+		return m.Score.Forward(ops.SelectRows(h, LastTokens(b))), nil
+	}
+	if m.LMHead != nil {
+		return m.LMHead.Forward(h), nil
+	}
+	return ops.Linear(h, m.Base.EmbedTokens.Weight, nil), nil
+}
+
+// LastTokens returns, for each sequence, the row index of its last real token.
+func LastTokens(b model.Batch) []int {
+	lay := b.Layout()
+	idx := make([]int, lay.Batch)
+	for i := range idx {
+		last := lay.Len - 1
+		if b.Mask != nil {
+			for last > 0 && !b.Mask[i][last] {
+				last--
+			}
+		}
+		idx[i] = i*lay.Len + last
+	}
+	return idx
+}

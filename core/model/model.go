@@ -1,0 +1,168 @@
+// Package model defines what every surgeon architecture provides (a spago
+// model with Hugging Face names that maps a batch of token sequences to
+// logits), the batch layout, and a registry of architectures keyed by the
+// Hugging Face config.json "model_type".
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/nn"
+	"github.com/surgeon-ml/surgeon/core/ops"
+)
+
+// Task is what a model's logits mean.
+type Task string
+
+// The tasks surgeon's architectures implement.
+const (
+	// CausalLM logits are [tokens, vocab]: a next-token distribution per position.
+	CausalLM Task = "causal-lm"
+	// SequenceClassification logits are [sequences, labels].
+	SequenceClassification Task = "sequence-classification"
+)
+
+// Model is an architecture instance.
+type Model interface {
+	nn.Model
+	// Task tells how to read the logits.
+	Task() Task
+	// Logits runs the model. For CausalLM the result is [Batch*Len, vocab]
+	// (row b*Len+t for token t of sequence b); for SequenceClassification
+	// it is [Batch, labels]. An invalid batch (ragged, ids out of range) is
+	// an error.
+	Logits(b Batch) (mat.Tensor, error)
+	// HFConfig returns the Hugging Face config.json object of the model.
+	HFConfig() map[string]any
+	// VocabSize is the number of token ids the model accepts.
+	VocabSize() int
+}
+
+// Batch is a set of token sequences padded to one length.
+type Batch struct {
+	// IDs holds Batch rows of Len token ids each.
+	IDs [][]int
+	// Mask marks real tokens; nil means every token is real.
+	Mask [][]bool
+}
+
+// NewBatch right-pads seqs with pad to the longest length and masks the padding.
+func NewBatch(seqs [][]int, pad int) Batch {
+	n := 0
+	for _, s := range seqs {
+		n = max(n, len(s))
+	}
+	b := Batch{IDs: make([][]int, len(seqs)), Mask: make([][]bool, len(seqs))}
+	for i, s := range seqs {
+		b.IDs[i] = make([]int, n)
+		b.Mask[i] = make([]bool, n)
+		for t := 0; t < n; t++ {
+			if t < len(s) {
+				b.IDs[i][t] = s[t]
+				b.Mask[i][t] = true
+			} else {
+				b.IDs[i][t] = pad
+			}
+		}
+	}
+	return b
+}
+
+// Layout returns the activation layout of the batch.
+func (b Batch) Layout() ops.Layout {
+	n := 0
+	if len(b.IDs) > 0 {
+		n = len(b.IDs[0])
+	}
+	return ops.Layout{Batch: len(b.IDs), Len: n, Valid: b.Mask}
+}
+
+// Flat returns the token ids row by row.
+func (b Batch) Flat() []int {
+	var out []int
+	for _, s := range b.IDs {
+		out = append(out, s...)
+	}
+	return out
+}
+
+// Validate checks that the batch is rectangular, its mask matches, and ids
+// are within [0, vocab).
+func (b Batch) Validate(vocab int) error {
+	if len(b.IDs) == 0 || len(b.IDs[0]) == 0 {
+		return fmt.Errorf("empty batch")
+	}
+	n := len(b.IDs[0])
+	for i, s := range b.IDs {
+		if len(s) != n {
+			return fmt.Errorf("sequence %d has %d tokens, want %d", i, len(s), n)
+		}
+		for t, id := range s {
+			if id < 0 || id >= vocab {
+				return fmt.Errorf("sequence %d token %d: id %d outside the vocabulary [0,%d)", i, t, id, vocab)
+			}
+		}
+		if b.Mask != nil && len(b.Mask[i]) != n {
+			return fmt.Errorf("sequence %d: mask of %d entries for %d tokens", i, len(b.Mask[i]), n)
+		}
+	}
+	if b.Mask != nil && len(b.Mask) != len(b.IDs) {
+		return fmt.Errorf("mask of %d rows for %d sequences", len(b.Mask), len(b.IDs))
+	}
+	return nil
+}
+
+// Builder makes an untrained model from a config.json document.
+type Builder func(config []byte) (Model, error)
+
+var (
+	mu       sync.RWMutex
+	builders = map[string]Builder{}
+)
+
+// Register makes an architecture available under a Hugging Face
+// model_type. It panics on a duplicate or nil builder (a programming error).
+func Register(modelType string, b Builder) {
+	mu.Lock()
+	defer mu.Unlock()
+	if b == nil {
+		panic("model: nil builder for " + modelType)
+	}
+	if _, dup := builders[modelType]; dup {
+		panic("model: duplicate architecture " + modelType)
+	}
+	builders[modelType] = b
+}
+
+// Types lists the registered model types, sorted.
+func Types() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	var out []string
+	for k := range builders {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// New builds an untrained model from a config.json document.
+func New(config []byte) (Model, error) {
+	var head struct {
+		ModelType string `json:"model_type"`
+	}
+	if err := json.Unmarshal(config, &head); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	mu.RLock()
+	b, ok := builders[head.ModelType]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("config: no architecture for model_type %q (known: %v)", head.ModelType, Types())
+	}
+	return b(config)
+}

@@ -1,0 +1,150 @@
+package ops
+
+import (
+	"math"
+
+	"github.com/nlpodyssey/spago/mat"
+)
+
+func sigmoid(z float32) float32 { return 1 / (1 + float32(math.Exp(float64(-z)))) }
+
+// swiGLUFn computes silu(gate) * up elementwise.
+type swiGLUFn struct{ gate, up mat.Tensor }
+
+// SwiGLU returns silu(gate) * up, the gated activation of Llama's MLP.
+func SwiGLU(gate, up mat.Tensor) mat.Tensor {
+	if gate.Value().Size() != up.Value().Size() {
+		panic("ops: SwiGLU: gate and up differ in size")
+	}
+	return run(&swiGLUFn{gate: gate, up: up})
+}
+
+func (f *swiGLUFn) Operands() []mat.Tensor { return []mat.Tensor{f.gate, f.up} }
+
+func (f *swiGLUFn) Forward() (mat.Tensor, error) {
+	g, u := Data(f.gate), Data(f.up)
+	y := make([]float32, len(g))
+	for i, z := range g {
+		y[i] = z * sigmoid(z) * u[i]
+	}
+	return New(Rows(f.gate), Cols(f.gate), y), nil
+}
+
+func (f *swiGLUFn) Backward(gy mat.Tensor) error {
+	g, u, dy := Data(f.gate), Data(f.up), Data(gy)
+	n, d := Rows(f.gate), Cols(f.gate)
+	if f.up.RequiresGrad() {
+		gu := make([]float32, len(g))
+		for i, z := range g {
+			gu[i] = dy[i] * z * sigmoid(z)
+		}
+		accGrad(f.up, n, d, gu)
+	}
+	if f.gate.RequiresGrad() {
+		gg := make([]float32, len(g))
+		for i, z := range g {
+			s := sigmoid(z)
+			gg[i] = dy[i] * u[i] * s * (1 + z*(1-s))
+		}
+		accGrad(f.gate, n, d, gg)
+	}
+	return nil
+}
+
+// geluFn is the exact (erf) GELU.
+type geluFn struct{ x mat.Tensor }
+
+// GELU returns x * Phi(x) with the exact Gaussian CDF, as BERT's "gelu".
+func GELU(x mat.Tensor) mat.Tensor { return run(&geluFn{x: x}) }
+
+func (f *geluFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
+
+func (f *geluFn) Forward() (mat.Tensor, error) {
+	x := Data(f.x)
+	y := make([]float32, len(x))
+	for i, v := range x {
+		y[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
+	}
+	return New(Rows(f.x), Cols(f.x), y), nil
+}
+
+func (f *geluFn) Backward(gy mat.Tensor) error {
+	if !f.x.RequiresGrad() {
+		return nil
+	}
+	x, g := Data(f.x), Data(gy)
+	gx := make([]float32, len(x))
+	for i, v := range x {
+		z := float64(v)
+		cdf := 0.5 * (1 + math.Erf(z/math.Sqrt2))
+		pdf := math.Exp(-0.5*z*z) / math.Sqrt(2*math.Pi)
+		gx[i] = g[i] * float32(cdf+z*pdf)
+	}
+	accGrad(f.x, Rows(f.x), Cols(f.x), gx)
+	return nil
+}
+
+// tanhFn is the elementwise hyperbolic tangent.
+type tanhFn struct {
+	x mat.Tensor
+	y []float32
+}
+
+// Tanh returns tanh(x) elementwise.
+func Tanh(x mat.Tensor) mat.Tensor { return run(&tanhFn{x: x}) }
+
+func (f *tanhFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
+
+func (f *tanhFn) Forward() (mat.Tensor, error) {
+	x := Data(f.x)
+	f.y = make([]float32, len(x))
+	for i, v := range x {
+		f.y[i] = float32(math.Tanh(float64(v)))
+	}
+	return New(Rows(f.x), Cols(f.x), f.y), nil
+}
+
+func (f *tanhFn) Backward(gy mat.Tensor) error {
+	if !f.x.RequiresGrad() {
+		return nil
+	}
+	g := Data(gy)
+	gx := make([]float32, len(g))
+	for i, y := range f.y {
+		gx[i] = g[i] * (1 - y*y)
+	}
+	accGrad(f.x, Rows(f.x), Cols(f.x), gx)
+	return nil
+}
+
+// addFn adds matrices of the same shape.
+type addFn struct{ a, b mat.Tensor }
+
+// Add returns a + b for matrices of the same shape.
+func Add(a, b mat.Tensor) mat.Tensor {
+	if a.Value().Size() != b.Value().Size() {
+		panic("ops: Add: shapes differ")
+	}
+	return run(&addFn{a: a, b: b})
+}
+
+func (f *addFn) Operands() []mat.Tensor { return []mat.Tensor{f.a, f.b} }
+
+func (f *addFn) Forward() (mat.Tensor, error) {
+	a, b := Data(f.a), Data(f.b)
+	y := make([]float32, len(a))
+	for i := range a {
+		y[i] = a[i] + b[i]
+	}
+	return New(Rows(f.a), Cols(f.a), y), nil
+}
+
+func (f *addFn) Backward(gy mat.Tensor) error {
+	g := Data(gy)
+	for _, t := range []mat.Tensor{f.a, f.b} {
+		if t.RequiresGrad() {
+			accGrad(t, Rows(t), Cols(t), append([]float32(nil), g...))
+		}
+	}
+	return nil
+}

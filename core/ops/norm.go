@@ -1,0 +1,171 @@
+package ops
+
+import (
+	"math"
+
+	"github.com/nlpodyssey/spago/mat"
+)
+
+// rmsNormFn computes y = x / rms(x) * w row by row.
+type rmsNormFn struct {
+	x, w mat.Tensor
+	eps  float32
+	inv  []float32 // 1/rms per row, kept for backward
+}
+
+// RMSNorm normalises each row of x by its root mean square and scales it by
+// w: y = x * rsqrt(mean(x^2) + eps) * w (Llama's RMSNorm).
+func RMSNorm(x, w mat.Tensor, eps float32) mat.Tensor {
+	if Cols(x) != w.Value().Size() {
+		panic("ops: RMSNorm: weight size does not match the features")
+	}
+	return run(&rmsNormFn{x: x, w: w, eps: eps})
+}
+
+func (f *rmsNormFn) Operands() []mat.Tensor { return []mat.Tensor{f.x, f.w} }
+
+func (f *rmsNormFn) Forward() (mat.Tensor, error) {
+	n, d := Rows(f.x), Cols(f.x)
+	x, w := Data(f.x), Data(f.w)
+	y := make([]float32, n*d)
+	f.inv = make([]float32, n)
+	for i := 0; i < n; i++ {
+		xi := x[i*d : (i+1)*d]
+		var ss float64
+		for _, v := range xi {
+			ss += float64(v) * float64(v)
+		}
+		r := float32(1 / math.Sqrt(ss/float64(d)+float64(f.eps)))
+		f.inv[i] = r
+		yi := y[i*d : (i+1)*d]
+		for j, v := range xi {
+			yi[j] = v * r * w[j]
+		}
+	}
+	return New(n, d, y), nil
+}
+
+func (f *rmsNormFn) Backward(gy mat.Tensor) error {
+	n, d := Rows(f.x), Cols(f.x)
+	x, w, g := Data(f.x), Data(f.w), Data(gy)
+	var gx, gw []float32
+	if f.x.RequiresGrad() {
+		gx = make([]float32, n*d)
+	}
+	if f.w.RequiresGrad() {
+		gw = make([]float32, d)
+	}
+	for i := 0; i < n; i++ {
+		xi, gi, r := x[i*d:(i+1)*d], g[i*d:(i+1)*d], f.inv[i]
+		if gw != nil {
+			for j := range xi {
+				gw[j] += gi[j] * xi[j] * r
+			}
+		}
+		if gx != nil {
+			var dot float64
+			for j := range xi {
+				dot += float64(gi[j] * w[j] * xi[j])
+			}
+			c := float32(dot) * r * r * r / float32(d)
+			gxi := gx[i*d : (i+1)*d]
+			for j := range xi {
+				gxi[j] = gi[j]*w[j]*r - xi[j]*c
+			}
+		}
+	}
+	if gx != nil {
+		accGrad(f.x, n, d, gx)
+	}
+	if gw != nil {
+		accGrad(f.w, d, 1, gw)
+	}
+	return nil
+}
+
+// layerNormFn computes y = (x - mean) / std * w + b row by row.
+type layerNormFn struct {
+	x, w, b mat.Tensor
+	eps     float32
+	xhat    []float32
+	inv     []float32
+}
+
+// LayerNorm normalises each row of x to zero mean and unit (biased)
+// variance, then scales by w and shifts by b.
+func LayerNorm(x, w, b mat.Tensor, eps float32) mat.Tensor {
+	if Cols(x) != w.Value().Size() || Cols(x) != b.Value().Size() {
+		panic("ops: LayerNorm: weight or bias size does not match the features")
+	}
+	return run(&layerNormFn{x: x, w: w, b: b, eps: eps})
+}
+
+func (f *layerNormFn) Operands() []mat.Tensor { return []mat.Tensor{f.x, f.w, f.b} }
+
+func (f *layerNormFn) Forward() (mat.Tensor, error) {
+	n, d := Rows(f.x), Cols(f.x)
+	x, w, b := Data(f.x), Data(f.w), Data(f.b)
+	y := make([]float32, n*d)
+	f.xhat = make([]float32, n*d)
+	f.inv = make([]float32, n)
+	for i := 0; i < n; i++ {
+		xi := x[i*d : (i+1)*d]
+		var mean float64
+		for _, v := range xi {
+			mean += float64(v)
+		}
+		mean /= float64(d)
+		var vs float64
+		for _, v := range xi {
+			dv := float64(v) - mean
+			vs += dv * dv
+		}
+		r := 1 / math.Sqrt(vs/float64(d)+float64(f.eps))
+		f.inv[i] = float32(r)
+		hi, yi := f.xhat[i*d:(i+1)*d], y[i*d:(i+1)*d]
+		for j, v := range xi {
+			h := float32((float64(v) - mean) * r)
+			hi[j] = h
+			yi[j] = h*w[j] + b[j]
+		}
+	}
+	return New(n, d, y), nil
+}
+
+func (f *layerNormFn) Backward(gy mat.Tensor) error {
+	n, d := Rows(f.x), Cols(f.x)
+	w, g := Data(f.w), Data(gy)
+	if f.w.RequiresGrad() || f.b.RequiresGrad() {
+		gw, gb := make([]float32, d), make([]float32, d)
+		for i := 0; i < n; i++ {
+			gi, hi := g[i*d:(i+1)*d], f.xhat[i*d:(i+1)*d]
+			for j := range gi {
+				gw[j] += gi[j] * hi[j]
+				gb[j] += gi[j]
+			}
+		}
+		accGrad(f.w, d, 1, gw)
+		accGrad(f.b, d, 1, gb)
+	}
+	if f.x.RequiresGrad() {
+		gx := make([]float32, n*d)
+		for i := 0; i < n; i++ {
+			gi, hi := g[i*d:(i+1)*d], f.xhat[i*d:(i+1)*d]
+			var s1, s2 float64
+			for j := range gi {
+				gh := float64(gi[j] * w[j])
+				s1 += gh
+				s2 += gh * float64(hi[j])
+			}
+			s1 /= float64(d)
+			s2 /= float64(d)
+			r := f.inv[i]
+			gxi := gx[i*d : (i+1)*d]
+			for j := range gi {
+				gxi[j] = r * (gi[j]*w[j] - float32(s1) - hi[j]*float32(s2))
+			}
+		}
+		accGrad(f.x, n, d, gx)
+	}
+	return nil
+}

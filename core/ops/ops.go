@@ -1,0 +1,58 @@
+// Package ops holds the fused autograd operators surgeon's models are built
+// from. Activations are row-major [tokens, features] float32 matrices; every
+// operator is an ag.AutoGradFunction with a forward and a backward pass that
+// only accumulates gradients into operands that require them.
+package ops
+
+import (
+	"fmt"
+
+	"github.com/nlpodyssey/spago/ag"
+	"github.com/nlpodyssey/spago/mat"
+)
+
+// Data returns the float32 backing slice of a tensor's value.
+func Data(t mat.Tensor) []float32 { return mat.Data[float32](t.Value()) }
+
+// New returns a rows x cols float32 matrix backed by data (not copied).
+func New(rows, cols int, data []float32) *mat.Dense[float32] {
+	if len(data) != rows*cols {
+		panic(fmt.Sprintf("ops: %d values for a %dx%d matrix", len(data), rows, cols))
+	}
+	return mat.NewDense[float32](mat.WithShape(rows, cols), mat.WithBacking(data))
+}
+
+// Rows returns the number of rows of a 2-D tensor value.
+func Rows(t mat.Tensor) int { return t.Value().Shape()[0] }
+
+// Cols returns the number of columns of a 2-D tensor value (1 for vectors).
+func Cols(t mat.Tensor) int {
+	s := t.Value().Shape()
+	if len(s) < 2 {
+		return 1
+	}
+	return s[1]
+}
+
+func run(f ag.AutoGradFunction) mat.Tensor { return ag.NewOperator(f).Run() }
+
+// accGrad adds g to t's gradient when t requires one. g has t's layout; rows
+// and cols document the expected shape.
+func accGrad(t mat.Tensor, rows, cols int, g []float32) {
+	if !t.RequiresGrad() {
+		return
+	}
+	if len(g) != rows*cols {
+		panic("ops: gradient of the wrong size")
+	}
+	t.AccGrad(mat.NewDense[float32](mat.WithShape(t.Value().Shape()...), mat.WithBacking(g)))
+}
+
+func requires(ts ...mat.Tensor) bool {
+	for _, t := range ts {
+		if t != nil && t.RequiresGrad() {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,129 @@
+package ops
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nlpodyssey/spago/ag"
+	"github.com/nlpodyssey/spago/mat"
+)
+
+func randParam(r *rand.Rand, rows, cols int, scale float64) *mat.Dense[float32] {
+	d := make([]float32, rows*cols)
+	for i := range d {
+		d[i] = float32(r.NormFloat64() * scale)
+	}
+	m := New(rows, cols, d)
+	m.SetRequiresGrad(true)
+	return m
+}
+
+// gradCheck compares analytic gradients of sum(op(inputs) * proj) with
+// central finite differences for every input element.
+func gradCheck(t *testing.T, name string, inputs []*mat.Dense[float32], op func(in []mat.Tensor) mat.Tensor) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(7, 7))
+	asT := func() []mat.Tensor {
+		ts := make([]mat.Tensor, len(inputs))
+		for i, in := range inputs {
+			ts[i] = in
+		}
+		return ts
+	}
+	out := op(asT())
+	proj := make([]float32, out.Value().Size())
+	for i := range proj {
+		proj[i] = float32(r.NormFloat64())
+	}
+	loss := func() float64 {
+		y := Data(op(asT()))
+		var s float64
+		for i, v := range y {
+			s += float64(v) * float64(proj[i])
+		}
+		return s
+	}
+	for _, in := range inputs {
+		in.ZeroGrad()
+	}
+	out.AccGrad(New(Rows(out), Cols(out), append([]float32(nil), proj...)))
+	if err := ag.Backward(out); err != nil {
+		t.Fatal(err)
+	}
+	for k, in := range inputs {
+		var grad []float32
+		if in.HasGrad() {
+			grad = Data(in.Grad())
+		} else {
+			grad = make([]float32, in.Size())
+		}
+		data := Data(in)
+		for i := range data {
+			orig := data[i]
+			h := float32(1e-2) * float32(math.Max(1, math.Abs(float64(orig))))
+			data[i] = orig + h
+			lp := loss()
+			data[i] = orig - h
+			lm := loss()
+			data[i] = orig
+			num := (lp - lm) / float64(2*h)
+			if math.Abs(num-float64(grad[i])) > 2e-2*math.Max(1, math.Abs(num)) {
+				t.Errorf("%s: input %d element %d: analytic %v numeric %v", name, k, i, grad[i], num)
+				return
+			}
+		}
+	}
+}
+
+func TestGradients(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	lay := Layout{Batch: 2, Len: 4, Valid: [][]bool{{true, true, true, false}, {true, true, true, true}}}
+	cases := []struct {
+		name   string
+		inputs []*mat.Dense[float32]
+		op     func(in []mat.Tensor) mat.Tensor
+	}{
+		{"linear", []*mat.Dense[float32]{randParam(r, 5, 3, 1), randParam(r, 4, 3, 1), randParam(r, 4, 1, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Linear(in[0], in[1], in[2]) }},
+		{"linear-nobias", []*mat.Dense[float32]{randParam(r, 5, 3, 1), randParam(r, 4, 3, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Linear(in[0], in[1], nil) }},
+		{"rmsnorm", []*mat.Dense[float32]{randParam(r, 3, 6, 1), randParam(r, 6, 1, 1)},
+			func(in []mat.Tensor) mat.Tensor { return RMSNorm(in[0], in[1], 1e-5) }},
+		{"layernorm", []*mat.Dense[float32]{randParam(r, 3, 6, 1), randParam(r, 6, 1, 1), randParam(r, 6, 1, 1)},
+			func(in []mat.Tensor) mat.Tensor { return LayerNorm(in[0], in[1], in[2], 1e-5) }},
+		{"swiglu", []*mat.Dense[float32]{randParam(r, 3, 5, 1), randParam(r, 3, 5, 1)},
+			func(in []mat.Tensor) mat.Tensor { return SwiGLU(in[0], in[1]) }},
+		{"gelu", []*mat.Dense[float32]{randParam(r, 3, 5, 1)},
+			func(in []mat.Tensor) mat.Tensor { return GELU(in[0]) }},
+		{"tanh", []*mat.Dense[float32]{randParam(r, 3, 5, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Tanh(in[0]) }},
+		{"embedding", []*mat.Dense[float32]{randParam(r, 6, 3, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Embedding(in[0], []int{1, 4, 1, 0}) }},
+		{"rows", []*mat.Dense[float32]{randParam(r, 6, 3, 1)},
+			func(in []mat.Tensor) mat.Tensor { return SelectRows(in[0], []int{5, 0, 5}) }},
+		{"rotary", []*mat.Dense[float32]{randParam(r, 8, 8, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Rotary(in[0], lay.Positions(), 2, 10000) }},
+		{"attention-gqa-causal", []*mat.Dense[float32]{randParam(r, 8, 8, 1), randParam(r, 8, 4, 1), randParam(r, 8, 4, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Attention(in[0], in[1], in[2], lay, 4, 2, true) }},
+		{"attention-bidirectional", []*mat.Dense[float32]{randParam(r, 8, 6, 1), randParam(r, 8, 6, 1), randParam(r, 8, 6, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Attention(in[0], in[1], in[2], lay, 3, 3, false) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { gradCheck(t, c.name, c.inputs, c.op) })
+	}
+}
+
+func TestRotaryInverse(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	x := randParam(r, 3, 8, 1)
+	y := Rotary(x, []int{0, 5, 9}, 2, 10000)
+	f := &rotaryFn{}
+	_ = f
+	// Position 0 is the identity.
+	for j := 0; j < 8; j++ {
+		if Data(y)[j] != Data(x)[j] {
+			t.Fatalf("position 0 changed the row")
+		}
+	}
+}

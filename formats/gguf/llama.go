@@ -1,0 +1,312 @@
+package gguf
+
+import (
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+
+	"github.com/surgeon-ml/surgeon/core/tensor"
+)
+
+// llamaHParams are the Llama hyper-parameters read from GGUF metadata.
+type llamaHParams struct {
+	hidden, ffn, layers, heads, kvHeads, headDim, ctx int
+	eps, ropeTheta                                    float64
+}
+
+func (f *File) llamaHParams() (llamaHParams, error) {
+	var h llamaHParams
+	arch, err := f.String("general.architecture")
+	if err != nil {
+		return h, err
+	}
+	if arch != "llama" {
+		return h, fmt.Errorf("%s: general.architecture is %q, want \"llama\"", f.name, arch)
+	}
+	ints := []struct {
+		key string
+		dst *int
+	}{
+		{"llama.embedding_length", &h.hidden},
+		{"llama.feed_forward_length", &h.ffn},
+		{"llama.block_count", &h.layers},
+		{"llama.attention.head_count", &h.heads},
+		{"llama.context_length", &h.ctx},
+	}
+	for _, it := range ints {
+		if *it.dst, err = f.positiveInt(it.key); err != nil {
+			return h, err
+		}
+	}
+	h.kvHeads = h.heads
+	if f.Has("llama.attention.head_count_kv") {
+		if h.kvHeads, err = f.positiveInt("llama.attention.head_count_kv"); err != nil {
+			return h, err
+		}
+	}
+	if h.hidden%h.heads != 0 {
+		return h, fmt.Errorf("%s: embedding_length %d is not a multiple of head_count %d", f.name, h.hidden, h.heads)
+	}
+	if h.heads%h.kvHeads != 0 {
+		return h, fmt.Errorf("%s: head_count %d is not a multiple of head_count_kv %d", f.name, h.heads, h.kvHeads)
+	}
+	h.headDim = h.hidden / h.heads
+	if f.Has("llama.attention.key_length") {
+		if h.headDim, err = f.positiveInt("llama.attention.key_length"); err != nil {
+			return h, err
+		}
+	}
+	if h.eps, err = f.Float("llama.attention.layer_norm_rms_epsilon"); err != nil {
+		return h, err
+	}
+	h.ropeTheta = 10000
+	if f.Has("llama.rope.freq_base") {
+		if h.ropeTheta, err = f.Float("llama.rope.freq_base"); err != nil {
+			return h, err
+		}
+	}
+	return h, nil
+}
+
+// positiveInt reads an integer key that must be at least 1 and fit an int
+// comfortably.
+func (f *File) positiveInt(key string) (int, error) {
+	u, err := f.Uint(key)
+	if err != nil {
+		return 0, err
+	}
+	if u == 0 || u > 1<<40 {
+		return 0, fmt.Errorf("%s: metadata key %q: value %d out of range", f.name, key, u)
+	}
+	return int(u), nil
+}
+
+// LlamaConfig returns the Hugging Face LlamaConfig (the contents of a
+// config.json) of a GGUF file whose general.architecture is "llama".
+// vocab_size comes from the token_embd.weight rows, else from the
+// tokenizer's token list; tie_word_embeddings is true when the file has no
+// output.weight, as llama.cpp then reuses the embedding.
+func LlamaConfig(f *File) (map[string]any, error) {
+	h, err := f.llamaHParams()
+	if err != nil {
+		return nil, err
+	}
+	vocab := 0
+	if ti, ok := f.TensorInfo("token_embd.weight"); ok && len(ti.Dims) == 2 {
+		vocab = int(ti.Dims[1])
+	} else if toks, err := f.Array("tokenizer.ggml.tokens"); err == nil {
+		vocab = toks.Len()
+	} else if f.Has("llama.vocab_size") {
+		if vocab, err = f.positiveInt("llama.vocab_size"); err != nil {
+			return nil, err
+		}
+	}
+	if vocab == 0 {
+		return nil, fmt.Errorf("%s: cannot tell the vocabulary size: no token_embd.weight, tokenizer.ggml.tokens or llama.vocab_size", f.name)
+	}
+	_, hasOutput := f.TensorInfo("output.weight")
+	cfg := map[string]any{
+		"architectures":           []string{"LlamaForCausalLM"},
+		"model_type":              "llama",
+		"hidden_size":             h.hidden,
+		"intermediate_size":       h.ffn,
+		"num_hidden_layers":       h.layers,
+		"num_attention_heads":     h.heads,
+		"num_key_value_heads":     h.kvHeads,
+		"head_dim":                h.headDim,
+		"rms_norm_eps":            h.eps,
+		"rope_theta":              h.ropeTheta,
+		"vocab_size":              vocab,
+		"max_position_embeddings": h.ctx,
+		"tie_word_embeddings":     !hasOutput,
+		"hidden_act":              "silu",
+		"attention_bias":          false,
+		"mlp_bias":                false,
+		"torch_dtype":             "float32",
+	}
+	for _, k := range []struct{ gguf, hf string }{
+		{"tokenizer.ggml.bos_token_id", "bos_token_id"},
+		{"tokenizer.ggml.eos_token_id", "eos_token_id"},
+		{"tokenizer.ggml.padding_token_id", "pad_token_id"},
+	} {
+		if !f.Has(k.gguf) {
+			continue
+		}
+		id, err := f.Uint(k.gguf)
+		if err != nil {
+			return nil, err
+		}
+		cfg[k.hf] = int(id)
+	}
+	return cfg, nil
+}
+
+var llamaTopNames = map[string]string{
+	"token_embd.weight":  "model.embed_tokens.weight",
+	"output_norm.weight": "model.norm.weight",
+	"output.weight":      "lm_head.weight",
+}
+
+var llamaBlockNames = map[string]string{
+	"attn_norm.weight":   "input_layernorm.weight",
+	"ffn_norm.weight":    "post_attention_layernorm.weight",
+	"attn_q.weight":      "self_attn.q_proj.weight",
+	"attn_k.weight":      "self_attn.k_proj.weight",
+	"attn_v.weight":      "self_attn.v_proj.weight",
+	"attn_output.weight": "self_attn.o_proj.weight",
+	"ffn_gate.weight":    "mlp.gate_proj.weight",
+	"ffn_up.weight":      "mlp.up_proj.weight",
+	"ffn_down.weight":    "mlp.down_proj.weight",
+}
+
+// LlamaName maps a llama.cpp GGUF tensor name to its Hugging Face Llama name,
+// for example "blk.3.attn_q.weight" to "model.layers.3.self_attn.q_proj.weight".
+func LlamaName(name string) (string, bool) {
+	if hf, ok := llamaTopNames[name]; ok {
+		return hf, true
+	}
+	rest, ok := strings.CutPrefix(name, "blk.")
+	if !ok {
+		return "", false
+	}
+	num, suffix, ok := strings.Cut(rest, ".")
+	if !ok {
+		return "", false
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 || strconv.Itoa(n) != num {
+		return "", false
+	}
+	hf, ok := llamaBlockNames[suffix]
+	if !ok {
+		return "", false
+	}
+	return "model.layers." + num + "." + hf, true
+}
+
+// LlamaTensorSeq yields the tensors of a llama GGUF file under Hugging Face
+// names and layouts, in file order: float32 data, row-major shapes, and the
+// q/k projections un-permuted from GGUF's interleaved rotary layout to the
+// rotate-half layout (see UnpermuteQK). Data of F32 tensors that need no
+// permutation aliases the file (valid until Close); every other tensor gets
+// new memory. Iteration stops at the first error, which is yielded.
+func LlamaTensorSeq(f *File) iter.Seq2[tensor.Tensor, error] {
+	return func(yield func(tensor.Tensor, error) bool) {
+		h, err := f.llamaHParams()
+		if err != nil {
+			yield(tensor.Tensor{}, err)
+			return
+		}
+		for i := range f.tensors {
+			t, err := f.llamaTensor(&f.tensors[i], h)
+			if !yield(t, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// LlamaTensors returns all tensors of a llama GGUF file under Hugging Face
+// names and layouts; see LlamaTensorSeq.
+func LlamaTensors(f *File) ([]tensor.Tensor, error) {
+	out := make([]tensor.Tensor, 0, len(f.tensors))
+	for t, err := range LlamaTensorSeq(f) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func (f *File) llamaTensor(ti *TensorInfo, h llamaHParams) (tensor.Tensor, error) {
+	hf, ok := LlamaName(ti.Name)
+	if !ok {
+		return tensor.Tensor{}, fmt.Errorf("%s: tensor %q has no Hugging Face Llama equivalent", f.name, ti.Name)
+	}
+	if rest, ok := strings.CutPrefix(ti.Name, "blk."); ok {
+		num, _, _ := strings.Cut(rest, ".")
+		if n, _ := strconv.Atoi(num); n >= h.layers {
+			return tensor.Tensor{}, fmt.Errorf("%s: tensor %q: block %d but llama.block_count is %d", f.name, ti.Name, n, h.layers)
+		}
+	}
+	t, err := f.Tensor(ti.Name)
+	if err != nil {
+		return tensor.Tensor{}, err
+	}
+	nHead := 0
+	switch {
+	case strings.HasSuffix(ti.Name, ".attn_q.weight"):
+		nHead = h.heads
+	case strings.HasSuffix(ti.Name, ".attn_k.weight"):
+		nHead = h.kvHeads
+	}
+	if t.DType != tensor.F32 {
+		v, err := t.Float32()
+		if err != nil {
+			return tensor.Tensor{}, fmt.Errorf("%s: %w", f.name, err)
+		}
+		if t.Data, err = tensor.FromFloat32(tensor.F32, v); err != nil {
+			return tensor.Tensor{}, fmt.Errorf("%s: tensor %q: %w", f.name, ti.Name, err)
+		}
+		t.DType = tensor.F32
+	}
+	if nHead > 0 {
+		if t, err = UnpermuteQK(t, nHead); err != nil {
+			return tensor.Tensor{}, fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	t.Name = hf
+	return t, nil
+}
+
+// PermuteQK reorders the rows of a Llama q or k projection weight [out, in]
+// from Hugging Face's rotate-half rotary layout to GGUF's interleaved layout,
+// head by head, as llama.cpp's converter does. nHead is the number of
+// attention heads for q and of key-value heads for k. Any dtype is accepted;
+// the result has new data.
+func PermuteQK(t tensor.Tensor, nHead int) (tensor.Tensor, error) {
+	return permuteRows(t, nHead, false)
+}
+
+// UnpermuteQK is the inverse of PermuteQK: it reorders q or k projection rows
+// from GGUF's interleaved rotary layout to Hugging Face's rotate-half layout.
+func UnpermuteQK(t tensor.Tensor, nHead int) (tensor.Tensor, error) {
+	return permuteRows(t, nHead, true)
+}
+
+// permuteRows moves rows within each head. Within a head of r rows, the
+// rotate-half row j*r/2+i (j in {0,1}) corresponds to interleaved row 2i+j.
+func permuteRows(t tensor.Tensor, nHead int, toHF bool) (tensor.Tensor, error) {
+	if len(t.Shape) != 2 {
+		return tensor.Tensor{}, fmt.Errorf("tensor %q: q/k permutation needs a matrix, got shape %v", t.Name, t.Shape)
+	}
+	rows, cols := t.Shape[0], t.Shape[1]
+	if nHead <= 0 || rows%nHead != 0 || (rows/nHead)%2 != 0 {
+		return tensor.Tensor{}, fmt.Errorf("tensor %q: %d rows cannot be split into %d heads of an even number of rows", t.Name, rows, nHead)
+	}
+	esz := t.DType.Size()
+	if esz == 0 || cols < 0 || len(t.Data) != rows*cols*esz {
+		return tensor.Tensor{}, fmt.Errorf("tensor %q: %d bytes do not hold a %v %s matrix", t.Name, len(t.Data), t.Shape, t.DType)
+	}
+	rowBytes := cols * esz
+	perHead := rows / nHead
+	half := perHead / 2
+	out := make([]byte, len(t.Data))
+	for h := range nHead {
+		base := h * perHead
+		for j := range 2 {
+			for i := range half {
+				hfRow := base + j*half + i
+				ggRow := base + 2*i + j
+				src, dst := ggRow, hfRow
+				if !toHF {
+					src, dst = hfRow, ggRow
+				}
+				copy(out[dst*rowBytes:(dst+1)*rowBytes], t.Data[src*rowBytes:(src+1)*rowBytes])
+			}
+		}
+	}
+	return tensor.Tensor{Name: t.Name, DType: t.DType, Shape: append([]int(nil), t.Shape...), Data: out}, nil
+}
