@@ -57,16 +57,50 @@ func (f *File) llamaHParams() (llamaHParams, error) {
 			return h, err
 		}
 	}
-	if h.eps, err = f.Float("llama.attention.layer_norm_rms_epsilon"); err != nil {
+	if h.eps, err = f.decimalFloat("llama.attention.layer_norm_rms_epsilon"); err != nil {
 		return h, err
 	}
 	h.ropeTheta = 10000
 	if f.Has("llama.rope.freq_base") {
-		if h.ropeTheta, err = f.Float("llama.rope.freq_base"); err != nil {
+		if h.ropeTheta, err = f.decimalFloat("llama.rope.freq_base"); err != nil {
 			return h, err
 		}
 	}
 	return h, nil
+}
+
+// decimalFloat reads a float key; a float32 is widened through its shortest
+// decimal form, so 1e-5 stored as float32 reads 1e-05, not 9.99999974e-06.
+func (f *File) decimalFloat(key string) (float64, error) {
+	v, err := f.Value(key)
+	if err != nil {
+		return 0, err
+	}
+	if x, ok := v.v.(float32); ok {
+		d, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+		return d, nil
+	}
+	return f.Float(key)
+}
+
+// tokenID reads an optional special-token id. Absent keys, and the values
+// -1 and 0xFFFFFFFF that writers use for "none", report ok == false.
+func (f *File) tokenID(key string) (id int, ok bool, err error) {
+	v, err := f.Value(key)
+	if err != nil {
+		return 0, false, nil
+	}
+	x, isInt := v.AsInt()
+	if !isInt {
+		return 0, false, f.wrongType(key, v, "an integer token id")
+	}
+	if x == -1 || x == 0xFFFFFFFF {
+		return 0, false, nil
+	}
+	if x < 0 || x > 1<<40 {
+		return 0, false, fmt.Errorf("%s: metadata key %q: token id %d out of range", f.name, key, x)
+	}
+	return int(x), true, nil
 }
 
 // positiveInt reads an integer key that must be at least 1 and fit an int
@@ -130,14 +164,13 @@ func LlamaConfig(f *File) (map[string]any, error) {
 		{"tokenizer.ggml.eos_token_id", "eos_token_id"},
 		{"tokenizer.ggml.padding_token_id", "pad_token_id"},
 	} {
-		if !f.Has(k.gguf) {
-			continue
-		}
-		id, err := f.Uint(k.gguf)
+		id, ok, err := f.tokenID(k.gguf)
 		if err != nil {
 			return nil, err
 		}
-		cfg[k.hf] = int(id)
+		if ok && id < vocab {
+			cfg[k.hf] = id
+		}
 	}
 	return cfg, nil
 }

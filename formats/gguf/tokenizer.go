@@ -10,7 +10,7 @@ import (
 // tokenizer.ggml.* metadata. The model must be "llama" (llama.cpp's name for
 // SentencePiece BPE). Missing scores count as zero, missing token types as
 // normal, and missing special ids take llama.cpp's defaults (bos 1, eos 2,
-// unknown 0) when those ids exist.
+// unknown 0) when those ids exist; -1 or 0xFFFFFFFF mean "no such token".
 func Tokenizer(f *File) (*tokenizer.SPM, error) {
 	model, err := f.String("tokenizer.ggml.model")
 	if err != nil {
@@ -52,14 +52,17 @@ func Tokenizer(f *File) (*tokenizer.SPM, error) {
 			}
 			continue
 		}
-		v, err := f.Int(id.key)
+		v, ok, err := f.tokenID(id.key)
 		if err != nil {
 			return nil, err
 		}
-		if v < 0 || v >= int64(len(tokens)) {
+		if !ok {
+			continue // explicitly none
+		}
+		if v >= len(tokens) {
 			return nil, fmt.Errorf("%s: %s is %d, outside the vocabulary of %d tokens", f.name, id.key, v, len(tokens))
 		}
-		*id.dst = int(v)
+		*id.dst = v
 	}
 	var opts []tokenizer.Option
 	if f.Has("tokenizer.ggml.add_space_prefix") {

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/surgeon-ml/surgeon/core/checkpoint"
+	"github.com/surgeon-ml/surgeon/core/generate"
+	"github.com/surgeon-ml/surgeon/formats/gguf"
+)
+
+func init() {
+	register("generate", command{
+		usage: "generate MODEL [--prompt TEXT] [-n N] [--temperature T] [--seed S]",
+		short: "generate text with a causal language model",
+		run:   runGenerate,
+	})
+}
+
+func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	prompt := fs.String("prompt", "", "text to continue (default: start from BOS)")
+	n := fs.Int("n", 64, "number of tokens to generate")
+	temperature := fs.Float64("temperature", 0, "sampling temperature (0: greedy)")
+	seed := fs.Uint64("seed", 0, "random seed for sampling")
+	tokens := fs.String("tokens", "", "prompt as comma-separated token ids instead of text")
+	pos, err := parseArgs("generate", fs, args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one MODEL, got %d arguments", len(pos))
+	}
+	if *n < 0 {
+		return usagef("-n must be >= 0")
+	}
+	l, err := checkpoint.Load(pos[0])
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if l.GGUF == nil {
+		return fmt.Errorf("%s: no tokenizer found (only GGUF models carry one so far)", pos[0])
+	}
+	tok, err := gguf.Tokenizer(l.GGUF)
+	if err != nil {
+		return err
+	}
+	var ids []int
+	if *tokens != "" {
+		if ids, err = parseTokens(*tokens); err != nil {
+			return usagef("--tokens: %v", err)
+		}
+	} else {
+		ids = tok.Encode(*prompt, true)
+		if *prompt == "" {
+			ids = []int{tok.BOS()}
+		}
+	}
+	maxCtx := 0
+	if v, ok := l.Model.HFConfig()["max_position_embeddings"].(float64); ok {
+		maxCtx = int(v)
+	}
+	out, err := generate.Generate(ctx, l.Model, ids, generate.Options{
+		MaxNew: *n, Temperature: *temperature, Seed: *seed, EOS: tok.EOS(), MaxContext: maxCtx,
+	})
+	text := tok.Decode(append(ids, out...))
+	fmt.Fprintln(stdout, text)
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return err
+}
