@@ -119,16 +119,15 @@ func ReadIndex(path string) (*Index, error) {
 	return &idx, nil
 }
 
-func openIndexed(dir, indexPath string) (m *Model, err error) {
+func openIndexed(dir, indexPath string) (_ *Model, err error) {
 	idx, err := ReadIndex(indexPath)
 	if err != nil {
 		return nil, err
 	}
-	m = &Model{path: dir, index: idx, owner: map[string]*File{}}
+	m := &Model{path: dir, index: idx, owner: map[string]*File{}}
 	defer func() {
 		if err != nil {
 			_ = m.Close() // the validation error is the one to report
-			m = nil
 		}
 	}()
 	shardNames := slices.Sorted(func(yield func(string) bool) {

@@ -1,0 +1,44 @@
+# surgeon: build, test, benchmark, fuzz.
+GO        ?= go
+BIN       := bin
+PLUGINDIR := $(BIN)/plugins
+FUZZTIME  ?= 1m
+# Fuzz targets as package:Target pairs.
+FUZZ_TARGETS := ./formats/safetensors:FuzzOpen ./formats/gguf:FuzzParse
+
+.PHONY: all build plugins test bench fuzz lint generate clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/surgeon ./cmd/surgeon
+	@mkdir -p $(PLUGINDIR)
+	@for d in $$(ls -d plugins/cmd/*/ 2>/dev/null); do \
+		n=$$(basename $$d); \
+		echo "$(GO) build -o $(PLUGINDIR)/surgeon-plugin-$$n ./$$d"; \
+		$(GO) build -o $(PLUGINDIR)/surgeon-plugin-$$n ./$$d || exit 1; \
+	done
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+bench:
+	$(GO) test -run XXX -bench . -benchtime 3x ./...
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run XXX -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+generate:
+	$(GO) generate ./...
+
+clean:
+	rm -rf $(BIN)
