@@ -41,6 +41,13 @@ type Param struct {
 	Shape []int
 }
 
+// ParamLister is implemented by modules whose parameters are not struct
+// fields (adapters with plugin-defined parameters). Paths are relative to
+// the module. Tagged fields of the module are walked as well.
+type ParamLister interface {
+	ListParams() []Param
+}
+
 // Modules returns every module under m with its path, parents first.
 func Modules(m nn.Model) []Module {
 	var out []Module
@@ -84,6 +91,11 @@ func walk(v reflect.Value, path string, onModule func(string, nn.Model), onParam
 	if s, ok := v.Interface().(*Slot); ok {
 		walk(reflect.ValueOf(s.Layer), path, onModule, onParam)
 		return
+	}
+	if pl, ok := v.Interface().(ParamLister); ok && onParam != nil {
+		for _, np := range pl.ListParams() {
+			onParam(Param{Path: join(path, np.Path), Param: np.Param, Shape: np.Shape})
+		}
 	}
 	if v.Kind() == reflect.Ptr {
 		v = v.Elem()

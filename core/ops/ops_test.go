@@ -108,22 +108,29 @@ func TestGradients(t *testing.T) {
 			func(in []mat.Tensor) mat.Tensor { return Attention(in[0], in[1], in[2], lay, 4, 2, true) }},
 		{"attention-bidirectional", []*mat.Dense[float32]{randParam(r, 8, 6, 1), randParam(r, 8, 6, 1), randParam(r, 8, 6, 1)},
 			func(in []mat.Tensor) mat.Tensor { return Attention(in[0], in[1], in[2], lay, 3, 3, false) }},
+		{"matmul", []*mat.Dense[float32]{randParam(r, 3, 4, 1), randParam(r, 4, 5, 1)},
+			func(in []mat.Tensor) mat.Tensor { return MatMul(in[0], in[1]) }},
+		{"transpose", []*mat.Dense[float32]{randParam(r, 3, 4, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Transpose(in[0]) }},
+		{"add-row-broadcast", []*mat.Dense[float32]{randParam(r, 3, 4, 1), randParam(r, 1, 4, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Binary(AddOp, in[0], in[1]) }},
+		{"sub-col-broadcast", []*mat.Dense[float32]{randParam(r, 3, 1, 1), randParam(r, 3, 4, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Binary(SubOp, in[0], in[1]) }},
+		{"mul-scalar", []*mat.Dense[float32]{randParam(r, 3, 4, 1), randParam(r, 1, 1, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Binary(MulOp, in[0], in[1]) }},
+		{"div", []*mat.Dense[float32]{randParam(r, 3, 4, 1), randParam(r, 3, 1, 0.1)},
+			func(in []mat.Tensor) mat.Tensor {
+				return Binary(DivOp, in[0], Binary(AddOp, in[1], New(1, 1, []float32{3})))
+			}},
+		{"scale", []*mat.Dense[float32]{randParam(r, 3, 4, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Scale(in[0], -1.5) }},
+		{"rownorm", []*mat.Dense[float32]{randParam(r, 3, 4, 1)},
+			func(in []mat.Tensor) mat.Tensor { return RowNorm(in[0]) }},
+		{"colnorm", []*mat.Dense[float32]{randParam(r, 3, 4, 1)},
+			func(in []mat.Tensor) mat.Tensor { return ColNorm(in[0]) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { gradCheck(t, c.name, c.inputs, c.op) })
 	}
 }
 
-func TestRotaryInverse(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 3))
-	x := randParam(r, 3, 8, 1)
-	y := Rotary(x, []int{0, 5, 9}, 2, 10000)
-	f := &rotaryFn{}
-	_ = f
-	// Position 0 is the identity.
-	for j := 0; j < 8; j++ {
-		if Data(y)[j] != Data(x)[j] {
-			t.Fatalf("position 0 changed the row")
-		}
-	}
-}

@@ -5,7 +5,6 @@
 package tokenizer
 
 import (
-	"container/heap"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -197,22 +196,52 @@ type bigram struct {
 	size        int // byte length of the merged piece, to detect stale entries
 }
 
+// bigramQueue is a binary max-heap of merge candidates: highest score first,
+// leftmost on ties. It is typed to avoid container/heap's boxing.
 type bigramQueue []bigram
 
-func (q bigramQueue) Len() int { return len(q) }
-func (q bigramQueue) Less(i, j int) bool {
+func (q bigramQueue) less(i, j int) bool {
 	if q[i].score != q[j].score {
 		return q[i].score > q[j].score
 	}
 	return q[i].left < q[j].left
 }
-func (q bigramQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *bigramQueue) Push(x any)   { *q = append(*q, x.(bigram)) }
-func (q *bigramQueue) Pop() any {
-	old := *q
-	b := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return b
+
+func (q *bigramQueue) push(b bigram) {
+	*q = append(*q, b)
+	h := *q
+	for i := len(h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func (q *bigramQueue) pop() bigram {
+	h := *q
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h = h[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && h.less(l, m) {
+			m = l
+		}
+		if r < n && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	*q = h
+	return top
 }
 
 // Encode tokenizes text: spaces become '▁', a '▁' is prepended (unless the
@@ -254,13 +283,13 @@ func (s *SPM) Encode(text string, addBOS bool) []int {
 		if !ok {
 			return
 		}
-		heap.Push(&q, bigram{left: l, right: r, score: s.scores[id], size: len(piece)})
+		q.push(bigram{left: l, right: r, score: s.scores[id], size: len(piece)})
 	}
 	for i := 1; i < len(syms); i++ {
 		try(i-1, i)
 	}
-	for q.Len() > 0 {
-		b := heap.Pop(&q).(bigram)
+	for len(q) > 0 {
+		b := q.pop()
 		l, r := &syms[b.left], &syms[b.right]
 		// Skip entries made stale by earlier merges.
 		if l.end == l.start || r.end == r.start || l.next != b.right || r.end-l.start != b.size {

@@ -31,20 +31,20 @@ func fuzzSeeds() map[string][]byte {
 	}}.bytes()
 	llama := tinyLlama().bytes()
 	return map[string][]byte{
-		"valid":         valid,
-		"all-types-v2":  allTypes,
-		"aligned":       aligned,
-		"tiny-llama":    llama,
-		"truncated":     valid[:len(valid)/2],
-		"bad-magic":     append([]byte("GGML"), valid[4:]...),
-		"v1":            header(1, 0, 0),
-		"big-endian":    header(3<<24, 0, 0),
-		"huge-counts":   header(3, 1<<60, 1<<60),
-		"huge-array":    cat(header(3, 0, 1), "k", uint32(Array), uint32(Uint32), uint64(1)<<61),
-		"five-dims":     cat(header(3, 1, 0), "t", uint32(5), uint64(1), uint64(1), uint64(1), uint64(1), uint64(1), uint32(0), uint64(0)),
-		"offset-past":   testFile{tensors: []testTensor{{name: "x", dims: []uint64{1}, typ: TypeF32, data: make([]byte, 4), offset: u64p(1 << 20)}}}.bytes(),
-		"dup-tensor":    testFile{tensors: []testTensor{{name: "x", dims: []uint64{1}, typ: TypeF32, data: make([]byte, 4)}, {name: "x", dims: []uint64{1}, typ: TypeF32, data: make([]byte, 4)}}}.bytes(),
-		"empty":         {},
+		"valid":        valid,
+		"all-types-v2": allTypes,
+		"aligned":      aligned,
+		"tiny-llama":   llama,
+		"truncated":    valid[:len(valid)/2],
+		"bad-magic":    append([]byte("GGML"), valid[4:]...),
+		"v1":           header(1, 0, 0),
+		"big-endian":   header(3<<24, 0, 0),
+		"huge-counts":  header(3, 1<<60, 1<<60),
+		"huge-array":   cat(header(3, 0, 1), "k", uint32(Array), uint32(Uint32), uint64(1)<<61),
+		"five-dims":    cat(header(3, 1, 0), "t", uint32(5), uint64(1), uint64(1), uint64(1), uint64(1), uint64(1), uint32(0), uint64(0)),
+		"offset-past":  testFile{tensors: []testTensor{{name: "x", dims: []uint64{1}, typ: TypeF32, data: make([]byte, 4), offset: u64p(1 << 20)}}}.bytes(),
+		"dup-tensor":   testFile{tensors: []testTensor{{name: "x", dims: []uint64{1}, typ: TypeF32, data: make([]byte, 4)}, {name: "x", dims: []uint64{1}, typ: TypeF32, data: make([]byte, 4)}}}.bytes(),
+		"empty":        {},
 	}
 }
 

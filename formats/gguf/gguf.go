@@ -312,10 +312,10 @@ func parseFile(name string, data []byte) (*File, error) {
 	case version == 2 || version == 3:
 	case version == 1:
 		return nil, fmt.Errorf("%w: GGUF version 1 is not supported (only versions 2 and 3); re-convert the model with a current llama.cpp", ErrUnsupportedVersion)
-	case version&0xffff == 0 && bits.ReverseBytes32(version) <= 0xffff:
-		return nil, fmt.Errorf("%w: version bytes read as %d little-endian, %d big-endian: big-endian GGUF is not supported", ErrUnsupportedVersion, version, bits.ReverseBytes32(version))
 	case version == 0:
 		return nil, malformed("version 0")
+	case version&0xffff == 0 && bits.ReverseBytes32(version) <= 0xffff:
+		return nil, fmt.Errorf("%w: version bytes read as %d little-endian, %d big-endian: big-endian GGUF is not supported", ErrUnsupportedVersion, version, bits.ReverseBytes32(version))
 	default:
 		return nil, fmt.Errorf("%w: GGUF version %d (only versions 2 and 3 are supported)", ErrUnsupportedVersion, version)
 	}

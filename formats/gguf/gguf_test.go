@@ -206,7 +206,7 @@ func TestVersions(t *testing.T) {
 			if f.Version() != int(v) {
 				t.Fatalf("Version() = %d", f.Version())
 			}
-			got, err := f.Float32("w")
+			got, _, err := f.Float32("w")
 			if err != nil || !reflect.DeepEqual(got, []float32{1, 2}) {
 				t.Fatalf("w = %v, %v", got, err)
 			}
@@ -225,7 +225,9 @@ func TestVersions(t *testing.T) {
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Parse(testFile{version: c.version, kvs: kvs, tensors: tensors}.bytes())
+			data := testFile{kvs: kvs, tensors: tensors}.bytes()
+			binary.LittleEndian.PutUint32(data[4:], c.version)
+			_, err := Parse(data)
 			if err == nil || !strings.Contains(err.Error(), c.sub) {
 				t.Fatalf("error %v, want %q", err, c.sub)
 			}
@@ -258,7 +260,7 @@ func TestAlignment(t *testing.T) {
 			if b.Offset != alignUp(12, c.align) {
 				t.Errorf("b offset %d", b.Offset)
 			}
-			if got, err := f.Float32("b"); err != nil || got[0] != 4 {
+			if got, _, err := f.Float32("b"); err != nil || got[0] != 4 {
 				t.Errorf("b = %v, %v", got, err)
 			}
 		})
@@ -490,7 +492,7 @@ func TestOpen(t *testing.T) {
 	if f.Name() != path {
 		t.Errorf("Name() = %q", f.Name())
 	}
-	if got, err := f.Float32("w"); err != nil || !reflect.DeepEqual(got, []float32{7, 8}) {
+	if got, _, err := f.Float32("w"); err != nil || !reflect.DeepEqual(got, []float32{7, 8}) {
 		t.Fatalf("w = %v, %v", got, err)
 	}
 	if err := f.Close(); err != nil {

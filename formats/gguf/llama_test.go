@@ -330,22 +330,22 @@ func TestPermuteQK(t *testing.T) {
 
 func TestLlamaName(t *testing.T) {
 	for in, want := range map[string]string{
-		"token_embd.weight":       "model.embed_tokens.weight",
-		"output_norm.weight":      "model.norm.weight",
-		"output.weight":           "lm_head.weight",
-		"blk.0.attn_norm.weight":  "model.layers.0.input_layernorm.weight",
-		"blk.12.ffn_norm.weight":  "model.layers.12.post_attention_layernorm.weight",
-		"blk.1.attn_q.weight":     "model.layers.1.self_attn.q_proj.weight",
-		"blk.1.attn_k.weight":     "model.layers.1.self_attn.k_proj.weight",
-		"blk.1.attn_v.weight":     "model.layers.1.self_attn.v_proj.weight",
+		"token_embd.weight":        "model.embed_tokens.weight",
+		"output_norm.weight":       "model.norm.weight",
+		"output.weight":            "lm_head.weight",
+		"blk.0.attn_norm.weight":   "model.layers.0.input_layernorm.weight",
+		"blk.12.ffn_norm.weight":   "model.layers.12.post_attention_layernorm.weight",
+		"blk.1.attn_q.weight":      "model.layers.1.self_attn.q_proj.weight",
+		"blk.1.attn_k.weight":      "model.layers.1.self_attn.k_proj.weight",
+		"blk.1.attn_v.weight":      "model.layers.1.self_attn.v_proj.weight",
 		"blk.1.attn_output.weight": "model.layers.1.self_attn.o_proj.weight",
-		"blk.2.ffn_gate.weight":   "model.layers.2.mlp.gate_proj.weight",
-		"blk.2.ffn_up.weight":     "model.layers.2.mlp.up_proj.weight",
-		"blk.2.ffn_down.weight":   "model.layers.2.mlp.down_proj.weight",
-		"blk.01.ffn_up.weight":    "",
-		"blk.x.ffn_up.weight":     "",
-		"blk.1.ffn_up.bias":       "",
-		"rope_freqs.weight":       "",
+		"blk.2.ffn_gate.weight":    "model.layers.2.mlp.gate_proj.weight",
+		"blk.2.ffn_up.weight":      "model.layers.2.mlp.up_proj.weight",
+		"blk.2.ffn_down.weight":    "model.layers.2.mlp.down_proj.weight",
+		"blk.01.ffn_up.weight":     "",
+		"blk.x.ffn_up.weight":      "",
+		"blk.1.ffn_up.bias":        "",
+		"rope_freqs.weight":        "",
 	} {
 		t.Run(in, func(t *testing.T) {
 			got, ok := LlamaName(in)
@@ -443,11 +443,13 @@ func TestLlamaSynthetic(t *testing.T) {
 	for _, tt := range ts {
 		byName[tt.Name] = tt
 	}
-	norm, _ := byName["model.layers.0.post_attention_layernorm.weight"].Float32()
+	normT := byName["model.layers.0.post_attention_layernorm.weight"]
+	norm, _ := normT.Float32()
 	if norm[1] != 2.125 {
 		t.Errorf("ffn norm from BF16 = %v", norm)
 	}
-	q, _ := byName["model.layers.0.self_attn.q_proj.weight"].Float32()
+	qT := byName["model.layers.0.self_attn.q_proj.weight"]
+	q, _ := qT.Float32()
 	// GGUF q row r holds r + c/8 ... (as F16): row 1 of the HF layout is
 	// GGUF row 2 (two heads of four rows).
 	if q[8] != 2 || q[16] != 1 {

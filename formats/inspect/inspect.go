@@ -179,4 +179,3 @@ func (r *Report) SortedMetadataKeys() []string {
 	sort.Strings(keys)
 	return keys
 }
-

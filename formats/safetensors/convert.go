@@ -87,17 +87,45 @@ func decodeChunk(dst []float32, d tensor.DType, src []byte) error {
 	return nil
 }
 
+// f16ToF32 decodes eight elements per step from two 64-bit loads, which
+// halves the cost of bounds checks and byte assembly against a plain loop.
 func f16ToF32(dst []float32, src []byte) {
 	tab := f16Table()
-	src = src[:2*len(dst)]
-	for i := range dst {
+	n := len(dst)
+	src = src[:2*n]
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		s := src[2*i : 2*i+16 : 2*i+16]
+		v := binary.LittleEndian.Uint64(s)
+		w := binary.LittleEndian.Uint64(s[8:])
+		d := dst[i : i+8 : i+8]
+		d[0] = tab[uint16(v)]
+		d[1] = tab[uint16(v>>16)]
+		d[2] = tab[uint16(v>>32)]
+		d[3] = tab[uint16(v>>48)]
+		d[4] = tab[uint16(w)]
+		d[5] = tab[uint16(w>>16)]
+		d[6] = tab[uint16(w>>32)]
+		d[7] = tab[uint16(w>>48)]
+	}
+	for ; i < n; i++ {
 		dst[i] = tab[binary.LittleEndian.Uint16(src[2*i:])]
 	}
 }
 
 func bf16ToF32(dst []float32, src []byte) {
-	src = src[:2*len(dst)]
-	for i := range dst {
+	n := len(dst)
+	src = src[:2*n]
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		v := binary.LittleEndian.Uint64(src[2*i : 2*i+8 : 2*i+8])
+		d := dst[i : i+4 : i+4]
+		d[0] = math.Float32frombits(uint32(v) << 16)
+		d[1] = math.Float32frombits(uint32(v>>16) << 16)
+		d[2] = math.Float32frombits(uint32(v>>32) << 16)
+		d[3] = math.Float32frombits(uint32(v>>48) << 16)
+	}
+	for ; i < n; i++ {
 		dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(src[2*i:])) << 16)
 	}
 }

@@ -7,7 +7,8 @@ import (
 
 // Open memory-maps the safetensors file at path read-only and validates its
 // header and layout. Tensor data returned by the File aliases the mapping
-// until Close.
+// until Close. As with any mapping, the file must not be truncated while it
+// is open: reading the vanished pages would crash the process.
 func Open(path string) (*File, error) {
 	fh, err := os.Open(path)
 	if err != nil {

@@ -129,6 +129,7 @@ func TestParseValid(t *testing.T) {
 			map[string]string{}, []want{{"a", tensor.I16, []int{1}, []byte{1, 2}}, {"z", tensor.F16, []int{0, 5}, nil}, {"y", tensor.F16, []int{3, 0}, nil}}},
 		{"metadata and unknown field", rawFile(`{"__metadata__":{"format":"pt","é":"ü"},"a":{"dtype":"BOOL","shape":[1],"data_offsets":[0,1],"extra":[1,{"x":2}]}}`, []byte{1}),
 			map[string]string{"format": "pt", "é": "ü"}, []want{{"a", tensor.Bool, []int{1}, []byte{1}}}},
+		{"null metadata", rawFile(`{"__metadata__":null}`, nil), map[string]string{}, nil},
 		{"sub-byte and F8", rawFile(`{"f4":{"dtype":"F4","shape":[2,2],"data_offsets":[0,2]},"f6":{"dtype":"F6_E2M3","shape":[4],"data_offsets":[2,5]},"f8":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[5,6]}}`, []byte{1, 2, 3, 4, 5, 6}),
 			map[string]string{}, []want{{"f4", tensor.F4, []int{2, 2}, []byte{1, 2}}, {"f6", tensor.F6E2M3, []int{4}, []byte{3, 4, 5}}, {"f8", tensor.F8E4M3, []int{1}, []byte{6}}}},
 	}

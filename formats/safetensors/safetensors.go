@@ -206,9 +206,18 @@ func parseHeader(header []byte) ([]TensorInfo, map[string]string, error) {
 	return infos, meta, nil
 }
 
+// parseMetadata decodes the __metadata__ object; null counts as absent, as
+// in the reference implementation.
 func parseMetadata(dec *json.Decoder) (map[string]string, error) {
-	if err := expectDelim(dec, '{'); err != nil {
-		return nil, fmt.Errorf("must be an object of strings: %w", err)
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if tok == nil {
+		return map[string]string{}, nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, fmt.Errorf("must be an object of strings, found %s", describeToken(tok))
 	}
 	meta := map[string]string{}
 	for dec.More() {

@@ -451,7 +451,7 @@ func (w *Writer) Close() error {
 
 // WriteFile writes tensors, in the given order, and metadata to a new
 // safetensors file at path, atomically.
-func WriteFile(path string, tensors []tensor.Tensor, metadata map[string]string) (err error) {
+func WriteFile(path string, tensors []tensor.Tensor, metadata map[string]string) error {
 	descs := make([]Descriptor, len(tensors))
 	for i, t := range tensors {
 		descs[i] = Descriptor{Name: t.Name, DType: t.DType, Shape: t.Shape}

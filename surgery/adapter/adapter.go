@@ -1,0 +1,337 @@
+// Package adapter attaches plugin-defined adapters to linear slots: it
+// compiles an adapter's forward and merge programs into spago operators,
+// initialises its parameters, merges it back into a plain linear layer, and
+// checks that the two agree.
+package adapter
+
+import (
+	"encoding/gob"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/nn"
+	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/plugins/program"
+	"github.com/surgeon-ml/surgeon/plugins/rpc"
+)
+
+func init() { gob.Register(&Adapted{}) }
+
+var (
+	_ layer.Forwarder   = (*Adapted)(nil)
+	_ layer.ParamLister = (*Adapted)(nil)
+)
+
+// Adapted is a linear layer with an adapter: the frozen base layer plus the
+// adapter's parameters and programs. It sits in the base layer's Slot.
+type Adapted struct {
+	nn.Module
+	Base *layer.Linear `hf:"base_layer"`
+	// Type is the adapter's component name ("lora", "dora", ...).
+	Type string
+	// ConfigJSON is the adapter configuration the plan was made with.
+	ConfigJSON string
+	// Names, Shapes and Values are the adapter parameters in plan order;
+	// Shapes are as planned (1-D vectors are stored as [1, n] rows).
+	Names   []string
+	Shapes  [][]int
+	Values  []*nn.Param
+	Train   []bool
+	Fwd     *program.Program
+	Mrg     *program.Program
+	// Training enables dropout.
+	Training bool
+	rng      *rand.Rand
+}
+
+// Kind reports "linear": an adapted linear is still a linear for selection.
+func (a *Adapted) Kind() string { return "linear" }
+
+// ListParams names the adapter parameters relative to the layer.
+func (a *Adapted) ListParams() []layer.Param {
+	out := make([]layer.Param, len(a.Names))
+	for i, n := range a.Names {
+		out[i] = layer.Param{Path: n, Param: a.Values[i], Shape: a.Shapes[i]}
+	}
+	return out
+}
+
+// Param returns the adapter parameter called name, or nil.
+func (a *Adapted) Param(name string) *nn.Param {
+	for i, n := range a.Names {
+		if n == name {
+			return a.Values[i]
+		}
+	}
+	return nil
+}
+
+// Config decodes the configuration the adapter was planned with.
+func (a *Adapted) Config() map[string]any {
+	var m map[string]any
+	_ = json.Unmarshal([]byte(a.ConfigJSON), &m)
+	return m
+}
+
+// SetTraining switches dropout on or off, with a seed for its masks.
+func (a *Adapted) SetTraining(on bool, seed uint64) {
+	a.Training = on
+	a.rng = rand.New(rand.NewPCG(seed, 0xd0))
+}
+
+// New builds an adapted layer from a plan, checking its programs against the
+// layer, with parameters initialised by the plan's rules. computed holds the
+// values of parameters with the "computed" rule (from the plugin's Init),
+// and optionally rpc.BaseWeightName for a replacement base weight. seed
+// makes random initialisation reproducible; path varies it per layer.
+func New(base *layer.Linear, path, typ string, cfg map[string]any, plan *rpc.Plan, computed map[string][]float32, seed uint64) (*Adapted, error) {
+	if plan == nil || plan.Forward == nil || plan.Merge == nil {
+		return nil, fmt.Errorf("%s: %s plan lacks a forward or merge program", path, typ)
+	}
+	cj, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: config: %w", path, err)
+	}
+	env := program.Env{In: base.In(), Out: base.Out(), Params: map[string][]int{}}
+	a := &Adapted{Base: base, Type: typ, ConfigJSON: string(cj), Fwd: plan.Forward, Mrg: plan.Merge}
+	for _, ps := range plan.Params {
+		if _, dup := env.Params[ps.Name]; dup {
+			return nil, fmt.Errorf("%s: %s plan declares parameter %q twice", path, typ, ps.Name)
+		}
+		s2, err := program.ParamShape(ps.Shape)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s parameter %q: %w", path, typ, ps.Name, err)
+		}
+		if s2[0] <= 0 || s2[1] <= 0 {
+			return nil, fmt.Errorf("%s: %s parameter %q has empty shape %v", path, typ, ps.Name, ps.Shape)
+		}
+		env.Params[ps.Name] = ps.Shape
+		vals := make([]float32, s2[0]*s2[1])
+		if err := initValues(vals, ps, s2, computed, seedFor(seed, path, ps.Name)); err != nil {
+			return nil, fmt.Errorf("%s: %s parameter %q: %w", path, typ, ps.Name, err)
+		}
+		p := nn.NewParam(ops.New(s2[0], s2[1], vals))
+		p.SetRequiresGrad(ps.Trainable)
+		a.Names = append(a.Names, ps.Name)
+		a.Shapes = append(a.Shapes, append([]int(nil), ps.Shape...))
+		a.Values = append(a.Values, p)
+		a.Train = append(a.Train, ps.Trainable)
+	}
+	if _, err := plan.Forward.Check(env, true); err != nil {
+		return nil, fmt.Errorf("%s: %s forward program: %w", path, typ, err)
+	}
+	if _, err := plan.Merge.Check(env, false); err != nil {
+		return nil, fmt.Errorf("%s: %s merge program: %w", path, typ, err)
+	}
+	if plan.ReplacesBase {
+		w, ok := computed[rpc.BaseWeightName]
+		if !ok || len(w) != base.In()*base.Out() {
+			return nil, fmt.Errorf("%s: %s promised a replacement base weight of %d values, got %d", path, typ, base.In()*base.Out(), len(w))
+		}
+		nb := &layer.Linear{Weight: nn.NewParam(ops.New(base.Out(), base.In(), append([]float32(nil), w...))), Bias: base.Bias}
+		nb.Weight.SetRequiresGrad(false)
+		a.Base = nb
+	}
+	return a, nil
+}
+
+func seedFor(seed uint64, path, name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(path))
+	h.Write([]byte{0})
+	h.Write([]byte(name))
+	return seed ^ h.Sum64()
+}
+
+func initValues(v []float32, ps rpc.ParamSpec, s program.Shape, computed map[string][]float32, seed uint64) error {
+	rng := rand.New(rand.NewPCG(seed, 0x1417))
+	switch ps.Init.Rule {
+	case "", "zeros":
+	case "ones":
+		for i := range v {
+			v[i] = 1
+		}
+	case "constant":
+		for i := range v {
+			v[i] = float32(ps.Init.Value)
+		}
+	case "normal":
+		if ps.Init.Std < 0 {
+			return fmt.Errorf("normal init with negative std %v", ps.Init.Std)
+		}
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * ps.Init.Std)
+		}
+	case "kaiming_uniform":
+		// PyTorch nn.init.kaiming_uniform_(a): bound = gain*sqrt(3/fan_in),
+		// gain = sqrt(2/(1+a^2)), fan_in = the second dimension.
+		gain := math.Sqrt(2 / (1 + ps.Init.A*ps.Init.A))
+		bound := gain * math.Sqrt(3/float64(s[1]))
+		for i := range v {
+			v[i] = float32((rng.Float64()*2 - 1) * bound)
+		}
+	case "computed":
+		c, ok := computed[ps.Name]
+		if !ok {
+			return fmt.Errorf("computed init but the plugin returned no values")
+		}
+		if len(c) != len(v) {
+			return fmt.Errorf("plugin computed %d values for shape %v", len(c), ps.Shape)
+		}
+		copy(v, c)
+	default:
+		return fmt.Errorf("unknown init rule %q", ps.Init.Rule)
+	}
+	return nil
+}
+
+// Forward runs the forward program on x [T, in].
+func (a *Adapted) Forward(x mat.Tensor) mat.Tensor {
+	out, err := a.eval(a.Fwd, x)
+	if err != nil {
+		panic(err) // programs were checked when the layer was built
+	}
+	return out["y"]
+}
+
+// Merged evaluates the merge program and returns the equivalent plain
+// linear layer (frozen). A bias appears only if the base had one or the
+// merge produces a non-zero one.
+func (a *Adapted) Merged() (*layer.Linear, error) {
+	out, err := a.eval(a.Mrg, nil)
+	if err != nil {
+		return nil, err
+	}
+	w := append([]float32(nil), ops.Data(out["weight"])...)
+	l := &layer.Linear{Weight: nn.NewParam(ops.New(a.Base.Out(), a.Base.In(), w))}
+	l.Weight.SetRequiresGrad(false)
+	var bias []float32
+	if b, ok := out["bias"]; ok {
+		bias = ops.Data(b)
+	} else if a.Base.Bias != nil {
+		bias = ops.Data(a.Base.Bias)
+	}
+	nonzero := a.Base.Bias != nil
+	for _, v := range bias {
+		nonzero = nonzero || v != 0
+	}
+	if nonzero {
+		l.Bias = nn.NewParam(ops.New(a.Base.Out(), 1, append([]float32(nil), bias...)))
+		l.Bias.SetRequiresGrad(false)
+	}
+	for _, v := range w {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("%s merge produced non-finite weights", a.Type)
+		}
+	}
+	return l, nil
+}
+
+// eval runs a program. x is nil for merge programs.
+func (a *Adapted) eval(p *program.Program, x mat.Tensor) (map[string]mat.Tensor, error) {
+	vals := make([]mat.Tensor, len(p.Nodes))
+	params := map[string]mat.Tensor{}
+	for i, n := range a.Names {
+		params[n] = a.Values[i]
+	}
+	out := a.Base.Out()
+	for i, n := range p.Nodes {
+		arg := func(k int) mat.Tensor { return vals[n.Args[k]] }
+		var v mat.Tensor
+		switch n.Op {
+		case program.OpInput:
+			if x == nil {
+				return nil, fmt.Errorf("node %d: input used outside a forward program", i)
+			}
+			v = x
+		case program.OpWeight:
+			v = a.Base.Weight
+		case program.OpBias:
+			switch {
+			case a.Base.Bias == nil:
+				v = ops.New(1, out, make([]float32, out))
+			case a.Base.Bias.RequiresGrad():
+				v = ops.Transpose(a.Base.Bias)
+			default:
+				v = ops.New(1, out, ops.Data(a.Base.Bias))
+			}
+		case program.OpParam:
+			v = params[n.Name]
+		case program.OpConst:
+			v = ops.New(1, 1, []float32{float32(n.Value)})
+		case program.OpMatMul:
+			v = ops.MatMul(arg(0), arg(1))
+		case program.OpMatMulT:
+			v = ops.Linear(arg(0), arg(1), nil)
+		case program.OpAdd:
+			v = ops.Binary(ops.AddOp, arg(0), arg(1))
+		case program.OpSub:
+			v = ops.Binary(ops.SubOp, arg(0), arg(1))
+		case program.OpMul:
+			v = ops.Binary(ops.MulOp, arg(0), arg(1))
+		case program.OpDiv:
+			v = ops.Binary(ops.DivOp, arg(0), arg(1))
+		case program.OpScale:
+			v = ops.Scale(arg(0), float32(n.Value))
+		case program.OpRowNorm:
+			v = ops.RowNorm(arg(0))
+		case program.OpColNorm:
+			v = ops.ColNorm(arg(0))
+		case program.OpT:
+			v = ops.Transpose(arg(0))
+		case program.OpStopGrad:
+			v = ops.StopGrad(arg(0))
+		case program.OpDropout:
+			if a.Training && a.rng != nil {
+				v = ops.Dropout(arg(0), n.Value, a.rng)
+			} else {
+				v = arg(0)
+			}
+		default:
+			return nil, fmt.Errorf("node %d: unknown op %q", i, n.Op)
+		}
+		vals[i] = v
+	}
+	res := map[string]mat.Tensor{}
+	for name, id := range p.Outputs {
+		res[name] = vals[id]
+	}
+	return res, nil
+}
+
+// CheckMerge verifies forward(x) == x*merge(W)^T + merge(b) on random input
+// of the given number of tokens, within tol relative to the output scale.
+// It is the generic consistency check every adapter type must pass.
+func (a *Adapted) CheckMerge(tokens int, seed uint64, tol float64) error {
+	rng := rand.New(rand.NewPCG(seed, 0xc4ec))
+	in := a.Base.In()
+	xs := make([]float32, tokens*in)
+	for i := range xs {
+		xs[i] = float32(rng.NormFloat64())
+	}
+	x := ops.New(tokens, in, xs)
+	training := a.Training
+	a.Training = false
+	defer func() { a.Training = training }()
+	y := ops.Data(a.Forward(x))
+	m, err := a.Merged()
+	if err != nil {
+		return err
+	}
+	z := ops.Data(m.Forward(x))
+	scale := 0.0
+	for _, v := range y {
+		scale = math.Max(scale, math.Abs(float64(v)))
+	}
+	for i := range y {
+		if d := math.Abs(float64(y[i] - z[i])); d > tol*math.Max(1, scale) || math.IsNaN(d) {
+			return fmt.Errorf("%s: forward and merged layer disagree at %d: %v vs %v (tolerance %g x %g)", a.Type, i, y[i], z[i], tol, math.Max(1, scale))
+		}
+	}
+	return nil
+}
