@@ -523,3 +523,17 @@ func TestOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyTensorPastEnd covers a fuzz finding: a zero-size tensor in a file
+// that ends before its (empty) data section must read as empty, not slice
+// past the buffer.
+func TestEmptyTensorPastEnd(t *testing.T) {
+	raw := cat(header(3, 1, 0), "e", uint32(2), uint64(0), uint64(5), uint32(TypeF32), uint64(0))
+	buf := make([]byte, len(raw), len(raw)+64) // spare capacity must not be used
+	copy(buf, raw)
+	f := mustParse(t, buf)
+	tt, err := f.Tensor("e")
+	if err != nil || len(tt.Data) != 0 || !reflect.DeepEqual(tt.Shape, []int{5, 0}) {
+		t.Fatalf("tensor %v %d bytes, %v", tt.Shape, len(tt.Data), err)
+	}
+}

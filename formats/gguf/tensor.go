@@ -17,6 +17,11 @@ func (f *File) TensorData(name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: tensor %q: %w", f.name, name, ErrNotFound)
 	}
 	ti := &f.tensors[i]
+	if ti.Size == 0 {
+		// An empty tensor may sit past the end of a file whose data
+		// section is empty.
+		return []byte{}, nil
+	}
 	start := f.dataOffset + ti.Offset
 	return f.data[start : start+ti.Size : start+ti.Size], nil
 }

@@ -18,7 +18,7 @@ import (
 const (
 	ParamA         = "lora_A.weight"
 	ParamB         = "lora_B.weight"
-	ParamMagnitude = "lora_magnitude_vector"
+	ParamMagnitude = "lora_magnitude_vector.weight"
 )
 
 // Keys are the configuration keys shared by lora, lora-merged and dora.
