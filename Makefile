@@ -18,6 +18,7 @@ build:
 		echo "$(GO) build -o $(PLUGINDIR)/surgeon-plugin-$$n ./$$d"; \
 		$(GO) build -o $(PLUGINDIR)/surgeon-plugin-$$n ./$$d || exit 1; \
 	done
+	$(BIN)/surgeon plugins lock
 
 test:
 	$(GO) vet ./...
@@ -38,7 +39,7 @@ lint:
 	$(GO) vet ./...
 
 generate:
-	$(GO) generate ./...
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" $(GO) generate ./...
 
 clean:
 	rm -rf $(BIN)

@@ -16,7 +16,7 @@ import (
 
 func init() {
 	register("forward", command{
-		usage: "forward MODEL --tokens 1,5,9 [--json]",
+		usage: "forward MODEL --tokens 1,5,9 [--json] [--adapter PEFT_DIR ...]",
 		short: "run a model on token ids and print its logits",
 		run:   runForward,
 	})
@@ -27,6 +27,8 @@ func runForward(ctx context.Context, args []string, stdout io.Writer) error {
 	tokens := fs.String("tokens", "", "comma-separated token ids (required)")
 	asJSON := fs.Bool("json", false, `print {"logits": [[...]]} as JSON`)
 	top := fs.Int("top", 5, "without --json: show the N highest logits per row")
+	var adapters listFlag
+	fs.Var(&adapters, "adapter", "PEFT adapter folder to apply on the fly (repeatable)")
 	pos, err := parseArgs("forward", fs, args, stdout)
 	if err != nil {
 		return err
@@ -46,6 +48,18 @@ func runForward(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer l.Close()
+	if len(adapters) > 0 {
+		mgr, err := newManager()
+		if err != nil {
+			return err
+		}
+		defer mgr.Close()
+		for _, a := range adapters {
+			if err := attachPEFT(ctx, l, mgr, a); err != nil {
+				return err
+			}
+		}
+	}
 	logits, err := l.Model.Logits(model.Batch{IDs: [][]int{ids}})
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)

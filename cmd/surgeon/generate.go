@@ -14,7 +14,7 @@ import (
 
 func init() {
 	register("generate", command{
-		usage: "generate MODEL [--prompt TEXT] [-n N] [--temperature T] [--seed S]",
+		usage: "generate MODEL [--adapter PEFT_DIR ...] [--prompt TEXT] [-n N] [--temperature T] [--seed S]",
 		short: "generate text with a causal language model",
 		run:   runGenerate,
 	})
@@ -27,6 +27,8 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 	temperature := fs.Float64("temperature", 0, "sampling temperature (0: greedy)")
 	seed := fs.Uint64("seed", 0, "random seed for sampling")
 	tokens := fs.String("tokens", "", "prompt as comma-separated token ids instead of text")
+	var adapters listFlag
+	fs.Var(&adapters, "adapter", "PEFT adapter folder to apply on the fly (repeatable)")
 	pos, err := parseArgs("generate", fs, args, stdout)
 	if err != nil {
 		return err
@@ -42,6 +44,18 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer l.Close()
+	if len(adapters) > 0 {
+		mgr, err := newManager()
+		if err != nil {
+			return err
+		}
+		defer mgr.Close()
+		for _, a := range adapters {
+			if err := attachPEFT(ctx, l, mgr, a); err != nil {
+				return err
+			}
+		}
+	}
 	if l.GGUF == nil {
 		return fmt.Errorf("%s: no tokenizer found (only GGUF models carry one so far)", pos[0])
 	}

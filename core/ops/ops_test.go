@@ -133,4 +133,3 @@ func TestGradients(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { gradCheck(t, c.name, c.inputs, c.op) })
 	}
 }
-

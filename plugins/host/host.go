@@ -331,3 +331,27 @@ func (m *Manager) Verify() (problems []string, err error) {
 	}
 	return problems, nil
 }
+
+// Router routes adapter calls to the plugin that provides each adapter.
+type Router struct{ m *Manager }
+
+// Adapters returns a router for adapter calls.
+func (m *Manager) Adapters() *Router { return &Router{m: m} }
+
+// Plan plans req.Adapter for a layer with the plugin that provides it.
+func (r *Router) Plan(ctx context.Context, req rpc.PlanRequest) (*rpc.Plan, error) {
+	p, err := r.m.Find(ctx, rpc.KindAdapter, req.Adapter)
+	if err != nil {
+		return nil, err
+	}
+	return p.Plan(ctx, req)
+}
+
+// Init computes initial values with the plugin that provides req.Adapter.
+func (r *Router) Init(ctx context.Context, req rpc.InitRequest, base []float32) (map[string][]float32, error) {
+	p, err := r.m.Find(ctx, rpc.KindAdapter, req.Adapter)
+	if err != nil {
+		return nil, err
+	}
+	return p.Init(ctx, req, base)
+}

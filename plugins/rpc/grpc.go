@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/surgeon-ml/surgeon/plugins/proto/pluginv1"
 	"github.com/surgeon-ml/surgeon/plugins/program"
+	pb "github.com/surgeon-ml/surgeon/plugins/proto/pluginv1"
 )
 
 // ProtocolVersion is the plugin protocol version this build speaks.

@@ -226,7 +226,11 @@ func coerce(typ string, v any) (any, error) {
 }
 
 // Int returns an int key.
-func (c Config) Int(name string) int { v, _ := coerce("int", c.values[name]); i, _ := v.(int); return i }
+func (c Config) Int(name string) int {
+	v, _ := coerce("int", c.values[name])
+	i, _ := v.(int)
+	return i
+}
 
 // Float returns a float key.
 func (c Config) Float(name string) float64 {

@@ -38,12 +38,12 @@ type Adapted struct {
 	ConfigJSON string
 	// Names, Shapes and Values are the adapter parameters in plan order;
 	// Shapes are as planned (1-D vectors are stored as [1, n] rows).
-	Names   []string
-	Shapes  [][]int
-	Values  []*nn.Param
-	Train   []bool
-	Fwd     *program.Program
-	Mrg     *program.Program
+	Names  []string
+	Shapes [][]int
+	Values []*nn.Param
+	Train  []bool
+	Fwd    *program.Program
+	Mrg    *program.Program
 	// Training enables dropout.
 	Training bool
 	rng      *rand.Rand
@@ -85,10 +85,12 @@ func (a *Adapted) SetTraining(on bool, seed uint64) {
 }
 
 // New builds an adapted layer from a plan, checking its programs against the
-// layer, with parameters initialised by the plan's rules. computed holds the
-// values of parameters with the "computed" rule (from the plugin's Init),
-// and optionally rpc.BaseWeightName for a replacement base weight. seed
-// makes random initialisation reproducible; path varies it per layer.
+// layer, with parameters initialised by the plan's rules. values holds
+// parameter values that take precedence over the rules: those of "computed"
+// parameters (from the plugin's Init), or every parameter of a saved
+// adapter; it may also hold rpc.BaseWeightName, a replacement base weight,
+// used when the plan says it replaces the base. seed makes random
+// initialisation reproducible; path varies it per layer.
 func New(base *layer.Linear, path, typ string, cfg map[string]any, plan *rpc.Plan, computed map[string][]float32, seed uint64) (*Adapted, error) {
 	if plan == nil || plan.Forward == nil || plan.Merge == nil {
 		return nil, fmt.Errorf("%s: %s plan lacks a forward or merge program", path, typ)
@@ -128,9 +130,8 @@ func New(base *layer.Linear, path, typ string, cfg map[string]any, plan *rpc.Pla
 	if _, err := plan.Merge.Check(env, false); err != nil {
 		return nil, fmt.Errorf("%s: %s merge program: %w", path, typ, err)
 	}
-	if plan.ReplacesBase {
-		w, ok := computed[rpc.BaseWeightName]
-		if !ok || len(w) != base.In()*base.Out() {
+	if w, ok := computed[rpc.BaseWeightName]; ok && plan.ReplacesBase {
+		if len(w) != base.In()*base.Out() {
 			return nil, fmt.Errorf("%s: %s promised a replacement base weight of %d values, got %d", path, typ, base.In()*base.Out(), len(w))
 		}
 		nb := &layer.Linear{Weight: nn.NewParam(ops.New(base.Out(), base.In(), append([]float32(nil), w...))), Bias: base.Bias}
@@ -149,6 +150,13 @@ func seedFor(seed uint64, path, name string) uint64 {
 }
 
 func initValues(v []float32, ps rpc.ParamSpec, s program.Shape, computed map[string][]float32, seed uint64) error {
+	if c, ok := computed[ps.Name]; ok {
+		if len(c) != len(v) {
+			return fmt.Errorf("%d values given for shape %v", len(c), ps.Shape)
+		}
+		copy(v, c)
+		return nil
+	}
 	rng := rand.New(rand.NewPCG(seed, 0x1417))
 	switch ps.Init.Rule {
 	case "", "zeros":
@@ -176,14 +184,7 @@ func initValues(v []float32, ps rpc.ParamSpec, s program.Shape, computed map[str
 			v[i] = float32((rng.Float64()*2 - 1) * bound)
 		}
 	case "computed":
-		c, ok := computed[ps.Name]
-		if !ok {
-			return fmt.Errorf("computed init but the plugin returned no values")
-		}
-		if len(c) != len(v) {
-			return fmt.Errorf("plugin computed %d values for shape %v", len(c), ps.Shape)
-		}
-		copy(v, c)
+		return fmt.Errorf("computed init but the plugin returned no values")
 	default:
 		return fmt.Errorf("unknown init rule %q", ps.Init.Rule)
 	}

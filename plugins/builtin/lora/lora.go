@@ -97,7 +97,6 @@ func params(cfg Config, l sdk.Layer) []sdk.ParamSpec {
 	return []sdk.ParamSpec{a, b}
 }
 
-
 // PlanLoRA is the plan of a plain LoRA layer:
 // y = x W^T + b + s * dropout(x) A^T B^T; merge W + s B A.
 func PlanLoRA(c sdk.Config, l sdk.Layer) (*sdk.Plan, error) {

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/surgeon-ml/surgeon/core/checkpoint"
+	"github.com/surgeon-ml/surgeon/formats/peft"
+	"github.com/surgeon-ml/surgeon/plugins/host"
+	"github.com/surgeon-ml/surgeon/surgery/attach"
+)
+
+// listFlag collects a repeated string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// floatList collects a repeated float flag.
+type floatList []float64
+
+func (l *floatList) String() string { return fmt.Sprint(*l) }
+func (l *floatList) Set(v string) error {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", v)
+	}
+	*l = append(*l, f)
+	return nil
+}
+
+// attachPEFT attaches a PEFT adapter folder to a loaded model through the
+// adapter plugins, and applies its fully trained tensors.
+func attachPEFT(ctx context.Context, l *checkpoint.Loaded, mgr *host.Manager, dir string) error {
+	a, err := peft.Read(dir)
+	if err != nil {
+		return err
+	}
+	targets, err := attach.FromPEFT(a)
+	if err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	if _, err := attach.Attach(ctx, l.Model, mgr.Adapters(), targets, 0); err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	if err := attach.ApplySaved(l.Model, a.Saved, 1); err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,252 @@
+// Package attach swaps adapted layers into a model's linear slots, merges
+// them back into plain linear layers, unloads them, and turns PEFT adapter
+// folders into attachments.
+package attach
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/nlpodyssey/spago/nn"
+
+	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/formats/peft"
+	"github.com/surgeon-ml/surgeon/plugins/rpc"
+	"github.com/surgeon-ml/surgeon/surgery/adapter"
+)
+
+// Planner is what attaching needs from adapter plugins; an rpc.Interface
+// (in-process) and a host manager both provide it.
+type Planner interface {
+	Plan(ctx context.Context, req rpc.PlanRequest) (*rpc.Plan, error)
+	Init(ctx context.Context, req rpc.InitRequest, base []float32) (map[string][]float32, error)
+}
+
+// Target is one module to adapt.
+type Target struct {
+	// Path is the module path, e.g. "model.layers.0.self_attn.q_proj".
+	Path    string
+	Adapter string
+	Config  map[string]any
+	// Values, when set, give parameter values (a saved adapter); otherwise
+	// parameters are initialised by the plan.
+	Values map[string][]float32
+}
+
+// Slots returns the model's linear slots by path.
+func Slots(m nn.Model) map[string]*layer.Slot {
+	out := map[string]*layer.Slot{}
+	for _, mod := range layer.Modules(m) {
+		if s, ok := mod.Model.(*layer.Slot); ok {
+			out[mod.Path] = s
+		}
+	}
+	return out
+}
+
+// Attach plans and attaches every target, returning the adapted layers in
+// target order. On error nothing is attached.
+func Attach(ctx context.Context, m nn.Model, p Planner, targets []Target, seed uint64) ([]*adapter.Adapted, error) {
+	slots := Slots(m)
+	type pending struct {
+		slot *layer.Slot
+		a    *adapter.Adapted
+	}
+	var done []pending
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if seen[t.Path] {
+			return nil, fmt.Errorf("module %s targeted twice", t.Path)
+		}
+		seen[t.Path] = true
+		slot, ok := slots[t.Path]
+		if !ok {
+			return nil, fmt.Errorf("module %s: no such linear layer in the model%s", t.Path, nearest(t.Path, slots))
+		}
+		base := slot.Base()
+		if base == nil {
+			return nil, fmt.Errorf("module %s already holds an adapter", t.Path)
+		}
+		l := rpc.Layer{Path: t.Path, Kind: "linear", In: base.In(), Out: base.Out(), HasBias: base.Bias != nil, DType: "F32"}
+		req := rpc.PlanRequest{Adapter: t.Adapter, Layer: l, Config: t.Config}
+		plan, err := p.Plan(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("module %s: %w", t.Path, err)
+		}
+		values := t.Values
+		if plan.NeedsInit && values == nil {
+			values, err = p.Init(ctx, rpc.InitRequest{PlanRequest: req, Seed: seed}, ops.Data(base.Weight))
+			if err != nil {
+				return nil, fmt.Errorf("module %s: %w", t.Path, err)
+			}
+		}
+		a, err := adapter.New(base, t.Path, t.Adapter, t.Config, plan, values, seed)
+		if err != nil {
+			return nil, err
+		}
+		done = append(done, pending{slot, a})
+	}
+	out := make([]*adapter.Adapted, len(done))
+	for i, d := range done {
+		d.slot.Layer = d.a
+		out[i] = d.a
+	}
+	return out, nil
+}
+
+// nearest suggests the closest module paths for an error message.
+func nearest(path string, slots map[string]*layer.Slot) string {
+	type cand struct {
+		p string
+		d int
+	}
+	var cs []cand
+	for p := range slots {
+		cs = append(cs, cand{p, distance(path, p)})
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].d < cs[j].d || cs[i].d == cs[j].d && cs[i].p < cs[j].p })
+	var names []string
+	for i := 0; i < len(cs) && i < 3; i++ {
+		names = append(names, cs[i].p)
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return " (nearest: " + strings.Join(names, ", ") + ")"
+}
+
+// distance is the Levenshtein distance.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := prev[j-1]
+			if a[i-1] != b[j-1] {
+				c++
+			}
+			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Adapted returns the adapted layers of a model by path.
+func Adapted(m nn.Model) map[string]*adapter.Adapted {
+	out := map[string]*adapter.Adapted{}
+	for p, s := range Slots(m) {
+		if a, ok := s.Layer.(*adapter.Adapted); ok {
+			out[p] = a
+		}
+	}
+	return out
+}
+
+// Merge folds every adapter into its base weights, leaving plain linear
+// layers.
+func Merge(m nn.Model) error {
+	for p, s := range Slots(m) {
+		a, ok := s.Layer.(*adapter.Adapted)
+		if !ok {
+			continue
+		}
+		l, err := a.Merged()
+		if err != nil {
+			return fmt.Errorf("module %s: %w", p, err)
+		}
+		s.Layer = l
+	}
+	return nil
+}
+
+// Unload removes every adapter, restoring the original linear layers.
+func Unload(m nn.Model) {
+	for _, s := range Slots(m) {
+		if a, ok := s.Layer.(*adapter.Adapted); ok {
+			s.Layer = a.Base
+		}
+	}
+}
+
+// FromPEFT turns a PEFT adapter into attachment targets with its saved
+// values, checking every module against target_modules.
+func FromPEFT(a *peft.Adapter) ([]Target, error) {
+	c := a.Config
+	var out []Target
+	for _, m := range a.ModuleNames() {
+		params := a.Modules[m]
+		t := Target{Path: m, Values: map[string][]float32{}}
+		for name, tt := range params {
+			v, err := tt.Float32()
+			if err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", m, name, err)
+			}
+			t.Values[name] = v
+		}
+		switch strings.ToUpper(c.PeftType) {
+		case "LORA":
+			t.Adapter = "lora"
+			if c.UseDoRA {
+				t.Adapter = "dora"
+			}
+			r := c.RankFor(m)
+			if av, ok := params["lora_A.weight"]; ok && len(av.Shape) == 2 && av.Shape[0] != r {
+				return nil, fmt.Errorf("%s: lora_A has rank %d but the config says r=%d", m, av.Shape[0], r)
+			}
+			t.Config = map[string]any{"r": r, "lora_alpha": c.AlphaFor(m), "use_rslora": c.UseRSLoRA, "init_lora_weights": true}
+		case "IA3":
+			t.Adapter = "ia3"
+			ff := false
+			if c.FeedforwardModule != nil {
+				fc := peft.Config{TargetModules: c.FeedforwardModule}
+				var err error
+				if ff, err = fc.Targets(m); err != nil {
+					return nil, fmt.Errorf("feedforward_modules: %w", err)
+				}
+			}
+			t.Config = map[string]any{"feedforward": ff}
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// ApplySaved copies a PEFT adapter's fully trained tensors
+// (modules_to_save, biases) into the model, scaled by weight relative to the
+// current values: p = p + weight*(saved - p).
+func ApplySaved(m nn.Model, saved map[string]tensor.Tensor, weight float64) error {
+	params := map[string]layer.Param{}
+	for _, p := range layer.Params(m) {
+		params[p.Path] = p
+	}
+	for name, t := range saved {
+		p, ok := params[name]
+		if !ok {
+			p, ok = params[strings.Replace(name, ".modules_to_save.", ".", 1)]
+		}
+		if !ok {
+			return fmt.Errorf("saved tensor %s: no such parameter in the model", name)
+		}
+		v, err := t.Float32()
+		if err != nil {
+			return fmt.Errorf("saved tensor %s: %w", name, err)
+		}
+		if len(v) != p.Param.Size() {
+			return fmt.Errorf("saved tensor %s: shape %v, model has %v", name, t.Shape, p.Shape)
+		}
+		d := ops.Data(p.Param)
+		for i := range d {
+			d[i] += float32(weight) * (v[i] - d[i])
+		}
+	}
+	return nil
+}
