@@ -79,11 +79,14 @@ func (m *Manager) LockPath() string { return m.opts.LockPath }
 // Dirs returns the plugin directories searched.
 func (m *Manager) Dirs() []string { return m.opts.Dirs }
 
-// tail keeps the last lines a plugin wrote to stderr.
+// tail keeps the last lines a plugin wrote to stderr, and the start of a
+// Go panic or fatal error (whose message would otherwise scroll away under
+// its stack trace).
 type tail struct {
 	mu    sync.Mutex
 	lines []string
 	part  []byte
+	crash []string
 }
 
 const tailLines = 8
@@ -98,6 +101,11 @@ func (t *tail) Write(p []byte) (int, error) {
 			break
 		}
 		if line := strings.TrimSpace(string(t.part[:i])); line != "" {
+			if strings.HasPrefix(line, "panic:") || strings.HasPrefix(line, "fatal error:") {
+				t.crash = []string{line}
+			} else if len(t.crash) > 0 && len(t.crash) < 4 {
+				t.crash = append(t.crash, line)
+			}
 			t.lines = append(t.lines, line)
 			if len(t.lines) > tailLines {
 				t.lines = t.lines[len(t.lines)-tailLines:]
@@ -111,6 +119,9 @@ func (t *tail) Write(p []byte) (int, error) {
 func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(t.crash) > 0 {
+		return strings.Join(t.crash, " | ") + " ..."
+	}
 	lines := t.lines
 	if s := strings.TrimSpace(string(t.part)); s != "" {
 		lines = append(append([]string(nil), lines...), s)
@@ -138,6 +149,7 @@ func (m *Manager) start(ctx context.Context, b Binary) (*Plugin, error) {
 		AutoMTLS:         true,
 		Logger:           m.opts.Logger.Named(b.Name),
 		Stderr:           st,
+		SyncStderr:       st,
 		StartTimeout:     30 * time.Second,
 	})
 	p := &Plugin{Name: b.Name, Path: b.Path, client: client, stderr: st, mgr: m}
@@ -173,6 +185,11 @@ func (p *Plugin) wrap(err error) error {
 		return nil
 	}
 	if p.client != nil && (p.client.Exited() || errors.Is(err, rpc.ErrPluginExited)) {
+		// Let the process finish exiting so its last stderr lines arrive.
+		for i := 0; i < 50 && !p.client.Exited(); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond)
 		msg := fmt.Sprintf("plugin %s (%s) exited unexpectedly: %v", p.Name, p.Path, err)
 		if s := p.stderr.String(); s != "" {
 			msg += "; its last stderr lines: " + s

@@ -43,6 +43,8 @@ type (
 	Program = program.Program
 	// Expr is a node of a program under construction.
 	Expr = program.Expr
+	// Builder assembles a program.
+	Builder = program.Builder
 )
 
 // NewProgram starts a program (see package program for the operations).
