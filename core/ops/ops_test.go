@@ -126,6 +126,8 @@ func TestGradients(t *testing.T) {
 			func(in []mat.Tensor) mat.Tensor { return Scale(in[0], -1.5) }},
 		{"rownorm", []*mat.Dense[float32]{randParam(r, 3, 4, 1)},
 			func(in []mat.Tensor) mat.Tensor { return RowNorm(in[0]) }},
+		{"crossentropy", []*mat.Dense[float32]{randParam(r, 4, 5, 2)},
+			func(in []mat.Tensor) mat.Tensor { return CrossEntropy(in[0], []int{1, -1, 4, 0}) }},
 		{"colnorm", []*mat.Dense[float32]{randParam(r, 3, 4, 1)},
 			func(in []mat.Tensor) mat.Tensor { return ColNorm(in[0]) }},
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/surgeon-ml/surgeon/plugins/host"
-	"github.com/surgeon-ml/surgeon/plugins/internal/plugintest"
+	"github.com/surgeon-ml/surgeon/internal/plugintest"
 	"github.com/surgeon-ml/surgeon/plugins/rpc"
 )
 

@@ -1,0 +1,91 @@
+package ops
+
+import (
+	"math"
+
+	"github.com/nlpodyssey/spago/mat"
+)
+
+// crossEntropyFn is the mean softmax cross-entropy of rows of logits
+// against target classes; rows whose target is negative are ignored.
+type crossEntropyFn struct {
+	x       mat.Tensor
+	targets []int
+	probs   []float32
+	count   int
+}
+
+// CrossEntropy returns the mean over rows with a target >= 0 of
+// -log softmax(logits[row])[target], as a [1,1] scalar. Rows with a negative
+// target (padding, prompt tokens) are ignored. Targets must be < columns.
+func CrossEntropy(logits mat.Tensor, targets []int) mat.Tensor {
+	if len(targets) != Rows(logits) {
+		panic("ops: CrossEntropy: one target per row is required")
+	}
+	for _, t := range targets {
+		if t >= Cols(logits) {
+			panic("ops: CrossEntropy: target out of range")
+		}
+	}
+	return run(&crossEntropyFn{x: logits, targets: targets})
+}
+
+func (f *crossEntropyFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
+
+func (f *crossEntropyFn) Forward() (mat.Tensor, error) {
+	n, c := Rows(f.x), Cols(f.x)
+	x := Data(f.x)
+	f.probs = make([]float32, n*c)
+	var loss float64
+	f.count = 0
+	for i := 0; i < n; i++ {
+		t := f.targets[i]
+		if t < 0 {
+			continue
+		}
+		f.count++
+		row := x[i*c : (i+1)*c]
+		mx := row[0]
+		for _, v := range row {
+			mx = max(mx, v)
+		}
+		var sum float64
+		p := f.probs[i*c : (i+1)*c]
+		for j, v := range row {
+			e := math.Exp(float64(v - mx))
+			p[j] = float32(e)
+			sum += e
+		}
+		for j := range p {
+			p[j] = float32(float64(p[j]) / sum)
+		}
+		loss += math.Log(sum) + float64(mx) - float64(row[t])
+	}
+	if f.count > 0 {
+		loss /= float64(f.count)
+	}
+	return New(1, 1, []float32{float32(loss)}), nil
+}
+
+func (f *crossEntropyFn) Backward(gy mat.Tensor) error {
+	if !f.x.RequiresGrad() || f.count == 0 {
+		return nil
+	}
+	n, c := Rows(f.x), Cols(f.x)
+	g := Data(gy)[0] / float32(f.count)
+	gx := make([]float32, n*c)
+	for i := 0; i < n; i++ {
+		t := f.targets[i]
+		if t < 0 {
+			continue
+		}
+		p := f.probs[i*c : (i+1)*c]
+		gi := gx[i*c : (i+1)*c]
+		for j, v := range p {
+			gi[j] = v * g
+		}
+		gi[t] -= g
+	}
+	accGrad(f.x, n, c, gx)
+	return nil
+}
