@@ -65,7 +65,7 @@ func TestPatterns(t *testing.T) {
 		{"model.layers.1.self_attn.q_proj", 4, 32},
 		{"model.layers.0.self_attn.q_proj", 8, 16},
 		{"model.layers.11.self_attn.q_proj", 8, 16}, // "1" must not match "11"
-		{"model.layers.0.mlp.xdown_proj", 8, 16},     // suffix only at a '.' boundary
+		{"model.layers.0.mlp.xdown_proj", 8, 16},    // suffix only at a '.' boundary
 	}
 	for _, cs := range cases {
 		if r := c.RankFor(cs.module); r != cs.r {

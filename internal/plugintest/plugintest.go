@@ -6,12 +6,12 @@ package plugintest
 import (
 	"context"
 	"fmt"
-	"sync"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/surgeon-ml/surgeon/plugins/host"

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/surgeon-ml/surgeon/plugins/host"
 	"github.com/surgeon-ml/surgeon/internal/plugintest"
+	"github.com/surgeon-ml/surgeon/plugins/host"
 	"github.com/surgeon-ml/surgeon/plugins/rpc"
 )
 
