@@ -20,6 +20,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
+	"github.com/surgeon-ml/surgeon/formats/native"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
 
 	// The architectures a checkpoint can hold.
@@ -36,6 +37,7 @@ const (
 	Safetensors Format = "safetensors"
 	HFFolder    Format = "hf-folder"
 	PEFTAdapter Format = "peft-adapter"
+	Native      Format = "native"
 )
 
 // Detect tells what path holds from its content: a GGUF file, a safetensors
@@ -74,7 +76,10 @@ func Detect(path string) (Format, error) {
 		(n == 9 && head[8] == '{' && binary.LittleEndian.Uint64(head[:8]) < uint64(st.Size())) {
 		return Safetensors, nil
 	}
-	return "", fmt.Errorf("%s: not a GGUF or safetensors file", path)
+	if strings.HasSuffix(path, native.Ext) {
+		return Native, nil
+	}
+	return "", fmt.Errorf("%s: not a GGUF, safetensors or spago native (%s) file", path, native.Ext)
 }
 
 func exists(p string) bool {
@@ -118,6 +123,12 @@ func Load(path string) (*Loaded, error) {
 			return nil, err
 		}
 		return &Loaded{Model: m, Format: HFFolder}, nil
+	case Native:
+		m, err := native.LoadModel(path)
+		if err != nil {
+			return nil, err
+		}
+		return &Loaded{Model: m, Format: Native}, nil
 	case PEFTAdapter:
 		return nil, fmt.Errorf("%s: is a PEFT adapter, not a model (pass it with --adapter)", path)
 	default:

@@ -174,3 +174,18 @@ func Freeze(m nn.Model, frozen bool) {
 		p.Param.SetRequiresGrad(!frozen)
 	}
 }
+
+// SameParams checks that got has exactly the parameters of want, with the
+// same names and shapes (used to validate decoded models).
+func SameParams(got, want nn.Model) error {
+	g, w := Params(got), Params(want)
+	if len(g) != len(w) {
+		return fmt.Errorf("%d parameters, the architecture has %d", len(g), len(w))
+	}
+	for i := range w {
+		if g[i].Path != w[i].Path || !sameShape(g[i].Shape, w[i].Shape) || g[i].Param.Size() != w[i].Param.Size() {
+			return fmt.Errorf("parameter %d is %s %v, the architecture has %s %v", i, g[i].Path, g[i].Shape, w[i].Path, w[i].Shape)
+		}
+	}
+	return nil
+}

@@ -30,7 +30,7 @@ type Config struct {
 	AttentionBias         bool              `json:"attention_bias"`
 	MLPBias               bool              `json:"mlp_bias"`
 	BOSTokenID            *int              `json:"bos_token_id,omitempty"`
-	EOSTokenID            any               `json:"eos_token_id,omitempty"`
+	EOSTokenID            json.RawMessage   `json:"eos_token_id,omitempty"`
 	PadTokenID            *int              `json:"pad_token_id,omitempty"`
 	ID2Label              map[string]string `json:"id2label,omitempty"`
 	TorchDtype            string            `json:"torch_dtype,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/nlpodyssey/spago/mat"
@@ -165,4 +166,33 @@ func New(config []byte) (Model, error) {
 		return nil, fmt.Errorf("config: no architecture for model_type %q (known: %v)", head.ModelType, Types())
 	}
 	return b(config)
+}
+
+// NativeDecoder decodes a spago native (gob) model of one architecture.
+type NativeDecoder func(data []byte) (Model, error)
+
+var natives []NativeDecoder
+
+// RegisterNative adds a decoder tried by DecodeNative.
+func RegisterNative(d NativeDecoder) {
+	mu.Lock()
+	defer mu.Unlock()
+	natives = append(natives, d)
+}
+
+// DecodeNative decodes a native model with the first registered
+// architecture that accepts it.
+func DecodeNative(data []byte) (Model, error) {
+	mu.RLock()
+	ds := append([]NativeDecoder(nil), natives...)
+	mu.RUnlock()
+	var errs []string
+	for _, d := range ds {
+		m, err := d(data)
+		if err == nil {
+			return m, nil
+		}
+		errs = append(errs, err.Error())
+	}
+	return nil, fmt.Errorf("not a spago native model of a known architecture (%s)", strings.Join(errs, "; "))
 }

@@ -175,13 +175,20 @@ type modelProto struct {
 
 	modelType        uint64
 	whitespaceSuffix bool
-	unk, bos, eos    int32
+	unk, bos, eos    specialID
 
 	normName         string
 	charsmap         int // length of precompiled_charsmap
 	dummyPrefix      bool
 	removeWhitespace bool
 	escapeWhitespace bool
+}
+
+// specialID is a special token id of TrainerSpec and whether the file sets
+// it (or it is the proto default).
+type specialID struct {
+	v   int32
+	set bool
 }
 
 // ParseModel reads SentencePiece's tokenizer.model (a serialized ModelProto)
@@ -192,9 +199,9 @@ type modelProto struct {
 func ParseModel(data []byte) (*SPM, error) {
 	m := modelProto{
 		modelType:        modelUnigram,
-		unk:              0,
-		bos:              1,
-		eos:              2,
+		unk:              specialID{v: 0},
+		bos:              specialID{v: 1},
+		eos:              specialID{v: 2},
 		dummyPrefix:      true,
 		removeWhitespace: true,
 		escapeWhitespace: true,
@@ -233,6 +240,9 @@ func ParseModel(data []byte) (*SPM, error) {
 
 // build checks what SPM cannot reproduce and makes the tokenizer.
 func (m *modelProto) build() (*SPM, error) {
+	if len(m.pieces) == 0 {
+		return nil, fmt.Errorf("spm: %w: no pieces", ErrMalformedModel)
+	}
 	switch m.modelType {
 	case modelBPE:
 	case modelUnigram:
@@ -253,9 +263,6 @@ func (m *modelProto) build() (*SPM, error) {
 		return nil, fmt.Errorf("spm: %w: escape_whitespaces is off", ErrUnsupportedModel)
 	}
 	n := len(m.pieces)
-	if n == 0 {
-		return nil, fmt.Errorf("spm: %w: no pieces", ErrMalformedModel)
-	}
 	seen := make(map[string]int, n)
 	for i, p := range m.pieces {
 		if j, dup := seen[p]; dup {
@@ -263,15 +270,19 @@ func (m *modelProto) build() (*SPM, error) {
 		}
 		seen[p] = i
 	}
-	ids := [3]int{}
+	var ids [3]int
 	for k, id := range []struct {
 		name string
-		v    int32
+		specialID
 	}{{"unk_id", m.unk}, {"bos_id", m.bos}, {"eos_id", m.eos}} {
-		if id.v < -1 || int(id.v) >= n {
+		switch {
+		case id.v >= -1 && int(id.v) < n:
+			ids[k] = int(id.v)
+		case !id.set:
+			ids[k] = -1 // a default id the vocabulary is too small for
+		default:
 			return nil, fmt.Errorf("spm: %w: %s %d outside the vocabulary of %d pieces", ErrMalformedModel, id.name, id.v, n)
 		}
-		ids[k] = int(id.v)
 	}
 	s, err := NewSPM(m.pieces, m.scores, m.types, ids[1], ids[2], ids[0], WithDummyPrefix(m.dummyPrefix))
 	if err != nil {
@@ -320,7 +331,7 @@ func (m *modelProto) parsePiece(data []byte) error {
 
 func (m *modelProto) parseTrainer(data []byte) error {
 	return walk(data, func(num protowire.Number, wt protowire.Type, v []byte, x uint64) error {
-		var dst *int32
+		var dst *specialID
 		switch num {
 		case fieldTrainerModelType:
 			if wt != protowire.VarintType {
@@ -343,7 +354,7 @@ func (m *modelProto) parseTrainer(data []byte) error {
 			if wt != protowire.VarintType {
 				return wireTypeError(fmt.Sprintf("field %d", num), wt)
 			}
-			*dst = int32(x) // int32 fields are truncated, as protobuf does
+			*dst = specialID{v: int32(x), set: true} // int32 fields are truncated, as protobuf does
 		}
 		return nil
 	})

@@ -372,3 +372,29 @@ func (r *Router) Init(ctx context.Context, req rpc.InitRequest, base []float32) 
 	}
 	return p.Init(ctx, req, base)
 }
+
+// FindConverter returns the running plugin and component that convert from
+// one format to another.
+func (m *Manager) FindConverter(ctx context.Context, from, to string) (*Plugin, string, error) {
+	var pairs []string
+	for _, pn := range m.lock.Names() {
+		for _, c := range m.lock.Plugins[pn].Components {
+			if c.Kind != rpc.KindConverter {
+				continue
+			}
+			for _, f := range c.From {
+				for _, t := range c.To {
+					if f == t {
+						continue
+					}
+					if f == from && t == to {
+						p, err := m.Plugin(ctx, pn)
+						return p, c.Name, err
+					}
+					pairs = append(pairs, f+"->"+t)
+				}
+			}
+		}
+	}
+	return nil, "", fmt.Errorf("no converter from %s to %s (available: %s; lock file %s)", from, to, strings.Join(pairs, ", "), m.opts.LockPath)
+}

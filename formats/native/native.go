@@ -1,0 +1,216 @@
+// Package native reads and writes spago's own serialization: a model (or an
+// adapter's parameters) encoded with encoding/gob exactly as spago's nn.Dump
+// does, so any spago program can nn.Load it given surgeon's model types.
+package native
+
+import (
+	"bytes"
+	"encoding/gob"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/nn"
+
+	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/formats/peft"
+)
+
+// Ext is the conventional file extension of native files.
+const Ext = ".spago"
+
+// writeAtomic writes through fn into a temporary file beside path and
+// renames it into place; on any error the temporary file is removed.
+func writeAtomic(path string, fn func(w io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = fn(f); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// SaveModel writes m with nn.Dump (gob of the concrete model type).
+func SaveModel(path string, m model.Model) error {
+	if len(layer.Params(m)) == 0 {
+		return fmt.Errorf("%s: model has no parameters", path)
+	}
+	for _, p := range layer.Params(m) {
+		if filepath.Ext(p.Path) == ".base_layer" || bytes.Contains([]byte(p.Path), []byte(".base_layer.")) {
+			return fmt.Errorf("%s: the model has adapters attached; merge or unload them first", path)
+		}
+	}
+	return writeAtomic(path, func(w io.Writer) error { return nn.Dump(m, w) })
+}
+
+// ErrNotNative is returned when a file is not a native model of a known
+// architecture.
+var ErrNotNative = errors.New("not a spago native model of a known architecture")
+
+// LoadModel reads a native model file, trying every registered architecture.
+// Parameters come back frozen.
+func LoadModel(path string) (model.Model, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.DecodeNative(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	layer.Freeze(m, true)
+	return m, nil
+}
+
+// Adapter is an adapter in native form: the PEFT configuration and the
+// adapter parameters as spago params, keyed by module path and PEFT name.
+type Adapter struct {
+	nn.Module
+	// ConfigJSON is adapter_config.json.
+	ConfigJSON string
+	// Names are "<module path>|<param name>" for adapter parameters and
+	// "|<model param name>" for fully trained tensors (modules_to_save).
+	Names  []string
+	Shapes [][]int
+	Values []*nn.Param
+}
+
+func init() { gob.Register(&Adapter{}) }
+
+// FromPEFT converts a PEFT adapter to native form.
+func FromPEFT(a *peft.Adapter) (*Adapter, error) {
+	cj, err := json.Marshal(a.Config)
+	if err != nil {
+		return nil, err
+	}
+	out := &Adapter{ConfigJSON: string(cj)}
+	add := func(name string, t tensor.Tensor) error {
+		v, err := t.Float32()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		rows, cols := 1, len(v)
+		if len(t.Shape) == 2 {
+			rows, cols = t.Shape[0], t.Shape[1]
+		}
+		out.Names = append(out.Names, name)
+		out.Shapes = append(out.Shapes, append([]int(nil), t.Shape...))
+		out.Values = append(out.Values, nn.NewParam(ops.New(rows, cols, v)))
+		return nil
+	}
+	for _, m := range a.ModuleNames() {
+		for _, p := range sortedKeys(a.Modules[m]) {
+			if err := add(m+"|"+p, a.Modules[m][p]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, n := range sortedKeys(a.Saved) {
+		if err := add("|"+n, a.Saved[n]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ToPEFT converts a native adapter back to PEFT form (F32 tensors).
+func (a *Adapter) ToPEFT() (*peft.Adapter, error) {
+	out := &peft.Adapter{Modules: map[string]map[string]tensor.Tensor{}, Saved: map[string]tensor.Tensor{}}
+	if err := json.Unmarshal([]byte(a.ConfigJSON), &out.Config); err != nil {
+		return nil, fmt.Errorf("native adapter config: %w", err)
+	}
+	if len(a.Names) != len(a.Values) || len(a.Names) != len(a.Shapes) {
+		return nil, fmt.Errorf("native adapter: %d names, %d shapes, %d values", len(a.Names), len(a.Shapes), len(a.Values))
+	}
+	for i, n := range a.Names {
+		data, err := tensor.FromFloat32(tensor.F32, mat.Data[float32](a.Values[i].Value()))
+		if err != nil {
+			return nil, err
+		}
+		module, param, ok := cut(n)
+		if !ok {
+			return nil, fmt.Errorf("native adapter: malformed name %q", n)
+		}
+		t := tensor.Tensor{DType: tensor.F32, Shape: a.Shapes[i], Data: data}
+		if tensor.NumElements(t.Shape)*4 != len(data) {
+			return nil, fmt.Errorf("native adapter: %s: shape %v for %d values", n, t.Shape, len(data)/4)
+		}
+		if module == "" {
+			t.Name = param
+			out.Saved[param] = t
+			continue
+		}
+		t.Name = module + "." + param
+		if out.Modules[module] == nil {
+			out.Modules[module] = map[string]tensor.Tensor{}
+		}
+		out.Modules[module][param] = t
+	}
+	return out, nil
+}
+
+func cut(s string) (string, string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '|' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// SaveAdapter writes a native adapter with nn.Dump.
+func SaveAdapter(path string, a *Adapter) error {
+	return writeAtomic(path, func(w io.Writer) error { return nn.Dump(a, w) })
+}
+
+// LoadAdapter reads a native adapter.
+func LoadAdapter(path string) (*Adapter, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	a, err := nn.Load[*Adapter](f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a native adapter: %w", path, err)
+	}
+	return a, nil
+}
