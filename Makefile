@@ -6,7 +6,7 @@ PLUGINDIR := $(BIN)/plugins
 # fuzzing with a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME  ?= 500000x
 # Fuzz targets as package:Target pairs.
-FUZZ_TARGETS := ./formats/safetensors:FuzzOpen ./formats/gguf:FuzzParse
+FUZZ_TARGETS := ./formats/safetensors:FuzzOpen ./formats/gguf:FuzzParse ./formats/pickle:FuzzUnpickle ./formats/pickle:FuzzRead ./core/tokenizer:FuzzParseModel
 
 .PHONY: all build plugins test bench fuzz lint generate clean
 

@@ -46,7 +46,7 @@ var (
 const maxPickleSize = 256 << 20
 
 // File is an opened PyTorch checkpoint. Its tensor data stays in the file
-// until [File.Tensor] reads it.
+// until [File.Tensor] reads it; a File is safe for concurrent reads.
 type File struct {
 	path      string
 	closer    io.Closer

@@ -19,10 +19,11 @@ import (
 
 // Sources maps plugin names to their main packages, relative to the module root.
 var Sources = map[string]string{
-	"lora":   "plugins/cmd/lora",
-	"ia3":    "plugins/cmd/ia3",
-	"loha":   "plugins/examples/loha",
-	"crashy": "plugins/internal/crashy",
+	"lora":    "plugins/cmd/lora",
+	"ia3":     "plugins/cmd/ia3",
+	"loha":    "plugins/examples/loha",
+	"crashy":  "plugins/internal/crashy",
+	"convert": "plugins/cmd/convert",
 }
 
 // Root returns the module root.
