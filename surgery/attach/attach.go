@@ -233,6 +233,11 @@ func ApplySaved(m nn.Model, saved map[string]tensor.Tensor, weight float64) erro
 		if !ok {
 			p, ok = params[strings.Replace(name, ".modules_to_save.", ".", 1)]
 		}
+		if !ok { // a trained bias of an adapted layer (PEFT bias="all" or "lora_only")
+			if i := strings.LastIndexByte(name, '.'); i > 0 {
+				p, ok = params[name[:i]+".base_layer"+name[i:]]
+			}
+		}
 		if !ok {
 			return fmt.Errorf("saved tensor %s: no such parameter in the model", name)
 		}

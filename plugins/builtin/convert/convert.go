@@ -11,13 +11,10 @@ import (
 	"strings"
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
-	"github.com/surgeon-ml/surgeon/core/layer"
-	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/native"
 	"github.com/surgeon-ml/surgeon/formats/peft"
 	"github.com/surgeon-ml/surgeon/formats/pickle"
-	"github.com/surgeon-ml/surgeon/formats/safetensors"
 	"github.com/surgeon-ml/surgeon/plugins/sdk"
 )
 
@@ -74,7 +71,7 @@ func convertModel(ctx context.Context, src, dst, to string, c sdk.Config, progre
 	}
 	progress(1, 3, "writing "+dst)
 	switch to {
-	case HF:
+	case HF, Safetensors: // a model as safetensors is a Hugging Face folder
 		dt, err := tensor.ParseDType(c.String("dtype"))
 		if err != nil {
 			return err
@@ -89,15 +86,6 @@ func convertModel(ctx context.Context, src, dst, to string, c sdk.Config, progre
 		}
 	case Native:
 		if err := native.SaveModel(dst, l.Model); err != nil {
-			return err
-		}
-	case Safetensors:
-		var ts []tensor.Tensor
-		for _, p := range layer.Params(l.Model) {
-			data, _ := tensor.FromFloat32(tensor.F32, ops.Data(p.Param))
-			ts = append(ts, tensor.Tensor{Name: p.Path, DType: tensor.F32, Shape: p.Shape, Data: data})
-		}
-		if err := safetensors.WriteFile(dst, ts, map[string]string{"format": "pt"}); err != nil {
 			return err
 		}
 	default:
