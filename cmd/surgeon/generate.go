@@ -9,7 +9,6 @@ import (
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
 	"github.com/surgeon-ml/surgeon/core/generate"
-	"github.com/surgeon-ml/surgeon/formats/gguf"
 )
 
 func init() {
@@ -56,10 +55,7 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}
 	}
-	if l.GGUF == nil {
-		return fmt.Errorf("%s: no tokenizer found (only GGUF models carry one so far)", pos[0])
-	}
-	tok, err := gguf.Tokenizer(l.GGUF)
+	tok, err := checkpoint.LoadTokenizer(pos[0], l)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,145 @@
 package checkpoint
 
-import "fmt"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/surgeon-ml/surgeon/core/tokenizer"
+	"github.com/surgeon-ml/surgeon/formats/gguf"
+)
+
+// SentencePieceFile is the name of the SentencePiece model in a Hugging
+// Face folder, read by transformers' slow LlamaTokenizer.
+const SentencePieceFile = "tokenizer.model"
 
 // TokenizerFiles returns the tokenizer files to write beside a Hugging Face
-// folder converted from l (nil when l carries no tokenizer).
+// folder converted from l, so that surgeon and transformers' LlamaTokenizer
+// can tokenize for it: tokenizer.model, tokenizer_config.json and
+// special_tokens_map.json. It returns nil when l carries no tokenizer of its
+// own (only GGUF models do; a Hugging Face folder keeps its files).
 func TokenizerFiles(l *Loaded) (map[string][]byte, error) {
 	if l.GGUF == nil {
 		return nil, nil
 	}
-	return nil, fmt.Errorf("writing the GGUF tokenizer as tokenizer.model is not implemented yet")
+	tok, err := gguf.Tokenizer(l.GGUF)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	model, err := tok.MarshalModel()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", SentencePieceFile, err)
+	}
+	special := specialTokens{
+		BOS: piece(tok, tok.BOS()),
+		EOS: piece(tok, tok.EOS()),
+		UNK: piece(tok, tok.UNK()),
+	}
+	cfg := tokenizerConfig{
+		Class:          "LlamaTokenizer",
+		specialTokens:  special,
+		AddBOS:         true,
+		AddEOS:         false,
+		MaxLength:      contextLength(l),
+		Legacy:         true,
+		CleanUpSpacing: false,
+	}
+	files := map[string][]byte{SentencePieceFile: model}
+	for name, v := range map[string]any{"tokenizer_config.json": cfg, "special_tokens_map.json": special} {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false) // keep "<s>" readable
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		files[name] = buf.Bytes()
+	}
+	return files, nil
+}
+
+// specialTokens is special_tokens_map.json; a token the vocabulary lacks
+// is null.
+type specialTokens struct {
+	BOS *string `json:"bos_token"`
+	EOS *string `json:"eos_token"`
+	UNK *string `json:"unk_token"`
+}
+
+// tokenizerConfig is the tokenizer_config.json transformers reads to build
+// a LlamaTokenizer. legacy keeps the SentencePiece model as written (with
+// its dummy prefix); clean_up_tokenization_spaces off keeps Decode from
+// editing spaces before punctuation, as Llama's own configuration does.
+type tokenizerConfig struct {
+	Class string `json:"tokenizer_class"`
+	specialTokens
+	AddBOS         bool `json:"add_bos_token"`
+	AddEOS         bool `json:"add_eos_token"`
+	MaxLength      int  `json:"model_max_length,omitempty"`
+	Legacy         bool `json:"legacy"`
+	CleanUpSpacing bool `json:"clean_up_tokenization_spaces"`
+}
+
+func piece(tok *tokenizer.SPM, id int) *string {
+	if id < 0 {
+		return nil
+	}
+	p := tok.Piece(id)
+	return &p
+}
+
+// contextLength is the model's max_position_embeddings, or 0 when unknown.
+func contextLength(l *Loaded) int {
+	switch v := l.Model.HFConfig()["max_position_embeddings"].(type) {
+	case float64:
+		return int(v)
+	case int:
+		return v
+	case int64:
+		return int(v)
+	case uint32:
+		return int(v)
+	}
+	return 0
+}
+
+// LoadTokenizer returns the tokenizer of the model l loaded from path: the
+// one in the GGUF metadata for a GGUF model, or the folder's
+// tokenizer.model for a Hugging Face folder. l may be nil when path is a
+// folder. Folders with only a tokenizer.json are not supported yet.
+func LoadTokenizer(path string, l *Loaded) (*tokenizer.SPM, error) {
+	if l != nil && l.GGUF != nil {
+		tok, err := gguf.Tokenizer(l.GGUF)
+		if err != nil {
+			return nil, fmt.Errorf("tokenizer: %w", err)
+		}
+		return tok, nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s: no tokenizer (only GGUF files and Hugging Face folders with a %s carry one)", path, SentencePieceFile)
+	}
+	file := filepath.Join(path, SentencePieceFile)
+	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		if exists(filepath.Join(path, "tokenizer.json")) {
+			return nil, fmt.Errorf("%s: folder has no %s, only a tokenizer.json, which is not supported yet: %w", path, SentencePieceFile, err)
+		}
+		return nil, fmt.Errorf("%s: folder has no %s (folders with only a tokenizer.json are not supported yet): %w", path, SentencePieceFile, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	tok, err := tokenizer.ParseModel(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return tok, nil
 }

@@ -318,12 +318,17 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	trained, err := os.ReadFile(filepath.Join("testdata", "sentencepiece-bpe.model"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	seeds := map[string][]byte{
-		"byte-fallback": full,
-		"small":         smallData,
-		"truncated":     smallData[:len(smallData)-7],
-		"unigram":       append(append([]byte(nil), smallData...), msg(2, msg(fieldTrainerModelType, modelUnigram))...),
-		"empty":         {},
+		"sentencepiece-trained": trained,
+		"byte-fallback":         full,
+		"small":                 smallData,
+		"truncated":             smallData[:len(smallData)-7],
+		"unigram":               append(append([]byte(nil), smallData...), msg(2, msg(fieldTrainerModelType, modelUnigram))...),
+		"empty":                 {},
 	}
 	for name, data := range seeds {
 		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
@@ -371,4 +376,42 @@ func FuzzParseModel(f *testing.F) {
 			t.Fatal("special tokens or dummy prefix changed in the round trip")
 		}
 	})
+}
+
+// TestParseSentencePieceFile reads a model trained by sentencepiece 0.1.97
+// (model_type=bpe, vocab_size=400, byte_fallback, identity normalization,
+// remove_extra_whitespaces=false, on a small synthetic corpus) and checks
+// the encodings sentencepiece itself gave, with BOS prepended.
+func TestParseSentencePieceFile(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "sentencepiece-bpe.model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseModel(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.VocabSize() != 400 || s.UNK() != 0 || s.BOS() != 1 || s.EOS() != 2 || !s.DummyPrefix() {
+		t.Fatalf("vocab %d unk %d bos %d eos %d prefix %v", s.VocabSize(), s.UNK(), s.BOS(), s.EOS(), s.DummyPrefix())
+	}
+	cases := []struct {
+		text string
+		want []int
+	}{
+		{"Once upon a time", []int{1, 344, 308, 265, 321}},
+		{"Lily saw a big dog.  Two  spaces", []int{1, 354, 303, 366, 384, 265, 327, 304, 377, 362, 332, 384, 367, 362, 303, 376, 366, 298, 374}},
+		{"日本 🙂 é", []int{1, 362, 233, 154, 168, 233, 159, 175, 362, 243, 162, 156, 133, 362, 198, 172}},
+		{"xyzzy QQQ tom,cat!", []int{1, 362, 123, 378, 125, 125, 378, 362, 84, 84, 84, 313, 47, 380, 297, 36}},
+	}
+	for _, c := range cases {
+		t.Run(c.text, func(t *testing.T) {
+			got := s.Encode(c.text, true)
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("Encode = %v, want %v", got, c.want)
+			}
+			if d := s.Decode(got); d != c.text {
+				t.Fatalf("Decode = %q", d)
+			}
+		})
+	}
 }
