@@ -52,7 +52,17 @@ type ParamLister interface {
 func Modules(m nn.Model) []Module {
 	var out []Module
 	walk(reflect.ValueOf(m), "", func(path string, mod nn.Model) { out = append(out, Module{path, mod}) }, nil)
-	return out
+	// A slot and its content share a path: keep the slot only.
+	dedup := out[:0]
+	seen := map[string]bool{}
+	for _, mod := range out {
+		if seen[mod.Path] {
+			continue
+		}
+		seen[mod.Path] = true
+		dedup = append(dedup, mod)
+	}
+	return dedup
 }
 
 // Params returns every parameter under m with its Hugging Face name, in

@@ -1,23 +1,32 @@
 package linalg
 
 import (
+	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
 	"testing"
 )
 
-func naive(m, n, k int, at func(i, p int) float32, bt func(p, j int) float32) []float64 {
-	out := make([]float64, m*n)
-	for i := 0; i < m; i++ {
-		for j := 0; j < n; j++ {
-			var s float64
-			for p := 0; p < k; p++ {
-				s += float64(at(i, p)) * float64(bt(p, j))
-			}
-			out[i*n+j] = s
-		}
+// paths are the code paths under test: the assembly one only where this CPU
+// runs it.
+func paths(t testing.TB) []string {
+	if hasAsm {
+		return []string{"asm", "generic"}
 	}
-	return out
+	t.Logf("no AVX2+FMA assembly on this machine: testing the generic path only")
+	return []string{"generic"}
+}
+
+// withPath runs fn with the kernels forced onto path.
+func withPath(path string, fn func()) {
+	was := SetGeneric(path == "generic")
+	defer SetGeneric(was)
+	fn()
 }
 
 func randSlice(r *rand.Rand, n int) []float32 {
@@ -28,40 +37,286 @@ func randSlice(r *rand.Rand, n int) []float32 {
 	return s
 }
 
-func TestMatMul(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	shapes := [][3]int{{1, 1, 1}, {7, 3, 5}, {33, 17, 9}, {5, 64, 1}, {130, 70, 100}, {1, 1000, 7}}
-	for _, s := range shapes {
-		m, n, k := s[0], s[1], s[2]
-		a := randSlice(r, m*k)
-		b := randSlice(r, n*k)
-		check := func(name string, got []float32, want []float64, base []float32) {
-			t.Helper()
-			for i := range want {
-				w := want[i]
-				if base != nil {
-					w += float64(base[i])
-				}
-				if math.Abs(float64(got[i])-w) > 1e-4*math.Max(1, math.Abs(w)) {
-					t.Fatalf("%s %v: element %d got %v want %v", name, s, i, got[i], w)
-				}
+// product is one test case: logical A[m,k] and B[k,n], their stored forms for
+// each layout, and C = A*B in float64.
+type product struct {
+	m, n, k    int
+	a, at      []float32 // A [m,k] and A^T [k,m]
+	b, bt      []float32 // B [k,n] and B^T [n,k]
+	ref        []float64
+	scale      float64 // largest |ref|, at least 1
+	base       []float32
+	baseScale  float64
+	padA, padB int
+}
+
+func newProduct(r *rand.Rand, m, n, k int) *product {
+	p := &product{m: m, n: n, k: k}
+	// Trailing elements beyond the operands must not be read into C.
+	p.a = append(randSlice(r, m*k), float32(math.NaN()))
+	p.b = append(randSlice(r, k*n), float32(math.NaN()))
+	p.at = make([]float32, k*m+1)
+	p.bt = make([]float32, n*k+1)
+	p.at[k*m], p.bt[n*k] = float32(math.NaN()), float32(math.NaN())
+	for i := range m {
+		for q := range k {
+			p.at[q*m+i] = p.a[i*k+q]
+		}
+	}
+	for q := range k {
+		for j := range n {
+			p.bt[j*k+q] = p.b[q*n+j]
+		}
+	}
+	p.ref = make([]float64, m*n)
+	p.scale = 1
+	for i := range m {
+		for j := range n {
+			var s float64
+			for q := range k {
+				s += float64(p.a[i*k+q]) * float64(p.b[q*n+j])
+			}
+			p.ref[i*n+j] = s
+			p.scale = math.Max(p.scale, math.Abs(s))
+		}
+	}
+	p.base = randSlice(r, m*n)
+	return p
+}
+
+type variant struct {
+	name string
+	run  func(c []float32, p *product, acc bool)
+}
+
+var variants = []variant{
+	{"NT", func(c []float32, p *product, acc bool) { MatMulNT(c, p.a, p.bt, p.m, p.n, p.k, acc) }},
+	{"NN", func(c []float32, p *product, acc bool) { MatMulNN(c, p.a, p.b, p.m, p.n, p.k, acc) }},
+	{"TN", func(c []float32, p *product, acc bool) { MatMulTN(c, p.at, p.b, p.m, p.n, p.k, acc) }},
+}
+
+// compute runs v on p and returns C, checking that the elements after C
+// are left alone.
+func (p *product) compute(t *testing.T, v variant, acc bool) []float32 {
+	t.Helper()
+	const sentinel = 12345
+	c := make([]float32, p.m*p.n+3)
+	copy(c, p.base)
+	for i := p.m * p.n; i < len(c); i++ {
+		c[i] = sentinel
+	}
+	v.run(c, p, acc)
+	for i := p.m * p.n; i < len(c); i++ {
+		if c[i] != sentinel {
+			t.Fatalf("wrote past C: element %d is %v", i, c[i])
+		}
+	}
+	return c[:p.m*p.n]
+}
+
+func (p *product) want(i int, acc bool) float64 {
+	if acc {
+		return p.ref[i] + float64(p.base[i])
+	}
+	return p.ref[i]
+}
+
+// testShapes cover edge tiles (not multiples of 6 or 16), k around the
+// 256-deep slabs, blocks of C beyond 168 rows, and degenerate dimensions.
+func testShapes(short bool) [][3]int {
+	var s [][3]int
+	for _, m := range []int{1, 7, 33} {
+		for _, n := range []int{1, 7, 33} {
+			for _, k := range []int{1, 7, 33} {
+				s = append(s, [3]int{m, n, k})
 			}
 		}
-		for _, acc := range []bool{false, true} {
-			base := randSlice(r, m*n)
-			c := append([]float32(nil), base...)
-			var bb []float32
-			if acc {
-				bb = base
+	}
+	s = append(s,
+		[3]int{6, 16, 4}, [3]int{12, 32, 256}, [3]int{5, 64, 1}, [3]int{130, 70, 100},
+		[3]int{1, 1000, 7}, [3]int{1000, 1, 7}, [3]int{7, 1, 1000}, [3]int{1, 7, 1000},
+		[3]int{1000, 7, 33}, [3]int{33, 1000, 7}, [3]int{7, 33, 1000},
+		[3]int{1000, 33, 1}, [3]int{1, 33, 1000}, [3]int{64, 64, 8}, [3]int{169, 17, 257},
+		[3]int{3, 5, 0}, [3]int{0, 5, 3}, [3]int{5, 0, 3},
+	)
+	if !short {
+		s = append(s, [3]int{1000, 1000, 1}, [3]int{1000, 33, 1000}, [3]int{200, 300, 513},
+			[3]int{1024, 8, 768}, [3]int{1024, 768, 8}, [3]int{50, 4100, 20})
+	}
+	return s
+}
+
+func TestMatMul(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, sh := range testShapes(testing.Short()) {
+		m, n, k := sh[0], sh[1], sh[2]
+		p := newProduct(r, m, n, k)
+		t.Run(fmt.Sprintf("%dx%dx%d", m, n, k), func(t *testing.T) {
+			for _, v := range variants {
+				for _, acc := range []bool{false, true} {
+					got := map[string][]float32{}
+					for _, path := range paths(t) {
+						withPath(path, func() { got[path] = p.compute(t, v, acc) })
+						for i, g := range got[path] {
+							w := p.want(i, acc)
+							if math.Abs(float64(g)-w) > 1e-5*p.scale {
+								t.Fatalf("%s acc=%v %s: element %d (%d,%d) got %v want %v (scale %v)",
+									v.name, acc, path, i, i/n, i%n, g, w, p.scale)
+							}
+						}
+					}
+					if a, g := got["asm"], got["generic"]; a != nil && g != nil {
+						for i := range a {
+							if math.Abs(float64(a[i])-float64(g[i])) > 1e-5*p.scale {
+								t.Fatalf("%s acc=%v: element %d asm %v generic %v", v.name, acc, i, a[i], g[i])
+							}
+						}
+					}
+				}
 			}
-			MatMulNT(c, a, b, m, n, k, acc)
-			check("NT", c, naive(m, n, k, func(i, p int) float32 { return a[i*k+p] }, func(p, j int) float32 { return b[j*k+p] }), bb)
-			c = append([]float32(nil), base...)
-			MatMulNN(c, a, b, m, n, k, acc)
-			check("NN", c, naive(m, n, k, func(i, p int) float32 { return a[i*k+p] }, func(p, j int) float32 { return b[p*n+j] }), bb)
-			c = append([]float32(nil), base...)
-			MatMulTN(c, a, b, m, n, k, acc)
-			check("TN", c, naive(m, n, k, func(i, p int) float32 { return a[p*m+i] }, func(p, j int) float32 { return b[p*n+j] }), bb)
+		})
+	}
+}
+
+// TestMatMulConcurrent runs products from several goroutines at once, as the
+// training loop and attention code do, so that -race sees the worker pool
+// shared.
+func TestMatMulConcurrent(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	ps := []*product{newProduct(r, 100, 90, 80), newProduct(r, 64, 64, 64), newProduct(r, 7, 300, 129), newProduct(r, 250, 17, 40)}
+	for _, path := range paths(t) {
+		withPath(path, func() {
+			var wg sync.WaitGroup
+			errs := make(chan error, 16)
+			for g := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for rep := range 5 {
+						p := ps[(g+rep)%len(ps)]
+						c := make([]float32, p.m*p.n)
+						MatMulNN(c, p.a, p.b, p.m, p.n, p.k, false)
+						for i, v := range c {
+							if math.Abs(float64(v)-p.ref[i]) > 1e-5*p.scale {
+								errs <- fmt.Errorf("%s goroutine %d: %dx%dx%d element %d got %v want %v", path, g, p.m, p.n, p.k, i, v, p.ref[i])
+								return
+							}
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestMatMulShortSlices(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		fn   func()
+	}{
+		{"NT", func() { MatMulNT(make([]float32, 6), make([]float32, 6), make([]float32, 5), 2, 3, 2, false) }},
+		{"NN", func() { MatMulNN(make([]float32, 5), make([]float32, 6), make([]float32, 6), 2, 3, 2, false) }},
+		{"TN", func() { MatMulTN(make([]float32, 6), make([]float32, 3), make([]float32, 6), 2, 3, 2, false) }},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("no panic on a slice shorter than its dimensions")
+				}
+			}()
+			v.fn()
+		})
+	}
+}
+
+func TestDotAxpy(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	buf := randSlice(r, 80)
+	ybuf := randSlice(r, 80)
+	for _, path := range paths(t) {
+		withPath(path, func() {
+			for n := 0; n <= 70; n++ {
+				for off := 0; off < 4; off++ {
+					x := buf[off : off+n]
+					y := ybuf[3-off : 3-off+n+2] // longer than x, shifted differently
+					var want, mag float64
+					for i := range x {
+						want += float64(x[i]) * float64(y[i])
+						mag += math.Abs(float64(x[i]) * float64(y[i]))
+					}
+					if got := Dot(x, y); math.Abs(float64(got)-want) > 1e-5*math.Max(mag, 1) {
+						t.Fatalf("%s Dot n=%d off=%d: got %v want %v", path, n, off, got, want)
+					}
+
+					const alpha = -0.75
+					yy := append([]float32(nil), y...)
+					Axpy(alpha, x, yy)
+					for i := range yy {
+						w := float64(y[i])
+						if i < n {
+							w += alpha * float64(x[i])
+						}
+						if math.Abs(float64(yy[i])-w) > 1e-6*math.Max(math.Abs(w), 1) {
+							t.Fatalf("%s Axpy n=%d off=%d: element %d got %v want %v", path, n, off, i, yy[i], w)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestDotAxpyShortY(t *testing.T) {
+	for _, path := range paths(t) {
+		withPath(path, func() {
+			for name, fn := range map[string]func(){
+				"Dot":  func() { Dot(make([]float32, 9), make([]float32, 8)) },
+				"Axpy": func() { Axpy(1, make([]float32, 9), make([]float32, 8)) },
+			} {
+				func() {
+					defer func() {
+						if recover() == nil {
+							t.Errorf("%s %s: no panic when y is shorter than x", path, name)
+						}
+					}()
+					fn()
+				}()
+			}
+		})
+	}
+}
+
+// TestGeneratedUpToDate regenerates the assembly into a temporary directory
+// and checks that the committed files are its output, byte for byte.
+func TestGeneratedUpToDate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the generator")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command in PATH")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(gobin, "run", "./internal/asmgen", "-dir", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go run ./internal/asmgen: %v\n%s", err, out)
+	}
+	for _, name := range []string{"kernel_amd64.s", "kernel_amd64.go"} {
+		want, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from the generator's output: run go generate ./core/linalg", name)
 		}
 	}
 }

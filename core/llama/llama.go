@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
@@ -196,4 +197,22 @@ func LastTokens(b model.Batch) []int {
 		idx[i] = i*lay.Len + last
 	}
 	return idx
+}
+
+// AsClassifier turns a causal LM into LlamaForSequenceClassification with
+// labels classes, sharing the backbone's parameters. The new score head is
+// initialised from N(0, 0.02^2) (transformers' initializer_range) with seed.
+func (m *Model) AsClassifier(labels []string, seed uint64) *Model {
+	c := *m.Config
+	c.Architectures = []string{"LlamaForSequenceClassification"}
+	c.ID2Label = map[string]string{}
+	for i, l := range labels {
+		c.ID2Label[fmt.Sprint(i)] = l
+	}
+	score := layer.NewLinear(c.HiddenSize, len(labels), false)
+	r := rand.New(rand.NewPCG(seed, 0x5c0e))
+	for i := range ops.Data(score.Weight) {
+		ops.Data(score.Weight)[i] = float32(r.NormFloat64() * 0.02)
+	}
+	return &Model{Config: &c, Base: m.Base, Score: layer.NewSlot(score)}
 }

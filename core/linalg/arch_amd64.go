@@ -1,0 +1,25 @@
+package linalg
+
+import "golang.org/x/sys/cpu"
+
+// hasAsm reports whether this CPU runs the AVX2+FMA kernels of kernel_amd64.s.
+var hasAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// gemmKernelAsm is the AVX2 micro-kernel behind the slice-based kernel type.
+// The length checks keep a driver bug from writing outside its slices.
+func gemmKernelAsm(k int, a, b, c []float32, ldc int, accum bool) {
+	if k <= 0 || len(a) < k*mr || len(b) < k*nr || ldc < nr || len(c) < (mr-1)*ldc+nr {
+		panic("linalg: gemm micro-kernel called with short operands")
+	}
+	gemmKernel6x16(k, &a[0], &b[0], &c[0], ldc, accum)
+}
+
+// gemmKernelStridedAsm is the AVX2 micro-kernel for operands read in place:
+// A(i,p) at a[i*rsa+p*csa], B(p,j) at b[p*ldb+j].
+func gemmKernelStridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool) {
+	if k <= 0 || rsa < 0 || csa < 0 || len(a) <= (mr-1)*rsa+(k-1)*csa || ldb < 0 || len(b) < (k-1)*ldb+nr ||
+		ldc < nr || len(c) < (mr-1)*ldc+nr {
+		panic("linalg: gemm micro-kernel called with short operands")
+	}
+	gemmKernel6x16Strided(k, &a[0], rsa, csa, &b[0], ldb, &c[0], ldc, accum)
+}

@@ -1,0 +1,22 @@
+//go:build !amd64
+
+package linalg
+
+// hasAsm is false: only amd64 has assembly kernels.
+const hasAsm = false
+
+func gemmKernelAsm(k int, a, b, c []float32, ldc int, accum bool) {
+	panic("linalg: no assembly kernels on this architecture")
+}
+
+func dotAVX2(x, y []float32) float32 {
+	panic("linalg: no assembly kernels on this architecture")
+}
+
+func axpyAVX2(alpha float32, x, y []float32) {
+	panic("linalg: no assembly kernels on this architecture")
+}
+
+func gemmKernelStridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool) {
+	panic("linalg: no assembly kernels on this architecture")
+}

@@ -1,0 +1,306 @@
+package linalg
+
+// The matrix products share one blocked Sgemm in the manner of GotoBLAS and
+// BLIS. C is cut into blocks of at most mcMax rows by ncMax columns, one task
+// each; a task walks k in steps of at most kcMax, packs its slab of A into
+// slivers of mr rows and its slab of B into slivers of nr columns (zero
+// padded, whatever the source layout), and runs the mr x nr micro-kernel over
+// every pair of slivers. A packed B sliver (kc*nr floats, 16 KiB) stays in L1
+// while the A slivers stream from L2, where the packed A block (mc*kc floats,
+// about 170 KiB) fits a 512 KiB L2 with room for B and C.
+const (
+	mr    = 6    // rows of a micro-tile; asmgen's mr must match
+	nr    = 16   // columns of a micro-tile; asmgen's nr must match
+	kcMax = 256  // depth of a packed slab
+	mcMax = 168  // rows of a block of C, a multiple of mr
+	ncMax = 4080 // columns of a block of C, a multiple of nr
+
+	// minParallelWork is the number of multiply-adds below which a product
+	// runs on the calling goroutine: waking workers costs more than it saves.
+	minParallelWork = 1 << 17
+
+	// maxDirectSlivers is the most slivers of the other operand for which
+	// an operand is read in place rather than packed.
+	maxDirectSlivers = 2
+
+	// Smallest blocks that a split for parallelism may produce.
+	minSplitRows = 4 * mr
+	minSplitCols = 4 * nr
+)
+
+// kernel computes one mr x nr tile of C (+)= A*B from k steps of packed A and
+// B; c has row stride ldc.
+type kernel func(k int, a, b, c []float32, ldc int, accum bool)
+
+// gemm holds one product C[m,n] (+)= op(A)[m,k] * op(B)[k,n] and its blocking.
+type gemm struct {
+	// transA: A is stored [k,m]; otherwise [m,k]. transB: B is stored
+	// [n,k]; otherwise [k,n]. All row-major.
+	transA, transB bool
+	m, n, k        int
+	a, b, c        []float32
+	acc            bool
+	kern           kernel
+	strided        bool // kern is the assembly one: operands may be read in place
+
+	mc, nc, kc int // block sizes: mc a multiple of mr, nc of nr
+	rb, cb     int // number of row and column blocks
+}
+
+// sgemm computes C[m,n] = op(A)*op(B), adding into C when acc is true.
+func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
+	if m <= 0 || n <= 0 {
+		return
+	}
+	if k <= 0 {
+		if !acc {
+			clear(c[:m*n])
+		}
+		return
+	}
+	g := &gemm{transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, c: c, acc: acc, kern: gemmKernelGeneric}
+	if useAsm() {
+		g.kern, g.strided = gemmKernelAsm, true
+	}
+	workers := 1
+	if m*n*k >= minParallelWork {
+		workers = poolSize()
+	}
+	g.plan(workers)
+	tasks := g.rb * g.cb
+	if workers == 1 || tasks == 1 {
+		s := scratchPool.Get().(*scratch)
+		for t := range tasks {
+			g.task(t, s)
+		}
+		scratchPool.Put(s)
+		return
+	}
+	parallelFor(tasks, workers-1, g.task)
+}
+
+// plan picks the block sizes. With several workers it splits C into at
+// least two blocks per worker, a multiple of their number when it can, so
+// that they finish together; it cuts the dimension whose blocks are larger,
+// which keeps the repacking that a split costs small.
+func (g *gemm) plan(workers int) {
+	g.kc = ceilDiv(g.k, ceilDiv(g.k, kcMax))
+	rb, cb := ceilDiv(g.m, mcMax), ceilDiv(g.n, ncMax)
+	for workers > 1 && (rb*cb < 2*workers || rb*cb%workers != 0) {
+		canRow := g.m/(rb+1) >= minSplitRows
+		canCol := g.n/(cb+1) >= minSplitCols
+		switch {
+		case canCol && (!canRow || g.n/cb >= g.m/rb):
+			cb++
+		case canRow:
+			rb++
+		default:
+			workers = 1 // cannot split further
+		}
+	}
+	g.mc = roundUp(ceilDiv(g.m, rb), mr)
+	g.nc = roundUp(ceilDiv(g.n, cb), nr)
+	g.rb, g.cb = ceilDiv(g.m, g.mc), ceilDiv(g.n, g.nc)
+}
+
+// task computes block t of C, row-block-major.
+//
+// With the assembly kernels, an operand that the block would read only once
+// or twice is not packed but read in place, where its layout allows: A
+// (either layout) when the block has at most maxDirectSlivers column
+// slivers, B stored [k,n] when it has at most that many row slivers. Only
+// the partial sliver at the edge, if any, is still packed.
+func (g *gemm) task(t int, s *scratch) {
+	i0, j0 := t/g.cb*g.mc, t%g.cb*g.nc
+	rows, cols := min(g.mc, g.m-i0), min(g.nc, g.n-j0)
+	pa, pb := s.buffers(roundUp(rows, mr)*g.kc, roundUp(cols, nr)*g.kc)
+	directA := g.strided && ceilDiv(cols, nr) <= maxDirectSlivers
+	directB := g.strided && !g.transB && ceilDiv(rows, mr) <= maxDirectSlivers
+	fullRows, fullCols := rows/mr*mr, cols/nr*nr
+	n := g.n
+	for p0 := 0; p0 < g.k; p0 += g.kc {
+		kc := min(g.kc, g.k-p0)
+		if !directA {
+			g.packA(pa, i0, rows, p0, kc)
+		} else if fullRows < rows {
+			g.packA(pa[fullRows*kc:], i0+fullRows, rows-fullRows, p0, kc)
+		}
+		if !directB {
+			g.packB(pb, j0, cols, p0, kc)
+		} else if fullCols < cols {
+			g.packB(pb[fullCols*kc:], j0+fullCols, cols-fullCols, p0, kc)
+		}
+		accum := g.acc || p0 > 0
+		for jr := 0; jr < cols; jr += nr {
+			nrr := min(nr, cols-jr)
+			bs, ldb := pb[jr*kc:(jr+nr)*kc], nr
+			if directB && nrr == nr {
+				bs, ldb = g.b[p0*n+j0+jr:], n
+			}
+			for ir := 0; ir < rows; ir += mr {
+				mrr := min(mr, rows-ir)
+				as, rsa, csa := pa[ir*kc:(ir+mr)*kc], 1, mr
+				if directA && mrr == mr {
+					if g.transA {
+						as, rsa, csa = g.a[p0*g.m+i0+ir:], 1, g.m
+					} else {
+						as, rsa, csa = g.a[(i0+ir)*g.k+p0:], g.k, 1
+					}
+				}
+				cs, ldc, full := g.c[(i0+ir)*n+j0+jr:], n, mrr == mr && nrr == nr
+				if !full {
+					cs, ldc = s.tile[:], nr
+				}
+				if rsa == 1 && csa == mr && ldb == nr {
+					g.kern(kc, as, bs, cs, ldc, accum && full)
+				} else {
+					gemmKernelStridedAsm(kc, as, rsa, csa, bs, ldb, cs, ldc, accum && full)
+				}
+				if !full {
+					mergeTile(g.c[(i0+ir)*n+j0+jr:], n, &s.tile, mrr, nrr, accum)
+				}
+			}
+		}
+	}
+}
+
+// mergeTile stores or adds the top-left rows x cols of an edge tile into C.
+func mergeTile(c []float32, ldc int, t *[mr * nr]float32, rows, cols int, accum bool) {
+	for i := range rows {
+		ci := c[i*ldc : i*ldc+cols]
+		ti := t[i*nr : i*nr+cols]
+		if accum {
+			for j, v := range ti {
+				ci[j] += v
+			}
+		} else {
+			copy(ci, ti)
+		}
+	}
+}
+
+// packA copies op(A)[i0:i0+rows, p0:p0+kc] into dst as slivers of mr rows,
+// each kc steps of mr floats, padding the last sliver with zeros.
+func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
+	a := g.a
+	for s := 0; s*mr < rows; s++ {
+		r0 := i0 + s*mr
+		h := min(mr, rows-s*mr)
+		d := dst[s*mr*kc : (s+1)*mr*kc]
+		switch {
+		case g.transA: // element (i,p) at a[p*m+i]
+			lda := g.m
+			for p := range kc {
+				src := a[(p0+p)*lda+r0 : (p0+p)*lda+r0+h]
+				dp := d[p*mr : p*mr+mr]
+				if h == mr {
+					*(*[mr]float32)(dp) = *(*[mr]float32)(src)
+				} else {
+					copy(dp, src)
+					clear(dp[h:])
+				}
+			}
+		case h == mr: // element (i,p) at a[i*k+p]
+			lda := g.k
+			a0 := a[(r0+0)*lda+p0 : (r0+0)*lda+p0+kc]
+			a1 := a[(r0+1)*lda+p0 : (r0+1)*lda+p0+kc]
+			a2 := a[(r0+2)*lda+p0 : (r0+2)*lda+p0+kc]
+			a3 := a[(r0+3)*lda+p0 : (r0+3)*lda+p0+kc]
+			a4 := a[(r0+4)*lda+p0 : (r0+4)*lda+p0+kc]
+			a5 := a[(r0+5)*lda+p0 : (r0+5)*lda+p0+kc]
+			for p := range a0 {
+				dp := (*[mr]float32)(d[p*mr : p*mr+mr])
+				dp[0], dp[1], dp[2], dp[3], dp[4], dp[5] = a0[p], a1[p], a2[p], a3[p], a4[p], a5[p]
+			}
+		default:
+			lda := g.k
+			clear(d)
+			for i := range h {
+				src := a[(r0+i)*lda+p0 : (r0+i)*lda+p0+kc]
+				for p, v := range src {
+					d[p*mr+i] = v
+				}
+			}
+		}
+	}
+}
+
+// packB copies op(B)[p0:p0+kc, j0:j0+cols] into dst as slivers of nr
+// columns, each kc steps of nr floats, padding the last sliver with zeros.
+func (g *gemm) packB(dst []float32, j0, cols, p0, kc int) {
+	b := g.b
+	for s := 0; s*nr < cols; s++ {
+		c0 := j0 + s*nr
+		w := min(nr, cols-s*nr)
+		d := dst[s*nr*kc : (s+1)*nr*kc]
+		switch {
+		case !g.transB: // element (p,j) at b[p*n+j]
+			ldb := g.n
+			for p := range kc {
+				src := b[(p0+p)*ldb+c0 : (p0+p)*ldb+c0+w]
+				dp := d[p*nr : p*nr+nr]
+				if w == nr {
+					*(*[nr]float32)(dp) = *(*[nr]float32)(src)
+				} else {
+					copy(dp, src)
+					clear(dp[w:])
+				}
+			}
+		case w == nr: // element (p,j) at b[j*k+p], four columns at a time
+			ldb := g.k
+			for j := 0; j < nr; j += 4 {
+				b0 := b[(c0+j+0)*ldb+p0 : (c0+j+0)*ldb+p0+kc]
+				b1 := b[(c0+j+1)*ldb+p0 : (c0+j+1)*ldb+p0+kc]
+				b2 := b[(c0+j+2)*ldb+p0 : (c0+j+2)*ldb+p0+kc]
+				b3 := b[(c0+j+3)*ldb+p0 : (c0+j+3)*ldb+p0+kc]
+				for p := range b0 {
+					dp := (*[4]float32)(d[p*nr+j : p*nr+j+4])
+					dp[0], dp[1], dp[2], dp[3] = b0[p], b1[p], b2[p], b3[p]
+				}
+			}
+		default:
+			ldb := g.k
+			clear(d)
+			for j := range w {
+				src := b[(c0+j)*ldb+p0 : (c0+j)*ldb+p0+kc]
+				for p, v := range src {
+					d[p*nr+j] = v
+				}
+			}
+		}
+	}
+}
+
+// gemmKernelGeneric is the portable micro-kernel: the mr x nr tile in 3x2
+// register blocks, each a pass over the packed slivers. Blocks of that size
+// keep accumulators and operands in the 16 XMM registers of amd64, where
+// larger ones spill.
+func gemmKernelGeneric(k int, a, b, c []float32, ldc int, accum bool) {
+	a, b = a[:k*mr], b[:k*nr]
+	var t [mr * nr]float32
+	for i := 0; i < mr; i += 3 {
+		for j := 0; j < nr; j += 2 {
+			var c00, c01, c10, c11, c20, c21 float32
+			for pa, pb := i, j; pb < len(b); pa, pb = pa+mr, pb+nr {
+				ap := (*[3]float32)(a[pa : pa+3])
+				bp := (*[2]float32)(b[pb : pb+2])
+				b0, b1 := bp[0], bp[1]
+				a0, a1, a2 := ap[0], ap[1], ap[2]
+				c00 += a0 * b0
+				c01 += a0 * b1
+				c10 += a1 * b0
+				c11 += a1 * b1
+				c20 += a2 * b0
+				c21 += a2 * b1
+			}
+			t[i*nr+j], t[i*nr+j+1] = c00, c01
+			t[(i+1)*nr+j], t[(i+1)*nr+j+1] = c10, c11
+			t[(i+2)*nr+j], t[(i+2)*nr+j+1] = c20, c21
+		}
+	}
+	mergeTile(c, ldc, &t, mr, nr, accum)
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+func roundUp(a, b int) int { return ceilDiv(a, b) * b }

@@ -1,0 +1,410 @@
+// Command asmgen writes the AVX2+FMA kernels of package linalg: the 6x16
+// single-precision matrix micro-kernel and the Dot and Axpy vector kernels.
+//
+// It is run by `go generate ./core/linalg`, which writes kernel_amd64.s and
+// its Go declarations kernel_amd64.go. The output depends on nothing but this
+// file, so regenerating reproduces the committed files byte for byte.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+
+	"github.com/mmcloughlin/avo/attr"
+	"github.com/mmcloughlin/avo/build"
+	"github.com/mmcloughlin/avo/ir"
+	"github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/pass"
+	"github.com/mmcloughlin/avo/printer"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// Register blocking of the micro-kernel; package linalg's mr and nr must
+// match.
+const (
+	mr = 6  // rows of C per micro-tile: one broadcast of A each
+	nr = 16 // columns of C per micro-tile: two YMM registers
+)
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("asmgen: ")
+	dir := flag.String("dir", ".", "directory to write kernel_amd64.s and kernel_amd64.go into")
+	flag.Parse()
+
+	c := build.NewContext()
+	gemmKernel(c)
+	gemmKernelStrided(c)
+	dotKernel(c)
+	axpyKernel(c)
+
+	f, err := c.Result()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pass.Compile.Execute(f); err != nil {
+		log.Fatal(err)
+	}
+	// A fixed command line in the header keeps the output independent of
+	// where and how the generator was started.
+	cfg := printer.Config{Argv: []string{"go", "run", "./internal/asmgen"}, Pkg: "linalg"}
+	for _, out := range []struct {
+		name string
+		p    printer.Printer
+	}{
+		{"kernel_amd64.s", printer.NewGoAsm(cfg)},
+		{"kernel_amd64.go", printer.NewStubs(cfg)},
+	} {
+		if err := write(filepath.Join(*dir, out.name), f, out.p); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+func write(path string, f *ir.File, p printer.Printer) error {
+	b, err := p.Print(f)
+	if err != nil {
+		return fmt.Errorf("print %s: %w", path, err)
+	}
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		return nil
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// gemmKernel emits gemmKernel6x16, which multiplies a packed 6-row sliver of
+// A (k steps of 6 floats) by a packed 16-column sliver of B (k steps of 16
+// floats) into 12 YMM accumulators, then stores or adds the 6x16 tile into C.
+func gemmKernel(c *build.Context) {
+	c.Function("gemmKernel6x16")
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(k int, a, b, c *float32, ldc int, accum bool)")
+	c.Pragma("noescape")
+	c.Doc(
+		"gemmKernel6x16 computes the 6x16 tile C (+)= A*B from k steps of packed",
+		"A (6 floats a step) and packed B (16 floats a step). C has row stride ldc",
+		"floats; accum adds into C instead of overwriting it. Requires AVX2 and FMA.",
+	)
+
+	k := c.Load(c.Param("k"), c.GP64())
+	pa := operand.Mem{Base: c.Load(c.Param("a"), c.GP64())}
+	pb := operand.Mem{Base: c.Load(c.Param("b"), c.GP64())}
+	pc := c.Load(c.Param("c"), c.GP64())
+	ldc := c.Load(c.Param("ldc"), c.GP64())
+
+	acc := make([]reg.VecVirtual, 2*mr)
+	for i := range acc {
+		acc[i] = c.YMM()
+		c.VXORPS(acc[i], acc[i], acc[i])
+	}
+	b0, b1 := c.YMM(), c.YMM()
+	bc := []reg.VecVirtual{c.YMM(), c.YMM()}
+
+	// Warm the cache lines of C that the tile writes at the end.
+	c.SHLQ(operand.U8(2), ldc)
+	row := c.GP64()
+	c.MOVQ(pc, row)
+	for i := 0; i < mr; i++ {
+		c.PREFETCHT0(operand.Mem{Base: row})
+		c.PREFETCHT0(operand.Mem{Base: row, Disp: 4*nr - 4})
+		if i < mr-1 {
+			c.ADDQ(ldc, row)
+		}
+	}
+
+	step := func(p int) {
+		c.VMOVUPS(pb.Offset(4*nr*p), b0)
+		c.VMOVUPS(pb.Offset(4*nr*p+32), b1)
+		for i := 0; i < mr; i++ {
+			r := bc[i%2]
+			c.VBROADCASTSS(pa.Offset(4*(mr*p+i)), r)
+			c.VFMADD231PS(r, b0, acc[2*i])
+			c.VFMADD231PS(r, b1, acc[2*i+1])
+		}
+	}
+
+	const unroll = 4
+	n := c.GP64()
+	c.MOVQ(k, n)
+	c.SHRQ(operand.U8(2), n)
+	c.JZ(operand.LabelRef("gemm_tail"))
+	c.Label("gemm_loop4")
+	for p := 0; p < unroll; p++ {
+		step(p)
+	}
+	c.ADDQ(operand.U32(4*mr*unroll), pa.Base)
+	c.ADDQ(operand.U32(4*nr*unroll), pb.Base)
+	c.DECQ(n)
+	c.JNZ(operand.LabelRef("gemm_loop4"))
+
+	c.Label("gemm_tail")
+	c.ANDQ(operand.U8(unroll-1), k)
+	c.JZ(operand.LabelRef("gemm_store"))
+	c.Label("gemm_loop1")
+	step(0)
+	c.ADDQ(operand.U32(4*mr), pa.Base)
+	c.ADDQ(operand.U32(4*nr), pb.Base)
+	c.DECQ(k)
+	c.JNZ(operand.LabelRef("gemm_loop1"))
+
+	c.Label("gemm_store")
+	storeTile(c, "gemm", acc, pc, ldc)
+}
+
+// gemmKernelStrided emits gemmKernel6x16Strided, the micro-kernel for
+// operands read in place: element (i,p) of the A sliver is at
+// a[i*rsa+p*csa] and row p of the B sliver at b[p*ldb:p*ldb+16]. Packed
+// slivers are the case rsa=1, csa=6, ldb=16.
+func gemmKernelStrided(c *build.Context) {
+	c.Function("gemmKernel6x16Strided")
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, accum bool)")
+	c.Pragma("noescape")
+	c.Doc(
+		"gemmKernel6x16Strided computes the 6x16 tile C (+)= A*B over k steps, reading",
+		"A(i,p) at a[i*rsa+p*csa] and B(p,j) at b[p*ldb+j]; strides are in floats.",
+		"C has row stride ldc; accum adds into C instead of overwriting it.",
+		"Requires AVX2 and FMA.",
+	)
+
+	k := c.Load(c.Param("k"), c.GP64())
+	a0 := c.Load(c.Param("a"), c.GP64())
+	rs := c.Load(c.Param("rsa"), c.GP64())
+	cs := c.Load(c.Param("csa"), c.GP64())
+	pb := operand.Mem{Base: c.Load(c.Param("b"), c.GP64())}
+	ldb := c.Load(c.Param("ldb"), c.GP64())
+	pc := c.Load(c.Param("c"), c.GP64())
+	ldc := c.Load(c.Param("ldc"), c.GP64())
+	c.SHLQ(operand.U8(2), rs)
+	c.SHLQ(operand.U8(2), cs)
+	c.SHLQ(operand.U8(2), ldb)
+	c.SHLQ(operand.U8(2), ldc)
+	a3 := c.GP64()
+	c.LEAQ(operand.Mem{Base: a0, Index: rs, Scale: 2}, a3)
+	c.ADDQ(rs, a3)
+	// Row i of the A sliver, from two bases and the row stride.
+	rowA := []operand.Mem{
+		{Base: a0},
+		{Base: a0, Index: rs, Scale: 1},
+		{Base: a0, Index: rs, Scale: 2},
+		{Base: a3},
+		{Base: a0, Index: rs, Scale: 4},
+		{Base: a3, Index: rs, Scale: 2},
+	}
+
+	acc := make([]reg.VecVirtual, 2*mr)
+	for i := range acc {
+		acc[i] = c.YMM()
+		c.VXORPS(acc[i], acc[i], acc[i])
+	}
+	b0, b1, bc := c.YMM(), c.YMM(), c.YMM()
+
+	step := func() {
+		c.VMOVUPS(pb, b0)
+		c.VMOVUPS(pb.Offset(32), b1)
+		for i := 0; i < mr; i++ {
+			c.VBROADCASTSS(rowA[i], bc)
+			c.VFMADD231PS(bc, b0, acc[2*i])
+			c.VFMADD231PS(bc, b1, acc[2*i+1])
+		}
+		c.ADDQ(ldb, pb.Base)
+		c.ADDQ(cs, a0)
+		c.ADDQ(cs, a3)
+	}
+
+	const unroll = 4
+	n := c.GP64()
+	c.MOVQ(k, n)
+	c.SHRQ(operand.U8(2), n)
+	c.JZ(operand.LabelRef("gemms_tail"))
+	c.Label("gemms_loop4")
+	for p := 0; p < unroll; p++ {
+		step()
+	}
+	c.DECQ(n)
+	c.JNZ(operand.LabelRef("gemms_loop4"))
+
+	c.Label("gemms_tail")
+	c.ANDQ(operand.U8(unroll-1), k)
+	c.JZ(operand.LabelRef("gemms_store"))
+	c.Label("gemms_loop1")
+	step()
+	c.DECQ(k)
+	c.JNZ(operand.LabelRef("gemms_loop1"))
+
+	c.Label("gemms_store")
+	storeTile(c, "gemms", acc, pc, ldc)
+}
+
+// storeTile adds the accumulators into the tile at pc (row stride ldc bytes)
+// when the accum parameter is set, and overwrites it otherwise; then returns.
+func storeTile(c *build.Context, prefix string, acc []reg.VecVirtual, pc, ldc reg.Register) {
+	flag := c.Load(c.Param("accum"), c.GP8())
+	c.TESTB(flag, flag)
+	c.JZ(operand.LabelRef(prefix + "_overwrite"))
+	for i := 0; i < mr; i++ {
+		m := operand.Mem{Base: pc}
+		c.VADDPS(m, acc[2*i], acc[2*i])
+		c.VADDPS(m.Offset(32), acc[2*i+1], acc[2*i+1])
+		c.VMOVUPS(acc[2*i], m)
+		c.VMOVUPS(acc[2*i+1], m.Offset(32))
+		if i < mr-1 {
+			c.ADDQ(ldc, pc)
+		}
+	}
+	c.VZEROUPPER()
+	c.RET()
+
+	c.Label(prefix + "_overwrite")
+	for i := 0; i < mr; i++ {
+		m := operand.Mem{Base: pc}
+		c.VMOVUPS(acc[2*i], m)
+		c.VMOVUPS(acc[2*i+1], m.Offset(32))
+		if i < mr-1 {
+			c.ADDQ(ldc, pc)
+		}
+	}
+	c.VZEROUPPER()
+	c.RET()
+}
+
+// dotKernel emits dotAVX2: four 8-wide FMA accumulators over 32 floats a
+// step, one over 8 floats a step, then a scalar tail.
+func dotKernel(c *build.Context) {
+	c.Function("dotAVX2")
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(x, y []float32) float32")
+	c.Pragma("noescape")
+	c.Doc("dotAVX2 returns the inner product of x and y[:len(x)]; len(y) >= len(x).", "Requires AVX2 and FMA.")
+
+	x := operand.Mem{Base: c.Load(c.Param("x").Base(), c.GP64())}
+	y := operand.Mem{Base: c.Load(c.Param("y").Base(), c.GP64())}
+	n := c.Load(c.Param("x").Len(), c.GP64())
+
+	acc := []reg.VecVirtual{c.YMM(), c.YMM(), c.YMM(), c.YMM()}
+	for _, r := range acc {
+		c.VXORPS(r, r, r)
+	}
+
+	c.Label("dot_loop32")
+	c.CMPQ(n, operand.U8(32))
+	c.JL(operand.LabelRef("dot_loop8"))
+	for i, r := range acc {
+		t := c.YMM()
+		c.VMOVUPS(x.Offset(32*i), t)
+		c.VFMADD231PS(y.Offset(32*i), t, r)
+	}
+	c.ADDQ(operand.U8(128), x.Base)
+	c.ADDQ(operand.U8(128), y.Base)
+	c.SUBQ(operand.U8(32), n)
+	c.JMP(operand.LabelRef("dot_loop32"))
+
+	c.Label("dot_loop8")
+	c.CMPQ(n, operand.U8(8))
+	c.JL(operand.LabelRef("dot_reduce"))
+	t := c.YMM()
+	c.VMOVUPS(x, t)
+	c.VFMADD231PS(y, t, acc[0])
+	c.ADDQ(operand.U8(32), x.Base)
+	c.ADDQ(operand.U8(32), y.Base)
+	c.SUBQ(operand.U8(8), n)
+	c.JMP(operand.LabelRef("dot_loop8"))
+
+	c.Label("dot_reduce")
+	c.VADDPS(acc[1], acc[0], acc[0])
+	c.VADDPS(acc[3], acc[2], acc[2])
+	c.VADDPS(acc[2], acc[0], acc[0])
+	s := acc[0].AsX()
+	hi := c.XMM()
+	c.VEXTRACTF128(operand.U8(1), acc[0], hi)
+	c.VADDPS(hi, s, s)
+	c.VHADDPS(s, s, s)
+	c.VHADDPS(s, s, s)
+
+	c.Label("dot_tail")
+	c.TESTQ(n, n)
+	c.JZ(operand.LabelRef("dot_done"))
+	xt := c.XMM()
+	c.VMOVSS(x, xt)
+	c.VFMADD231SS(y, xt, s)
+	c.ADDQ(operand.U8(4), x.Base)
+	c.ADDQ(operand.U8(4), y.Base)
+	c.DECQ(n)
+	c.JMP(operand.LabelRef("dot_tail"))
+
+	c.Label("dot_done")
+	c.VZEROUPPER()
+	c.Store(s, c.ReturnIndex(0))
+	c.RET()
+}
+
+// axpyKernel emits axpyAVX2: y += alpha*x, 32 floats a step, then 8, then
+// one at a time.
+func axpyKernel(c *build.Context) {
+	c.Function("axpyAVX2")
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(alpha float32, x, y []float32)")
+	c.Pragma("noescape")
+	c.Doc("axpyAVX2 computes y += alpha*x over len(x) elements; len(y) >= len(x).", "Requires AVX2 and FMA.")
+
+	alpha, err := c.Param("alpha").Resolve()
+	if err != nil {
+		log.Fatal(err)
+	}
+	x := operand.Mem{Base: c.Load(c.Param("x").Base(), c.GP64())}
+	y := operand.Mem{Base: c.Load(c.Param("y").Base(), c.GP64())}
+	n := c.Load(c.Param("x").Len(), c.GP64())
+	va := c.YMM()
+	c.VBROADCASTSS(alpha.Addr, va)
+
+	c.Label("axpy_loop32")
+	c.CMPQ(n, operand.U8(32))
+	c.JL(operand.LabelRef("axpy_loop8"))
+	ts := make([]reg.VecVirtual, 4)
+	for i := range ts {
+		ts[i] = c.YMM()
+		c.VMOVUPS(y.Offset(32*i), ts[i])
+	}
+	for i, t := range ts {
+		c.VFMADD231PS(x.Offset(32*i), va, t)
+	}
+	for i, t := range ts {
+		c.VMOVUPS(t, y.Offset(32*i))
+	}
+	c.ADDQ(operand.U8(128), x.Base)
+	c.ADDQ(operand.U8(128), y.Base)
+	c.SUBQ(operand.U8(32), n)
+	c.JMP(operand.LabelRef("axpy_loop32"))
+
+	c.Label("axpy_loop8")
+	c.CMPQ(n, operand.U8(8))
+	c.JL(operand.LabelRef("axpy_tail"))
+	t := c.YMM()
+	c.VMOVUPS(y, t)
+	c.VFMADD231PS(x, va, t)
+	c.VMOVUPS(t, y)
+	c.ADDQ(operand.U8(32), x.Base)
+	c.ADDQ(operand.U8(32), y.Base)
+	c.SUBQ(operand.U8(8), n)
+	c.JMP(operand.LabelRef("axpy_loop8"))
+
+	c.Label("axpy_tail")
+	c.TESTQ(n, n)
+	c.JZ(operand.LabelRef("axpy_done"))
+	yt := c.XMM()
+	c.VMOVSS(y, yt)
+	c.VFMADD231SS(x, va.AsX(), yt)
+	c.VMOVSS(yt, y)
+	c.ADDQ(operand.U8(4), x.Base)
+	c.ADDQ(operand.U8(4), y.Base)
+	c.DECQ(n)
+	c.JMP(operand.LabelRef("axpy_tail"))
+
+	c.Label("axpy_done")
+	c.VZEROUPPER()
+	c.RET()
+}
