@@ -38,6 +38,7 @@ func attachPEFT(ctx context.Context, l *checkpoint.Loaded, mgr *host.Manager, di
 	if err != nil {
 		return err
 	}
+	l.Model = attach.ForAdapter(l.Model, a)
 	targets, err := attach.FromPEFT(a)
 	if err != nil {
 		return fmt.Errorf("%s: %w", dir, err)

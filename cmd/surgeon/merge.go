@@ -68,6 +68,7 @@ func runMerge(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		l.Model = attach.ForAdapter(l.Model, a)
 		targets, err := attach.FromPEFT(a)
 		if err != nil {
 			return fmt.Errorf("%s: %w", dir, err)

@@ -7,7 +7,8 @@ import (
 )
 
 // benchShapes are the products that dominate LoRA training of a small Llama:
-// full projections, the two skinny LoRA factors, and tiny per-head ones.
+// full projections, the two skinny LoRA factors, and tiny per-head ones;
+// then those of generation.
 var benchShapes = []struct {
 	op      string
 	m, n, k int
@@ -22,6 +23,13 @@ var benchShapes = []struct {
 	{"NN", 64, 64, 64},
 	{"NT", 64, 64, 64},
 	{"NN", 64, 64, 8},
+	// Matrix-vector products of generation, one token at a time.
+	{"NT", 1, 3072, 768},
+	{"NT", 4, 3072, 768},
+	{"NT", 3072, 1, 768},
+	{"NN", 1, 3072, 768},
+	{"NN", 3072, 1, 768},
+	{"TN", 1, 768, 3072},
 }
 
 // BenchmarkMatMul compares the assembly and generic paths with the scalar

@@ -17,11 +17,16 @@ const (
 
 	// minParallelWork is the number of multiply-adds below which a product
 	// runs on the calling goroutine: waking workers costs more than it saves.
-	minParallelWork = 1 << 17
+	minParallelWork = 1 << 21
 
 	// maxDirectSlivers is the most slivers of the other operand for which
 	// an operand is read in place rather than packed.
 	maxDirectSlivers = 2
+
+	// maxDotSide is the largest m or n for which a product with B stored
+	// [n,k] is computed as dot products instead: the other operand is read
+	// once, in place, where packing it would cost more than the product.
+	maxDotSide = 4
 
 	// Smallest blocks that a split for parallelism may produce.
 	minSplitRows = 4 * mr
@@ -58,6 +63,21 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 		}
 		return
 	}
+	// A single column or row is stored the same either way round.
+	if n == 1 {
+		transB = true
+	}
+	if m == 1 {
+		transA = false
+	}
+	if transB && !transA && min(m, n) <= maxDotSide {
+		sgemmDots(m, n, k, a, b, c, acc)
+		return
+	}
+	if !transB && m <= maxDotSide {
+		sgemmAxpys(transA, m, n, k, a, b, c, acc)
+		return
+	}
 	g := &gemm{transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, c: c, acc: acc, kern: gemmKernelGeneric}
 	if useAsm() {
 		g.kern, g.strided = gemmKernelAsm, true
@@ -77,6 +97,87 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 		return
 	}
 	parallelFor(tasks, workers-1, g.task)
+}
+
+// sgemmDots computes C[m,n] (+)= A[m,k] * B[n,k]^T one dot product at a
+// time, for shapes with m or n at most maxDotSide: matrix-vector products
+// and their near kin. The few rows of the small operand stay in L1 while
+// the large one streams through once; its rows are split among the workers.
+func sgemmDots(m, n, k int, a, b, c []float32, acc bool) {
+	dot := dotGeneric
+	if useAsm() {
+		dot = dotAVX2
+	}
+	long := max(m, n)
+	rows := func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			for q := range min(m, n) {
+				i, j := r, q
+				if m < n {
+					i, j = q, r
+				}
+				s := dot(a[i*k:(i+1)*k], b[j*k:(j+1)*k])
+				if acc {
+					c[i*n+j] += s
+				} else {
+					c[i*n+j] = s
+				}
+			}
+		}
+	}
+	workers := 1
+	if m*n*k >= minParallelWork {
+		workers = poolSize()
+	}
+	if workers == 1 {
+		rows(0, long)
+		return
+	}
+	tasks := min(4*workers, ceilDiv(long, minSplitRows))
+	chunk := ceilDiv(long, tasks)
+	parallelFor(ceilDiv(long, chunk), workers-1, func(t int, _ *scratch) {
+		rows(t*chunk, min((t+1)*chunk, long))
+	})
+}
+
+// sgemmAxpys computes C[m,n] (+)= op(A)[m,k] * B[k,n] as scaled row
+// additions, for m at most maxDotSide: each row of B is read once, in place,
+// and added into the few rows of C. The columns are split among the workers.
+func sgemmAxpys(transA bool, m, n, k int, a, b, c []float32, acc bool) {
+	axpy := axpyGeneric
+	if useAsm() {
+		axpy = axpyAVX2
+	}
+	cols := func(lo, hi int) {
+		if !acc {
+			for i := range m {
+				clear(c[i*n+lo : i*n+hi])
+			}
+		}
+		for p := range k {
+			bp := b[p*n+lo : p*n+hi]
+			for i := range m {
+				av := a[i*k+p]
+				if transA {
+					av = a[p*m+i]
+				}
+				axpy(av, bp, c[i*n+lo:i*n+hi])
+			}
+		}
+	}
+	workers := 1
+	if m*n*k >= minParallelWork {
+		workers = poolSize()
+	}
+	if workers == 1 {
+		cols(0, n)
+		return
+	}
+	tasks := min(4*workers, ceilDiv(n, minSplitCols))
+	chunk := roundUp(ceilDiv(n, tasks), nr)
+	parallelFor(ceilDiv(n, chunk), workers-1, func(t int, _ *scratch) {
+		cols(t*chunk, min((t+1)*chunk, n))
+	})
 }
 
 // plan picks the block sizes. With several workers it splits C into at

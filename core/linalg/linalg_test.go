@@ -40,14 +40,12 @@ func randSlice(r *rand.Rand, n int) []float32 {
 // product is one test case: logical A[m,k] and B[k,n], their stored forms for
 // each layout, and C = A*B in float64.
 type product struct {
-	m, n, k    int
-	a, at      []float32 // A [m,k] and A^T [k,m]
-	b, bt      []float32 // B [k,n] and B^T [n,k]
-	ref        []float64
-	scale      float64 // largest |ref|, at least 1
-	base       []float32
-	baseScale  float64
-	padA, padB int
+	m, n, k int
+	a, at   []float32 // A [m,k] and A^T [k,m]
+	b, bt   []float32 // B [k,n] and B^T [n,k]
+	ref     []float64
+	scale   float64   // largest |ref|, at least 1
+	base    []float32 // C before an accumulating product
 }
 
 func newProduct(r *rand.Rand, m, n, k int) *product {
@@ -122,7 +120,10 @@ func (p *product) want(i int, acc bool) float64 {
 }
 
 // testShapes cover edge tiles (not multiples of 6 or 16), k around the
-// 256-deep slabs, blocks of C beyond 168 rows, and degenerate dimensions.
+// 256-deep slabs, blocks of C beyond 168 rows, operands read in place (m or
+// n at most 32), the dot-product and row-update paths (m or n at most 4),
+// products split across the worker pool (m*n*k at least minParallelWork),
+// and degenerate dimensions.
 func testShapes(short bool) [][3]int {
 	var s [][3]int
 	for _, m := range []int{1, 7, 33} {
@@ -137,7 +138,8 @@ func testShapes(short bool) [][3]int {
 		[3]int{1, 1000, 7}, [3]int{1000, 1, 7}, [3]int{7, 1, 1000}, [3]int{1, 7, 1000},
 		[3]int{1000, 7, 33}, [3]int{33, 1000, 7}, [3]int{7, 33, 1000},
 		[3]int{1000, 33, 1}, [3]int{1, 33, 1000}, [3]int{64, 64, 8}, [3]int{169, 17, 257},
-		[3]int{3, 5, 0}, [3]int{0, 5, 3}, [3]int{5, 0, 3},
+		[3]int{3, 5, 0}, [3]int{0, 5, 3}, [3]int{5, 0, 3}, [3]int{300, 40, 200},
+		[3]int{4, 700, 800}, [3]int{700, 3, 1000}, [3]int{5, 5, 1}, [3]int{4, 17, 2},
 	)
 	if !short {
 		s = append(s, [3]int{1000, 1000, 1}, [3]int{1000, 33, 1000}, [3]int{200, 300, 513},
@@ -183,7 +185,9 @@ func TestMatMul(t *testing.T) {
 // shared.
 func TestMatMulConcurrent(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	ps := []*product{newProduct(r, 100, 90, 80), newProduct(r, 64, 64, 64), newProduct(r, 7, 300, 129), newProduct(r, 250, 17, 40)}
+	// All above minParallelWork but the second, so that pooled and serial
+	// products mix.
+	ps := []*product{newProduct(r, 200, 150, 100), newProduct(r, 64, 64, 64), newProduct(r, 7, 300, 1000), newProduct(r, 250, 90, 100)}
 	for _, path := range paths(t) {
 		withPath(path, func() {
 			var wg sync.WaitGroup

@@ -348,7 +348,10 @@ func (r *Run) setupData() error {
 	if test != nil {
 		tf = 0
 	}
-	if vf > 0 || tf > 0 {
+	// Text for a causal LM is split in order (the held-out part is the end
+	// of the text, after its windows are cut); examples are split at random.
+	lmSplit := !r.Classifier() && (vf > 0 || tf > 0)
+	if (vf > 0 || tf > 0) && !lmSplit {
 		var v2, t2 []data.Example
 		train, v2, t2 = data.Split(train, vf, tf, d.Seed)
 		if val == nil {
@@ -381,6 +384,18 @@ func (r *Run) setupData() error {
 	r.TrainChunks = data.Chunks(r.Tokenizer, train, seqLen, r.BOS)
 	r.ValChunks = data.Chunks(r.Tokenizer, val, seqLen, r.BOS)
 	r.TestChunks = data.Chunks(r.Tokenizer, test, seqLen, r.BOS)
+	if lmSplit {
+		n := len(r.TrainChunks)
+		nt := int(math.Round(tf * float64(n)))
+		nv := int(math.Round(vf * float64(n)))
+		if nt > 0 {
+			r.TestChunks = r.TrainChunks[n-nt:]
+		}
+		if nv > 0 {
+			r.ValChunks = r.TrainChunks[n-nt-nv : n-nt]
+		}
+		r.TrainChunks = r.TrainChunks[:n-nt-nv]
+	}
 	if len(r.TrainChunks) == 0 {
 		return fmt.Errorf("%s: data.train is shorter than one window of %d tokens", rec.Path, seqLen+1)
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/nlpodyssey/spago/nn"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/llama"
+	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/peft"
@@ -254,4 +256,23 @@ func ApplySaved(m nn.Model, saved map[string]tensor.Tensor, weight float64) erro
 		}
 	}
 	return nil
+}
+
+// ForAdapter returns the model a PEFT adapter expects: a causal Llama
+// becomes a sequence classifier when the adapter is SEQ_CLS and carries a
+// new score head (its row count gives the number of labels).
+func ForAdapter(m model.Model, a *peft.Adapter) model.Model {
+	lm, ok := m.(*llama.Model)
+	if !ok || lm.Score != nil || !strings.EqualFold(a.Config.TaskType, "SEQ_CLS") {
+		return m
+	}
+	score, ok := a.Saved["score.weight"]
+	if !ok || len(score.Shape) != 2 {
+		return m
+	}
+	labels := make([]string, score.Shape[0])
+	for i := range labels {
+		labels[i] = fmt.Sprintf("LABEL_%d", i)
+	}
+	return lm.AsClassifier(labels, 0)
 }

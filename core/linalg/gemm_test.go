@@ -1,0 +1,72 @@
+package linalg
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+)
+
+// TestPlan checks that the blocks of C tile it exactly, respect the block
+// limits, and give every worker work.
+func TestPlan(t *testing.T) {
+	for _, tc := range []struct {
+		m, n, k, workers int
+		minTasks         int
+	}{
+		{1024, 768, 3072, 2, 4},
+		{1024, 8, 768, 2, 4},
+		{8, 768, 1024, 2, 4},
+		{1024, 768, 8, 4, 8},
+		{64, 64, 64, 2, 2},
+		{5, 5, 5, 2, 1},
+		{1000, 1000, 1000, 1, 1},
+	} {
+		t.Run(fmt.Sprintf("%dx%dx%d/%d", tc.m, tc.n, tc.k, tc.workers), func(t *testing.T) {
+			g := &gemm{m: tc.m, n: tc.n, k: tc.k}
+			g.plan(tc.workers)
+			if g.mc%mr != 0 || g.nc%nr != 0 || g.mc > mcMax || g.nc > ncMax || g.kc > kcMax || g.kc < 1 {
+				t.Fatalf("bad blocks mc=%d nc=%d kc=%d", g.mc, g.nc, g.kc)
+			}
+			if (g.rb-1)*g.mc >= tc.m || g.rb*g.mc < tc.m || (g.cb-1)*g.nc >= tc.n || g.cb*g.nc < tc.n {
+				t.Fatalf("blocks %dx%d of %dx%d do not tile %dx%d", g.rb, g.cb, g.mc, g.nc, tc.m, tc.n)
+			}
+			if g.rb*g.cb < tc.minTasks {
+				t.Fatalf("%d tasks for %d workers, want at least %d", g.rb*g.cb, tc.workers, tc.minTasks)
+			}
+		})
+	}
+}
+
+// TestParallelFor checks that every task runs exactly once, from one caller
+// and from several at a time.
+func TestParallelFor(t *testing.T) {
+	helpers := poolSize() - 1
+	for _, tasks := range []int{1, 2, 3, 17, 200} {
+		counts := make([]atomic.Int32, tasks)
+		parallelFor(tasks, helpers, func(task int, s *scratch) {
+			if s == nil {
+				t.Error("nil scratch")
+			}
+			counts[task].Add(1)
+		})
+		for i := range counts {
+			if c := counts[i].Load(); c != 1 {
+				t.Fatalf("%d tasks: task %d ran %d times", tasks, i, c)
+			}
+		}
+	}
+}
+
+func TestSetGeneric(t *testing.T) {
+	was := SetGeneric(true)
+	defer SetGeneric(was)
+	if Accelerated() {
+		t.Fatal("Accelerated after SetGeneric(true)")
+	}
+	if prev := SetGeneric(false); !prev {
+		t.Fatal("SetGeneric did not return the previous setting")
+	}
+	if Accelerated() != hasAsm {
+		t.Fatalf("Accelerated() = %v after SetGeneric(false), CPU support %v", Accelerated(), hasAsm)
+	}
+}
