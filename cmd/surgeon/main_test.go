@@ -100,7 +100,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 		{"forward without tokens", []string{"forward", "../../core/testdata/reference/bert-f32"}, "--tokens"},
 		{"token out of range", []string{"forward", "../../core/testdata/reference/bert-f32", "--tokens", "1,100000"}, "outside the vocabulary"},
 		{"bad token", []string{"forward", "../../core/testdata/reference/bert-f32", "--tokens", "1,x"}, "not an integer"},
-		{"generate on a classifier", []string{"generate", "../../core/testdata/reference/bert-f32"}, "tokenizer"},
+		{"generate on a classifier", []string{"generate", "../../core/testdata/reference/bert-f32"}, "not a causal LM"},
 		{"model is a folder without config", []string{"forward", dir, "--tokens", "1"}, dir},
 	}
 	for _, c := range cases {

@@ -107,11 +107,17 @@ func contextLength(l *Loaded) int {
 	return 0
 }
 
+// VocabFile is the WordPiece vocabulary in a Hugging Face BERT folder, one
+// token a line, read by transformers' BertTokenizer.
+const VocabFile = "vocab.txt"
+
 // LoadTokenizer returns the tokenizer of the model l loaded from path: the
-// one in the GGUF metadata for a GGUF model, or the folder's
-// tokenizer.model for a Hugging Face folder. l may be nil when path is a
-// folder. Folders with only a tokenizer.json are not supported yet.
-func LoadTokenizer(path string, l *Loaded) (*tokenizer.SPM, error) {
+// one in the GGUF metadata for a GGUF model; for a Hugging Face folder, the
+// SentencePiece tokenizer of its tokenizer.model or else the WordPiece
+// tokenizer of its vocab.txt, lowercasing unless tokenizer_config.json
+// says "do_lower_case": false. l may be nil when path is a folder. Folders
+// with only a tokenizer.json are not supported yet.
+func LoadTokenizer(path string, l *Loaded) (tokenizer.Tokenizer, error) {
 	if l != nil && l.GGUF != nil {
 		tok, err := gguf.Tokenizer(l.GGUF)
 		if err != nil {
@@ -124,15 +130,22 @@ func LoadTokenizer(path string, l *Loaded) (*tokenizer.SPM, error) {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("%s: no tokenizer (only GGUF files and Hugging Face folders with a %s carry one)", path, SentencePieceFile)
+		return nil, fmt.Errorf("%s: no tokenizer (only GGUF files and Hugging Face folders with a %s or %s carry one)", path, SentencePieceFile, VocabFile)
 	}
 	file := filepath.Join(path, SentencePieceFile)
 	data, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
-		if exists(filepath.Join(path, "tokenizer.json")) {
-			return nil, fmt.Errorf("%s: folder has no %s, only a tokenizer.json, which is not supported yet: %w", path, SentencePieceFile, err)
+		if exists(filepath.Join(path, VocabFile)) {
+			wp, err := loadWordPiece(path)
+			if err != nil {
+				return nil, err // not a nil *WordPiece in a non-nil Tokenizer
+			}
+			return wp, nil
 		}
-		return nil, fmt.Errorf("%s: folder has no %s (folders with only a tokenizer.json are not supported yet): %w", path, SentencePieceFile, err)
+		if exists(filepath.Join(path, "tokenizer.json")) {
+			return nil, fmt.Errorf("%s: folder has no %s or %s, only a tokenizer.json, which is not supported yet: %w", path, SentencePieceFile, VocabFile, err)
+		}
+		return nil, fmt.Errorf("%s: folder has no %s or %s (folders with only a tokenizer.json are not supported yet): %w", path, SentencePieceFile, VocabFile, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
@@ -142,4 +155,28 @@ func LoadTokenizer(path string, l *Loaded) (*tokenizer.SPM, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return tok, nil
+}
+
+// loadWordPiece reads the BERT tokenizer of the folder dir: its vocab.txt,
+// lowercased unless its tokenizer_config.json sets do_lower_case to false
+// (transformers' BertTokenizer lowercases by default).
+func loadWordPiece(dir string) (*tokenizer.WordPiece, error) {
+	lower := true
+	cfgFile := filepath.Join(dir, "tokenizer_config.json")
+	data, err := os.ReadFile(cfgFile)
+	switch {
+	case err == nil:
+		var cfg struct {
+			DoLowerCase *bool `json:"do_lower_case"`
+		}
+		if err := json.Unmarshal(data, &cfg); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfgFile, err)
+		}
+		if cfg.DoLowerCase != nil {
+			lower = *cfg.DoLowerCase
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	return tokenizer.LoadWordPiece(filepath.Join(dir, VocabFile), lower)
 }

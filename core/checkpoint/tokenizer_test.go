@@ -131,7 +131,7 @@ func TestLoadTokenizerErrors(t *testing.T) {
 	cases := []struct {
 		name, path, sub string
 	}{
-		{"no tokenizer.model", empty, "folder has no tokenizer.model"},
+		{"no tokenizer.model", empty, "folder has no tokenizer.model or vocab.txt"},
 		{"tokenizer.json only", jsonOnly, "only a tokenizer.json, which is not supported yet"},
 		{"malformed", bad, "malformed sentencepiece model"},
 		{"file", file, "no tokenizer"},

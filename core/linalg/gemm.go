@@ -24,9 +24,12 @@ const (
 	maxDirectSlivers = 2
 
 	// maxDotSide is the largest m or n for which a product with B stored
-	// [n,k] is computed as dot products instead: the other operand is read
-	// once, in place, where packing it would cost more than the product.
-	maxDotSide = 4
+	// [n,k] is computed as dot products instead (and m, with B stored [k,n],
+	// for row updates): the other operand is read once, in place, where
+	// packing it would cost more than the product. The portable kernel wastes
+	// more on a padded tile, so the generic path goes that way up to nr.
+	maxDotSide        = 4
+	maxDotSideGeneric = nr
 
 	// Smallest blocks that a split for parallelism may produce.
 	minSplitRows = 4 * mr
@@ -70,11 +73,15 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 	if m == 1 {
 		transA = false
 	}
-	if transB && !transA && min(m, n) <= maxDotSide {
+	dotSide := maxDotSideGeneric
+	if useAsm() {
+		dotSide = maxDotSide
+	}
+	if transB && !transA && min(m, n) <= dotSide {
 		sgemmDots(m, n, k, a, b, c, acc)
 		return
 	}
-	if !transB && m <= maxDotSide {
+	if !transB && m <= dotSide {
 		sgemmAxpys(transA, m, n, k, a, b, c, acc)
 		return
 	}
@@ -100,7 +107,7 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 }
 
 // sgemmDots computes C[m,n] (+)= A[m,k] * B[n,k]^T one dot product at a
-// time, for shapes with m or n at most maxDotSide: matrix-vector products
+// time, for shapes with m or n at most a few: matrix-vector products
 // and their near kin. The few rows of the small operand stay in L1 while
 // the large one streams through once; its rows are split among the workers.
 func sgemmDots(m, n, k int, a, b, c []float32, acc bool) {
@@ -141,7 +148,7 @@ func sgemmDots(m, n, k int, a, b, c []float32, acc bool) {
 }
 
 // sgemmAxpys computes C[m,n] (+)= op(A)[m,k] * B[k,n] as scaled row
-// additions, for m at most maxDotSide: each row of B is read once, in place,
+// additions, for m at most a few: each row of B is read once, in place,
 // and added into the few rows of C. The columns are split among the workers.
 func sgemmAxpys(transA bool, m, n, k int, a, b, c []float32, acc bool) {
 	axpy := axpyGeneric
@@ -157,9 +164,11 @@ func sgemmAxpys(transA bool, m, n, k int, a, b, c []float32, acc bool) {
 		for p := range k {
 			bp := b[p*n+lo : p*n+hi]
 			for i := range m {
-				av := a[i*k+p]
+				var av float32
 				if transA {
 					av = a[p*m+i]
+				} else {
+					av = a[i*k+p]
 				}
 				axpy(av, bp, c[i*n+lo:i*n+hi])
 			}

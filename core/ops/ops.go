@@ -34,7 +34,11 @@ func Cols(t mat.Tensor) int {
 	return s[1]
 }
 
-func run(f ag.AutoGradFunction) mat.Tensor { return ag.NewOperator(f).Run() }
+func run(f ag.AutoGradFunction) mat.Tensor {
+	op := ag.NewOperator(f).Run()
+	record(op, f)
+	return op
+}
 
 // accGrad adds g to t's gradient when t requires one. g has t's layout; rows
 // and cols document the expected shape.

@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 )
 
@@ -48,7 +47,7 @@ func gradCheck(t *testing.T, name string, inputs []*mat.Dense[float32], op func(
 		in.ZeroGrad()
 	}
 	out.AccGrad(New(Rows(out), Cols(out), append([]float32(nil), proj...)))
-	if err := ag.Backward(out); err != nil {
+	if err := Backward(out); err != nil {
 		t.Fatal(err)
 	}
 	for k, in := range inputs {

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/nn"
 
 	"github.com/surgeon-ml/surgeon/core/ops"
@@ -45,7 +44,7 @@ func (t *toy) forward(epoch, i int, scale float64) (float64, int, error) {
 	two := ops.Binary(ops.AddOp, ops.MatMul(s, ops.New(1, 2, []float32{1, 0})), ops.MatMul(zero, ops.New(1, 2, []float32{0, 1})))
 	loss := ops.CrossEntropy(two, ys)
 	l := float64(ops.Data(loss)[0])
-	if err := ag.Backward(ops.Scale(loss, float32(scale))); err != nil {
+	if err := ops.Backward(ops.Scale(loss, float32(scale))); err != nil {
 		return 0, 0, err
 	}
 	return l, 8, nil

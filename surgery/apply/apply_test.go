@@ -9,8 +9,8 @@ import (
 
 	"github.com/surgeon-ml/surgeon/formats/peft"
 	"github.com/surgeon-ml/surgeon/plugins/builtin/lora"
-	"github.com/surgeon-ml/surgeon/surgery/attach"
 	"github.com/surgeon-ml/surgeon/plugins/sdk/sdktest"
+	"github.com/surgeon-ml/surgeon/surgery/attach"
 	"github.com/surgeon-ml/surgeon/surgery/recipe"
 )
 

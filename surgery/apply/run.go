@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nlpodyssey/spago/ag"
-
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
 	"github.com/surgeon-ml/surgeon/core/data"
 	"github.com/surgeon-ml/surgeon/core/model"
@@ -27,28 +25,28 @@ import (
 
 // Report is report.json.
 type Report struct {
-	Recipe       string                `json:"recipe"`
-	RecipeHash   string                `json:"recipe_hash"`
-	Model        string                `json:"model"`
-	Task         string                `json:"task"`
-	Plan         *Plan                 `json:"plan"`
-	Trainable    int64                 `json:"trainable_params"`
-	Total        int64                 `json:"total_params"`
-	TrainablePct float64               `json:"trainable_percent"`
-	EvalSplit    string                `json:"eval_split"`
-	Before       map[string]float64    `json:"metrics_before"`
-	After        map[string]float64    `json:"metrics_after"`
-	Epochs       []train.EpochResult   `json:"epochs"`
-	BestEpoch    int                   `json:"best_epoch"`
-	Steps        int                   `json:"steps"`
-	TrainTokens  int64                 `json:"train_tokens"`
-	TrainSeconds float64               `json:"train_seconds"`
-	TokensPerSec float64               `json:"tokens_per_second"`
-	WallSeconds  float64               `json:"wall_seconds"`
-	PeakRSSBytes int64                 `json:"peak_rss_bytes"`
-	Resumed      bool                  `json:"resumed"`
-	Files        []string              `json:"files"`
-	Extra        map[string]any        `json:"extra,omitempty"`
+	Recipe       string              `json:"recipe"`
+	RecipeHash   string              `json:"recipe_hash"`
+	Model        string              `json:"model"`
+	Task         string              `json:"task"`
+	Plan         *Plan               `json:"plan"`
+	Trainable    int64               `json:"trainable_params"`
+	Total        int64               `json:"total_params"`
+	TrainablePct float64             `json:"trainable_percent"`
+	EvalSplit    string              `json:"eval_split"`
+	Before       map[string]float64  `json:"metrics_before"`
+	After        map[string]float64  `json:"metrics_after"`
+	Epochs       []train.EpochResult `json:"epochs"`
+	BestEpoch    int                 `json:"best_epoch"`
+	Steps        int                 `json:"steps"`
+	TrainTokens  int64               `json:"train_tokens"`
+	TrainSeconds float64             `json:"train_seconds"`
+	TokensPerSec float64             `json:"tokens_per_second"`
+	WallSeconds  float64             `json:"wall_seconds"`
+	PeakRSSBytes int64               `json:"peak_rss_bytes"`
+	Resumed      bool                `json:"resumed"`
+	Files        []string            `json:"files"`
+	Extra        map[string]any      `json:"extra,omitempty"`
 }
 
 // batches returns the training batches of an epoch (deterministic).
@@ -139,7 +137,7 @@ func (r *Run) step(b data.Batch, scale float64, seed uint64) (float64, int, erro
 		}
 		l := loss(logits, b.Labels)
 		v := float64(ops.Data(l)[0])
-		return v, tokens, ag.Backward(ops.Scale(l, float32(scale)))
+		return v, tokens, ops.Backward(ops.Scale(l, float32(scale)))
 	}
 	mb, targets := lmBatch(b)
 	logits, err := r.Model.Logits(mb)
@@ -148,12 +146,13 @@ func (r *Run) step(b data.Batch, scale float64, seed uint64) (float64, int, erro
 	}
 	l := loss(logits, targets)
 	v := float64(ops.Data(l)[0])
-	return v, tokens, ag.Backward(ops.Scale(l, float32(scale)))
+	return v, tokens, ops.Backward(ops.Scale(l, float32(scale)))
 }
 
 // Evaluate computes the task metrics on a split ("train", "validation" or
 // "test") with the current weights.
 func (r *Run) Evaluate(split string) (map[string]float64, error) {
+	defer ops.ResetTape() // forward passes with trainable parameters were recorded
 	rec := r.Recipe
 	bs := rec.Eval.BatchSize
 	if r.Classifier() {
@@ -264,7 +263,7 @@ func (r *Run) Execute(ctx context.Context, progress func(train.Event)) (*Report,
 	rep := &Report{Recipe: rec.Path, RecipeHash: rec.Hash(), Model: rec.Model.Path, Task: rec.Model.Task, Plan: r.Plan,
 		Trainable: r.Plan.Trainable, Total: r.Plan.Total, TrainablePct: r.Plan.Percent(), EvalSplit: split}
 	// Metrics before training are computed once and kept with the checkpoint.
-	beforePath := filepath.Join(ckpt, "before.json")
+	beforePath := filepath.Join(ckpt, "before-"+rec.Hash()[:16]+".json")
 	if raw, err := os.ReadFile(beforePath); err == nil && json.Unmarshal(raw, &rep.Before) == nil {
 	} else {
 		r.logf("evaluating the %s split before training", split)
@@ -290,6 +289,9 @@ func (r *Run) Execute(ctx context.Context, progress func(train.Event)) (*Report,
 		}
 	}
 	metricsPath := filepath.Join(ckpt, "metrics.csv")
+	if err := trimMetrics(metricsPath, ckpt, rec.Hash()); err != nil {
+		return nil, err
+	}
 	mf, err := os.OpenFile(metricsPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
@@ -351,6 +353,43 @@ func (r *Run) Execute(ctx context.Context, progress func(train.Event)) (*Report,
 		return nil, err
 	}
 	return rep, nil
+}
+
+// trimMetrics drops the metrics rows of steps after the checkpoint a run
+// resumes from (they will be replayed), or all rows when there is no
+// usable checkpoint.
+func trimMetrics(path, ckpt, fingerprint string) error {
+	raw, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	keep := -1
+	if st, err := train.LoadState(ckpt); err == nil && st != nil && st.Fingerprint == fingerprint {
+		keep = st.Step
+	}
+	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+	var out []string
+	for i, l := range lines {
+		if i == 0 {
+			out = append(out, l)
+			continue
+		}
+		f := strings.SplitN(l, ",", 2)
+		if n, err := strconv.Atoi(f[0]); err == nil && n <= keep {
+			out = append(out, l)
+		}
+	}
+	if keep < 0 {
+		out = out[:0]
+	}
+	data := ""
+	if len(out) > 0 {
+		data = strings.Join(out, "\n") + "\n"
+	}
+	return writeFileAtomic(path, []byte(data))
 }
 
 func fmtF(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }

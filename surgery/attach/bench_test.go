@@ -5,8 +5,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/nlpodyssey/spago/ag"
-
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/llama"
@@ -57,7 +55,7 @@ func BenchmarkLoRAStepStories(b *testing.B) {
 			b.Fatal(err)
 		}
 		loss := ops.CrossEntropy(logits, labels)
-		if err := ag.Backward(loss); err != nil {
+		if err := ops.Backward(loss); err != nil {
 			b.Fatal(err)
 		}
 	}

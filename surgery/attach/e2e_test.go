@@ -6,13 +6,11 @@ import (
 	"os"
 	"testing"
 
-	"github.com/nlpodyssey/spago/ag"
-
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
-	"github.com/surgeon-ml/surgeon/plugins/host"
 	"github.com/surgeon-ml/surgeon/internal/plugintest"
+	"github.com/surgeon-ml/surgeon/plugins/host"
 )
 
 func TestMain(m *testing.M) {
@@ -66,7 +64,7 @@ func TestTrainAndMergeWithRealPlugins(t *testing.T) {
 					return 0, err
 				}
 				ce := ops.CrossEntropy(logits, targets)
-				return float64(ops.Data(ce)[0]), ag.Backward(ce)
+				return float64(ops.Data(ce)[0]), ops.Backward(ce)
 			}
 			first, err := loss()
 			if err != nil {

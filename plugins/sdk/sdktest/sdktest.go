@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-plugin"
-	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/nn"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
@@ -131,7 +130,7 @@ func Run(t *testing.T, components []any, cases []Case) {
 				g[i] = 1
 			}
 			y.AccGrad(ops.New(ops.Rows(y), ops.Cols(y), g))
-			if err := ag.Backward(y); err != nil {
+			if err := ops.Backward(y); err != nil {
 				t.Fatal(err)
 			}
 			for i, p := range a.Values {
