@@ -224,3 +224,55 @@ func TestPluginFailuresLeaveNoOutput(t *testing.T) {
 		t.Fatal("plugins verify passed with a tampered binary")
 	}
 }
+
+// stories260K converted to a Hugging Face folder and to spago native
+// decodes the known text; the ids match an independent PyTorch Llama run on
+// the converted folder (core/testdata/reference/stories260K-greedy.json).
+func TestConvertStories(t *testing.T) {
+	model := fixture(t, "stories260K-gguf/stories260K.gguf")
+	withPlugins(t, "convert")
+	dir := t.TempDir()
+	hf := filepath.Join(dir, "hf")
+	nat := filepath.Join(dir, "s.spago")
+	for _, c := range [][]string{{"--to", "safetensors", "-o", hf}, {"--to", "native", "-o", nat}} {
+		if code, _, errs := runCLI(append([]string{"convert", model, "-q"}, c...)...); code != 0 {
+			t.Fatal(errs)
+		}
+	}
+	var ref struct {
+		IDs  []int  `json:"ids"`
+		Text string `json:"text"`
+	}
+	readJSON(t, filepath.Join(refDir, "stories260K-greedy.json"), &ref)
+	if ref.Text != storiesText {
+		t.Fatalf("reference text %q", ref.Text)
+	}
+	code, out, errs := runCLI("generate", hf, "-n", "40")
+	if code != 0 || strings.TrimSpace(out) != storiesText {
+		t.Fatalf("generate on the HF folder: %d %q %s", code, out, errs)
+	}
+	// Same greedy ids as PyTorch: feeding the reference ids, every next
+	// token is the argmax of our logits.
+	toks := strings.Trim(strings.ReplaceAll(fmtInts(ref.IDs[:len(ref.IDs)-1]), " ", ","), "[]")
+	for _, m := range []string{hf, nat, model} {
+		code, out, errs := runCLI("forward", m, "--tokens", toks, "--json")
+		if code != 0 {
+			t.Fatal(errs)
+		}
+		var r struct {
+			Logits [][]float64 `json:"logits"`
+		}
+		json.Unmarshal([]byte(out), &r)
+		for i, row := range r.Logits {
+			best := 0
+			for j, v := range row {
+				if v > row[best] {
+					best = j
+				}
+			}
+			if best != ref.IDs[i+1] {
+				t.Fatalf("%s: position %d predicts %d, PyTorch on the converted folder %d", m, i, best, ref.IDs[i+1])
+			}
+		}
+	}
+}

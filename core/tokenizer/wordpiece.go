@@ -59,7 +59,7 @@ type WordPiece struct {
 	vocab   []string
 	whole   map[string]int // pieces that start a word
 	cont    map[string]int // pieces that continue a word, without "##"
-	maxLen  int            // longest piece in bytes, without "##"
+	maxLen  int            // bound on the byte length of a piece
 	lower   bool
 	special []string // special tokens recognised verbatim in Encode's text
 	pad     int
