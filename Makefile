@@ -8,7 +8,7 @@ FUZZTIME  ?= 500000x
 # Fuzz targets as package:Target pairs.
 FUZZ_TARGETS := ./formats/safetensors:FuzzOpen ./formats/gguf:FuzzParse ./formats/pickle:FuzzUnpickle ./formats/pickle:FuzzRead ./core/tokenizer:FuzzParseModel
 
-.PHONY: all build plugins test bench fuzz lint generate clean
+.PHONY: all build plugins test bench fuzz lint generate clean demo
 
 all: build
 
@@ -35,6 +35,10 @@ fuzz:
 		echo "== $$pkg $$name ($(FUZZTIME))"; \
 		$(GO) test -run XXX -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
+
+demo: build
+	SURGEON_HF_MIRROR=$${SURGEON_HF_MIRROR:-../shared/fixtures/hf-mirror} $(BIN)/surgeon apply recipes/shakespeare.toml
+	tools/quickstart-table.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

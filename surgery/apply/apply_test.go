@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/surgeon-ml/surgeon/core/hub"
 	"github.com/surgeon-ml/surgeon/formats/peft"
 	"github.com/surgeon-ml/surgeon/plugins/builtin/lora"
 	"github.com/surgeon-ml/surgeon/plugins/sdk/sdktest"
@@ -170,5 +171,43 @@ func TestApplySavesReproducibleAdapter(t *testing.T) {
 	}
 	if m2["accuracy"] != rep.After["accuracy"] {
 		t.Fatalf("merged model accuracy %v, adapter %v", m2["accuracy"], rep.After["accuracy"])
+	}
+}
+
+// Every recipe in recipes/ plans and runs a few steps (the full runs are
+// `make demo`).
+func TestRecipes(t *testing.T) {
+	needFixtures(t)
+	paths, _ := filepath.Glob("../../recipes/*.toml")
+	if len(paths) < 4 {
+		t.Fatalf("found %d recipes", len(paths))
+	}
+	for _, p := range paths {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			rec, err := recipe.Load(p, []string{"train.max_steps=2", "data.max_examples=300", "eval.max_examples=40",
+				"output.dir=" + out, "train.steps_per_epoch=0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := Prepare(context.Background(), rec, Options{
+				Planner: sdktest.Connect(t, lora.Adapters()...),
+				Hub:     hub.Options{Mirror: filepath.Join(fixtures, "hf-mirror"), Cache: t.TempDir()},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if r.Plan.Trainable == 0 {
+				t.Fatal("nothing trainable")
+			}
+			rep, err := r.Execute(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Steps != 2 || len(rep.After) == 0 {
+				t.Fatalf("steps %d, metrics %v", rep.Steps, rep.After)
+			}
+		})
 	}
 }

@@ -176,6 +176,9 @@ func (r *Run) setupTokenizer() error {
 	r.Tokenizer = tok
 	r.BOS, r.EOS = tok.BOS(), tok.EOS()
 	r.Pad = max(0, tok.EOS())
+	if p, ok := tok.(interface{ Pad() int }); ok && p.Pad() >= 0 {
+		r.Pad = p.Pad()
+	}
 	return nil
 }
 
