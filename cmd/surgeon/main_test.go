@@ -123,7 +123,7 @@ func TestInspectFixtures(t *testing.T) {
 	root := fixture(t, ".")
 	var paths []string
 	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() && (strings.HasSuffix(p, ".safetensors") || strings.HasSuffix(p, ".gguf")) {
+		if err == nil && !info.IsDir() && (strings.HasSuffix(p, ".safetensors") || strings.HasSuffix(p, ".gguf") || strings.HasSuffix(p, ".pt") || strings.HasSuffix(p, ".pth") || strings.HasSuffix(p, ".bin")) {
 			paths = append(paths, p)
 		}
 		return nil

@@ -11,8 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/surgeon-ml/surgeon/formats/gguf"
+	"github.com/surgeon-ml/surgeon/formats/pickle"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
 )
 
@@ -56,8 +58,11 @@ func Path(path string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if kind == "gguf" {
+	switch kind {
+	case "gguf":
 		return ggufFile(path)
+	case "pytorch":
+		return pickleFile(path)
 	}
 	return safetensorsPath(path, "safetensors")
 }
@@ -75,6 +80,9 @@ func sniff(path string) (string, error) {
 	}
 	if n == 9 && head[8] == '{' || filepath.Ext(path) == ".safetensors" {
 		return "safetensors", nil
+	}
+	if n >= 4 && string(head[:4]) == "PK\x03\x04" || n >= 1 && head[0] == 0x80 {
+		return "pytorch", nil
 	}
 	if err != nil && n < 9 {
 		return "", fmt.Errorf("%s: file of %d bytes is too short to be a checkpoint", path, n)
@@ -165,6 +173,28 @@ func ggufFile(path string) (*Report, error) {
 	for _, ti := range f.Tensors() {
 		r.Tensors = append(r.Tensors, Tensor{Name: ti.Name, DType: ti.Type.String(), Shape: ti.Shape()})
 		r.ParamCount += int64(ti.NumElements())
+	}
+	r.TensorCount = len(r.Tensors)
+	return r, nil
+}
+
+func pickleFile(path string) (*Report, error) {
+	f, err := pickle.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := &Report{Path: path, Format: "pytorch", Files: []string{path}}
+	for _, name := range f.Names() {
+		t, err := f.Tensor(name)
+		if err != nil {
+			return nil, err
+		}
+		r.Tensors = append(r.Tensors, Tensor{Name: name, DType: string(t.DType), Shape: t.Shape})
+		r.ParamCount += int64(t.NumElements())
+	}
+	if sk := f.Skipped(); len(sk) > 0 {
+		r.Metadata = map[string]string{"skipped_non_tensors": strings.Join(sk, ", ")}
 	}
 	r.TensorCount = len(r.Tensors)
 	return r, nil

@@ -317,11 +317,13 @@ func (r *Run) Execute(ctx context.Context, progress func(train.Event)) (*Report,
 			}
 			return r.step(cache[i], scale, seed^uint64(epoch)<<32^uint64(i))
 		},
+		// Each epoch is evaluated: on the validation split, which also picks
+		// the best epoch, or else on the evaluation split (reported only).
 		Eval: func(epoch int) (map[string]float64, error) {
-			if selectBy == "" {
-				return nil, nil
+			if selectBy != "" {
+				return r.Evaluate("validation")
 			}
-			return r.Evaluate("validation")
+			return r.Evaluate(split)
 		},
 		Progress: func(e train.Event) {
 			mw.Write([]string{strconv.Itoa(e.Step), strconv.Itoa(e.Epoch), fmtF(e.Loss), fmtF(e.LR), fmtF(e.GradNorm),
