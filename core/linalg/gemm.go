@@ -111,10 +111,7 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 // and their near kin. The few rows of the small operand stay in L1 while
 // the large one streams through once; its rows are split among the workers.
 func sgemmDots(m, n, k int, a, b, c []float32, acc bool) {
-	dot := dotGeneric
-	if useAsm() {
-		dot = dotAVX2
-	}
+	asm := useAsm()
 	long := max(m, n)
 	rows := func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -123,7 +120,12 @@ func sgemmDots(m, n, k int, a, b, c []float32, acc bool) {
 				if m < n {
 					i, j = q, r
 				}
-				s := dot(a[i*k:(i+1)*k], b[j*k:(j+1)*k])
+				var s float32
+				if asm {
+					s = dotAVX2(a[i*k:(i+1)*k], b[j*k:(j+1)*k])
+				} else {
+					s = dotGeneric(a[i*k:(i+1)*k], b[j*k:(j+1)*k])
+				}
 				if acc {
 					c[i*n+j] += s
 				} else {
@@ -151,10 +153,7 @@ func sgemmDots(m, n, k int, a, b, c []float32, acc bool) {
 // additions, for m at most a few: each row of B is read once, in place,
 // and added into the few rows of C. The columns are split among the workers.
 func sgemmAxpys(transA bool, m, n, k int, a, b, c []float32, acc bool) {
-	axpy := axpyGeneric
-	if useAsm() {
-		axpy = axpyAVX2
-	}
+	asm := useAsm()
 	cols := func(lo, hi int) {
 		if !acc {
 			for i := range m {
@@ -170,7 +169,11 @@ func sgemmAxpys(transA bool, m, n, k int, a, b, c []float32, acc bool) {
 				} else {
 					av = a[i*k+p]
 				}
-				axpy(av, bp, c[i*n+lo:i*n+hi])
+				if asm {
+					axpyAVX2(av, bp, c[i*n+lo:i*n+hi])
+				} else {
+					axpyGeneric(av, bp, c[i*n+lo:i*n+hi])
+				}
 			}
 		}
 	}
@@ -182,7 +185,9 @@ func sgemmAxpys(transA bool, m, n, k int, a, b, c []float32, acc bool) {
 		cols(0, n)
 		return
 	}
-	tasks := min(4*workers, ceilDiv(n, minSplitCols))
+	// One long stretch of columns per worker: short ones would turn the
+	// row reads of B into strided ones.
+	tasks := min(workers, ceilDiv(n, 4*minSplitCols))
 	chunk := roundUp(ceilDiv(n, tasks), nr)
 	parallelFor(ceilDiv(n, chunk), workers-1, func(t int, _ *scratch) {
 		cols(t*chunk, min((t+1)*chunk, n))
