@@ -6,10 +6,13 @@ import (
 	"github.com/nlpodyssey/spago/mat"
 )
 
-func sigmoid(z float32) float32 { return 1 / (1 + float32(math.Exp(float64(-z)))) }
+func sigmoid(z float32) float32 { return 1 / (1 + expf(-z)) }
 
 // swiGLUFn computes silu(gate) * up elementwise.
-type swiGLUFn struct{ gate, up mat.Tensor }
+type swiGLUFn struct {
+	gate, up mat.Tensor
+	sig      []float32 // sigmoid(gate), kept for backward
+}
 
 // SwiGLU returns silu(gate) * up, the gated activation of Llama's MLP.
 func SwiGLU(gate, up mat.Tensor) mat.Tensor {
@@ -24,8 +27,16 @@ func (f *swiGLUFn) Operands() []mat.Tensor { return []mat.Tensor{f.gate, f.up} }
 func (f *swiGLUFn) Forward() (mat.Tensor, error) {
 	g, u := Data(f.gate), Data(f.up)
 	y := make([]float32, len(g))
+	keep := requires(f.gate, f.up)
+	if keep {
+		f.sig = make([]float32, len(g))
+	}
 	for i, z := range g {
-		y[i] = z * sigmoid(z) * u[i]
+		s := sigmoid(z)
+		if keep {
+			f.sig[i] = s
+		}
+		y[i] = z * s * u[i]
 	}
 	return New(Rows(f.gate), Cols(f.gate), y), nil
 }
@@ -36,14 +47,14 @@ func (f *swiGLUFn) Backward(gy mat.Tensor) error {
 	if f.up.RequiresGrad() {
 		gu := make([]float32, len(g))
 		for i, z := range g {
-			gu[i] = dy[i] * z * sigmoid(z)
+			gu[i] = dy[i] * z * f.sig[i]
 		}
 		accGrad(f.up, n, d, gu)
 	}
 	if f.gate.RequiresGrad() {
 		gg := make([]float32, len(g))
 		for i, z := range g {
-			s := sigmoid(z)
+			s := f.sig[i]
 			gg[i] = dy[i] * u[i] * s * (1 + z*(1-s))
 		}
 		accGrad(f.gate, n, d, gg)

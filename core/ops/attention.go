@@ -170,6 +170,31 @@ func parallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
+// gatherHead copies head h's dh columns of sequence b out of x (rows of
+// width d) into a contiguous [T, dh] buffer.
+func gatherHead(dst, x []float32, b, T, d, h, dh int) {
+	for t := 0; t < T; t++ {
+		o := (b*T+t)*d + h*dh
+		copy(dst[t*dh:(t+1)*dh], x[o:o+dh])
+	}
+}
+
+// scatterHead adds a contiguous [T, dh] buffer into head h of sequence b.
+func scatterHead(dst, src []float32, b, T, d, h, dh int) {
+	for t := 0; t < T; t++ {
+		o := (b*T+t)*d + h*dh
+		row := dst[o : o+dh]
+		for i, v := range src[t*dh : (t+1)*dh] {
+			row[i] += v
+		}
+	}
+}
+
+// masked reports whether key j is hidden from query i of sequence b.
+func (f *attentionFn) masked(b, i, j int) bool {
+	return !f.lay.valid(b, j) || (f.causal && j > i)
+}
+
 func (f *attentionFn) Forward() (mat.Tensor, error) {
 	B, T, H := f.lay.Batch, f.lay.Len, f.heads
 	dq := Cols(f.q)
@@ -191,18 +216,23 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 		} else {
 			p = make([]float32, T*T)
 		}
+		qb := make([]float32, T*dh)
+		kb := make([]float32, T*dh)
+		vb := make([]float32, T*dh)
+		ob := make([]float32, T*dh)
+		gatherHead(qb, q, b, T, dq, h, dh)
+		gatherHead(kb, k, b, T, dk, kh, dh)
+		gatherHead(vb, v, b, T, dk, kh, dh)
+		linalg.MatMulNT(p, qb, kb, T, T, dh, false) // scores
 		for i := 0; i < T; i++ {
 			row := p[i*T : (i+1)*T]
-			qi := q[(b*T+i)*dq+h*dh : (b*T+i)*dq+(h+1)*dh]
 			mx := float32(math.Inf(-1))
-			for j := 0; j < T; j++ {
-				if !f.lay.valid(b, j) || (f.causal && j > i) {
-					row[j] = float32(math.Inf(-1))
+			for j := range row {
+				if f.masked(b, i, j) {
 					continue
 				}
-				s := linalg.Dot(qi, k[(b*T+j)*dk+kh*dh:(b*T+j)*dk+(kh+1)*dh]) * f.scale
-				row[j] = s
-				mx = max(mx, s)
+				row[j] *= f.scale
+				mx = max(mx, row[j])
 			}
 			if math.IsInf(float64(mx), -1) { // nothing to attend to
 				clear(row)
@@ -210,22 +240,21 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 			}
 			var sum float32
 			for j, s := range row {
-				e := float32(0)
-				if !math.IsInf(float64(s), -1) {
-					e = float32(math.Exp(float64(s - mx)))
+				if f.masked(b, i, j) {
+					row[j] = 0
+					continue
 				}
+				e := expf(s - mx)
 				row[j] = e
 				sum += e
 			}
-			oi := out[(b*T+i)*dq+h*dh : (b*T+i)*dq+(h+1)*dh]
-			for j, e := range row {
-				e /= sum
-				row[j] = e
-				if e != 0 {
-					linalg.Axpy(e, v[(b*T+j)*dk+kh*dh:(b*T+j)*dk+(kh+1)*dh], oi)
-				}
+			inv := 1 / sum
+			for j := range row {
+				row[j] *= inv
 			}
 		}
+		linalg.MatMulNN(ob, p, vb, T, dh, T, false)
+		scatterHead(out, ob, b, T, dq, h, dh)
 	})
 	return New(B*T, dq, out), nil
 }
@@ -238,53 +267,57 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 	group := H / f.kv
 	q, k, v, g := Data(f.q), Data(f.k), Data(f.v), Data(gy)
 	gq := make([]float32, len(q))
-	// Key/value gradients are accumulated per query head, then summed over
-	// the group, so that heads can run in parallel without sharing buffers.
+	// Key/value gradients are computed per query head, then summed over the
+	// group in a fixed order, so that heads run in parallel deterministically.
 	gkH := make([]float32, B*H*T*dh)
 	gvH := make([]float32, B*H*T*dh)
+	gqH := make([]float32, B*H*T*dh)
 	parallel(B*H, func(bh int) {
 		b, h := bh/H, bh%H
 		kh := h / group
 		p := f.probs[bh*T*T : (bh+1)*T*T]
-		dp := make([]float32, T)
+		qb := make([]float32, T*dh)
+		kb := make([]float32, T*dh)
+		vb := make([]float32, T*dh)
+		gb := make([]float32, T*dh)
+		gatherHead(qb, q, b, T, dq, h, dh)
+		gatherHead(kb, k, b, T, dk, kh, dh)
+		gatherHead(vb, v, b, T, dk, kh, dh)
+		gatherHead(gb, g, b, T, dq, h, dh)
+		// dV = P^T dO
+		linalg.MatMulTN(gvH[bh*T*dh:(bh+1)*T*dh], p, gb, T, dh, T, false)
+		// dP = dO V^T, then dS = P * (dP - rowsum(dP * P)) * scale
+		ds := make([]float32, T*T)
+		linalg.MatMulNT(ds, gb, vb, T, T, dh, false)
 		for i := 0; i < T; i++ {
-			gi := g[(b*T+i)*dq+h*dh : (b*T+i)*dq+(h+1)*dh]
-			row := p[i*T : (i+1)*T]
+			pr, dr := p[i*T:(i+1)*T], ds[i*T:(i+1)*T]
 			var dot float32
-			for j, pj := range row {
-				if pj == 0 {
-					dp[j] = 0
-					continue
-				}
-				dp[j] = linalg.Dot(gi, v[(b*T+j)*dk+kh*dh:(b*T+j)*dk+(kh+1)*dh])
-				dot += pj * dp[j]
-				linalg.Axpy(pj, gi, gvH[(bh*T+j)*dh:(bh*T+j+1)*dh])
+			for j, pj := range pr {
+				dot += pj * dr[j]
 			}
-			qi := q[(b*T+i)*dq+h*dh : (b*T+i)*dq+(h+1)*dh]
-			gqi := gq[(b*T+i)*dq+h*dh : (b*T+i)*dq+(h+1)*dh]
-			for j, pj := range row {
-				if pj == 0 {
-					continue
-				}
-				ds := pj * (dp[j] - dot) * f.scale
-				linalg.Axpy(ds, k[(b*T+j)*dk+kh*dh:(b*T+j)*dk+(kh+1)*dh], gqi)
-				linalg.Axpy(ds, qi, gkH[(bh*T+j)*dh:(bh*T+j+1)*dh])
+			for j, pj := range pr {
+				dr[j] = pj * (dr[j] - dot) * f.scale
 			}
 		}
+		// dQ = dS K, dK = dS^T Q
+		linalg.MatMulNN(gqH[bh*T*dh:(bh+1)*T*dh], ds, kb, T, dh, T, false)
+		linalg.MatMulTN(gkH[bh*T*dh:(bh+1)*T*dh], ds, qb, T, dh, T, false)
 	})
+	for b := 0; b < B; b++ {
+		for h := 0; h < H; h++ {
+			bh := b*H + h
+			scatterHead(gq, gqH[bh*T*dh:(bh+1)*T*dh], b, T, dq, h, dh)
+		}
+	}
 	accGrad(f.q, B*T, dq, gq)
 	if f.k.RequiresGrad() || f.v.RequiresGrad() {
 		gk := make([]float32, len(k))
 		gv := make([]float32, len(v))
 		for b := 0; b < B; b++ {
 			for h := 0; h < H; h++ {
-				kh := h / group
-				for t := 0; t < T; t++ {
-					src := ((b*H+h)*T + t) * dh
-					dst := (b*T+t)*dk + kh*dh
-					linalg.Axpy(1, gkH[src:src+dh], gk[dst:dst+dh])
-					linalg.Axpy(1, gvH[src:src+dh], gv[dst:dst+dh])
-				}
+				bh := b*H + h
+				scatterHead(gk, gkH[bh*T*dh:(bh+1)*T*dh], b, T, dk, h/group, dh)
+				scatterHead(gv, gvH[bh*T*dh:(bh+1)*T*dh], b, T, dk, h/group, dh)
 			}
 		}
 		accGrad(f.k, B*T, dk, gk)

@@ -177,13 +177,23 @@ func sendChunks(name string, shape []int, v []float32, send func(*pb.TensorChunk
 
 // assembler rebuilds tensors from chunks.
 type assembler struct {
-	vals  map[string][]float32
-	done  map[string]bool
-	limit int
+	vals   map[string][]float32
+	shapes map[string][]int
+	done   map[string]bool
+	limit  int
 }
 
 func newAssembler(limit int) *assembler {
-	return &assembler{vals: map[string][]float32{}, done: map[string]bool{}, limit: limit}
+	return &assembler{vals: map[string][]float32{}, shapes: map[string][]int{}, done: map[string]bool{}, limit: limit}
+}
+
+// tensors returns the assembled tensors with their shapes.
+func (a *assembler) tensors() map[string]Tensor {
+	out := make(map[string]Tensor, len(a.vals))
+	for n, v := range a.vals {
+		out[n] = Tensor{Shape: a.shapes[n], Data: v}
+	}
+	return out
 }
 
 func (a *assembler) add(c *pb.TensorChunk) error {
@@ -201,6 +211,7 @@ func (a *assembler) add(c *pb.TensorChunk) error {
 		}
 		v = make([]float32, n)
 		a.vals[c.Name] = v
+		a.shapes[c.Name] = ints(c.Shape)
 	}
 	if len(c.Data)%4 != 0 || c.Offset < 0 || int(c.Offset)+len(c.Data)/4 > len(v) {
 		return fmt.Errorf("tensor %q: chunk at %d of %d bytes outside its %d values", c.Name, c.Offset, len(c.Data), len(v))
@@ -241,6 +252,9 @@ func toStatus(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return status.Error(codes.Canceled, err.Error())
 	}
+	if errors.Is(err, ErrUnsupported) {
+		return status.Error(codes.Unimplemented, err.Error())
+	}
 	return status.Error(codes.InvalidArgument, err.Error())
 }
 
@@ -251,7 +265,7 @@ func (s *server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.Descr
 	}
 	out := &pb.DescribeResponse{Name: d.Name, Version: d.Version}
 	for _, c := range d.Components {
-		pc := &pb.Component{Name: c.Name, Doc: c.Doc, FromFormats: c.From, ToFormats: c.To}
+		pc := &pb.Component{Name: c.Name, Doc: c.Doc, FromFormats: c.From, ToFormats: c.To, Capabilities: c.Capabilities}
 		switch c.Kind {
 		case KindAdapter:
 			pc.Kind = pb.ComponentKind_COMPONENT_KIND_ADAPTER
@@ -392,9 +406,18 @@ func (c *Client) fromStatus(err error) error {
 		return fmt.Errorf("%w: %s", context.Canceled, st.Message())
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("%w: %s", context.DeadlineExceeded, st.Message())
+	case codes.Unimplemented:
+		return unsupportedError(st.Message())
 	}
 	return errors.New(st.Message())
 }
+
+// unsupportedError is a plugin's "not implemented" answer; it matches
+// ErrUnsupported with errors.Is and keeps the plugin's message.
+type unsupportedError string
+
+func (e unsupportedError) Error() string        { return string(e) }
+func (e unsupportedError) Is(target error) bool { return target == ErrUnsupported }
 
 // Describe asks what the plugin provides.
 func (c *Client) Describe(ctx context.Context) (*Description, error) {
@@ -404,7 +427,7 @@ func (c *Client) Describe(ctx context.Context) (*Description, error) {
 	}
 	d := &Description{Name: r.Name, Version: r.Version}
 	for _, pc := range r.Components {
-		comp := Component{Name: pc.Name, Doc: pc.Doc, From: pc.FromFormats, To: pc.ToFormats}
+		comp := Component{Name: pc.Name, Doc: pc.Doc, From: pc.FromFormats, To: pc.ToFormats, Capabilities: pc.Capabilities}
 		switch pc.Kind {
 		case pb.ComponentKind_COMPONENT_KIND_ADAPTER:
 			comp.Kind = KindAdapter

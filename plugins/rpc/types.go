@@ -8,6 +8,9 @@ package rpc
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math"
 
 	"github.com/surgeon-ml/surgeon/plugins/program"
 )
@@ -40,6 +43,28 @@ type Component struct {
 	// From and To list a converter's source and target formats.
 	From []string `json:"from,omitempty"`
 	To   []string `json:"to,omitempty"`
+	// Capabilities lists optional services the component offers:
+	// CapResize and CapExtract for adapters.
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// Optional component capabilities.
+const (
+	// CapResize: the adapter reduces the rank of trained modules (Resize).
+	CapResize = "resize"
+	// CapExtract: the adapter is computed from the difference of a base and
+	// a fine-tuned weight (Extract).
+	CapExtract = "extract"
+)
+
+// Offers reports whether the component lists capability c.
+func (c Component) Offers(capability string) bool {
+	for _, x := range c.Capabilities {
+		if x == capability {
+			return true
+		}
+	}
+	return false
 }
 
 // Description is what Describe returns.
@@ -130,3 +155,129 @@ type Interface interface {
 	Init(ctx context.Context, req InitRequest, base []float32) (map[string][]float32, error)
 	Convert(ctx context.Context, req ConvertRequest, progress func(Progress)) error
 }
+
+// Tensor is a tensor's shape and float32 values, row-major.
+type Tensor struct {
+	Shape []int     `json:"shape"`
+	Data  []float32 `json:"-"`
+}
+
+// Rank selection methods of rank surgery.
+const (
+	// MethodRank keeps a fixed number of singular values (Rank).
+	MethodRank = "rank"
+	// MethodEnergy keeps the smallest rank whose singular values hold the
+	// fraction Value of the squared Frobenius norm.
+	MethodEnergy = "energy"
+	// MethodSVRatio keeps the singular values >= max/Value (kohya's sv_ratio).
+	MethodSVRatio = "sv_ratio"
+	// MethodSVFro keeps the smallest rank holding the fraction Value of the
+	// Frobenius norm: sqrt(cumulative sum of s^2 / total) >= Value (kohya's
+	// sv_fro), i.e. MethodEnergy with Value^2.
+	MethodSVFro = "sv_fro"
+	// MethodSVCumulative keeps the smallest rank whose singular values sum
+	// to the fraction Value of their total (kohya's sv_cumulative).
+	MethodSVCumulative = "sv_cumulative"
+)
+
+// Methods lists the rank selection methods.
+var Methods = []string{MethodRank, MethodEnergy, MethodSVRatio, MethodSVFro, MethodSVCumulative}
+
+// RankSelection says how rank surgery chooses a module's new rank.
+type RankSelection struct {
+	// Method is one of Methods.
+	Method string `json:"method"`
+	// Rank is the rank of MethodRank, and an upper bound for the other
+	// methods (0: none).
+	Rank int `json:"rank,omitempty"`
+	// Value is the fraction (energy, sv_fro, sv_cumulative) or the ratio
+	// (sv_ratio) of the other methods.
+	Value float64 `json:"value,omitempty"`
+}
+
+// Validate checks the method and its parameters.
+func (s RankSelection) Validate() error {
+	if s.Rank < 0 {
+		return fmt.Errorf("rank must be positive, got %d", s.Rank)
+	}
+	switch s.Method {
+	case MethodRank:
+		if s.Rank <= 0 {
+			return fmt.Errorf("rank must be positive, got %d", s.Rank)
+		}
+	case MethodEnergy, MethodSVFro, MethodSVCumulative:
+		if !(s.Value > 0 && s.Value <= 1) {
+			return fmt.Errorf("%s needs a fraction in (0,1], got %v", s.Method, s.Value)
+		}
+	case MethodSVRatio:
+		if !(s.Value >= 1) || math.IsInf(s.Value, 0) {
+			return fmt.Errorf("sv_ratio needs a finite ratio >= 1, got %v", s.Value)
+		}
+	default:
+		return fmt.Errorf("unknown rank selection method %q (known: rank, energy, sv_ratio, sv_fro, sv_cumulative)", s.Method)
+	}
+	return nil
+}
+
+// String describes the selection, e.g. "rank 8" or "energy 0.9 (at most rank 16)".
+func (s RankSelection) String() string {
+	if s.Method == MethodRank {
+		return fmt.Sprintf("rank %d", s.Rank)
+	}
+	out := fmt.Sprintf("%s %g", s.Method, s.Value)
+	if s.Rank > 0 {
+		out += fmt.Sprintf(" (at most rank %d)", s.Rank)
+	}
+	return out
+}
+
+// RankRequest asks an adapter for rank surgery on one module.
+type RankRequest struct {
+	// Adapter is the component, e.g. "lora".
+	Adapter string `json:"adapter"`
+	// Layer is the module (path, in and out features).
+	Layer Layer `json:"layer"`
+	// Config is the module's adapter configuration (for Resize: its r,
+	// lora_alpha...; for Extract: options of the new adapter).
+	Config map[string]any `json:"config"`
+	Select RankSelection  `json:"select"`
+}
+
+// RankResult is a module after rank surgery.
+type RankResult struct {
+	// Tensors are the module's new parameters by name (PEFT names).
+	Tensors map[string]Tensor `json:"-"`
+	// Config is the module's new adapter configuration (r, lora_alpha...).
+	Config map[string]any `json:"config"`
+	// OldRank is the rank before (Resize; 0 for Extract), NewRank after.
+	OldRank int `json:"old_rank"`
+	NewRank int `json:"new_rank"`
+	// Energy is the retained fraction of the squared Frobenius norm of the
+	// module's update: ||new||_F^2 / ||full||_F^2.
+	Energy float64 `json:"energy"`
+	// SingularValues of the full update, descending; the first NewRank are kept.
+	SingularValues []float64 `json:"singular_values,omitempty"`
+	// Skipped is set when the module yields no adapter; Note says why.
+	Skipped bool   `json:"skipped,omitempty"`
+	Note    string `json:"note,omitempty"`
+}
+
+// ExtractBase and ExtractTuned name the tensors Extract receives.
+const (
+	ExtractBase  = "base"
+	ExtractTuned = "finetuned"
+)
+
+// RankSurgeon is the optional rank-surgery part of the protocol. A
+// plugin's server offers it when its implementation does; the Client
+// always does (an older plugin answers with ErrUnsupported).
+type RankSurgeon interface {
+	// Resize reduces the rank of one module given its parameters by name.
+	Resize(ctx context.Context, req RankRequest, params map[string]Tensor) (*RankResult, error)
+	// Extract computes one module's adapter from its base and fine-tuned
+	// weights, both [Layer.Out, Layer.In] row-major.
+	Extract(ctx context.Context, req RankRequest, base, tuned []float32) (*RankResult, error)
+}
+
+// ErrUnsupported reports that a plugin or component does not offer a service.
+var ErrUnsupported = errors.New("not supported")

@@ -103,6 +103,8 @@ type FuncAdapter struct {
 	keys      []ConfigKey
 	plan      PlanFunc
 	init      InitFunc
+	resize    ResizeFunc
+	extract   ExtractFunc
 }
 
 // NewAdapter returns an adapter called name with the given configuration
@@ -257,7 +259,7 @@ func (c Config) Strings(name string) []string {
 // Value returns a key's value as given.
 func (c Config) Value(name string) any { return c.values[name] }
 
-// server implements rpc.Interface over components.
+// server implements rpc.Interface (and rpc.RankSurgeon) over components.
 type server struct {
 	name, version string
 	adapters      map[string]Adapter
@@ -267,6 +269,9 @@ type server struct {
 
 // NewServer returns the protocol implementation for components (Adapters
 // and Converters), for Serve and for in-process tests.
+//
+// The returned value also implements rpc.RankSurgeon: adapters that
+// implement Resizer or Extractor offer rank surgery.
 func NewServer(name, version string, components ...any) (rpc.Interface, error) {
 	s := &server{name: name, version: version, adapters: map[string]Adapter{}, converters: map[string]Converter{}}
 	for _, c := range components {
@@ -294,7 +299,7 @@ func (s *server) Describe(context.Context) (*rpc.Description, error) {
 	d := &rpc.Description{Name: s.name, Version: s.version}
 	for _, n := range s.order {
 		if a, ok := s.adapters[n]; ok {
-			d.Components = append(d.Components, rpc.Component{Name: n, Kind: rpc.KindAdapter, Doc: a.Doc(), Config: a.Config()})
+			d.Components = append(d.Components, rpc.Component{Name: n, Kind: rpc.KindAdapter, Doc: a.Doc(), Config: a.Config(), Capabilities: capabilities(a)})
 		} else {
 			c := s.converters[n]
 			d.Components = append(d.Components, rpc.Component{Name: n, Kind: rpc.KindConverter, Doc: c.Doc(), Config: c.Config(), From: c.From(), To: c.To()})

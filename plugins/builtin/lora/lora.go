@@ -1,7 +1,8 @@
 // Package lora implements the LoRA family of adapters with Hugging Face
 // PEFT's semantics: LoRA (with rsLoRA scaling, dropout, and default,
-// gaussian or PiSSA initialisation), its merged form, and DoRA. The
-// surgeon-plugin-lora binary serves them.
+// gaussian or PiSSA initialisation), its merged form, and DoRA, with rank
+// surgery (Resize for all three, Extract for lora). The surgeon-plugin-lora
+// binary serves them.
 package lora
 
 import (
@@ -247,10 +248,13 @@ func PiSSA(w []float32, out, in, r int, s float64) (a, b, resid []float32, err e
 func Adapters() []any {
 	return []any{
 		sdk.NewAdapter("lora", "LoRA: y = xW^T + b + s*x A^T B^T (PEFT LoraLayer)", Keys,
-			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { return PlanLoRA(c, l) }).WithInit(Init(false)),
+			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { return PlanLoRA(c, l) }).WithInit(Init(false)).
+			WithResize(Resize).WithExtract(Extract),
 		sdk.NewAdapter("lora-merged", "LoRA applied as one weight W + s*B*A (same results as lora, the serving form)", Keys,
-			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { return PlanMerged(c, l) }).WithInit(Init(false)),
+			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { return PlanMerged(c, l) }).WithInit(Init(false)).
+			WithResize(Resize),
 		sdk.NewAdapter("dora", "DoRA: magnitude * (W + s*B*A)/||W + s*B*A||_row (PEFT use_dora)", Keys,
-			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { return PlanDoRA(c, l) }).WithInit(Init(true)),
+			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { return PlanDoRA(c, l) }).WithInit(Init(true)).
+			WithResize(Resize),
 	}
 }

@@ -178,8 +178,11 @@ type Component struct {
 	Doc    string                 `protobuf:"bytes,3,opt,name=doc,proto3" json:"doc,omitempty"`
 	Config []*ConfigKey           `protobuf:"bytes,4,rep,name=config,proto3" json:"config,omitempty"`
 	// Converters: the formats they read and write.
-	FromFormats   []string `protobuf:"bytes,5,rep,name=from_formats,json=fromFormats,proto3" json:"from_formats,omitempty"`
-	ToFormats     []string `protobuf:"bytes,6,rep,name=to_formats,json=toFormats,proto3" json:"to_formats,omitempty"`
+	FromFormats []string `protobuf:"bytes,5,rep,name=from_formats,json=fromFormats,proto3" json:"from_formats,omitempty"`
+	ToFormats   []string `protobuf:"bytes,6,rep,name=to_formats,json=toFormats,proto3" json:"to_formats,omitempty"`
+	// Optional services the component offers beyond its kind's required ones:
+	// "resize" and "extract" (rank surgery) for adapters.
+	Capabilities  []string `protobuf:"bytes,7,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -252,6 +255,13 @@ func (x *Component) GetFromFormats() []string {
 func (x *Component) GetToFormats() []string {
 	if x != nil {
 		return x.ToFormats
+	}
+	return nil
+}
+
+func (x *Component) GetCapabilities() []string {
+	if x != nil {
+		return x.Capabilities
 	}
 	return nil
 }
@@ -1171,6 +1181,411 @@ func (x *ConvertProgress) GetMessage() string {
 	return ""
 }
 
+// RankSelection says how rank surgery chooses a module's new rank.
+type RankSelection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One of: rank (keep rank singular values), energy (smallest rank keeping
+	// the fraction value of the squared Frobenius norm), sv_ratio (keep
+	// singular values >= max/value), sv_fro (smallest rank keeping the
+	// fraction value of the Frobenius norm, i.e. energy value^2),
+	// sv_cumulative (smallest rank whose singular values sum to the fraction
+	// value of their total).
+	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	// The rank of method "rank"; an upper bound for the other methods (0: none).
+	Rank int64 `protobuf:"varint,2,opt,name=rank,proto3" json:"rank,omitempty"`
+	// The fraction or ratio of the other methods.
+	Value         float64 `protobuf:"fixed64,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankSelection) Reset() {
+	*x = RankSelection{}
+	mi := &file_surgeon_plugin_v1_plugin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankSelection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankSelection) ProtoMessage() {}
+
+func (x *RankSelection) ProtoReflect() protoreflect.Message {
+	mi := &file_surgeon_plugin_v1_plugin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankSelection.ProtoReflect.Descriptor instead.
+func (*RankSelection) Descriptor() ([]byte, []int) {
+	return file_surgeon_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RankSelection) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *RankSelection) GetRank() int64 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *RankSelection) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+type RankHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The adapter component, e.g. "lora".
+	Adapter string `protobuf:"bytes,1,opt,name=adapter,proto3" json:"adapter,omitempty"`
+	// The module: path, kind, in and out features.
+	Layer *Layer `protobuf:"bytes,2,opt,name=layer,proto3" json:"layer,omitempty"`
+	// The module's adapter configuration as a JSON object (r, lora_alpha...).
+	ConfigJson    string         `protobuf:"bytes,3,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	Select        *RankSelection `protobuf:"bytes,4,opt,name=select,proto3" json:"select,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankHeader) Reset() {
+	*x = RankHeader{}
+	mi := &file_surgeon_plugin_v1_plugin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankHeader) ProtoMessage() {}
+
+func (x *RankHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_surgeon_plugin_v1_plugin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankHeader.ProtoReflect.Descriptor instead.
+func (*RankHeader) Descriptor() ([]byte, []int) {
+	return file_surgeon_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RankHeader) GetAdapter() string {
+	if x != nil {
+		return x.Adapter
+	}
+	return ""
+}
+
+func (x *RankHeader) GetLayer() *Layer {
+	if x != nil {
+		return x.Layer
+	}
+	return nil
+}
+
+func (x *RankHeader) GetConfigJson() string {
+	if x != nil {
+		return x.ConfigJson
+	}
+	return ""
+}
+
+func (x *RankHeader) GetSelect() *RankSelection {
+	if x != nil {
+		return x.Select
+	}
+	return nil
+}
+
+type RankRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*RankRequest_Header
+	//	*RankRequest_Tensor
+	Msg           isRankRequest_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankRequest) Reset() {
+	*x = RankRequest{}
+	mi := &file_surgeon_plugin_v1_plugin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankRequest) ProtoMessage() {}
+
+func (x *RankRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_surgeon_plugin_v1_plugin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankRequest.ProtoReflect.Descriptor instead.
+func (*RankRequest) Descriptor() ([]byte, []int) {
+	return file_surgeon_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RankRequest) GetMsg() isRankRequest_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *RankRequest) GetHeader() *RankHeader {
+	if x != nil {
+		if x, ok := x.Msg.(*RankRequest_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *RankRequest) GetTensor() *TensorChunk {
+	if x != nil {
+		if x, ok := x.Msg.(*RankRequest_Tensor); ok {
+			return x.Tensor
+		}
+	}
+	return nil
+}
+
+type isRankRequest_Msg interface {
+	isRankRequest_Msg()
+}
+
+type RankRequest_Header struct {
+	Header *RankHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type RankRequest_Tensor struct {
+	Tensor *TensorChunk `protobuf:"bytes,2,opt,name=tensor,proto3,oneof"`
+}
+
+func (*RankRequest_Header) isRankRequest_Msg() {}
+
+func (*RankRequest_Tensor) isRankRequest_Msg() {}
+
+// RankStats closes a Resize or Extract reply.
+type RankStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The module's rank before (Resize; 0 for Extract) and after.
+	OldRank int64 `protobuf:"varint,1,opt,name=old_rank,json=oldRank,proto3" json:"old_rank,omitempty"`
+	NewRank int64 `protobuf:"varint,2,opt,name=new_rank,json=newRank,proto3" json:"new_rank,omitempty"`
+	// Retained energy: the squared Frobenius norm of the new update over that
+	// of the full update (1 when nothing is lost).
+	Energy float64 `protobuf:"fixed64,3,opt,name=energy,proto3" json:"energy,omitempty"`
+	// The singular values of the full update, descending; the first new_rank
+	// are kept.
+	SingularValues []float64 `protobuf:"fixed64,4,rep,packed,name=singular_values,json=singularValues,proto3" json:"singular_values,omitempty"`
+	// The module's new adapter configuration as a JSON object (r, lora_alpha).
+	ConfigJson string `protobuf:"bytes,5,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	// Set when the module yields no adapter (for example an all-zero delta);
+	// note says why.
+	Skipped       bool   `protobuf:"varint,6,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	Note          string `protobuf:"bytes,7,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankStats) Reset() {
+	*x = RankStats{}
+	mi := &file_surgeon_plugin_v1_plugin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankStats) ProtoMessage() {}
+
+func (x *RankStats) ProtoReflect() protoreflect.Message {
+	mi := &file_surgeon_plugin_v1_plugin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankStats.ProtoReflect.Descriptor instead.
+func (*RankStats) Descriptor() ([]byte, []int) {
+	return file_surgeon_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RankStats) GetOldRank() int64 {
+	if x != nil {
+		return x.OldRank
+	}
+	return 0
+}
+
+func (x *RankStats) GetNewRank() int64 {
+	if x != nil {
+		return x.NewRank
+	}
+	return 0
+}
+
+func (x *RankStats) GetEnergy() float64 {
+	if x != nil {
+		return x.Energy
+	}
+	return 0
+}
+
+func (x *RankStats) GetSingularValues() []float64 {
+	if x != nil {
+		return x.SingularValues
+	}
+	return nil
+}
+
+func (x *RankStats) GetConfigJson() string {
+	if x != nil {
+		return x.ConfigJson
+	}
+	return ""
+}
+
+func (x *RankStats) GetSkipped() bool {
+	if x != nil {
+		return x.Skipped
+	}
+	return false
+}
+
+func (x *RankStats) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type RankResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*RankResponse_Tensor
+	//	*RankResponse_Stats
+	Msg           isRankResponse_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankResponse) Reset() {
+	*x = RankResponse{}
+	mi := &file_surgeon_plugin_v1_plugin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankResponse) ProtoMessage() {}
+
+func (x *RankResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_surgeon_plugin_v1_plugin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankResponse.ProtoReflect.Descriptor instead.
+func (*RankResponse) Descriptor() ([]byte, []int) {
+	return file_surgeon_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RankResponse) GetMsg() isRankResponse_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *RankResponse) GetTensor() *TensorChunk {
+	if x != nil {
+		if x, ok := x.Msg.(*RankResponse_Tensor); ok {
+			return x.Tensor
+		}
+	}
+	return nil
+}
+
+func (x *RankResponse) GetStats() *RankStats {
+	if x != nil {
+		if x, ok := x.Msg.(*RankResponse_Stats); ok {
+			return x.Stats
+		}
+	}
+	return nil
+}
+
+type isRankResponse_Msg interface {
+	isRankResponse_Msg()
+}
+
+type RankResponse_Tensor struct {
+	Tensor *TensorChunk `protobuf:"bytes,1,opt,name=tensor,proto3,oneof"`
+}
+
+type RankResponse_Stats struct {
+	Stats *RankStats `protobuf:"bytes,2,opt,name=stats,proto3,oneof"`
+}
+
+func (*RankResponse_Tensor) isRankResponse_Msg() {}
+
+func (*RankResponse_Stats) isRankResponse_Msg() {}
+
 var File_surgeon_plugin_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_surgeon_plugin_v1_plugin_proto_rawDesc = "" +
@@ -1182,7 +1597,7 @@ const file_surgeon_plugin_v1_plugin_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12<\n" +
 	"\n" +
 	"components\x18\x03 \x03(\v2\x1c.surgeon.plugin.v1.ComponentR\n" +
-	"components\"\xdf\x01\n" +
+	"components\"\x83\x02\n" +
 	"\tComponent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
 	"\x04kind\x18\x02 \x01(\x0e2 .surgeon.plugin.v1.ComponentKindR\x04kind\x12\x10\n" +
@@ -1190,7 +1605,8 @@ const file_surgeon_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06config\x18\x04 \x03(\v2\x1c.surgeon.plugin.v1.ConfigKeyR\x06config\x12!\n" +
 	"\ffrom_formats\x18\x05 \x03(\tR\vfromFormats\x12\x1d\n" +
 	"\n" +
-	"to_formats\x18\x06 \x03(\tR\ttoFormats\"h\n" +
+	"to_formats\x18\x06 \x03(\tR\ttoFormats\x12\"\n" +
+	"\fcapabilities\x18\a \x03(\tR\fcapabilities\"h\n" +
 	"\tConfigKey\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12!\n" +
@@ -1263,16 +1679,46 @@ const file_surgeon_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x0fConvertProgress\x12\x12\n" +
 	"\x04done\x18\x01 \x01(\x03R\x04done\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x03R\x05total\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage*i\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"Q\n" +
+	"\rRankSelection\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
+	"\x04rank\x18\x02 \x01(\x03R\x04rank\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\x01R\x05value\"\xb1\x01\n" +
+	"\n" +
+	"RankHeader\x12\x18\n" +
+	"\aadapter\x18\x01 \x01(\tR\aadapter\x12.\n" +
+	"\x05layer\x18\x02 \x01(\v2\x18.surgeon.plugin.v1.LayerR\x05layer\x12\x1f\n" +
+	"\vconfig_json\x18\x03 \x01(\tR\n" +
+	"configJson\x128\n" +
+	"\x06select\x18\x04 \x01(\v2 .surgeon.plugin.v1.RankSelectionR\x06select\"\x87\x01\n" +
+	"\vRankRequest\x127\n" +
+	"\x06header\x18\x01 \x01(\v2\x1d.surgeon.plugin.v1.RankHeaderH\x00R\x06header\x128\n" +
+	"\x06tensor\x18\x02 \x01(\v2\x1e.surgeon.plugin.v1.TensorChunkH\x00R\x06tensorB\x05\n" +
+	"\x03msg\"\xd1\x01\n" +
+	"\tRankStats\x12\x19\n" +
+	"\bold_rank\x18\x01 \x01(\x03R\aoldRank\x12\x19\n" +
+	"\bnew_rank\x18\x02 \x01(\x03R\anewRank\x12\x16\n" +
+	"\x06energy\x18\x03 \x01(\x01R\x06energy\x12'\n" +
+	"\x0fsingular_values\x18\x04 \x03(\x01R\x0esingularValues\x12\x1f\n" +
+	"\vconfig_json\x18\x05 \x01(\tR\n" +
+	"configJson\x12\x18\n" +
+	"\askipped\x18\x06 \x01(\bR\askipped\x12\x12\n" +
+	"\x04note\x18\a \x01(\tR\x04note\"\x85\x01\n" +
+	"\fRankResponse\x128\n" +
+	"\x06tensor\x18\x01 \x01(\v2\x1e.surgeon.plugin.v1.TensorChunkH\x00R\x06tensor\x124\n" +
+	"\x05stats\x18\x02 \x01(\v2\x1c.surgeon.plugin.v1.RankStatsH\x00R\x05statsB\x05\n" +
+	"\x03msg*i\n" +
 	"\rComponentKind\x12\x1e\n" +
 	"\x1aCOMPONENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16COMPONENT_KIND_ADAPTER\x10\x01\x12\x1c\n" +
-	"\x18COMPONENT_KIND_CONVERTER\x10\x022\xc6\x02\n" +
+	"\x18COMPONENT_KIND_CONVERTER\x10\x022\xe5\x03\n" +
 	"\x06Plugin\x12S\n" +
 	"\bDescribe\x12\".surgeon.plugin.v1.DescribeRequest\x1a#.surgeon.plugin.v1.DescribeResponse\x12G\n" +
 	"\x04Plan\x12\x1e.surgeon.plugin.v1.PlanRequest\x1a\x1f.surgeon.plugin.v1.PlanResponse\x12J\n" +
 	"\x04Init\x12\x1e.surgeon.plugin.v1.InitMessage\x1a\x1e.surgeon.plugin.v1.TensorChunk(\x010\x01\x12R\n" +
-	"\aConvert\x12!.surgeon.plugin.v1.ConvertRequest\x1a\".surgeon.plugin.v1.ConvertProgress0\x01B?Z=github.com/surgeon-ml/surgeon/plugins/proto/pluginv1;pluginv1b\x06proto3"
+	"\aConvert\x12!.surgeon.plugin.v1.ConvertRequest\x1a\".surgeon.plugin.v1.ConvertProgress0\x01\x12M\n" +
+	"\x06Resize\x12\x1e.surgeon.plugin.v1.RankRequest\x1a\x1f.surgeon.plugin.v1.RankResponse(\x010\x01\x12N\n" +
+	"\aExtract\x12\x1e.surgeon.plugin.v1.RankRequest\x1a\x1f.surgeon.plugin.v1.RankResponse(\x010\x01B?Z=github.com/surgeon-ml/surgeon/plugins/proto/pluginv1;pluginv1b\x06proto3"
 
 var (
 	file_surgeon_plugin_v1_plugin_proto_rawDescOnce sync.Once
@@ -1287,7 +1733,7 @@ func file_surgeon_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_surgeon_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_surgeon_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_surgeon_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_surgeon_plugin_v1_plugin_proto_goTypes = []any{
 	(ComponentKind)(0),       // 0: surgeon.plugin.v1.ComponentKind
 	(*DescribeRequest)(nil),  // 1: surgeon.plugin.v1.DescribeRequest
@@ -1306,7 +1752,12 @@ var file_surgeon_plugin_v1_plugin_proto_goTypes = []any{
 	(*InitMessage)(nil),      // 14: surgeon.plugin.v1.InitMessage
 	(*ConvertRequest)(nil),   // 15: surgeon.plugin.v1.ConvertRequest
 	(*ConvertProgress)(nil),  // 16: surgeon.plugin.v1.ConvertProgress
-	nil,                      // 17: surgeon.plugin.v1.Program.OutputsEntry
+	(*RankSelection)(nil),    // 17: surgeon.plugin.v1.RankSelection
+	(*RankHeader)(nil),       // 18: surgeon.plugin.v1.RankHeader
+	(*RankRequest)(nil),      // 19: surgeon.plugin.v1.RankRequest
+	(*RankStats)(nil),        // 20: surgeon.plugin.v1.RankStats
+	(*RankResponse)(nil),     // 21: surgeon.plugin.v1.RankResponse
+	nil,                      // 22: surgeon.plugin.v1.Program.OutputsEntry
 }
 var file_surgeon_plugin_v1_plugin_proto_depIdxs = []int32{
 	3,  // 0: surgeon.plugin.v1.DescribeResponse.components:type_name -> surgeon.plugin.v1.Component
@@ -1315,26 +1766,36 @@ var file_surgeon_plugin_v1_plugin_proto_depIdxs = []int32{
 	5,  // 3: surgeon.plugin.v1.PlanRequest.layer:type_name -> surgeon.plugin.v1.Layer
 	7,  // 4: surgeon.plugin.v1.ParamSpec.init:type_name -> surgeon.plugin.v1.InitRule
 	9,  // 5: surgeon.plugin.v1.Program.nodes:type_name -> surgeon.plugin.v1.Node
-	17, // 6: surgeon.plugin.v1.Program.outputs:type_name -> surgeon.plugin.v1.Program.OutputsEntry
+	22, // 6: surgeon.plugin.v1.Program.outputs:type_name -> surgeon.plugin.v1.Program.OutputsEntry
 	8,  // 7: surgeon.plugin.v1.PlanResponse.params:type_name -> surgeon.plugin.v1.ParamSpec
 	10, // 8: surgeon.plugin.v1.PlanResponse.forward:type_name -> surgeon.plugin.v1.Program
 	10, // 9: surgeon.plugin.v1.PlanResponse.merge:type_name -> surgeon.plugin.v1.Program
 	5,  // 10: surgeon.plugin.v1.InitHeader.layer:type_name -> surgeon.plugin.v1.Layer
 	12, // 11: surgeon.plugin.v1.InitMessage.header:type_name -> surgeon.plugin.v1.InitHeader
 	13, // 12: surgeon.plugin.v1.InitMessage.weight:type_name -> surgeon.plugin.v1.TensorChunk
-	1,  // 13: surgeon.plugin.v1.Plugin.Describe:input_type -> surgeon.plugin.v1.DescribeRequest
-	6,  // 14: surgeon.plugin.v1.Plugin.Plan:input_type -> surgeon.plugin.v1.PlanRequest
-	14, // 15: surgeon.plugin.v1.Plugin.Init:input_type -> surgeon.plugin.v1.InitMessage
-	15, // 16: surgeon.plugin.v1.Plugin.Convert:input_type -> surgeon.plugin.v1.ConvertRequest
-	2,  // 17: surgeon.plugin.v1.Plugin.Describe:output_type -> surgeon.plugin.v1.DescribeResponse
-	11, // 18: surgeon.plugin.v1.Plugin.Plan:output_type -> surgeon.plugin.v1.PlanResponse
-	13, // 19: surgeon.plugin.v1.Plugin.Init:output_type -> surgeon.plugin.v1.TensorChunk
-	16, // 20: surgeon.plugin.v1.Plugin.Convert:output_type -> surgeon.plugin.v1.ConvertProgress
-	17, // [17:21] is the sub-list for method output_type
-	13, // [13:17] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	5,  // 13: surgeon.plugin.v1.RankHeader.layer:type_name -> surgeon.plugin.v1.Layer
+	17, // 14: surgeon.plugin.v1.RankHeader.select:type_name -> surgeon.plugin.v1.RankSelection
+	18, // 15: surgeon.plugin.v1.RankRequest.header:type_name -> surgeon.plugin.v1.RankHeader
+	13, // 16: surgeon.plugin.v1.RankRequest.tensor:type_name -> surgeon.plugin.v1.TensorChunk
+	13, // 17: surgeon.plugin.v1.RankResponse.tensor:type_name -> surgeon.plugin.v1.TensorChunk
+	20, // 18: surgeon.plugin.v1.RankResponse.stats:type_name -> surgeon.plugin.v1.RankStats
+	1,  // 19: surgeon.plugin.v1.Plugin.Describe:input_type -> surgeon.plugin.v1.DescribeRequest
+	6,  // 20: surgeon.plugin.v1.Plugin.Plan:input_type -> surgeon.plugin.v1.PlanRequest
+	14, // 21: surgeon.plugin.v1.Plugin.Init:input_type -> surgeon.plugin.v1.InitMessage
+	15, // 22: surgeon.plugin.v1.Plugin.Convert:input_type -> surgeon.plugin.v1.ConvertRequest
+	19, // 23: surgeon.plugin.v1.Plugin.Resize:input_type -> surgeon.plugin.v1.RankRequest
+	19, // 24: surgeon.plugin.v1.Plugin.Extract:input_type -> surgeon.plugin.v1.RankRequest
+	2,  // 25: surgeon.plugin.v1.Plugin.Describe:output_type -> surgeon.plugin.v1.DescribeResponse
+	11, // 26: surgeon.plugin.v1.Plugin.Plan:output_type -> surgeon.plugin.v1.PlanResponse
+	13, // 27: surgeon.plugin.v1.Plugin.Init:output_type -> surgeon.plugin.v1.TensorChunk
+	16, // 28: surgeon.plugin.v1.Plugin.Convert:output_type -> surgeon.plugin.v1.ConvertProgress
+	21, // 29: surgeon.plugin.v1.Plugin.Resize:output_type -> surgeon.plugin.v1.RankResponse
+	21, // 30: surgeon.plugin.v1.Plugin.Extract:output_type -> surgeon.plugin.v1.RankResponse
+	25, // [25:31] is the sub-list for method output_type
+	19, // [19:25] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_surgeon_plugin_v1_plugin_proto_init() }
@@ -1346,13 +1807,21 @@ func file_surgeon_plugin_v1_plugin_proto_init() {
 		(*InitMessage_Header)(nil),
 		(*InitMessage_Weight)(nil),
 	}
+	file_surgeon_plugin_v1_plugin_proto_msgTypes[18].OneofWrappers = []any{
+		(*RankRequest_Header)(nil),
+		(*RankRequest_Tensor)(nil),
+	}
+	file_surgeon_plugin_v1_plugin_proto_msgTypes[20].OneofWrappers = []any{
+		(*RankResponse_Tensor)(nil),
+		(*RankResponse_Stats)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_surgeon_plugin_v1_plugin_proto_rawDesc), len(file_surgeon_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

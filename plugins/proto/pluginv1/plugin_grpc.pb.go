@@ -28,6 +28,8 @@ const (
 	Plugin_Plan_FullMethodName     = "/surgeon.plugin.v1.Plugin/Plan"
 	Plugin_Init_FullMethodName     = "/surgeon.plugin.v1.Plugin/Init"
 	Plugin_Convert_FullMethodName  = "/surgeon.plugin.v1.Plugin/Convert"
+	Plugin_Resize_FullMethodName   = "/surgeon.plugin.v1.Plugin/Resize"
+	Plugin_Extract_FullMethodName  = "/surgeon.plugin.v1.Plugin/Extract"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -44,6 +46,18 @@ type PluginClient interface {
 	Init(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[InitMessage, TensorChunk], error)
 	// Convert converts a checkpoint between formats, streaming progress.
 	Convert(ctx context.Context, in *ConvertRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ConvertProgress], error)
+	// Resize reduces the rank of one trained adapter module (rank surgery,
+	// offered by components whose Describe lists the "resize" capability).
+	// The host sends a RankHeader then the module's parameters in chunks
+	// (PEFT names: lora_A.weight, lora_B.weight, ...); the plugin streams back
+	// the new parameters in chunks and ends with one RankStats message.
+	// Plugins built before rank surgery answer UNIMPLEMENTED.
+	Resize(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RankRequest, RankResponse], error)
+	// Extract computes one module's adapter from the difference of a base and
+	// a fine-tuned weight (capability "extract"). The host sends a RankHeader
+	// then the tensors "base" and "finetuned" [out, in] in chunks; the reply
+	// is as for Resize.
+	Extract(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RankRequest, RankResponse], error)
 }
 
 type pluginClient struct {
@@ -106,6 +120,32 @@ func (c *pluginClient) Convert(ctx context.Context, in *ConvertRequest, opts ...
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_ConvertClient = grpc.ServerStreamingClient[ConvertProgress]
 
+func (c *pluginClient) Resize(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RankRequest, RankResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[2], Plugin_Resize_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RankRequest, RankResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_ResizeClient = grpc.BidiStreamingClient[RankRequest, RankResponse]
+
+func (c *pluginClient) Extract(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RankRequest, RankResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[3], Plugin_Extract_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RankRequest, RankResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_ExtractClient = grpc.BidiStreamingClient[RankRequest, RankResponse]
+
 // PluginServer is the server API for Plugin service.
 // All implementations must embed UnimplementedPluginServer
 // for forward compatibility.
@@ -120,6 +160,18 @@ type PluginServer interface {
 	Init(grpc.BidiStreamingServer[InitMessage, TensorChunk]) error
 	// Convert converts a checkpoint between formats, streaming progress.
 	Convert(*ConvertRequest, grpc.ServerStreamingServer[ConvertProgress]) error
+	// Resize reduces the rank of one trained adapter module (rank surgery,
+	// offered by components whose Describe lists the "resize" capability).
+	// The host sends a RankHeader then the module's parameters in chunks
+	// (PEFT names: lora_A.weight, lora_B.weight, ...); the plugin streams back
+	// the new parameters in chunks and ends with one RankStats message.
+	// Plugins built before rank surgery answer UNIMPLEMENTED.
+	Resize(grpc.BidiStreamingServer[RankRequest, RankResponse]) error
+	// Extract computes one module's adapter from the difference of a base and
+	// a fine-tuned weight (capability "extract"). The host sends a RankHeader
+	// then the tensors "base" and "finetuned" [out, in] in chunks; the reply
+	// is as for Resize.
+	Extract(grpc.BidiStreamingServer[RankRequest, RankResponse]) error
 	mustEmbedUnimplementedPluginServer()
 }
 
@@ -141,6 +193,12 @@ func (UnimplementedPluginServer) Init(grpc.BidiStreamingServer[InitMessage, Tens
 }
 func (UnimplementedPluginServer) Convert(*ConvertRequest, grpc.ServerStreamingServer[ConvertProgress]) error {
 	return status.Error(codes.Unimplemented, "method Convert not implemented")
+}
+func (UnimplementedPluginServer) Resize(grpc.BidiStreamingServer[RankRequest, RankResponse]) error {
+	return status.Error(codes.Unimplemented, "method Resize not implemented")
+}
+func (UnimplementedPluginServer) Extract(grpc.BidiStreamingServer[RankRequest, RankResponse]) error {
+	return status.Error(codes.Unimplemented, "method Extract not implemented")
 }
 func (UnimplementedPluginServer) mustEmbedUnimplementedPluginServer() {}
 func (UnimplementedPluginServer) testEmbeddedByValue()                {}
@@ -217,6 +275,20 @@ func _Plugin_Convert_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_ConvertServer = grpc.ServerStreamingServer[ConvertProgress]
 
+func _Plugin_Resize_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PluginServer).Resize(&grpc.GenericServerStream[RankRequest, RankResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_ResizeServer = grpc.BidiStreamingServer[RankRequest, RankResponse]
+
+func _Plugin_Extract_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PluginServer).Extract(&grpc.GenericServerStream[RankRequest, RankResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_ExtractServer = grpc.BidiStreamingServer[RankRequest, RankResponse]
+
 // Plugin_ServiceDesc is the grpc.ServiceDesc for Plugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -244,6 +316,18 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Convert",
 			Handler:       _Plugin_Convert_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Resize",
+			Handler:       _Plugin_Resize_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Extract",
+			Handler:       _Plugin_Extract_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "surgeon/plugin/v1/plugin.proto",

@@ -8,9 +8,11 @@ package sdktest
 
 import (
 	"context"
+	"io"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/nlpodyssey/spago/nn"
 
@@ -37,6 +39,9 @@ func Connect(t testing.TB, components ...any) rpc.Interface {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// go-plugin's test connection logs at debug level to hclog's default
+	// output; keep test output readable.
+	hclog.DefaultOutput = io.Discard
 	client, _ := plugin.TestPluginGRPCConn(t, false, rpc.VersionedPlugins(impl)[rpc.ProtocolVersion])
 	t.Cleanup(func() { client.Close() })
 	raw, err := client.Dispense(rpc.PluginName)

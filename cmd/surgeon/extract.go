@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/surgeon-ml/surgeon/core/checkpoint"
+	"github.com/surgeon-ml/surgeon/formats/peft"
+	"github.com/surgeon-ml/surgeon/surgery/ranks"
+)
+
+func init() {
+	register("extract", command{
+		usage: "extract BASE FINETUNED (--rank R | --energy F [--rank MAX] | --method M --value V) -o ADAPTER [--adapter lora] [--save-changed=false] [--json]",
+		short: "extract a LoRA adapter from the difference of two checkpoints (truncated SVD per layer)",
+		run:   runExtract,
+	})
+}
+
+func runExtract(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("extract", flag.ContinueOnError)
+	sf := addSelectionFlags(fs)
+	out := fs.String("o", "", "output PEFT adapter folder (required; written atomically)")
+	adapter := fs.String("adapter", "lora", "adapter component that extracts (a plugin offering the extract capability)")
+	saveChanged := fs.Bool("save-changed", true, "save changed tensors that are not linear weights (embeddings, norms: modules_to_save; biases: bias \"all\") so the adapter reproduces them; false skips them")
+	asJSON := fs.Bool("json", false, "print the per-module results as JSON")
+	pos, err := parseArgs("extract", fs, args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("want BASE and FINETUNED, got %d arguments", len(pos))
+	}
+	if *out == "" {
+		return usagef("-o ADAPTER is required")
+	}
+	sel, err := sf.selection()
+	if err != nil {
+		return err
+	}
+	base, err := checkpoint.Load(pos[0])
+	if err != nil {
+		return err
+	}
+	defer base.Close()
+	tuned, err := checkpoint.Load(pos[1])
+	if err != nil {
+		return err
+	}
+	defer tuned.Close()
+	mgr, err := newManager()
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+	a, stats, err := ranks.Extract(ctx, mgr.Adapters(), base.Model, tuned.Model, ranks.ExtractOptions{
+		Adapter: *adapter, Select: sel, SaveChanged: *saveChanged, BaseModel: pos[0]})
+	if err != nil {
+		return err
+	}
+	if err := peft.Write(*out, a); err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, map[string]any{"base": pos[0], "finetuned": pos[1], "out": *out, "select": sel,
+			"modules": stats, "params": adapterParams(a), "modules_to_save": a.Config.ModulesToSave})
+	}
+	var shown []ranks.Stat
+	unchanged := 0
+	for _, s := range stats {
+		if s.Skipped && s.Note == "unchanged" {
+			unchanged++
+			continue
+		}
+		shown = append(shown, s)
+	}
+	printStats(stdout, shown, false)
+	fmt.Fprintf(stdout, "%d modules extracted (%s), %d unchanged skipped, %d saved tensors: %d adapter parameters\n",
+		len(a.Modules), sel, unchanged, len(a.Saved), adapterParams(a))
+	fmt.Fprintf(stdout, "wrote %s\n", *out)
+	return nil
+}

@@ -1,0 +1,226 @@
+package ranks
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/formats/peft"
+	"github.com/surgeon-ml/surgeon/plugins/rpc"
+	"github.com/surgeon-ml/surgeon/surgery/attach"
+)
+
+// ExtractOptions control Extract.
+type ExtractOptions struct {
+	// Adapter is the adapter component that extracts (default "lora").
+	Adapter string
+	// Select chooses each module's rank.
+	Select rpc.RankSelection
+	// SaveChanged saves modules that are not linear layers (embeddings,
+	// norms) and linear biases that differ between the checkpoints as
+	// fully trained tensors (PEFT modules_to_save, bias "all"), so that the
+	// adapter reproduces them exactly; when false they are skipped with a
+	// note.
+	SaveChanged bool
+	// BaseModel is written as base_model_name_or_path.
+	BaseModel string
+}
+
+// Extract computes a LoRA adapter from the difference of a fine-tuned
+// model and its base, as mergekit-extract-lora does: for every linear
+// layer whose weight changed, the plugin truncates the SVD of the delta
+// (A = sqrt(S) V^T, B = U sqrt(S), lora_alpha = rank: scale 1). Unchanged
+// layers are skipped; other changed tensors are saved or skipped as
+// opts.SaveChanged says. Ranks that differ between modules go to
+// rank_pattern, and target_modules lists the modules by full path.
+func Extract(ctx context.Context, s Surgeon, base, tuned model.Model, opts ExtractOptions) (*peft.Adapter, []Stat, error) {
+	if opts.Adapter == "" {
+		opts.Adapter = "lora"
+	}
+	if err := opts.Select.Validate(); err != nil {
+		return nil, nil, err
+	}
+	bslots, tslots := attach.Slots(base), attach.Slots(tuned)
+	for _, p := range sortedKeys(tslots) {
+		if _, ok := bslots[p]; !ok {
+			return nil, nil, fmt.Errorf("linear layer %s of the fine-tuned model is not in the base", p)
+		}
+	}
+	out := &peft.Adapter{Modules: map[string]map[string]tensor.Tensor{}, Saved: map[string]tensor.Tensor{},
+		Metadata: map[string]string{"surgeon.extract": opts.Select.String()}}
+	ranks := map[string]int{}
+	alphas := map[string]float64{}
+	var stats []Stat
+	biasSaved := false
+	for _, path := range sortedKeys(bslots) {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		ts, ok := tslots[path]
+		if !ok {
+			return nil, nil, fmt.Errorf("linear layer %s of the base is not in the fine-tuned model", path)
+		}
+		bl, tl := bslots[path].Base(), ts.Base()
+		if bl == nil || tl == nil {
+			return nil, nil, fmt.Errorf("linear layer %s holds an adapter: extract needs plain models", path)
+		}
+		if bl.In() != tl.In() || bl.Out() != tl.Out() {
+			return nil, nil, fmt.Errorf("linear layer %s: base [%d,%d], fine-tuned [%d,%d]", path, bl.Out(), bl.In(), tl.Out(), tl.In())
+		}
+		if (bl.Bias == nil) != (tl.Bias == nil) {
+			return nil, nil, fmt.Errorf("linear layer %s: only one model has a bias", path)
+		}
+		bw, tw := ops.Data(bl.Weight), ops.Data(tl.Weight)
+		weightChanged := !equal(bw, tw)
+		if bl.Bias != nil && !equal(ops.Data(bl.Bias), ops.Data(tl.Bias)) {
+			// PEFT saves the bias of a LoRA-wrapped layer under base_layer.
+			name := path + ".bias"
+			if weightChanged {
+				name = path + ".base_layer.bias"
+			}
+			st := Stat{Module: name, Skipped: true}
+			if opts.SaveChanged {
+				out.Saved[name] = f32Tensor(ops.Data(tl.Bias), []int{tl.Out()})
+				biasSaved = true
+				st.Note = "bias changed: saved as a trained bias (PEFT bias \"all\")"
+			} else {
+				st.Note = "bias changed: not saved"
+			}
+			stats = append(stats, st)
+		}
+		if !weightChanged {
+			stats = append(stats, Stat{Module: path, Adapter: opts.Adapter, Skipped: true, Note: "unchanged"})
+			continue
+		}
+		l := rpc.Layer{Path: path, Kind: "linear", In: bl.In(), Out: bl.Out(), HasBias: bl.Bias != nil, DType: "F32"}
+		r, err := s.Extract(ctx, rpc.RankRequest{Adapter: opts.Adapter, Layer: l, Config: map[string]any{}, Select: opts.Select}, bw, tw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("module %s: %w", path, err)
+		}
+		st := Stat{Module: path, Adapter: opts.Adapter, NewRank: r.NewRank, Energy: r.Energy,
+			SingularValues: r.SingularValues, Skipped: r.Skipped, Note: r.Note}
+		stats = append(stats, st)
+		if r.Skipped {
+			continue
+		}
+		mod, err := toTensors(r.Tensors)
+		if err != nil {
+			return nil, nil, fmt.Errorf("module %s: %w", path, err)
+		}
+		out.Modules[path] = mod
+		if ranks[path], alphas[path], err = rankAlpha(r.Config); err != nil {
+			return nil, nil, fmt.Errorf("module %s: plugin result: %w", path, err)
+		}
+	}
+	saved, err := otherChanges(base, tuned, bslots)
+	if err != nil {
+		return nil, nil, err
+	}
+	var toSave []string
+	for _, mod := range sortedKeys(saved) {
+		st := Stat{Module: mod, Skipped: true}
+		if opts.SaveChanged {
+			for name, t := range saved[mod] {
+				out.Saved[name] = t
+			}
+			toSave = append(toSave, mod)
+			st.Note = "not a linear layer, changed: saved whole (modules_to_save)"
+		} else {
+			st.Note = "not a linear layer, changed: not saved"
+		}
+		stats = append(stats, st)
+	}
+	if len(out.Modules) == 0 && len(out.Saved) == 0 {
+		return nil, stats, fmt.Errorf("the two models are identical: nothing to extract")
+	}
+	task := "CAUSAL_LM"
+	if base.Task() == model.SequenceClassification {
+		task = "SEQ_CLS"
+	}
+	out.Config = peft.Config{PeftType: "LORA", TaskType: task, BaseModel: opts.BaseModel,
+		TargetModules: targetList(sortedKeys(out.Modules)), ModulesToSave: toSave, Bias: "none",
+		InitLoraWeights: true, InferenceMode: true, Extra: map[string]any{}}
+	if biasSaved {
+		out.Config.Bias = "all"
+	}
+	if len(ranks) == 0 {
+		// Only saved tensors: PEFT still needs a rank.
+		out.Config.R, out.Config.LoraAlpha = 1, 1
+		out.Config.TargetModules = []any{}
+	} else if err := setPatterns(&out.Config, ranks, alphas); err != nil {
+		return nil, nil, err
+	}
+	return out, stats, nil
+}
+
+// otherChanges returns, by module path, the parameters of modules that are
+// not linear slots when any of the module's parameters changed.
+func otherChanges(base, tuned model.Model, slots map[string]*layer.Slot) (map[string]map[string]tensor.Tensor, error) {
+	tp := map[string]layer.Param{}
+	for _, p := range layer.Params(tuned) {
+		tp[p.Path] = p
+	}
+	byModule := map[string][]layer.Param{}
+	changed := map[string]bool{}
+	for _, p := range layer.Params(base) {
+		mod := p.Path
+		if i := strings.LastIndexByte(mod, '.'); i >= 0 {
+			mod = mod[:i]
+		}
+		if _, isSlot := slots[mod]; isSlot {
+			continue
+		}
+		t, ok := tp[p.Path]
+		if !ok {
+			return nil, fmt.Errorf("parameter %s of the base is not in the fine-tuned model", p.Path)
+		}
+		if !sameShape(p.Shape, t.Shape) {
+			return nil, fmt.Errorf("parameter %s: base %v, fine-tuned %v", p.Path, p.Shape, t.Shape)
+		}
+		byModule[mod] = append(byModule[mod], t)
+		if !equal(ops.Data(p.Param), ops.Data(t.Param)) {
+			changed[mod] = true
+		}
+	}
+	out := map[string]map[string]tensor.Tensor{}
+	for mod := range changed {
+		out[mod] = map[string]tensor.Tensor{}
+		for _, p := range byModule[mod] {
+			out[mod][p.Path] = f32Tensor(ops.Data(p.Param), p.Shape)
+		}
+	}
+	return out, nil
+}
+
+func f32Tensor(v []float32, shape []int) tensor.Tensor {
+	data, _ := tensor.FromFloat32(tensor.F32, v)
+	return tensor.Tensor{DType: tensor.F32, Shape: append([]int(nil), shape...), Data: data}
+}
+
+func equal(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

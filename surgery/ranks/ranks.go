@@ -1,0 +1,232 @@
+// Package ranks is rank surgery on adapters: resizing trained PEFT
+// adapters by SVD (as kohya's resize_lora.py does), extracting a LoRA from
+// the difference of two checkpoints (as mergekit-extract-lora does), and
+// combining several adapters (cat, svd, ties, dare, as mergekit does). The
+// linear algebra on adapter parameters runs in the adapter plugins (through
+// Surgeon); this package reads and writes PEFT folders and models around it.
+package ranks
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/formats/peft"
+	"github.com/surgeon-ml/surgeon/plugins/rpc"
+	"github.com/surgeon-ml/surgeon/surgery/attach"
+)
+
+// Surgeon is what rank surgery needs from the adapter plugins; a host
+// Router and an in-process rpc client both provide it.
+type Surgeon interface {
+	Resize(ctx context.Context, req rpc.RankRequest, params map[string]rpc.Tensor) (*rpc.RankResult, error)
+	Extract(ctx context.Context, req rpc.RankRequest, base, tuned []float32) (*rpc.RankResult, error)
+}
+
+// Stat is one module's outcome.
+type Stat struct {
+	Module  string `json:"module"`
+	Adapter string `json:"adapter"`
+	// OldRank is the rank before (0 when extracted), NewRank after (0 when
+	// skipped).
+	OldRank int `json:"old_rank"`
+	NewRank int `json:"new_rank"`
+	// Energy is the retained fraction of the squared Frobenius norm of the
+	// module's update.
+	Energy float64 `json:"energy"`
+	// SingularValues of the full update, descending; the first NewRank are kept.
+	SingularValues []float64 `json:"singular_values,omitempty"`
+	Skipped        bool      `json:"skipped,omitempty"`
+	Note           string    `json:"note,omitempty"`
+}
+
+// Resize reduces the rank of every module of a PEFT adapter through the
+// plugin providing its adapter type (lora; dora resizes B*A and keeps the
+// magnitude) and returns the new adapter: the effective scale of each module
+// is kept, and ranks and alphas that differ between modules go to
+// rank_pattern and alpha_pattern. Fully trained tensors (modules_to_save)
+// are kept as they are.
+func Resize(ctx context.Context, s Surgeon, a *peft.Adapter, sel rpc.RankSelection) (*peft.Adapter, []Stat, error) {
+	if err := sel.Validate(); err != nil {
+		return nil, nil, err
+	}
+	targets, err := attach.FromPEFT(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := &peft.Adapter{Config: a.Config, Modules: map[string]map[string]tensor.Tensor{}, Saved: a.Saved, Metadata: a.Metadata}
+	ranks := map[string]int{}
+	alphas := map[string]float64{}
+	var stats []Stat
+	for _, t := range targets {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		params := map[string]rpc.Tensor{}
+		for name, tt := range a.Modules[t.Path] {
+			params[name] = rpc.Tensor{Shape: tt.Shape, Data: t.Values[name]}
+		}
+		l := rpc.Layer{Path: t.Path, Kind: "linear", DType: "F32"}
+		if av, ok := params["lora_A.weight"]; ok && len(av.Shape) == 2 {
+			l.In = av.Shape[1]
+		}
+		if bv, ok := params["lora_B.weight"]; ok && len(bv.Shape) == 2 {
+			l.Out = bv.Shape[0]
+		}
+		r, err := s.Resize(ctx, rpc.RankRequest{Adapter: t.Adapter, Layer: l, Config: t.Config, Select: sel}, params)
+		if err != nil {
+			return nil, nil, fmt.Errorf("module %s: %w", t.Path, err)
+		}
+		if r.Skipped {
+			return nil, nil, fmt.Errorf("module %s: the plugin skipped it (%s); resize keeps every module", t.Path, r.Note)
+		}
+		mod, err := toTensors(r.Tensors)
+		if err != nil {
+			return nil, nil, fmt.Errorf("module %s: %w", t.Path, err)
+		}
+		out.Modules[t.Path] = mod
+		rank, alpha, err := rankAlpha(r.Config)
+		if err != nil {
+			return nil, nil, fmt.Errorf("module %s: plugin result: %w", t.Path, err)
+		}
+		ranks[t.Path], alphas[t.Path] = rank, alpha
+		stats = append(stats, Stat{Module: t.Path, Adapter: t.Adapter, OldRank: r.OldRank, NewRank: r.NewRank,
+			Energy: r.Energy, SingularValues: r.SingularValues, Note: r.Note})
+	}
+	if err := setPatterns(&out.Config, ranks, alphas); err != nil {
+		return nil, nil, err
+	}
+	out.Metadata = withNote(a.Metadata, "surgeon.resize", sel.String())
+	return out, stats, nil
+}
+
+// rankAlpha reads r and lora_alpha from a plugin's module configuration.
+func rankAlpha(cfg map[string]any) (int, float64, error) {
+	r, ok := number(cfg["r"])
+	if !ok || r < 1 || r != math.Trunc(r) {
+		return 0, 0, fmt.Errorf("config r = %v is not a positive integer", cfg["r"])
+	}
+	alpha, ok := number(cfg["lora_alpha"])
+	if !ok {
+		return 0, 0, fmt.Errorf("config lora_alpha = %v is not a number", cfg["lora_alpha"])
+	}
+	return int(r), alpha, nil
+}
+
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	}
+	return 0, false
+}
+
+// toTensors turns plugin tensors into F32 PEFT tensors.
+func toTensors(ts map[string]rpc.Tensor) (map[string]tensor.Tensor, error) {
+	out := map[string]tensor.Tensor{}
+	for name, t := range ts {
+		data, err := tensor.FromFloat32(tensor.F32, t.Data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out[name] = tensor.Tensor{Name: name, DType: tensor.F32, Shape: append([]int(nil), t.Shape...), Data: data}
+	}
+	return out, nil
+}
+
+// setPatterns writes per-module ranks and alphas into a PEFT config: r and
+// lora_alpha take the most common values, rank_pattern and alpha_pattern
+// list the modules (by full path) that differ. It checks that PEFT's
+// pattern matching gives every module back its own values.
+func setPatterns(c *peft.Config, ranks map[string]int, alphas map[string]float64) error {
+	c.R = mostCommon(ranks, func(a, b int) bool { return a < b }, nil)
+	c.LoraAlpha = mostCommon(alphas, func(a, b float64) bool { return a < b }, func(m string) bool { return ranks[m] == c.R })
+	c.RankPattern = map[string]int{}
+	c.AlphaPattern = map[string]float64{}
+	for m, r := range ranks {
+		if r != c.R {
+			c.RankPattern[m] = r
+		}
+		if alphas[m] != c.LoraAlpha {
+			c.AlphaPattern[m] = alphas[m]
+		}
+	}
+	for m, r := range ranks {
+		if got := c.RankFor(m); got != r {
+			return fmt.Errorf("module %s: rank_pattern gives rank %d, want %d", m, got, r)
+		}
+		if got := c.AlphaFor(m); got != alphas[m] {
+			return fmt.Errorf("module %s: alpha_pattern gives lora_alpha %v, want %v", m, got, alphas[m])
+		}
+	}
+	return nil
+}
+
+// mostCommon returns the value held by most keys (among those keep
+// accepts), the smallest on ties, so the choice is deterministic.
+func mostCommon[V comparable](m map[string]V, less func(a, b V) bool, keep func(string) bool) V {
+	count := map[V]int{}
+	for k, v := range m {
+		if keep == nil || keep(k) {
+			count[v]++
+		}
+	}
+	var best V
+	n := -1
+	for v, c := range count {
+		if c > n || c == n && less(v, best) {
+			best, n = v, c
+		}
+	}
+	return best
+}
+
+// withNote copies metadata adding key = value.
+func withNote(md map[string]string, key, value string) map[string]string {
+	out := map[string]string{}
+	for k, v := range md {
+		out[k] = v
+	}
+	out[key] = value
+	return out
+}
+
+// scale returns a PEFT LoRA module's scaling factor.
+func scale(c *peft.Config, module string) float64 {
+	r := float64(c.RankFor(module))
+	if c.UseRSLoRA {
+		return c.AlphaFor(module) / math.Sqrt(r)
+	}
+	return c.AlphaFor(module) / r
+}
+
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// targetList is a target_modules value listing full module paths.
+func targetList(modules []string) []any {
+	out := make([]any, len(modules))
+	for i, m := range modules {
+		out[i] = m
+	}
+	return out
+}
+
+// isPlainLoRA reports whether a PEFT adapter is LoRA without DoRA.
+func isPlainLoRA(a *peft.Adapter) bool {
+	return strings.EqualFold(a.Config.PeftType, "LORA") && !a.Config.UseDoRA
+}
