@@ -26,8 +26,10 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
+# Go benchmarks side by side with a PyTorch peer, then a table of ratios
+# (tools/bench/run.sh; about 10 minutes on an idle machine). Not part of test.
 bench:
-	$(GO) test -run XXX -bench . -benchtime 3x ./...
+	tools/bench/run.sh
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

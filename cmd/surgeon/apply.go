@@ -24,6 +24,11 @@ func init() {
 		short: "run a recipe: attach adapters, fine-tune, evaluate, save (resumes an interrupted run)",
 		run:   func(ctx context.Context, args []string, w io.Writer) error { return runRecipe(ctx, args, w, false) },
 	})
+	register("eval", command{
+		usage: "eval RECIPE.toml [--adapter PEFT_DIR] [--split test|validation|train] [--set key=value ...]",
+		short: "evaluate a recipe's model (optionally with a saved adapter) on its data",
+		run:   runEval,
+	})
 	register("plan", command{
 		usage: "plan RECIPE.toml [--set key=value ...] [--json]",
 		short: "show what a recipe would train: modules, shapes, adapters, trainable parameters",
@@ -147,4 +152,56 @@ func (p *progress) done() {
 	if p.tty && p.shown {
 		fmt.Fprintln(p.w)
 	}
+}
+
+func runEval(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	var sets listFlag
+	fs.Var(&sets, "set", "override a recipe value (repeatable)")
+	adapter := fs.String("adapter", "", "PEFT adapter folder to evaluate (default: the untrained recipe model)")
+	split := fs.String("split", "", "split to evaluate (default: the recipe's evaluation split)")
+	pos, err := parseArgs("eval", fs, args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one RECIPE, got %d arguments", len(pos))
+	}
+	rec, err := recipe.Load(pos[0], sets)
+	if err != nil {
+		return err
+	}
+	mgr, err := newManager()
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+	run, err := apply.Prepare(ctx, rec, apply.Options{Planner: mgr.Adapters()})
+	if err != nil {
+		return err
+	}
+	defer run.Close()
+	if *adapter != "" {
+		if err := run.UseAdapter(ctx, *adapter); err != nil {
+			return err
+		}
+	}
+	s := *split
+	if s == "" {
+		s = run.EvalSplit()
+	}
+	m, err := run.Evaluate(s)
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintf(stdout, "%s split:\n", s)
+	for _, k := range keys {
+		fmt.Fprintf(stdout, "  %-12s %.4f\n", k, m[k])
+	}
+	return nil
 }

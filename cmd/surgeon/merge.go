@@ -35,8 +35,8 @@ const mergeMethodDoc = `how adapters are combined:
   cat     the exact weighted sum of LoRA updates as one LoRA with the ranks concatenated
           (A' stacks the A_i, B' the w_i*s_i*B_i; lora_alpha = r'); plain LoRA/rsLoRA only
   svd     that sum truncated per module by SVD to --rank R (or --energy F); plain LoRA/rsLoRA only
-  ties    per parameter: each weighted update trimmed to its top --density fraction by magnitude,
-          a sign elected by the sum, the disjoint weighted mean of the agreeing entries (any adapter type)
+  ties    per parameter: each update trimmed to its top --density fraction by magnitude, a sign
+          elected by the weighted sum, the disjoint weighted mean of the agreeing entries (any adapter type)
   dare    per parameter: entries dropped with probability 1-density (--seed), the rest rescaled
           by 1/density, then the weighted sum (any adapter type)
 cat and svd write an adapter with --adapter-out (MODEL optional) and/or merged weights with -o;

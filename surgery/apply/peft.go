@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/peft"
+	"github.com/surgeon-ml/surgeon/surgery/attach"
 	"github.com/surgeon-ml/surgeon/surgery/recipe"
 )
 
@@ -165,3 +167,26 @@ func mostCommonF(m map[float64]int) float64 {
 }
 
 func writePEFT(dir string, a *peft.Adapter) error { return peft.Write(dir, a) }
+
+// UseAdapter replaces the run's adapters with a saved PEFT adapter folder
+// (its LoRA/DoRA/IA3 modules and its fully trained tensors), so that the
+// recipe's data can evaluate it.
+func (r *Run) UseAdapter(ctx context.Context, dir string) error {
+	a, err := peft.Read(dir)
+	if err != nil {
+		return err
+	}
+	attach.Unload(r.Model)
+	targets, err := attach.FromPEFT(a)
+	if err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	if _, err := attach.Attach(ctx, r.Model, r.Opts.Planner, targets, 0); err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	if err := attach.ApplySaved(r.Model, a.Saved, 1); err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	r.Adapters = attach.Adapted(r.Model)
+	return nil
+}

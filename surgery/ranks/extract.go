@@ -134,6 +134,7 @@ func Extract(ctx context.Context, s Surgeon, base, tuned model.Model, opts Extra
 		}
 		stats = append(stats, st)
 	}
+	sortStats(stats)
 	if len(out.Modules) == 0 && len(out.Saved) == 0 {
 		return nil, stats, fmt.Errorf("the two models are identical: nothing to extract")
 	}

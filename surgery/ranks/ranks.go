@@ -100,6 +100,7 @@ func Resize(ctx context.Context, s Surgeon, a *peft.Adapter, sel rpc.RankSelecti
 		return nil, nil, err
 	}
 	out.Metadata = withNote(a.Metadata, "surgeon.resize", sel.String())
+	sortStats(stats)
 	return out, stats, nil
 }
 
@@ -229,4 +230,41 @@ func targetList(modules []string) []any {
 // isPlainLoRA reports whether a PEFT adapter is LoRA without DoRA.
 func isPlainLoRA(a *peft.Adapter) bool {
 	return strings.EqualFold(a.Config.PeftType, "LORA") && !a.Config.UseDoRA
+}
+
+// sortStats orders results by module path with numbers compared as numbers
+// (layers.2 before layers.10).
+func sortStats(stats []Stat) {
+	sort.SliceStable(stats, func(i, j int) bool { return NaturalLess(stats[i].Module, stats[j].Module) })
+}
+
+// NaturalLess compares strings with runs of digits compared by value.
+func NaturalLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digits(a), digits(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func digits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }

@@ -18,8 +18,8 @@ import (
 // EmitOptions configure the cluster jobs Kubernetes and Slurm write.
 type EmitOptions struct {
 	// Out is the sweep folder as the jobs see it. Default: for
-	// Kubernetes MountPath/<recipe name>-sweep, for Slurm the sweep's
-	// own folder (a shared file system).
+	// Kubernetes MountPath/<name of the sweep folder>, for Slurm the
+	// sweep's own folder (a shared file system).
 	Out string
 	// Parallel bounds the points running at once (0: no bound).
 	Parallel int
@@ -27,7 +27,7 @@ type EmitOptions struct {
 	CPUs int
 	// Memory requested per point on Kubernetes ("4Gi"; "" for none).
 	Memory string
-	// Name of the job (default surgeon-<recipe name>-sweep).
+	// Name of the job (default surgeon-<name of the sweep folder>).
 	Name string
 	// Binary is the surgeon command in the image or on the nodes
 	// (default "surgeon").
@@ -74,12 +74,12 @@ func (o *EmitOptions) defaults(s *Sweep, kube bool) error {
 		o.MountPath = DefaultMountPath
 	}
 	if o.Name == "" {
-		o.Name = "surgeon-" + s.stem() + "-sweep"
+		o.Name = "surgeon-" + filepath.Base(s.Dir)
 	}
 	o.Name = dnsLabel(o.Name)
 	if o.Out == "" {
 		if kube {
-			o.Out = path.Join(o.MountPath, s.stem()+"-sweep")
+			o.Out = path.Join(o.MountPath, filepath.Base(s.Dir))
 		} else {
 			o.Out = s.Dir
 		}

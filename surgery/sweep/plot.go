@@ -61,6 +61,7 @@ type errXYs struct {
 // x <= 0 are left out) and the baselines as horizontal lines.
 func (rep *Report) plot(x func(*Group) float64, xLabel, title string) (*plot.Plot, bool, error) {
 	series := map[string]*errXYs{}
+	labels := map[string]string{}
 	var names []string
 	xmin, xmax := math.Inf(1), math.Inf(-1)
 	for _, g := range rep.Groups {
@@ -72,6 +73,10 @@ func (rep *Report) plot(x func(*Group) float64, xLabel, title string) (*plot.Plo
 			s = &errXYs{}
 			series[g.Series] = s
 			names = append(names, g.Series)
+			labels[g.Series] = g.Series
+			if g.Series == "" {
+				labels[g.Series] = g.Adapter
+			}
 		}
 		s.XYs = append(s.XYs, plotter.XY{X: x(g), Y: g.Mean})
 		s.YErrors = append(s.YErrors, struct{ Low, High float64 }{g.Std, g.Std})
@@ -117,7 +122,7 @@ func (rep *Report) plot(x func(*Group) float64, xLabel, title string) (*plot.Plo
 		}
 		bars.Color = c
 		p.Add(line, points, bars)
-		label := name
+		label := labels[name]
 		if label == "" {
 			label = "sweep"
 		}

@@ -59,8 +59,9 @@ type Group struct {
 	// points have none).
 	Rank  int
 	Alpha float64
-	// Targets describes the adapted modules.
+	// Targets describes the adapted modules, Adapter their adapter type.
 	Targets   string
+	Adapter   string
 	Trainable int64
 	// Metric is the metric averaged (Report.Metric unless the task
 	// differs), and Values its value at each finished point.
@@ -208,7 +209,7 @@ func (rep *Report) group() {
 		}
 		if len(g.Values) == 0 {
 			g.Trainable = r.Trainable
-			g.Targets = targets(r.Plan)
+			g.Targets, g.Adapter = targets(r.Plan)
 			if g.Rank == 0 {
 				g.Rank = planRank(r.Plan)
 			}
@@ -295,17 +296,17 @@ func planAlpha(p *apply.Plan) float64 {
 	return best
 }
 
-// targets describes what a plan trains: "10 modules (q_proj, v_proj) +
-// score", "score", "all".
-func targets(p *apply.Plan) string {
+// targets describes what a plan trains ("10 modules (q_proj, v_proj) +
+// score", "score", "all") and names its adapter types ("lora").
+func targets(p *apply.Plan) (string, string) {
 	if p == nil {
-		return ""
+		return "", ""
 	}
 	if p.Mode == recipe.ModeFull {
-		return "all"
+		return "all", ""
 	}
 	var mods, heads []string
-	kinds := map[string]bool{}
+	kinds, adapters := map[string]bool{}, map[string]bool{}
 	for _, r := range p.Rows {
 		if strings.HasPrefix(r.Adapter, "full") {
 			heads = append(heads, r.Module)
@@ -313,6 +314,7 @@ func targets(p *apply.Plan) string {
 		}
 		mods = append(mods, r.Module)
 		kinds[r.Module[strings.LastIndexByte(r.Module, '.')+1:]] = true
+		adapters[r.Adapter] = true
 	}
 	var parts []string
 	if len(mods) > 0 {
@@ -323,7 +325,7 @@ func targets(p *apply.Plan) string {
 		parts = append(parts, fmt.Sprintf("%d %s (%s)", len(mods), noun, strings.Join(sortedKeys(kinds), ", ")))
 	}
 	parts = append(parts, heads...)
-	return strings.Join(parts, " + ")
+	return strings.Join(parts, " + "), strings.Join(sortedKeys(adapters), "+")
 }
 
 // Done counts the finished points.

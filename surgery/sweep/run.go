@@ -147,11 +147,12 @@ func Run(ctx context.Context, s *Sweep, opts Options) (*Manifest, error) {
 		if ctx.Err() != nil {
 			break
 		}
+		attempt := r.begin(i)
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r.run(ctx, i, procs)
+			r.run(ctx, i, procs, attempt)
 		}(i)
 	}
 	wg.Wait()
@@ -200,7 +201,7 @@ func RunPoint(ctx context.Context, s *Sweep, i int, opts Options) (*PointState, 
 		r.mu.Unlock()
 		return p, nil
 	}
-	r.run(ctx, i, 0)
+	r.run(ctx, i, 0, r.begin(i))
 	switch {
 	case r.err != nil:
 		return p, r.err
@@ -317,19 +318,24 @@ func (r *runner) emit(i int, took time.Duration, skipped bool) {
 	r.opts.Progress(e)
 }
 
-// run runs point i as a child process; procs > 0 sets its GOMAXPROCS.
-func (r *runner) run(ctx context.Context, i, procs int) {
+// begin marks point i running and returns its attempt number.
+func (r *runner) begin(i int) int {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	p := &r.m.Points[i]
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	p.State, p.Start, p.End, p.ExitCode, p.Error, p.Seconds = StateRunning, &now, nil, nil, "", 0
 	p.Attempts++
-	attempt := p.Attempts
 	r.start[i] = time.Now()
 	r.save()
 	r.emit(i, 0, false)
-	r.mu.Unlock()
+	return p.Attempts
+}
 
+// run runs point i (marked running by begin) as a child process; procs
+// > 0 sets its GOMAXPROCS.
+func (r *runner) run(ctx context.Context, i, procs, attempt int) {
+	p := &r.m.Points[i]
 	began := time.Now()
 	code, tail, runErr := r.exec(ctx, &p.Point, procs, attempt)
 	took := time.Since(began)

@@ -113,7 +113,10 @@ def main():
     cat = res.get(("cat", "cat", "GB/s"))
     if rows or cat:
         print()
-        print("| safetensors read (F16 -> F32, 1 GiB file, page cache) | surgeon GB/s | `cat FILE > /dev/null` GB/s | ratio | other load (cores) |")
+        size = res.get(("cat", "file-size", "B"))
+        what = "%.0f MiB file" % (size[0][0] / 2**20) if size else "file"
+        print("| safetensors read (F16 -> F32, %s in the page cache) | surgeon GB/s "
+              "| `cat FILE > /dev/null` GB/s | ratio | other load (cores) |" % what)
         print("|---|---:|---:|---:|---:|")
         cv = best(cat, True) if cat else None
         for (_, name, _), vals in sorted(rows):

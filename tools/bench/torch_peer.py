@@ -388,7 +388,8 @@ def cmd_info(args):
     print("INFO BLAS loaded: %s" % ", ".join(blas_name()))
     for line in torch.__config__.show().splitlines():
         if "BLAS_INFO" in line:
-            info = [kv.strip() for kv in line.split(",") if "BLAS_INFO" in kv or "LAPACK_INFO" in kv]
+            info = [kv.strip().replace("- Build settings: ", "") for kv in line.split(",")
+                    if "BLAS_INFO" in kv or "LAPACK_INFO" in kv]
             print("INFO torch build: %s" % ", ".join(info))
 
 

@@ -20,7 +20,8 @@ import (
 // sel, and returns A' = sqrt(S_k) V_k^T, B' = U_k sqrt(S_k) with lora_alpha
 // set so that the scale stays s (alpha' = s*k, or s*sqrt(k) with rsLoRA):
 // s*B'*A' is the best rank-k approximation of s*B*A. A DoRA magnitude
-// passes through unchanged.
+// passes through unchanged. The reported singular values are those of
+// s*B*A.
 func Resize(l sdk.Layer, c sdk.Config, sel sdk.RankSelection, params map[string]sdk.Tensor) (*sdk.RankResult, error) {
 	cfg, err := Decode(c, l)
 	if err != nil {
@@ -52,13 +53,18 @@ func Resize(l sdk.Layer, c sdk.Config, sel sdk.RankSelection, params map[string]
 		return nil, err
 	}
 	na, nb := split(u, sv, v, k)
+	// Report the singular values of the effective update s*B*A.
+	scaled := make([]float64, len(sv))
+	for i, x := range sv {
+		scaled[i] = math.Abs(cfg.Scale()) * x
+	}
 	res := &sdk.RankResult{
 		Tensors:        map[string]sdk.Tensor{ParamA: {Shape: []int{k, in}, Data: na}, ParamB: {Shape: []int{out, k}, Data: nb}},
 		Config:         map[string]any{"r": k, "lora_alpha": alphaFor(cfg.Scale(), k, cfg.RSLoRA), "use_rslora": cfg.RSLoRA},
 		OldRank:        r,
 		NewRank:        k,
 		Energy:         energy,
-		SingularValues: sv,
+		SingularValues: scaled,
 	}
 	if m, ok := params[ParamMagnitude]; ok {
 		res.Tensors[ParamMagnitude] = m
