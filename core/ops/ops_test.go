@@ -125,6 +125,13 @@ func TestGradients(t *testing.T) {
 			func(in []mat.Tensor) mat.Tensor { return Scale(in[0], -1.5) }},
 		{"rownorm", []*mat.Dense[float32]{randParam(r, 3, 4, 1)},
 			func(in []mat.Tensor) mat.Tensor { return RowNorm(in[0]) }},
+		{"lora-fused", []*mat.Dense[float32]{randParam(r, 5, 6, 1), randParam(r, 4, 6, 1), randParam(r, 4, 1, 1), randParam(r, 3, 6, 1), randParam(r, 4, 3, 1)},
+			func(in []mat.Tensor) mat.Tensor { return LoRA(in[0], in[1], in[2], in[3], in[4], 1.5, nil) }},
+		{"lora-fused-dropout", []*mat.Dense[float32]{randParam(r, 5, 6, 1), randParam(r, 4, 6, 1), randParam(r, 3, 6, 1), randParam(r, 4, 3, 1)},
+			func(in []mat.Tensor) mat.Tensor {
+				mask := []float32{2, 0, 2, 2, 0, 2, 2, 2, 0, 0, 2, 2, 2, 0, 2, 2, 2, 2, 0, 2, 2, 0, 2, 2, 2, 2, 2, 0, 2, 2}
+				return LoRA(in[0], in[1], nil, in[2], in[3], 0.5, mask)
+			}},
 		{"crossentropy", []*mat.Dense[float32]{randParam(r, 4, 5, 2)},
 			func(in []mat.Tensor) mat.Tensor { return CrossEntropy(in[0], []int{1, -1, 4, 0}) }},
 		{"colnorm", []*mat.Dense[float32]{randParam(r, 3, 4, 1)},

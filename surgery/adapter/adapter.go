@@ -46,7 +46,11 @@ type Adapted struct {
 	Mrg    *program.Program
 	// Training enables dropout.
 	Training bool
-	rng      *rand.Rand
+	// Unfused disables the fused LoRA operator (for checks and benchmarks).
+	Unfused bool
+	rng     *rand.Rand
+	fused   *loraShape
+	matched bool
 }
 
 // Kind reports "linear": an adapted linear is still a linear for selection.
@@ -191,8 +195,18 @@ func initValues(v []float32, ps rpc.ParamSpec, s program.Shape, computed map[str
 	return nil
 }
 
-// Forward runs the forward program on x [T, in].
+// Forward runs the forward program on x [T, in]. Programs of LoRA's shape
+// run as one fused operator.
 func (a *Adapted) Forward(x mat.Tensor) mat.Tensor {
+	if !a.matched {
+		if m, ok := matchLoRA(a.Fwd); ok {
+			a.fused = &m
+		}
+		a.matched = true
+	}
+	if a.fused != nil && !a.Unfused {
+		return a.fusedForward(x, *a.fused)
+	}
 	out, err := a.eval(a.Fwd, x)
 	if err != nil {
 		panic(err) // programs were checked when the layer was built
