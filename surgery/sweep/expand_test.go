@@ -48,7 +48,7 @@ func loadSweep(t *testing.T, sweepTable string, sets ...string) (*Sweep, error) 
 	t.Helper()
 	dir := writeRecipes(t, map[string]string{
 		"s.toml":    baseRecipe + "\n" + sweepTable,
-		"head.toml": strings.Replace(baseRecipe, "[[targets]]\nmodules = [\"q_proj\", \"v_proj\"]\n[targets.config]\nr = 8\nlora_alpha = 16\n", "", 1) ,
+		"head.toml": strings.Replace(baseRecipe, "[[targets]]\nmodules = [\"q_proj\", \"v_proj\"]\n[targets.config]\nr = 8\nlora_alpha = 16\n", "", 1),
 	})
 	return Load(filepath.Join(dir, "s.toml"), sets, "")
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -44,7 +45,7 @@ func (rep *Report) Plot(dir string) ([]string, error) {
 	if p, ok, err := rep.plot(params, "trainable parameters (log scale)", "vs trainable parameters"); err != nil {
 		return nil, err
 	} else if ok {
-		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.X.Tick.Marker = countTicks{}
 		if err := save(p, PlotParams); err != nil {
 			return nil, err
 		}
@@ -94,8 +95,6 @@ func (rep *Report) plot(x func(*Group) float64, xLabel, title string) (*plot.Plo
 	}
 	p.X.Scale = plot.LogScale{}
 	p.X.Min, p.X.Max = xmin/1.5, xmax*1.5
-	p.Legend.Top = !HigherIsBetter(rep.Metric)
-	p.Legend.Left = false
 	p.Add(plotter.NewGrid())
 	for i, name := range names {
 		s := series[name]
@@ -148,21 +147,76 @@ func (rep *Report) plot(x func(*Group) float64, xLabel, title string) (*plot.Plo
 		}
 		p.Legend.Add(label, line)
 	}
+	// Room above the data for the legend (top left), so that it never
+	// hides a point or a baseline.
+	ymin, ymax := math.Inf(1), math.Inf(-1)
+	for _, s := range series {
+		for i, xy := range s.XYs {
+			ymin, ymax = math.Min(ymin, xy.Y-s.YErrors[i].Low), math.Max(ymax, xy.Y+s.YErrors[i].High)
+		}
+	}
+	for _, g := range rep.Groups {
+		if g.Baseline != "" && len(g.Values) > 0 && g.Metric == rep.Metric {
+			ymin, ymax = math.Min(ymin, g.Mean), math.Max(ymax, g.Mean)
+		}
+	}
+	span := ymax - ymin
+	if span <= 0 {
+		span = math.Max(math.Abs(ymax)*0.1, 1e-3)
+	}
+	entries := float64(k)
+	p.Y.Min = ymin - 0.08*span
+	p.Y.Max = ymax + span*(0.1+0.11*entries)/(1-0.11*entries)
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs = vg.Points(8)
 	p.Legend.ThumbnailWidth = vg.Points(24)
 	p.Legend.TextStyle.Color = color.Black
 	p.Legend.Padding = vg.Points(2)
 	return p, true, nil
 }
 
-// compact formats a parameter count: 1234 -> "1.2K", 2500000 -> "2.5M".
+// compact formats a parameter count: 1234 -> "1.2K", 2500000 -> "2.5M",
+// 2000 -> "2K".
 func compact(n int64) string {
+	f := func(v float64, unit string) string {
+		return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + unit
+	}
 	switch {
+	case n >= 1e9:
+		return f(float64(n)/1e9, "G")
 	case n >= 1e6:
-		return strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64) + "M"
+		return f(float64(n)/1e6, "M")
 	case n >= 1e3:
-		return strconv.FormatFloat(float64(n)/1e3, 'f', 1, 64) + "K"
+		return f(float64(n)/1e3, "K")
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// countTicks labels a log axis of parameter counts at 1, 2 and 5 times
+// powers of ten (only the powers of ten over more than three decades),
+// with minor ticks at the other multiples.
+type countTicks struct{}
+
+func (countTicks) Ticks(min, max float64) []plot.Tick {
+	major := map[int]bool{1: true, 2: true, 5: true}
+	if max/min > 1000 {
+		major = map[int]bool{1: true}
+	}
+	var ticks []plot.Tick
+	for d := math.Pow(10, math.Floor(math.Log10(min))); d <= max; d *= 10 {
+		for m := 1; m < 10; m++ {
+			v := d * float64(m)
+			if v < min || v > max {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if major[m] {
+				t.Label = compact(int64(math.Round(v)))
+			}
+			ticks = append(ticks, t)
+		}
+	}
+	return ticks
 }
 
 // pow2Ticks labels powers of two on a log axis.

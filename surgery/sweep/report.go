@@ -516,8 +516,8 @@ func (rep *Report) WriteCSV(w io.Writer) error {
 }
 
 // WritePointsCSV writes one row per point: its name, group, seed, state,
-// metric value, trainable parameters, wall time, tokens/s, exit code and
-// error.
+// metric value, trainable parameters, wall time, tokens/s, and the exit
+// code and error of an unfinished point.
 func (rep *Report) WritePointsCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"index", "point", "group", "seed", "state", "metric", "value", "trainable_params", "wall_seconds", "tokens_per_second", "exit_code", "error"})
@@ -536,7 +536,7 @@ func (rep *Report) WritePointsCSV(w io.Writer) error {
 			row[8] = strconv.FormatFloat(r.WallSeconds, 'f', 3, 64)
 			row[9] = strconv.FormatFloat(r.TokensPerSec, 'f', 1, 64)
 		}
-		if p.ExitCode != nil {
+		if p.ExitCode != nil && p.State != StateDone {
 			row[10] = strconv.Itoa(*p.ExitCode)
 		}
 		cw.Write(row)

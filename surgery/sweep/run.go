@@ -206,7 +206,10 @@ func RunPoint(ctx context.Context, s *Sweep, i int, opts Options) (*PointState, 
 	case r.err != nil:
 		return p, r.err
 	case p.State == StateInterrupted:
-		return p, ctx.Err()
+		if err := ctx.Err(); err != nil {
+			return p, err
+		}
+		return p, fmt.Errorf("point %d (%s): %w", i, p.Name, context.Canceled)
 	case p.State != StateDone:
 		return p, fmt.Errorf("point %d (%s) failed: %s", i, p.Name, lastLine(p.Error))
 	}
@@ -351,7 +354,8 @@ func (r *runner) run(ctx context.Context, i, procs, attempt int) {
 	case done:
 		p.State = StateDone
 		r.took = append(r.took, took)
-	case ctx.Err() != nil:
+	case ctx.Err() != nil || code == 130:
+		// Cancelled here, or the point got the terminal's SIGINT itself.
 		p.State, p.Error = StateInterrupted, "interrupted"
 	default:
 		p.State = StateFailed
