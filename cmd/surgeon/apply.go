@@ -16,6 +16,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/train"
 	"github.com/surgeon-ml/surgeon/surgery/apply"
 	"github.com/surgeon-ml/surgeon/surgery/recipe"
+	"github.com/surgeon-ml/surgeon/surgery/sweep"
 )
 
 func init() {
@@ -55,6 +56,17 @@ func runRecipe(ctx context.Context, args []string, stdout io.Writer, planOnly bo
 	rec, err := recipe.Load(pos[0], sets)
 	if err != nil {
 		return err
+	}
+	if planOnly && sweep.Has(rec) && !*asJSON {
+		sw, err := sweep.Expand(rec, sets, "")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "sweep: %d points (run them with 'surgeon sweep %s'); the base recipe plans as:\n", len(sw.Points), pos[0])
+		if err := sw.WriteTable(stdout); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
 	}
 	mgr, err := newManager()
 	if err != nil {
