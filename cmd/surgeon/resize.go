@@ -49,11 +49,6 @@ func (s *selectionFlags) set(name string) bool {
 	return found
 }
 
-// any reports whether any selection flag was given.
-func (s *selectionFlags) any() bool {
-	return s.set("rank") || s.set("energy") || s.set("method") || s.set("value")
-}
-
 // selection builds and validates the rank selection; errors are usage
 // errors.
 func (s *selectionFlags) selection() (rpc.RankSelection, error) {

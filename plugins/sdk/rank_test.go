@@ -29,7 +29,7 @@ func TestChooseRank(t *testing.T) {
 		{sdk.RankSelection{Method: "energy", Value: 1, Rank: 2}, 5, 2, 25.0 / 30},
 		{sdk.RankSelection{Method: "sv_fro", Value: math.Sqrt(25.0 / 30)}, 5, 2, 25.0 / 30},
 		{sdk.RankSelection{Method: "sv_fro", Value: 0.92}, 5, 3, 29.0 / 30}, // 0.92^2 = 0.8464 > 25/30
-		{sdk.RankSelection{Method: "sv_ratio", Value: 2}, 5, 3, 29.0 / 30}, // keep >= 2
+		{sdk.RankSelection{Method: "sv_ratio", Value: 2}, 5, 3, 29.0 / 30},  // keep >= 2
 		{sdk.RankSelection{Method: "sv_ratio", Value: 1.5}, 5, 2, 25.0 / 30},
 		{sdk.RankSelection{Method: "sv_cumulative", Value: 0.7}, 5, 2, 25.0 / 30},
 		{sdk.RankSelection{Method: "sv_cumulative", Value: 0.71}, 5, 3, 29.0 / 30},

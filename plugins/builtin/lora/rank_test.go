@@ -276,3 +276,97 @@ func BenchmarkResize(b *testing.B) {
 		}
 	}
 }
+
+// Above exactLimit, Extract takes the leading triplets from subspace
+// iteration: its truncation error equals the exact truncated SVD's, for a
+// low-rank-plus-noise delta and for a slowly decaying spectrum.
+func TestExtractLargeMatchesExactSVD(t *testing.T) {
+	_, rs := surgeon(t)
+	const out, in = 420, 300
+	for _, tc := range []struct {
+		name  string
+		noise float64
+		decay float64
+		sel   rpc.RankSelection
+	}{
+		{"low-rank+noise", 1e-3, 0.7, rpc.RankSelection{Method: "rank", Rank: 6}},
+		{"slow-decay", 0, 0.97, rpc.RankSelection{Method: "rank", Rank: 12}},
+		{"energy", 1e-3, 0.9, rpc.RankSelection{Method: "energy", Value: 0.95}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(5, 6))
+			const k = 40
+			u, v := randn(r, out*k, 1), randn(r, k*in, 1)
+			base, tuned := make([]float32, out*in), make([]float32, out*in)
+			delta := mat.NewDense(out, in, nil)
+			for i := 0; i < out; i++ {
+				for j := 0; j < in; j++ {
+					var d float64
+					for c := 0; c < k; c++ {
+						d += math.Pow(tc.decay, float64(c)) * float64(u[i*k+c]) * float64(v[c*in+j]) / 20
+					}
+					d += tc.noise * r.NormFloat64()
+					base[i*in+j] = float32(r.NormFloat64())
+					tuned[i*in+j] = base[i*in+j] + float32(d)
+					delta.Set(i, j, float64(tuned[i*in+j])-float64(base[i*in+j]))
+				}
+			}
+			res, err := rs.Extract(context.Background(), rpc.RankRequest{Adapter: "lora", Layer: rpc.Layer{Path: "m", In: in, Out: out}, Select: tc.sel}, base, tuned)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kk := res.NewRank
+			want, sv := truncated(t, delta, kk)
+			var tail, total float64
+			for i, x := range sv {
+				total += x * x
+				if i >= kk {
+					tail += x * x
+				}
+			}
+			if tc.sel.Method == "energy" {
+				var cum float64
+				wantK := 0
+				for i, x := range sv {
+					cum += x * x
+					if cum/total >= tc.sel.Value {
+						wantK = i + 1
+						break
+					}
+				}
+				if kk != wantK {
+					t.Fatalf("energy %v chose rank %d, exact SVD %d", tc.sel.Value, kk, wantK)
+				}
+			}
+			got := dense(res.Tensors[ParamB].Data, res.Tensors[ParamA].Data, out, kk, in, 1)
+			var errGot, dist float64
+			for i := 0; i < out; i++ {
+				for j := 0; j < in; j++ {
+					e := got.At(i, j) - delta.At(i, j)
+					errGot += e * e
+					w := got.At(i, j) - want.At(i, j)
+					dist += w * w
+				}
+			}
+			// The error is the optimal one: sqrt(sum of the dropped s_i^2).
+			if math.Abs(math.Sqrt(errGot)-math.Sqrt(tail)) > 1e-5*math.Sqrt(total) {
+				t.Fatalf("truncation error %.6g, optimal %.6g (||delta|| %.4g)", math.Sqrt(errGot), math.Sqrt(tail), math.Sqrt(total))
+			}
+			if math.Abs(res.Energy-(total-tail)/total) > 1e-6 {
+				t.Fatalf("energy %v, exact %v", res.Energy, (total-tail)/total)
+			}
+			t.Logf("rank %d: error %.4g (optimal %.4g), distance to the exact truncated SVD %.3g of %.3g",
+				kk, math.Sqrt(errGot), math.Sqrt(tail), math.Sqrt(dist), math.Sqrt(total-tail))
+		})
+	}
+}
+
+func TestRankConformance(t *testing.T) {
+	sdktest.RunRank(t, Adapters(), []sdktest.Case{
+		{Adapter: "lora", Config: map[string]any{"r": 4, "lora_alpha": 8.0}, In: 12, Out: 10, Bias: true},
+		{Adapter: "lora", Config: map[string]any{"r": 3, "lora_alpha": 6.0, "use_rslora": true}, In: 9, Out: 14},
+		{Adapter: "lora", Config: map[string]any{"r": 4, "init_lora_weights": "pissa"}, In: 12, Out: 10},
+		{Adapter: "lora-merged", Config: map[string]any{"r": 2, "lora_alpha": 4.0}, In: 7, Out: 5, Bias: true},
+		{Adapter: "dora", Config: map[string]any{"r": 4, "lora_alpha": 16.0}, In: 12, Out: 10, Bias: true},
+	})
+}
