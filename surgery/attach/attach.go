@@ -240,6 +240,9 @@ func ApplySaved(m nn.Model, saved map[string]tensor.Tensor, weight float64) erro
 				p, ok = params[name[:i]+".base_layer"+name[i:]]
 			}
 		}
+		if !ok { // saved under base_layer, applied to a merged (plain) layer
+			p, ok = params[strings.Replace(name, ".base_layer.", ".", 1)]
+		}
 		if !ok {
 			return fmt.Errorf("saved tensor %s: no such parameter in the model", name)
 		}

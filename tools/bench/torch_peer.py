@@ -390,7 +390,7 @@ def cmd_info(args):
         if "BLAS_INFO" in line:
             info = [kv.strip().replace("- Build settings: ", "") for kv in line.split(",")
                     if "BLAS_INFO" in kv or "LAPACK_INFO" in kv]
-            print("INFO torch build: %s" % ", ".join(info))
+            print("INFO torch build: %s (generic = the system libblas.so.3, i.e. whatever update-alternatives selects)" % ", ".join(info))
 
 
 def cmd_all(args):
