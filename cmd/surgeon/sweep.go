@@ -17,13 +17,16 @@ import (
 
 func init() {
 	register("sweep", command{
-		usage: "sweep RECIPE.toml [--set key=value ...] [--parallel N] [--out DIR] [--list | --point I | --emit kubernetes|slurm]\n       surgeon sweep report DIR",
+		usage: "sweep RECIPE.toml [--set key=value ...] [--parallel N] [--out DIR] [--list | --point I | --emit kubernetes|slurm]\n       surgeon sweep report DIR\n       surgeon sweep ranks DIR [--from POINT]",
 		short: "run the points of a recipe's [sweep] (ranks, seeds, baselines) and report them in a table and plots",
 		run:   runSweep,
 	})
 }
 
 func runSweep(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "ranks" {
+		return runRankSweep(ctx, args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
 	var sets, env listFlag
 	fs.Var(&sets, "set", "override a recipe value in every point, e.g. --set train.max_steps=100 (repeatable)")
