@@ -112,6 +112,9 @@ func runPlugins(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			for _, c := range r.Components {
 				fmt.Fprintf(stdout, "  %s %s: %s\n", c.Kind, c.Name, c.Doc)
+				if len(c.Capabilities) > 0 {
+					fmt.Fprintf(stdout, "    offers: %s\n", strings.Join(c.Capabilities, ", "))
+				}
 				if len(c.From) > 0 {
 					fmt.Fprintf(stdout, "    from %s to %s\n", strings.Join(c.From, ","), strings.Join(c.To, ","))
 				}
