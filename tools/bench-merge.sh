@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/surgeon-bench-merge}
 mkdir -p "$work"
+work=$(cd "$work" && pwd)
 export SURGEON_HF_MIRROR=${SURGEON_HF_MIRROR:-../shared/fixtures/hf-mirror}
 [ -x bin/surgeon ] || make build >/dev/null
 
@@ -27,8 +28,6 @@ bench() { # name model adapter
 
 echo "== merge throughput"
 if [ ! -d "$work/stories-lora" ]; then
-  bin/surgeon apply recipes/shakespeare.toml --set train.steps_per_epoch=2 --set eval.max_examples=2 \
-    --set output.dir="$PWD/$work/stories-run" --set output.overwrite=true >/dev/null 2>&1 || \
   bin/surgeon apply recipes/shakespeare.toml --set train.steps_per_epoch=2 --set eval.max_examples=2 \
     --set output.dir="$work/stories-run" --set output.overwrite=true >/dev/null
   cp -r "$work/stories-run/adapter" "$work/stories-lora"

@@ -53,6 +53,9 @@ func accGrad(t mat.Tensor, rows, cols int, g []float32) {
 }
 
 func requires(ts ...mat.Tensor) bool {
+	if !gradEnabled() {
+		return false
+	}
 	for _, t := range ts {
 		if t != nil && t.RequiresGrad() {
 			return true

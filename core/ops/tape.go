@@ -3,6 +3,7 @@ package ops
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
@@ -25,10 +26,23 @@ type tapeEntry struct {
 var (
 	tapeMu sync.Mutex
 	tape   []tapeEntry
+	// noGrad counts active WithoutGrad calls.
+	noGrad atomic.Int32
 )
 
+// WithoutGrad runs fn with gradient tracking off: operators are not
+// recorded and keep nothing for a backward pass, so evaluation with
+// trainable parameters costs no more memory than inference.
+func WithoutGrad(fn func() error) error {
+	noGrad.Add(1)
+	defer noGrad.Add(-1)
+	return fn()
+}
+
+func gradEnabled() bool { return noGrad.Load() == 0 }
+
 func record(op *ag.Operator, fn ag.AutoGradFunction) {
-	if !op.RequiresGrad() {
+	if !gradEnabled() || !op.RequiresGrad() {
 		return
 	}
 	tapeMu.Lock()

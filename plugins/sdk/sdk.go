@@ -19,6 +19,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -361,6 +362,19 @@ func (s *server) Convert(ctx context.Context, req rpc.ConvertRequest, progress f
 	})
 }
 
+// exitWithParent ends the plugin when the process that started it is gone
+// (killed with SIGKILL, so it could not stop its plugins), instead of
+// leaving an orphan behind.
+func exitWithParent(logger hclog.Logger) {
+	parent := os.Getppid()
+	for range time.Tick(time.Second) {
+		if os.Getppid() != parent {
+			logger.Info("host process is gone; exiting")
+			os.Exit(0)
+		}
+	}
+}
+
 // Serve runs the plugin: it speaks the protocol on stdin/stdout through
 // go-plugin and logs JSON to stderr with hclog. It does not return.
 func Serve(name, version string, components ...any) {
@@ -370,6 +384,7 @@ func Serve(name, version string, components ...any) {
 		os.Exit(1)
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "surgeon-plugin-" + name, JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
+	go exitWithParent(logger)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  rpc.Handshake,
 		VersionedPlugins: rpc.VersionedPlugins(impl),

@@ -152,7 +152,16 @@ func (r *Run) step(b data.Batch, scale float64, seed uint64) (float64, int, erro
 // Evaluate computes the task metrics on a split ("train", "validation" or
 // "test") with the current weights.
 func (r *Run) Evaluate(split string) (map[string]float64, error) {
-	defer ops.ResetTape() // forward passes with trainable parameters were recorded
+	var m map[string]float64
+	err := ops.WithoutGrad(func() error {
+		var err error
+		m, err = r.evaluate(split)
+		return err
+	})
+	return m, err
+}
+
+func (r *Run) evaluate(split string) (map[string]float64, error) {
 	rec := r.Recipe
 	bs := rec.Eval.BatchSize
 	if r.Classifier() {
