@@ -5,6 +5,7 @@
 #
 #   tools/bench/run.sh            # everything (about 10 minutes on an idle machine)
 #   tools/bench/run.sh --quick    # one round, no other Go benchmarks
+#   tools/bench/run.sh --only sgemm,stories,bert,io,other   # a subset
 #
 # Environment:
 #   SURGEON_BENCH_DIR        work folder (default /tmp/surgeon-bench-run)
@@ -24,7 +25,16 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 quick=0
-[ "${1:-}" = "--quick" ] && quick=1
+only=sgemm,stories,bert,io,other
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) quick=1; only=sgemm,stories,bert,io ;;
+	--only) only=$2; shift ;;
+	*) echo "usage: $0 [--quick] [--only sgemm,stories,bert,io,other]" >&2; exit 2 ;;
+	esac
+	shift
+done
+want() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
 work=${SURGEON_BENCH_DIR:-/tmp/surgeon-bench-run}
 rounds=${SURGEON_BENCH_ROUNDS:-2}
 bert_rounds=${SURGEON_BENCH_BERT_ROUNDS:-1}
@@ -84,7 +94,7 @@ others_now() {
 }
 
 wait_idle() {
-	[ "$idle_wait" -gt 0 ] || return 0
+	[ "$idle_wait" -gt 0 ] && [ "${nowait:-0}" = 0 ] || return 0
 	local t0=$SECONDS o
 	while :; do
 		o=$(others_now)
@@ -119,6 +129,7 @@ measure() {
 	fi
 	cat "$out" >>"$log"
 	[ $rc = 0 ] || say "FAILED ($rc): $*"
+	say "   (other processes used $others cores meanwhile)"
 	awk -v side="$side" -v round="$round" -v others="$others" '
 		/^RESULT / { printf "%s\t%s\t%s\t%s\t%s\t%s\n", round, side, $2, $3, $4, others; next }
 		/^Benchmark/ {
@@ -130,27 +141,35 @@ measure() {
 
 gb=$root/tools/bench/gobench
 say "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ncpu CPUs, $(go version | cut -d' ' -f3-), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-measure torch 0 "$root" "$py" tools/bench/torch_peer.py info
+nowait=1 measure torch 0 "$root" "$py" tools/bench/torch_peer.py info
 
 for r in $(seq 1 "$rounds"); do
-	say "round $r/$rounds: Sgemm"
-	measure go "$r" "$gb" "$work/gobench.test" -test.run XXX -test.bench '^BenchmarkSgemm$' -test.benchtime 1s
-	measure torch "$r" "$root" "$py" tools/bench/torch_peer.py sgemm
-	if [ -d "$hf" ]; then
+	if want sgemm; then
+		say "round $r/$rounds: Sgemm"
+		measure go "$r" "$gb" "$work/gobench.test" -test.run XXX -test.bench '^BenchmarkSgemm$' -test.benchtime 1s
+		measure torch "$r" "$root" "$py" tools/bench/torch_peer.py sgemm
+	fi
+	if want stories && [ -d "$hf" ]; then
+		# PyTorch also on one thread: on a model this small its two OpenMP
+		# threads can cost more than they bring.
 		say "round $r/$rounds: stories260K LoRA training"
 		measure go "$r" "$gb" "$work/gobench.test" -test.run XXX -test.bench '^BenchmarkLoRATrainStories$' -test.benchtime 10x
 		measure torch "$r" "$root" "$py" tools/bench/torch_peer.py stories-train "$hf"
+		SURGEON_BENCH_THREADS=1 measure torch "$r" "$root" "$py" tools/bench/torch_peer.py stories-train "$hf"
 		say "round $r/$rounds: stories260K forward"
 		measure go "$r" "$root/core/checkpoint" "$work/checkpoint.test" -test.run XXX -test.bench '^BenchmarkForwardStories$' -test.benchtime 2s
 		measure torch "$r" "$root" "$py" tools/bench/torch_peer.py stories-forward "$hf"
+		SURGEON_BENCH_THREADS=1 measure torch "$r" "$root" "$py" tools/bench/torch_peer.py stories-forward "$hf"
 	fi
 done
+want bert || bert_rounds=0
 for r in $(seq 1 "$bert_rounds"); do
 	say "round $r/$bert_rounds: BERT-base LoRA step (fresh process each side)"
 	measure go "$r" "$gb" "$work/gobench.test" -test.run XXX -test.bench '^BenchmarkLoRAStepBERTBase$' -test.benchtime 3x
 	measure torch "$r" "$root" "$py" tools/bench/torch_peer.py bert-step --steps 3
 done
 
+want io && {
 say "safetensors F16 -> F32 read vs cat (the first run writes the file)"
 measure go 1 "$root/formats/safetensors" "$work/safetensors.test" -test.run XXX -test.bench '^BenchmarkReadF16ToF32$' -test.benchtime 3x
 stfile=${TMPDIR:-/tmp}/surgeon-bench/f16-llama-${SURGEON_BENCH_BYTES:-1073741824}.safetensors
@@ -163,8 +182,9 @@ if [ -f "$stfile" ]; then
 			echo "RESULT cat $(echo "$2 / ($t1 - $t0) / 1000000000" | bc -l) GB/s"' _ "$stfile" "$size"
 	done
 fi
+}
 
-if [ "$quick" = 0 ]; then
+if want other; then
 	say "the repository's other Go benchmarks (-benchtime 3x)"
 	pkgs=$(go list ./... | grep -v '/tools/bench/gobench$')
 	wait_idle

@@ -36,9 +36,13 @@ ROWS += [
     ("stories260K LoRA training, peak RSS", "MiB", "BenchmarkLoRATrainStories:peak-RSS-MiB",
      ["stories-train/peak-rss"], False, None),
 ]
+ROWS.append(("stories260K LoRA training, 32x64, vs PyTorch on 1 thread", "tokens/s",
+             "BenchmarkLoRATrainStories:tokens/s", ["stories-train/tokens@1t"], True, (">=", 3.0)))
 for b in ("1x64", "8x64", "32x64"):
     ROWS.append(("stories260K forward, %s" % b, "tokens/s", "BenchmarkForwardStories/%s" % b,
                  ["stories-forward/%s" % b], True, None))
+    ROWS.append(("stories260K forward, %s, vs PyTorch on 1 thread" % b, "tokens/s",
+                 "BenchmarkForwardStories/%s" % b, ["stories-forward/%s@1t" % b], True, None))
 
 LOWER_UNITS = {"s/step", "MiB", "peak-RSS-MiB", "ns/op", "B/op", "allocs/op", "s"}
 

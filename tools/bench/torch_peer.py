@@ -14,6 +14,9 @@ Each measurement prints lines
 
     RESULT <measurement> <value> <unit>
 
+(with "@Nt" after the measurement's name when SURGEON_BENCH_THREADS sets a
+thread count other than the peer's 2)
+
 and `all` runs each measurement in its own subprocess, so that peak RSS
 (resource.getrusage ru_maxrss, the kernel's VmHWM) covers one model only.
 tools/bench/run.sh interleaves these runs with the Go benchmarks.
@@ -65,6 +68,9 @@ LR, BETAS, EPS, WD = 1e-4, (0.9, 0.999), 1e-8, 0.01
 
 
 def result(name, value, unit):
+    """Prints one measurement; names get "@Nt" when not run on 2 threads."""
+    if THREADS != 2:
+        name += "@%dt" % THREADS
     print("RESULT %s %.6g %s" % (name, value, unit), flush=True)
 
 
