@@ -51,3 +51,33 @@ func attachPEFT(ctx context.Context, l *checkpoint.Loaded, mgr *host.Manager, di
 	}
 	return nil
 }
+
+// loadWithAdapters loads a model and attaches PEFT adapter folders to it on
+// the fly. closeAll releases the model and stops the plugins.
+func loadWithAdapters(ctx context.Context, path string, adapters []string) (l *checkpoint.Loaded, closeAll func(), err error) {
+	l, err = checkpoint.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers := []func(){func() { l.Close() }}
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if len(adapters) > 0 {
+		mgr, err := newManager()
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		closers = append(closers, mgr.Close)
+		for _, a := range adapters {
+			if err := attachPEFT(ctx, l, mgr, a); err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+		}
+	}
+	return l, closeAll, nil
+}

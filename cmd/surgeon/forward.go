@@ -9,7 +9,6 @@ import (
 	"math"
 	"sort"
 
-	"github.com/surgeon-ml/surgeon/core/checkpoint"
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
 )
@@ -43,23 +42,11 @@ func runForward(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usagef("--tokens: %v", err)
 	}
-	l, err := checkpoint.Load(pos[0])
+	l, closeAll, err := loadWithAdapters(ctx, pos[0], adapters)
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	if len(adapters) > 0 {
-		mgr, err := newManager()
-		if err != nil {
-			return err
-		}
-		defer mgr.Close()
-		for _, a := range adapters {
-			if err := attachPEFT(ctx, l, mgr, a); err != nil {
-				return err
-			}
-		}
-	}
+	defer closeAll()
 	logits, err := l.Model.Logits(model.Batch{IDs: [][]int{ids}})
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)

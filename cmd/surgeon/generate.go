@@ -38,23 +38,11 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 	if *n < 0 {
 		return usagef("-n must be >= 0")
 	}
-	l, err := checkpoint.Load(pos[0])
+	l, closeAll, err := loadWithAdapters(ctx, pos[0], adapters)
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	if len(adapters) > 0 {
-		mgr, err := newManager()
-		if err != nil {
-			return err
-		}
-		defer mgr.Close()
-		for _, a := range adapters {
-			if err := attachPEFT(ctx, l, mgr, a); err != nil {
-				return err
-			}
-		}
-	}
+	defer closeAll()
 	tok, err := checkpoint.LoadTokenizer(pos[0], l)
 	if err != nil {
 		return err

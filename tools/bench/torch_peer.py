@@ -57,6 +57,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, os.path.join(HERE, "..", "refgen"))
 import refgen  # noqa: E402  (read_safetensors; it sets one thread, undone below)
 
