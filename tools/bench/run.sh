@@ -3,7 +3,7 @@
 # the same shapes, in one run, one process at a time (never concurrently),
 # then a Markdown table of ratios; then the repository's other Go benchmarks.
 #
-#   tools/bench/run.sh            # everything (about 10 minutes on an idle machine)
+#   tools/bench/run.sh            # everything (about 6 minutes on an idle machine)
 #   tools/bench/run.sh --quick    # one round, no other Go benchmarks
 #   tools/bench/run.sh --only sgemm,stories,bert,io,other   # a subset
 #
@@ -16,6 +16,11 @@
 #   SURGEON_BENCH_BYTES      size of the safetensors read benchmark's file
 #                            (default 1 GiB, written once under $TMPDIR)
 #   SURGEON_BENCH_PYTHON     interpreter with torch (default /usr/bin/python3)
+#   SURGEON_BENCH_OPENBLAS_CORETYPE  OpenBLAS kernels for the peer (default:
+#                            SkylakeX with AVX-512, Haswell with AVX2 + FMA;
+#                            "auto" leaves OpenBLAS's own detection, which on
+#                            a virtual CPU it does not know falls back to the
+#                            slow generic Prescott kernels)
 #
 # Every measurement records how much CPU other processes used while it ran
 # (from /proc/stat less the measured process's own time): the table shows
@@ -66,6 +71,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 	fi
 fi
 have_time=1
+flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+has() { for f in "$@"; do case $flags in *" $f "*) ;; *) return 1 ;; esac; done; }
+coretype=${SURGEON_BENCH_OPENBLAS_CORETYPE:-}
+if [ -z "$coretype" ]; then
+	if has avx512f avx512bw avx512vl avx512dq; then coretype=SkylakeX
+	elif has avx2 fma; then coretype=Haswell
+	else coretype=auto; fi
+fi
+[ "$coretype" = auto ] || export OPENBLAS_CORETYPE=$coretype
 [ -x /usr/bin/time ] || have_time=0
 
 # --- build -------------------------------------------------------------------
@@ -148,6 +162,10 @@ for r in $(seq 1 "$rounds"); do
 		say "round $r/$rounds: Sgemm"
 		measure go "$r" "$gb" "$work/gobench.test" -test.run XXX -test.bench '^BenchmarkSgemm$' -test.benchtime 1s
 		measure torch "$r" "$root" "$py" tools/bench/torch_peer.py sgemm
+		if [ "$coretype" = SkylakeX ]; then
+			# OpenBLAS held to AVX2 + FMA, the instructions surgeon's kernel uses.
+			OPENBLAS_CORETYPE=Haswell SURGEON_BENCH_TAG=avx2 measure torch "$r" "$root" "$py" tools/bench/torch_peer.py sgemm
+		fi
 	fi
 	if want stories && [ -d "$hf" ]; then
 		# PyTorch also on one thread: on a model this small its two OpenMP

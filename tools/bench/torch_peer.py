@@ -15,7 +15,13 @@ Each measurement prints lines
     RESULT <measurement> <value> <unit>
 
 (with "@Nt" after the measurement's name when SURGEON_BENCH_THREADS sets a
-thread count other than the peer's 2)
+thread count other than the peer's 2, and "@TAG" with SURGEON_BENCH_TAG).
+
+OpenBLAS picks its kernels from the CPU's family and model; on a virtual
+CPU that it does not recognise it falls back to a slow generic one
+("Prescott", no AVX). run.sh therefore sets OPENBLAS_CORETYPE from the CPU
+flags (SkylakeX with AVX-512, Haswell with AVX2 + FMA); `info` reports the
+kernel in use.
 
 and `all` runs each measurement in its own subprocess, so that peak RSS
 (resource.getrusage ru_maxrss, the kernel's VmHWM) covers one model only.
@@ -68,10 +74,16 @@ torch.use_deterministic_algorithms(False)
 LR, BETAS, EPS, WD = 1e-4, (0.9, 0.999), 1e-8, 0.01
 
 
+TAG = os.environ.get("SURGEON_BENCH_TAG", "")
+
+
 def result(name, value, unit):
-    """Prints one measurement; names get "@Nt" when not run on 2 threads."""
+    """Prints one measurement; names get "@Nt" when not run on 2 threads,
+    and "@TAG" with SURGEON_BENCH_TAG."""
     if THREADS != 2:
         name += "@%dt" % THREADS
+    if TAG:
+        name += "@" + TAG
     print("RESULT %s %.6g %s" % (name, value, unit), flush=True)
 
 
@@ -389,8 +401,21 @@ def cmd_stories_forward(args):
             result("stories-forward/%dx64" % B, B * 64 / t, "tokens/s")
 
 
+def openblas_core():
+    """The kernel set OpenBLAS selects in this environment ("Core: ...")."""
+    env = dict(os.environ, OPENBLAS_VERBOSE="2")
+    p = subprocess.run([sys.executable, "-c", "import numpy; numpy.ones((2, 2)) @ numpy.ones((2, 2))"],
+                       env=env, capture_output=True, text=True)
+    for line in (p.stdout + p.stderr).splitlines():
+        if line.startswith("Core:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def cmd_info(args):
     result("torch-threads", torch.get_num_threads(), "threads")
+    print("INFO OpenBLAS kernels: %s (OPENBLAS_CORETYPE=%s)" % (
+        openblas_core(), os.environ.get("OPENBLAS_CORETYPE", "unset: auto-detected")))
     print("INFO torch %s, numpy %s, python %s" % (torch.__version__, np.__version__, sys.version.split()[0]))
     print("INFO BLAS loaded: %s" % ", ".join(blas_name()))
     for line in torch.__config__.show().splitlines():
