@@ -5,7 +5,6 @@
 package bert
 
 import (
-	"bytes"
 	"encoding/gob"
 	"encoding/json"
 	"fmt"
@@ -23,27 +22,7 @@ func init() {
 	for _, v := range []any{&Model{}, &Encoder{}, &Embeddings{}, &Stack{}, &Layer{}, &AttentionBlock{}, &SelfAttention{}, &DenseNorm{}, &Dense{}} {
 		gob.Register(v)
 	}
-	model.RegisterNative(func(data []byte) (model.Model, error) {
-		m, err := nn.Load[*Model](bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("bert: %w", err)
-		}
-		if m == nil || m.Config == nil {
-			return nil, fmt.Errorf("bert: empty model")
-		}
-		cj, err := json.Marshal(m.Config)
-		if err != nil {
-			return nil, fmt.Errorf("bert: config: %w", err)
-		}
-		c, err := ParseConfig(cj)
-		if err != nil {
-			return nil, err
-		}
-		if err := layer.SameParams(m, New(c)); err != nil {
-			return nil, fmt.Errorf("bert: %w", err)
-		}
-		return m, nil
-	})
+	model.RegisterNativeType[*Model]("bert")
 	model.Register("bert", func(cfg []byte) (model.Model, error) {
 		c, err := ParseConfig(cfg)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 )
 
 // SaveOptions control SaveHF.
@@ -34,11 +35,7 @@ func SaveHF(dir string, m model.Model, opts SaveOptions) (err error) {
 	if opts.DType != tensor.F32 && opts.DType != tensor.F16 && opts.DType != tensor.BF16 {
 		return fmt.Errorf("save %s: dtype %s not writable (F32, F16, BF16)", dir, opts.DType)
 	}
-	parent := filepath.Dir(filepath.Clean(dir))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	tmp, err := atomicfs.TempDir(dir)
 	if err != nil {
 		return err
 	}
@@ -78,22 +75,5 @@ func SaveHF(dir string, m model.Model, opts SaveOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	return replaceDir(tmp, dir)
-}
-
-// replaceDir moves the complete folder tmp to dir, replacing dir if it exists.
-func replaceDir(tmp, dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		old := dir + ".old"
-		os.RemoveAll(old)
-		if err := os.Rename(dir, old); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, dir); err != nil {
-			os.Rename(old, dir)
-			return err
-		}
-		return os.RemoveAll(old)
-	}
-	return os.Rename(tmp, dir)
+	return atomicfs.ReplaceDir(tmp, dir)
 }

@@ -1,9 +1,7 @@
 package llama
 
 import (
-	"bytes"
 	"encoding/gob"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 
@@ -22,27 +20,7 @@ func init() {
 	gob.Register(&Decoder{})
 	gob.Register(&Attention{})
 	gob.Register(&MLP{})
-	model.RegisterNative(func(data []byte) (model.Model, error) {
-		m, err := nn.Load[*Model](bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("llama: %w", err)
-		}
-		if m == nil || m.Config == nil {
-			return nil, fmt.Errorf("llama: empty model")
-		}
-		cj, err := json.Marshal(m.Config)
-		if err != nil {
-			return nil, fmt.Errorf("llama: config: %w", err)
-		}
-		c, err := ParseConfig(cj)
-		if err != nil {
-			return nil, err
-		}
-		if err := layer.SameParams(m, New(c)); err != nil {
-			return nil, fmt.Errorf("llama: %w", err)
-		}
-		return m, nil
-	})
+	model.RegisterNativeType[*Model]("llama")
 	model.Register("llama", func(cfg []byte) (model.Model, error) {
 		c, err := ParseConfig(cfg)
 		if err != nil {

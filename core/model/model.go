@@ -5,6 +5,7 @@
 package model
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
+	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/ops"
 )
 
@@ -178,6 +180,37 @@ func RegisterNative(d NativeDecoder) {
 	mu.Lock()
 	defer mu.Unlock()
 	natives = append(natives, d)
+}
+
+// RegisterNativeType registers the spago native (nn.Dump gob) decoding of
+// the concrete model type T. A decoded model is accepted only when it has
+// exactly the parameters of a fresh model built from its own config.json,
+// because gob decodes fields by name and would happily fill another
+// architecture's type with whatever fields happen to match.
+func RegisterNativeType[T Model](name string) {
+	RegisterNative(func(data []byte) (m Model, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				m, err = nil, fmt.Errorf("%s: incomplete model: %v", name, r)
+			}
+		}()
+		t, err := nn.Load[T](bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		cfg, err := json.Marshal(t.HFConfig())
+		if err != nil {
+			return nil, fmt.Errorf("%s: config: %w", name, err)
+		}
+		fresh, err := New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := layer.SameParams(t, fresh); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return t, nil
+	})
 }
 
 // DecodeNative decodes a native model with the first registered

@@ -21,39 +21,11 @@ import (
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/peft"
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 )
 
 // Ext is the conventional file extension of native files.
 const Ext = ".spago"
-
-// writeAtomic writes through fn into a temporary file beside path and
-// renames it into place; on any error the temporary file is removed.
-func writeAtomic(path string, fn func(w io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = fn(f); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return os.Rename(f.Name(), path)
-}
 
 // SaveModel writes m with nn.Dump (gob of the concrete model type).
 func SaveModel(path string, m model.Model) error {
@@ -65,7 +37,7 @@ func SaveModel(path string, m model.Model) error {
 			return fmt.Errorf("%s: the model has adapters attached; merge or unload them first", path)
 		}
 	}
-	return writeAtomic(path, func(w io.Writer) error { return nn.Dump(m, w) })
+	return atomicfs.WriteFile(path, func(w io.Writer) error { return nn.Dump(m, w) })
 }
 
 // ErrNotNative is returned when a file is not a native model of a known
@@ -198,7 +170,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // SaveAdapter writes a native adapter with nn.Dump.
 func SaveAdapter(path string, a *Adapter) error {
-	return writeAtomic(path, func(w io.Writer) error { return nn.Dump(a, w) })
+	return atomicfs.WriteFile(path, func(w io.Writer) error { return nn.Dump(a, w) })
 }
 
 // LoadAdapter reads a native adapter.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 )
 
 // File names of an adapter folder.
@@ -288,11 +289,7 @@ func (a *Adapter) ModuleNames() []string {
 // temporary name beside dir and renamed into place, so an interrupted write
 // never leaves a folder that looks complete. An existing dir is replaced.
 func Write(dir string, a *Adapter) (err error) {
-	parent := filepath.Dir(filepath.Clean(dir))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	tmp, err := atomicfs.TempDir(dir)
 	if err != nil {
 		return err
 	}
@@ -339,17 +336,5 @@ func Write(dir string, a *Adapter) (err error) {
 	if err := safetensors.WriteFile(filepath.Join(tmp, WeightsFile), ts, md); err != nil {
 		return err
 	}
-	if _, err := os.Stat(dir); err == nil {
-		old := dir + ".old"
-		os.RemoveAll(old)
-		if err := os.Rename(dir, old); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, dir); err != nil {
-			os.Rename(old, dir)
-			return err
-		}
-		return os.RemoveAll(old)
-	}
-	return os.Rename(tmp, dir)
+	return atomicfs.ReplaceDir(tmp, dir)
 }

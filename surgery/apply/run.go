@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/train"
 	"github.com/surgeon-ml/surgeon/formats/native"
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 	"github.com/surgeon-ml/surgeon/surgery/attach"
 	"github.com/surgeon-ml/surgeon/surgery/recipe"
 )
@@ -425,24 +427,11 @@ func peakRSS() int64 {
 	return int64(ms.Sys)
 }
 
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+func writeFileAtomic(path string, data []byte) error {
+	return atomicfs.WriteFile(path, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	})
 }
 
 // writeOutput assembles the output folder under a temporary name and
@@ -450,11 +439,7 @@ func writeFileAtomic(path string, data []byte) (err error) {
 // looks complete; the checkpoint is removed last.
 func (r *Run) writeOutput(out, ckpt string, rep *Report, start time.Time) (err error) {
 	rec := r.Recipe
-	parent := filepath.Dir(out)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-*")
+	tmp, err := atomicfs.TempDir(out)
 	if err != nil {
 		return err
 	}
@@ -525,12 +510,7 @@ func (r *Run) writeOutput(out, ckpt string, rep *Report, start time.Time) (err e
 	if err := os.WriteFile(filepath.Join(tmp, "report.json"), append(raw, '\n'), 0o644); err != nil {
 		return err
 	}
-	if _, err := os.Stat(out); err == nil {
-		if err := os.RemoveAll(out); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, out); err != nil {
+	if err := atomicfs.ReplaceDir(tmp, out); err != nil {
 		return err
 	}
 	return os.RemoveAll(ckpt)
