@@ -5,6 +5,18 @@ import "golang.org/x/sys/cpu"
 // hasAsm reports whether this CPU runs the AVX2+FMA kernels of kernel_amd64.s.
 var hasAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// hasAVX512 reports whether this CPU also runs the AVX-512 micro-kernel.
+var hasAVX512 = hasAsm && cpu.X86.HasAVX512F
+
+// gemmKernel512Asm is the AVX-512 micro-kernel behind the slice-based kernel
+// type.
+func gemmKernel512Asm(k int, a, b, c []float32, ldc int, accum bool) {
+	if k <= 0 || len(a) < k*mr512 || len(b) < k*nr512 || ldc < nr512 || len(c) < (mr512-1)*ldc+nr512 {
+		panic("linalg: gemm micro-kernel called with short operands")
+	}
+	gemmKernel12x32(k, &a[0], &b[0], &c[0], ldc, accum)
+}
+
 // gemmKernelAsm is the AVX2 micro-kernel behind the slice-based kernel type.
 // The length checks keep a driver bug from writing outside its slices.
 func gemmKernelAsm(k int, a, b, c []float32, ldc int, accum bool) {

@@ -5,6 +5,13 @@ package linalg
 // hasAsm is false: only amd64 has assembly kernels.
 const hasAsm = false
 
+// hasAVX512 is false: only amd64 has assembly kernels.
+const hasAVX512 = false
+
+func gemmKernel512Asm(k int, a, b, c []float32, ldc int, accum bool) {
+	panic("linalg: no assembly kernels on this architecture")
+}
+
 func gemmKernelAsm(k int, a, b, c []float32, ldc int, accum bool) {
 	panic("linalg: no assembly kernels on this architecture")
 }

@@ -40,8 +40,8 @@ func BenchmarkMatMul(b *testing.B) {
 		x := randSlice(r, s.m*s.k)
 		y := randSlice(r, s.k*s.n)
 		c := make([]float32, s.m*s.n)
-		for _, path := range []string{"asm", "generic", "scalar"} {
-			if path == "asm" && !hasAsm {
+		for _, path := range []string{"asm", "avx2", "generic", "scalar"} {
+			if path == "asm" && !hasAsm || path == "avx2" && !hasAVX512 {
 				continue
 			}
 			fn := map[string]func(c, a, b []float32, m, n, k int, acc bool){

@@ -1,19 +1,31 @@
 package linalg
 
 // The matrix products share one blocked Sgemm in the manner of GotoBLAS and
-// BLIS. C is cut into blocks of at most mcMax rows by ncMax columns, one task
-// each; a task walks k in steps of at most kcMax, packs its slab of A into
-// slivers of mr rows and its slab of B into slivers of nr columns (zero
-// padded, whatever the source layout), and runs the mr x nr micro-kernel over
-// every pair of slivers. A packed B sliver (kc*nr floats, 16 KiB) stays in L1
-// while the A slivers stream from L2, where the packed A block (mc*kc floats,
-// about 170 KiB) fits a 512 KiB L2 with room for B and C.
+// BLIS. C is cut into a few tasks (row and column ranges), a couple per
+// worker. A task walks its columns in panels of at most nc and k in slabs of
+// at most kc; it packs each kc x nc slab of B once into slivers of nr columns
+// (zero padded, whatever the source layout), then walks its rows in blocks of
+// at most mc, packs each block of A into slivers of mr rows, and runs the
+// mr x nr micro-kernel over every pair of slivers. A packed B sliver stays in
+// L1 while the A slivers stream from L2, where the packed A block fits with
+// room to spare; the packed B slab is reused by every row block of the task.
 const (
-	mr    = 6    // rows of a micro-tile; asmgen's mr must match
-	nr    = 16   // columns of a micro-tile; asmgen's nr must match
+	mr    = 6    // rows of an AVX2 (and generic) micro-tile; asmgen's mr must match
+	nr    = 16   // columns of an AVX2 micro-tile; asmgen's nr must match
+	mr512 = 12   // rows of an AVX-512 micro-tile; asmgen's mr512 must match
+	nr512 = 32   // columns of an AVX-512 micro-tile; asmgen's nr512 must match
 	kcMax = 256  // depth of a packed slab
-	mcMax = 168  // rows of a block of C, a multiple of mr
-	ncMax = 4080 // columns of a block of C, a multiple of nr
+	mcMax = 168  // rows of a block of A, a multiple of mr
+	ncMax = 4080 // columns of a panel of B, a multiple of nr
+
+	// Blocking of the AVX-512 kernel: its B slivers (kc*32 floats) are
+	// twice as wide, so the slab is shallower to keep one in L1.
+	kcMax512 = 256
+	mcMax512 = 192
+	ncMax512 = 2048
+
+	// maxTile is the size of the largest micro-tile, for edge tiles.
+	maxTile = mr512 * nr512
 
 	// minParallelWork is the number of multiply-adds below which a product
 	// runs on the calling goroutine: waking workers costs more than it saves.
@@ -48,11 +60,20 @@ type gemm struct {
 	m, n, k        int
 	a, b, c        []float32
 	acc            bool
-	kern           kernel
-	strided        bool // kern is the assembly one: operands may be read in place
+
+	kern    kernel
+	mr, nr  int  // the kernel's tile
+	strided bool // the AVX2 kernels: operands may be read in place
 
 	mc, nc, kc int // block sizes: mc a multiple of mr, nc of nr
-	rb, cb     int // number of row and column blocks
+	tm, tn     int // rows and columns of a task: multiples of mc and nc, or all
+	rt, ct     int // number of row and column tasks
+}
+
+// use512 reports whether a product of this shape goes to the AVX-512
+// kernel: one large enough that its wider tiles are mostly full.
+func use512(m, n, k int) bool {
+	return useAVX512() && m >= 2*mr512 && n >= 2*nr512 && k >= 16
 }
 
 // sgemm computes C[m,n] = op(A)*op(B), adding into C when acc is true.
@@ -85,16 +106,22 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 		sgemmAxpys(transA, m, n, k, a, b, c, acc)
 		return
 	}
-	g := &gemm{transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, c: c, acc: acc, kern: gemmKernelGeneric}
-	if useAsm() {
+	g := &gemm{transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, c: c, acc: acc,
+		kern: gemmKernelGeneric, mr: mr, nr: nr}
+	kc, mc, nc := kcMax, mcMax, ncMax
+	switch {
+	case use512(m, n, k):
+		g.kern, g.mr, g.nr = gemmKernel512Asm, mr512, nr512
+		kc, mc, nc = kcMax512, mcMax512, ncMax512
+	case useAsm():
 		g.kern, g.strided = gemmKernelAsm, true
 	}
 	workers := 1
 	if m*n*k >= minParallelWork {
 		workers = poolSize()
 	}
-	g.plan(workers)
-	tasks := g.rb * g.cb
+	g.plan(workers, kc, mc, nc)
+	tasks := g.rt * g.ct
 	if workers == 1 || tasks == 1 {
 		s := scratchPool.Get().(*scratch)
 		for t := range tasks {
@@ -194,96 +221,121 @@ func sgemmAxpys(transA bool, m, n, k int, a, b, c []float32, acc bool) {
 	})
 }
 
-// plan picks the block sizes. With several workers it splits C into at
-// least two blocks per worker, a multiple of their number when it can, so
-// that they finish together; it cuts the dimension whose blocks are larger,
-// which keeps the repacking that a split costs small.
-func (g *gemm) plan(workers int) {
-	g.kc = ceilDiv(g.k, ceilDiv(g.k, kcMax))
-	rb, cb := ceilDiv(g.m, mcMax), ceilDiv(g.n, ncMax)
-	for workers > 1 && (rb*cb < 2*workers || rb*cb%workers != 0) {
-		canRow := g.m/(rb+1) >= minSplitRows
-		canCol := g.n/(cb+1) >= minSplitCols
+// plan picks the block sizes and the tasks. With several workers it makes
+// at least two tasks per worker, a multiple of their number when it can, so
+// that they finish together. It splits the columns when A is the smaller
+// operand and the rows otherwise: each column task packs all of A again and
+// each row task all of B, so the split repacks the smaller one.
+func (g *gemm) plan(workers, kcm, mcm, ncm int) {
+	g.kc = ceilDiv(g.k, ceilDiv(g.k, kcm))
+	rt, ct := 1, 1
+	minRows, minCols := max(minSplitRows, 2*g.mr), max(minSplitCols, 2*g.nr)
+	for workers > 1 && (rt*ct < 2*workers || rt*ct%workers != 0) {
+		canRow := g.m/(rt+1) >= minRows
+		canCol := g.n/(ct+1) >= minCols
 		switch {
-		case canCol && (!canRow || g.n/cb >= g.m/rb):
-			cb++
+		case canCol && (!canRow || g.m <= g.n):
+			ct++
 		case canRow:
-			rb++
+			rt++
 		default:
 			workers = 1 // cannot split further
 		}
 	}
-	g.mc = roundUp(ceilDiv(g.m, rb), mr)
-	g.nc = roundUp(ceilDiv(g.n, cb), nr)
-	g.rb, g.cb = ceilDiv(g.m, g.mc), ceilDiv(g.n, g.nc)
+	g.tm = roundUp(ceilDiv(g.m, rt), g.mr)
+	g.tn = roundUp(ceilDiv(g.n, ct), g.nr)
+	g.rt, g.ct = ceilDiv(g.m, g.tm), ceilDiv(g.n, g.tn)
+	// Blocks as even as the limits allow within a task.
+	g.mc = roundUp(ceilDiv(g.tm, ceilDiv(g.tm, mcm)), g.mr)
+	g.nc = roundUp(ceilDiv(g.tn, ceilDiv(g.tn, ncm)), g.nr)
 }
 
-// task computes block t of C, row-block-major.
+// task computes task t of C, row-task-major.
 //
-// With the assembly kernels, an operand that the block would read only once
-// or twice is not packed but read in place, where its layout allows: A
-// (either layout) when the block has at most maxDirectSlivers column
-// slivers, B stored [k,n] when it has at most that many row slivers. Only
-// the partial sliver at the edge, if any, is still packed.
+// With the AVX2 kernels, an operand that the task would read only once or
+// twice is not packed but read in place, where its layout allows: A (either
+// layout) when a panel has at most maxDirectSlivers column slivers, B stored
+// [k,n] when a block has at most that many row slivers. Only the partial
+// sliver at the edge, if any, is still packed.
 func (g *gemm) task(t int, s *scratch) {
-	i0, j0 := t/g.cb*g.mc, t%g.cb*g.nc
-	rows, cols := min(g.mc, g.m-i0), min(g.nc, g.n-j0)
-	pa, pb := s.buffers(roundUp(rows, mr)*g.kc, roundUp(cols, nr)*g.kc)
-	directA := g.strided && ceilDiv(cols, nr) <= maxDirectSlivers
-	directB := g.strided && !g.transB && ceilDiv(rows, mr) <= maxDirectSlivers
-	fullRows, fullCols := rows/mr*mr, cols/nr*nr
-	n := g.n
-	for p0 := 0; p0 < g.k; p0 += g.kc {
-		kc := min(g.kc, g.k-p0)
-		if !directA {
-			g.packA(pa, i0, rows, p0, kc)
-		} else if fullRows < rows {
-			g.packA(pa[fullRows*kc:], i0+fullRows, rows-fullRows, p0, kc)
-		}
-		if !directB {
-			g.packB(pb, j0, cols, p0, kc)
-		} else if fullCols < cols {
-			g.packB(pb[fullCols*kc:], j0+fullCols, cols-fullCols, p0, kc)
-		}
-		accum := g.acc || p0 > 0
-		for jr := 0; jr < cols; jr += nr {
-			nrr := min(nr, cols-jr)
-			bs, ldb := pb[jr*kc:(jr+nr)*kc], nr
-			if directB && nrr == nr {
-				bs, ldb = g.b[p0*n+j0+jr:], n
-			}
-			for ir := 0; ir < rows; ir += mr {
-				mrr := min(mr, rows-ir)
-				as, rsa, csa := pa[ir*kc:(ir+mr)*kc], 1, mr
-				if directA && mrr == mr {
-					if g.transA {
-						as, rsa, csa = g.a[p0*g.m+i0+ir:], 1, g.m
-					} else {
-						as, rsa, csa = g.a[(i0+ir)*g.k+p0:], g.k, 1
-					}
+	ti0, tj0 := t/g.ct*g.tm, t%g.ct*g.tn
+	trows, tcols := min(g.tm, g.m-ti0), min(g.tn, g.n-tj0)
+	mr, nr := g.mr, g.nr
+	pa, pb := s.buffers(roundUp(min(g.mc, trows), mr)*g.kc, roundUp(min(g.nc, tcols), nr)*g.kc)
+	for j0 := tj0; j0 < tj0+tcols; j0 += g.nc {
+		cols := min(g.nc, tj0+tcols-j0)
+		fullCols := cols / nr * nr
+		directA := g.strided && ceilDiv(cols, nr) <= maxDirectSlivers
+		for p0 := 0; p0 < g.k; p0 += g.kc {
+			kc := min(g.kc, g.k-p0)
+			accum := g.acc || p0 > 0
+			packedB := false
+			for i0 := ti0; i0 < ti0+trows; i0 += g.mc {
+				rows := min(g.mc, ti0+trows-i0)
+				fullRows := rows / mr * mr
+				directB := g.strided && !g.transB && ceilDiv(rows, mr) <= maxDirectSlivers
+				if !directA {
+					g.packA(pa, i0, rows, p0, kc)
+				} else if fullRows < rows {
+					g.packA(pa[fullRows*kc:], i0+fullRows, rows-fullRows, p0, kc)
 				}
-				cs, ldc, full := g.c[(i0+ir)*n+j0+jr:], n, mrr == mr && nrr == nr
-				if !full {
-					cs, ldc = s.tile[:], nr
+				switch {
+				case packedB: // packed for an earlier block
+				case !directB:
+					g.packB(pb, j0, cols, p0, kc)
+					packedB = true
+				case fullCols < cols:
+					g.packB(pb[fullCols*kc:], j0+fullCols, cols-fullCols, p0, kc)
 				}
-				if rsa == 1 && csa == mr && ldb == nr {
-					g.kern(kc, as, bs, cs, ldc, accum && full)
-				} else {
-					gemmKernelStridedAsm(kc, as, rsa, csa, bs, ldb, cs, ldc, accum && full)
-				}
-				if !full {
-					mergeTile(g.c[(i0+ir)*n+j0+jr:], n, &s.tile, mrr, nrr, accum)
-				}
+				g.macro(s, pa, pb, i0, j0, rows, cols, p0, kc, accum, directA, directB && !packedB)
 			}
 		}
 	}
 }
 
-// mergeTile stores or adds the top-left rows x cols of an edge tile into C.
-func mergeTile(c []float32, ldc int, t *[mr * nr]float32, rows, cols int, accum bool) {
+// macro runs the micro-kernel over the rows x cols block of C at (i0, j0)
+// for the slab p0:p0+kc, from the packed block pa of A and panel pb of B, or
+// from A or B in place where directA or directB say so.
+func (g *gemm) macro(s *scratch, pa, pb []float32, i0, j0, rows, cols, p0, kc int, accum, directA, directB bool) {
+	mr, nr, n := g.mr, g.nr, g.n
+	for jr := 0; jr < cols; jr += nr {
+		nrr := min(nr, cols-jr)
+		bs, ldb := pb[jr*kc:(jr+nr)*kc], nr
+		if directB && nrr == nr {
+			bs, ldb = g.b[p0*n+j0+jr:], n
+		}
+		for ir := 0; ir < rows; ir += mr {
+			mrr := min(mr, rows-ir)
+			as, rsa, csa := pa[ir*kc:(ir+mr)*kc], 1, mr
+			if directA && mrr == mr {
+				if g.transA {
+					as, rsa, csa = g.a[p0*g.m+i0+ir:], 1, g.m
+				} else {
+					as, rsa, csa = g.a[(i0+ir)*g.k+p0:], g.k, 1
+				}
+			}
+			cs, ldc, full := g.c[(i0+ir)*n+j0+jr:], n, mrr == mr && nrr == nr
+			if !full {
+				cs, ldc = s.tile[:mr*nr], nr
+			}
+			if rsa == 1 && csa == mr && ldb == nr {
+				g.kern(kc, as, bs, cs, ldc, accum && full)
+			} else {
+				gemmKernelStridedAsm(kc, as, rsa, csa, bs, ldb, cs, ldc, accum && full)
+			}
+			if !full {
+				mergeTile(g.c[(i0+ir)*n+j0+jr:], n, s.tile[:mr*nr], nr, mrr, nrr, accum)
+			}
+		}
+	}
+}
+
+// mergeTile stores or adds the top-left rows x cols of an edge tile (row
+// stride tn) into C.
+func mergeTile(c []float32, ldc int, t []float32, tn, rows, cols int, accum bool) {
 	for i := range rows {
 		ci := c[i*ldc : i*ldc+cols]
-		ti := t[i*nr : i*nr+cols]
+		ti := t[i*tn : i*tn+cols]
 		if accum {
 			for j, v := range ti {
 				ci[j] += v
@@ -297,7 +349,7 @@ func mergeTile(c []float32, ldc int, t *[mr * nr]float32, rows, cols int, accum 
 // packA copies op(A)[i0:i0+rows, p0:p0+kc] into dst as slivers of mr rows,
 // each kc steps of mr floats, padding the last sliver with zeros.
 func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
-	a := g.a
+	a, mr := g.a, g.mr
 	for s := 0; s*mr < rows; s++ {
 		r0 := i0 + s*mr
 		h := min(mr, rows-s*mr)
@@ -308,24 +360,24 @@ func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
 			for p := range kc {
 				src := a[(p0+p)*lda+r0 : (p0+p)*lda+r0+h]
 				dp := d[p*mr : p*mr+mr]
-				if h == mr {
-					*(*[mr]float32)(dp) = *(*[mr]float32)(src)
-				} else {
-					copy(dp, src)
+				copy(dp, src)
+				if h < mr {
 					clear(dp[h:])
 				}
 			}
-		case h == mr: // element (i,p) at a[i*k+p]
+		case h == mr: // element (i,p) at a[i*k+p], six rows at a time
 			lda := g.k
-			a0 := a[(r0+0)*lda+p0 : (r0+0)*lda+p0+kc]
-			a1 := a[(r0+1)*lda+p0 : (r0+1)*lda+p0+kc]
-			a2 := a[(r0+2)*lda+p0 : (r0+2)*lda+p0+kc]
-			a3 := a[(r0+3)*lda+p0 : (r0+3)*lda+p0+kc]
-			a4 := a[(r0+4)*lda+p0 : (r0+4)*lda+p0+kc]
-			a5 := a[(r0+5)*lda+p0 : (r0+5)*lda+p0+kc]
-			for p := range a0 {
-				dp := (*[mr]float32)(d[p*mr : p*mr+mr])
-				dp[0], dp[1], dp[2], dp[3], dp[4], dp[5] = a0[p], a1[p], a2[p], a3[p], a4[p], a5[p]
+			for i := 0; i < mr; i += 6 {
+				a0 := a[(r0+i+0)*lda+p0 : (r0+i+0)*lda+p0+kc]
+				a1 := a[(r0+i+1)*lda+p0 : (r0+i+1)*lda+p0+kc]
+				a2 := a[(r0+i+2)*lda+p0 : (r0+i+2)*lda+p0+kc]
+				a3 := a[(r0+i+3)*lda+p0 : (r0+i+3)*lda+p0+kc]
+				a4 := a[(r0+i+4)*lda+p0 : (r0+i+4)*lda+p0+kc]
+				a5 := a[(r0+i+5)*lda+p0 : (r0+i+5)*lda+p0+kc]
+				for p := range a0 {
+					dp := (*[6]float32)(d[p*mr+i : p*mr+i+6])
+					dp[0], dp[1], dp[2], dp[3], dp[4], dp[5] = a0[p], a1[p], a2[p], a3[p], a4[p], a5[p]
+				}
 			}
 		default:
 			lda := g.k
@@ -343,7 +395,7 @@ func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
 // packB copies op(B)[p0:p0+kc, j0:j0+cols] into dst as slivers of nr
 // columns, each kc steps of nr floats, padding the last sliver with zeros.
 func (g *gemm) packB(dst []float32, j0, cols, p0, kc int) {
-	b := g.b
+	b, nr := g.b, g.nr
 	for s := 0; s*nr < cols; s++ {
 		c0 := j0 + s*nr
 		w := min(nr, cols-s*nr)
@@ -354,10 +406,8 @@ func (g *gemm) packB(dst []float32, j0, cols, p0, kc int) {
 			for p := range kc {
 				src := b[(p0+p)*ldb+c0 : (p0+p)*ldb+c0+w]
 				dp := d[p*nr : p*nr+nr]
-				if w == nr {
-					*(*[nr]float32)(dp) = *(*[nr]float32)(src)
-				} else {
-					copy(dp, src)
+				copy(dp, src)
+				if w < nr {
 					clear(dp[w:])
 				}
 			}
@@ -413,7 +463,7 @@ func gemmKernelGeneric(k int, a, b, c []float32, ldc int, accum bool) {
 			t[(i+2)*nr+j], t[(i+2)*nr+j+1] = c20, c21
 		}
 	}
-	mergeTile(c, ldc, &t, mr, nr, accum)
+	mergeTile(c, ldc, t[:], nr, mr, nr, accum)
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -21,19 +21,24 @@ func TestPlan(t *testing.T) {
 		{5, 5, 5, 2, 1},
 		{1000, 1000, 1000, 1, 1},
 	} {
-		t.Run(fmt.Sprintf("%dx%dx%d/%d", tc.m, tc.n, tc.k, tc.workers), func(t *testing.T) {
-			g := &gemm{m: tc.m, n: tc.n, k: tc.k}
-			g.plan(tc.workers)
-			if g.mc%mr != 0 || g.nc%nr != 0 || g.mc > mcMax || g.nc > ncMax || g.kc > kcMax || g.kc < 1 {
-				t.Fatalf("bad blocks mc=%d nc=%d kc=%d", g.mc, g.nc, g.kc)
-			}
-			if (g.rb-1)*g.mc >= tc.m || g.rb*g.mc < tc.m || (g.cb-1)*g.nc >= tc.n || g.cb*g.nc < tc.n {
-				t.Fatalf("blocks %dx%d of %dx%d do not tile %dx%d", g.rb, g.cb, g.mc, g.nc, tc.m, tc.n)
-			}
-			if g.rb*g.cb < tc.minTasks {
-				t.Fatalf("%d tasks for %d workers, want at least %d", g.rb*g.cb, tc.workers, tc.minTasks)
-			}
-		})
+		for _, tile := range [][2]int{{mr, nr}, {mr512, nr512}} {
+			t.Run(fmt.Sprintf("%dx%dx%d/%d/%dx%d", tc.m, tc.n, tc.k, tc.workers, tile[0], tile[1]), func(t *testing.T) {
+				g := &gemm{m: tc.m, n: tc.n, k: tc.k, mr: tile[0], nr: tile[1]}
+				g.plan(tc.workers, kcMax, mcMax512, ncMax)
+				if g.mc%g.mr != 0 || g.nc%g.nr != 0 || g.mc > roundUp(mcMax512, g.mr) || g.nc > ncMax || g.kc > kcMax || g.kc < 1 {
+					t.Fatalf("bad blocks mc=%d nc=%d kc=%d", g.mc, g.nc, g.kc)
+				}
+				if g.tm%g.mr != 0 || g.tn%g.nr != 0 {
+					t.Fatalf("task %dx%d not a multiple of the tile", g.tm, g.tn)
+				}
+				if (g.rt-1)*g.tm >= tc.m || g.rt*g.tm < tc.m || (g.ct-1)*g.tn >= tc.n || g.ct*g.tn < tc.n {
+					t.Fatalf("tasks %dx%d of %dx%d do not tile %dx%d", g.rt, g.ct, g.tm, g.tn, tc.m, tc.n)
+				}
+				if g.rt*g.ct < tc.minTasks {
+					t.Fatalf("%d tasks for %d workers, want at least %d", g.rt*g.ct, tc.workers, tc.minTasks)
+				}
+			})
+		}
 	}
 }
 

@@ -17,6 +17,13 @@ func gemmKernel6x16(k int, a *float32, b *float32, c *float32, ldc int, accum bo
 //go:noescape
 func gemmKernel6x16Strided(k int, a *float32, rsa int, csa int, b *float32, ldb int, c *float32, ldc int, accum bool)
 
+// gemmKernel12x32 computes the 12x32 tile C (+)= A*B from k steps of packed
+// A (12 floats a step) and packed B (32 floats a step). C has row stride ldc
+// floats; accum adds into C instead of overwriting it. Requires AVX-512F.
+//
+//go:noescape
+func gemmKernel12x32(k int, a *float32, b *float32, c *float32, ldc int, accum bool)
+
 // dotAVX2 returns the inner product of x and y[:len(x)]; len(y) >= len(x).
 // Requires AVX2 and FMA.
 //

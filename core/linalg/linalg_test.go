@@ -15,7 +15,11 @@ import (
 // paths are the code paths under test: the assembly one only where this CPU
 // runs it.
 func paths(t testing.TB) []string {
+	if hasAVX512 {
+		return []string{"asm", "avx2", "generic"}
+	}
 	if hasAsm {
+		t.Logf("no AVX-512 on this machine: the AVX-512 kernel is not tested")
 		return []string{"asm", "generic"}
 	}
 	t.Logf("no AVX2+FMA assembly on this machine: testing the generic path only")
@@ -26,6 +30,8 @@ func paths(t testing.TB) []string {
 func withPath(path string, fn func()) {
 	was := SetGeneric(path == "generic")
 	defer SetGeneric(was)
+	was512 := SetAVX512(path != "avx2")
+	defer SetAVX512(was512)
 	fn()
 }
 
@@ -140,10 +146,13 @@ func testShapes(short bool) [][3]int {
 		[3]int{1000, 33, 1}, [3]int{1, 33, 1000}, [3]int{64, 64, 8}, [3]int{169, 17, 257},
 		[3]int{3, 5, 0}, [3]int{0, 5, 3}, [3]int{5, 0, 3}, [3]int{300, 40, 200},
 		[3]int{4, 700, 800}, [3]int{700, 3, 1000}, [3]int{5, 5, 1}, [3]int{4, 17, 2},
+		// AVX-512 tiles (12x32): edges in both directions, k not a multiple of 4.
+		[3]int{24, 64, 16}, [3]int{37, 97, 19}, [3]int{130, 70, 258},
 	)
 	if !short {
 		s = append(s, [3]int{1000, 1000, 1}, [3]int{1000, 33, 1000}, [3]int{200, 300, 513},
-			[3]int{1024, 8, 768}, [3]int{1024, 768, 8}, [3]int{50, 4100, 20})
+			[3]int{1024, 8, 768}, [3]int{1024, 768, 8}, [3]int{50, 4100, 20},
+			[3]int{400, 2100, 300}, [3]int{2100, 100, 70})
 	}
 	return s
 }
@@ -167,10 +176,14 @@ func TestMatMul(t *testing.T) {
 							}
 						}
 					}
-					if a, g := got["asm"], got["generic"]; a != nil && g != nil {
+					for _, other := range []string{"generic", "avx2"} {
+						a, g := got["asm"], got[other]
+						if a == nil || g == nil {
+							continue
+						}
 						for i := range a {
 							if math.Abs(float64(a[i])-float64(g[i])) > 1e-5*p.scale {
-								t.Fatalf("%s acc=%v: element %d asm %v generic %v", v.name, acc, i, a[i], g[i])
+								t.Fatalf("%s acc=%v: element %d asm %v %s %v", v.name, acc, i, a[i], other, g[i])
 							}
 						}
 					}

@@ -83,7 +83,7 @@ offer:
 // scratch holds one goroutine's packing buffers, reused across calls.
 type scratch struct {
 	a, b []float32
-	tile [mr * nr]float32
+	tile [maxTile]float32
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}

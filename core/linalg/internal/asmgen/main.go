@@ -1,5 +1,6 @@
-// Command asmgen writes the AVX2+FMA kernels of package linalg: the 6x16
-// single-precision matrix micro-kernel and the Dot and Axpy vector kernels.
+// Command asmgen writes the assembly kernels of package linalg: the 6x16
+// AVX2+FMA single-precision matrix micro-kernel (packed and strided), its
+// 12x32 AVX-512 counterpart, and the Dot and Axpy vector kernels.
 //
 // It is run by `go generate ./core/linalg`, which writes kernel_amd64.s and
 // its Go declarations kernel_amd64.go. The output depends on nothing but this
@@ -39,6 +40,7 @@ func main() {
 	c := build.NewContext()
 	gemmKernel(c)
 	gemmKernelStrided(c)
+	gemmKernel512(c)
 	dotKernel(c)
 	axpyKernel(c)
 
@@ -153,6 +155,120 @@ func gemmKernel(c *build.Context) {
 
 	c.Label("gemm_store")
 	storeTile(c, "gemm", acc, pc, ldc)
+}
+
+// Register blocking of the AVX-512 micro-kernel; package linalg's mr512 and
+// nr512 must match. 24 ZMM accumulators, two for the B row and two for
+// broadcasts of A leave four of the 32 registers free.
+const (
+	mr512 = 12 // rows of C per micro-tile
+	nr512 = 32 // columns of C per micro-tile: two ZMM registers
+)
+
+// gemmKernel512 emits gemmKernel12x32, the AVX-512 form of gemmKernel: a
+// packed 12-row sliver of A times a packed 32-column sliver of B into 24 ZMM
+// accumulators.
+func gemmKernel512(c *build.Context) {
+	c.Function("gemmKernel12x32")
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(k int, a, b, c *float32, ldc int, accum bool)")
+	c.Pragma("noescape")
+	c.Doc(
+		"gemmKernel12x32 computes the 12x32 tile C (+)= A*B from k steps of packed",
+		"A (12 floats a step) and packed B (32 floats a step). C has row stride ldc",
+		"floats; accum adds into C instead of overwriting it. Requires AVX-512F.",
+	)
+
+	k := c.Load(c.Param("k"), c.GP64())
+	pa := operand.Mem{Base: c.Load(c.Param("a"), c.GP64())}
+	pb := operand.Mem{Base: c.Load(c.Param("b"), c.GP64())}
+	pc := c.Load(c.Param("c"), c.GP64())
+	ldc := c.Load(c.Param("ldc"), c.GP64())
+
+	acc := make([]reg.VecVirtual, 2*mr512)
+	for i := range acc {
+		acc[i] = c.ZMM()
+		c.VPXORD(acc[i], acc[i], acc[i])
+	}
+	b0, b1 := c.ZMM(), c.ZMM()
+	bc := []reg.VecVirtual{c.ZMM(), c.ZMM()}
+
+	c.SHLQ(operand.U8(2), ldc)
+	row := c.GP64()
+	c.MOVQ(pc, row)
+	for i := 0; i < mr512; i++ {
+		c.PREFETCHT0(operand.Mem{Base: row})
+		c.PREFETCHT0(operand.Mem{Base: row, Disp: 4*nr512 - 4})
+		if i < mr512-1 {
+			c.ADDQ(ldc, row)
+		}
+	}
+
+	step := func(p int) {
+		c.VMOVUPS(pb.Offset(4*nr512*p), b0)
+		c.VMOVUPS(pb.Offset(4*nr512*p+64), b1)
+		for i := 0; i < mr512; i++ {
+			r := bc[i%2]
+			c.VBROADCASTSS(pa.Offset(4*(mr512*p+i)), r)
+			c.VFMADD231PS(r, b0, acc[2*i])
+			c.VFMADD231PS(r, b1, acc[2*i+1])
+		}
+	}
+
+	const unroll = 4
+	n := c.GP64()
+	c.MOVQ(k, n)
+	c.SHRQ(operand.U8(2), n)
+	c.JZ(operand.LabelRef("gemm512_tail"))
+	c.Label("gemm512_loop4")
+	c.PREFETCHT0(pa.Offset(4 * mr512 * unroll * 2))
+	c.PREFETCHT0(pb.Offset(4 * nr512 * unroll * 2))
+	for p := 0; p < unroll; p++ {
+		step(p)
+	}
+	c.ADDQ(operand.U32(4*mr512*unroll), pa.Base)
+	c.ADDQ(operand.U32(4*nr512*unroll), pb.Base)
+	c.DECQ(n)
+	c.JNZ(operand.LabelRef("gemm512_loop4"))
+
+	c.Label("gemm512_tail")
+	c.ANDQ(operand.U8(unroll-1), k)
+	c.JZ(operand.LabelRef("gemm512_store"))
+	c.Label("gemm512_loop1")
+	step(0)
+	c.ADDQ(operand.U32(4*mr512), pa.Base)
+	c.ADDQ(operand.U32(4*nr512), pb.Base)
+	c.DECQ(k)
+	c.JNZ(operand.LabelRef("gemm512_loop1"))
+
+	c.Label("gemm512_store")
+	flag := c.Load(c.Param("accum"), c.GP8())
+	c.TESTB(flag, flag)
+	c.JZ(operand.LabelRef("gemm512_overwrite"))
+	for i := 0; i < mr512; i++ {
+		m := operand.Mem{Base: pc}
+		c.VADDPS(m, acc[2*i], acc[2*i])
+		c.VADDPS(m.Offset(64), acc[2*i+1], acc[2*i+1])
+		c.VMOVUPS(acc[2*i], m)
+		c.VMOVUPS(acc[2*i+1], m.Offset(64))
+		if i < mr512-1 {
+			c.ADDQ(ldc, pc)
+		}
+	}
+	c.VZEROUPPER()
+	c.RET()
+
+	c.Label("gemm512_overwrite")
+	for i := 0; i < mr512; i++ {
+		m := operand.Mem{Base: pc}
+		c.VMOVUPS(acc[2*i], m)
+		c.VMOVUPS(acc[2*i+1], m.Offset(64))
+		if i < mr512-1 {
+			c.ADDQ(ldc, pc)
+		}
+	}
+	c.VZEROUPPER()
+	c.RET()
 }
 
 // gemmKernelStrided emits gemmKernel6x16Strided, the micro-kernel for
