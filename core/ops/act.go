@@ -4,9 +4,8 @@ import (
 	"math"
 
 	"github.com/nlpodyssey/spago/mat"
+	"github.com/surgeon-ml/surgeon/core/vmath"
 )
-
-func sigmoid(z float32) float32 { return 1 / (1 + expf(-z)) }
 
 // swiGLUFn computes silu(gate) * up elementwise.
 type swiGLUFn struct {
@@ -27,16 +26,15 @@ func (f *swiGLUFn) Operands() []mat.Tensor { return []mat.Tensor{f.gate, f.up} }
 func (f *swiGLUFn) Forward() (mat.Tensor, error) {
 	g, u := Data(f.gate), Data(f.up)
 	y := make([]float32, len(g))
-	keep := requires(f.gate, f.up)
-	if keep {
+	sig := y // the sigmoid is computed in place unless backward needs it
+	if requires(f.gate, f.up) {
 		f.sig = make([]float32, len(g))
+		sig = f.sig
 	}
+	vmath.Sigmoid(sig, g)
+	u = u[:len(g)]
 	for i, z := range g {
-		s := sigmoid(z)
-		if keep {
-			f.sig[i] = s
-		}
-		y[i] = z * s * u[i]
+		y[i] = z * sig[i] * u[i]
 	}
 	return New(Rows(f.gate), Cols(f.gate), y), nil
 }
@@ -62,7 +60,7 @@ func (f *swiGLUFn) Backward(gy mat.Tensor) error {
 	return nil
 }
 
-// geluFn is the exact (erf) GELU.
+// geluFn is the exact (erf) GELU, evaluated in float32 (see vmath.GELU).
 type geluFn struct{ x mat.Tensor }
 
 // GELU returns x * Phi(x) with the exact Gaussian CDF, as BERT's "gelu".
@@ -73,9 +71,7 @@ func (f *geluFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
 func (f *geluFn) Forward() (mat.Tensor, error) {
 	x := Data(f.x)
 	y := make([]float32, len(x))
-	for i, v := range x {
-		y[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
-	}
+	vmath.GELU(y, x)
 	return New(Rows(f.x), Cols(f.x), y), nil
 }
 
@@ -85,12 +81,7 @@ func (f *geluFn) Backward(gy mat.Tensor) error {
 	}
 	x, g := Data(f.x), Data(gy)
 	gx := make([]float32, len(x))
-	for i, v := range x {
-		z := float64(v)
-		cdf := 0.5 * (1 + math.Erf(z/math.Sqrt2))
-		pdf := math.Exp(-0.5*z*z) / math.Sqrt(2*math.Pi)
-		gx[i] = g[i] * float32(cdf+z*pdf)
-	}
+	vmath.GELUGrad(gx, x, g)
 	accGrad(f.x, Rows(f.x), Cols(f.x), gx)
 	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/surgeon-ml/surgeon/core/linalg"
+	"github.com/surgeon-ml/surgeon/core/vmath"
 )
 
 // Layout describes how the rows of an activation matrix group into a batch:
@@ -119,7 +121,11 @@ type attentionFn struct {
 	heads, kv int
 	causal    bool
 	scale     float32
-	probs     []float32 // [batch, heads, len, len], kept when backward needs it
+	// Kept when backward needs them: the probabilities [batch, heads, len,
+	// len] and the head-major copies of q [batch, heads, len, dh] and of k
+	// and v [batch, kv, len, dh].
+	probs      []float32
+	qh, kh, vh []float32
 }
 
 // Attention computes softmax(Q K^T * scale + mask) V for every sequence of
@@ -139,158 +145,181 @@ func Attention(q, k, v mat.Tensor, lay Layout, heads, kvHeads int, causal bool) 
 
 func (f *attentionFn) Operands() []mat.Tensor { return []mat.Tensor{f.q, f.k, f.v} }
 
-// parallel runs fn(i) for i in [0,n) on the machine's cores.
-func parallel(n int, fn func(i int)) {
+// parallel runs fn(i) for i in [0,n) on the machine's cores. Each worker
+// gets its own scratch slice of the given size, reused across its items; fn
+// must not depend on what a previous item left in it.
+func parallel(n, scratch int, fn func(i int, scratch []float32)) {
 	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 {
+		buf := make([]float32, scratch)
 		for i := 0; i < n; i++ {
-			fn(i)
+			fn(i, buf)
 		}
 		return
 	}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	next := 0
+	var next atomic.Int64
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			buf := make([]float32, scratch)
 			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
+				i := int(next.Add(1) - 1)
 				if i >= n {
 					return
 				}
-				fn(i)
+				fn(i, buf)
 			}
 		}()
 	}
 	wg.Wait()
 }
 
-// gatherHead copies head h's dh columns of sequence b out of x (rows of
-// width d) into a contiguous [T, dh] buffer.
-func gatherHead(dst, x []float32, b, T, d, h, dh int) {
-	for t := 0; t < T; t++ {
-		o := (b*T+t)*d + h*dh
-		copy(dst[t*dh:(t+1)*dh], x[o:o+dh])
-	}
-}
-
-// scatterHead adds a contiguous [T, dh] buffer into head h of sequence b.
-func scatterHead(dst, src []float32, b, T, d, h, dh int) {
-	for t := 0; t < T; t++ {
-		o := (b*T+t)*d + h*dh
-		row := dst[o : o+dh]
-		for i, v := range src[t*dh : (t+1)*dh] {
-			row[i] += v
+// toHeads copies x [batch*T, nh*dh] into the head-major dst
+// [batch, nh, T, dh].
+func toHeads(dst, x []float32, batch, T, nh, dh int) {
+	d := nh * dh
+	for b := 0; b < batch; b++ {
+		for t := 0; t < T; t++ {
+			row := x[(b*T+t)*d : (b*T+t+1)*d]
+			for h := 0; h < nh; h++ {
+				o := ((b*nh+h)*T + t) * dh
+				copy(dst[o:o+dh], row[h*dh:(h+1)*dh])
+			}
 		}
 	}
 }
 
-// masked reports whether key j is hidden from query i of sequence b.
-func (f *attentionFn) masked(b, i, j int) bool {
-	return !f.lay.valid(b, j) || (f.causal && j > i)
+// fromHeads copies the head-major src [batch, nh, T, dh] into dst
+// [batch*T, nh*dh]; it is the inverse of toHeads.
+func fromHeads(dst, src []float32, batch, T, nh, dh int) {
+	d := nh * dh
+	for b := 0; b < batch; b++ {
+		for t := 0; t < T; t++ {
+			row := dst[(b*T+t)*d : (b*T+t+1)*d]
+			for h := 0; h < nh; h++ {
+				o := ((b*nh+h)*T + t) * dh
+				copy(row[h*dh:(h+1)*dh], src[o:o+dh])
+			}
+		}
+	}
+}
+
+// padding returns, for every sequence, the ascending positions of its
+// padding tokens (nil when it has none).
+func (l Layout) padding() [][]int {
+	pad := make([][]int, l.Batch)
+	if l.Valid == nil {
+		return pad
+	}
+	for b, v := range l.Valid {
+		for t, ok := range v[:l.Len] {
+			if !ok {
+				pad[b] = append(pad[b], t)
+			}
+		}
+	}
+	return pad
+}
+
+// keys returns how many leading keys query i may see before the padding
+// mask: all of them, or i+1 when causal. Later keys have probability 0.
+func (f *attentionFn) keys(i int) int {
+	if f.causal {
+		return i + 1
+	}
+	return f.lay.Len
+}
+
+// softmaxRow turns the scores of query i into probabilities in place: it
+// scales the first keys(i) of them, masks the padding keys among those,
+// and normalizes; the rest of the row is zeroed. A query with no key to
+// attend to gets a zero row.
+func (f *attentionFn) softmaxRow(row []float32, i int, pad []int) {
+	n := f.keys(i)
+	r := row[:n]
+	vmath.Scale(r, f.scale)
+	for _, j := range pad {
+		if j >= n {
+			break
+		}
+		r[j] = float32(math.Inf(-1)) // exp gives 0
+	}
+	clear(row[n:])
+	mx := vmath.Max(r)
+	if math.IsInf(float64(mx), -1) { // nothing to attend to
+		clear(r)
+		return
+	}
+	vmath.Scale(r, 1/vmath.ExpSum(r, r, mx))
 }
 
 func (f *attentionFn) Forward() (mat.Tensor, error) {
-	B, T, H := f.lay.Batch, f.lay.Len, f.heads
+	B, T, H, KV := f.lay.Batch, f.lay.Len, f.heads, f.kv
 	dq := Cols(f.q)
 	dh := dq / H
-	dk := Cols(f.k)
-	group := H / f.kv
-	q, k, v := Data(f.q), Data(f.k), Data(f.v)
-	out := make([]float32, B*T*dq)
+	group := H / KV
+	qh := make([]float32, B*T*dq)
+	kh := make([]float32, B*T*KV*dh)
+	vh := make([]float32, B*T*KV*dh)
+	toHeads(qh, Data(f.q), B, T, H, dh)
+	toHeads(kh, Data(f.k), B, T, KV, dh)
+	toHeads(vh, Data(f.v), B, T, KV, dh)
+	pad := f.lay.padding()
+	oh := make([]float32, B*T*dq)
 	keep := requires(f.q, f.k, f.v)
+	scratch := T * T
 	if keep {
 		f.probs = make([]float32, B*H*T*T)
+		f.qh, f.kh, f.vh = qh, kh, vh
+		scratch = 0
 	}
-	parallel(B*H, func(bh int) {
+	parallel(B*H, scratch, func(bh int, buf []float32) {
 		b, h := bh/H, bh%H
-		kh := h / group
-		var p []float32
+		kv := (b*KV + h/group) * T * dh
+		p := buf
 		if keep {
 			p = f.probs[bh*T*T : (bh+1)*T*T]
-		} else {
-			p = make([]float32, T*T)
 		}
-		qb := make([]float32, T*dh)
-		kb := make([]float32, T*dh)
-		vb := make([]float32, T*dh)
-		ob := make([]float32, T*dh)
-		gatherHead(qb, q, b, T, dq, h, dh)
-		gatherHead(kb, k, b, T, dk, kh, dh)
-		gatherHead(vb, v, b, T, dk, kh, dh)
-		linalg.MatMulNT(p, qb, kb, T, T, dh, false) // scores
+		linalg.MatMulNT(p, qh[bh*T*dh:(bh+1)*T*dh], kh[kv:kv+T*dh], T, T, dh, false) // scores
 		for i := 0; i < T; i++ {
-			row := p[i*T : (i+1)*T]
-			mx := float32(math.Inf(-1))
-			for j := range row {
-				if f.masked(b, i, j) {
-					continue
-				}
-				row[j] *= f.scale
-				mx = max(mx, row[j])
-			}
-			if math.IsInf(float64(mx), -1) { // nothing to attend to
-				clear(row)
-				continue
-			}
-			var sum float32
-			for j, s := range row {
-				if f.masked(b, i, j) {
-					row[j] = 0
-					continue
-				}
-				e := expf(s - mx)
-				row[j] = e
-				sum += e
-			}
-			inv := 1 / sum
-			for j := range row {
-				row[j] *= inv
-			}
+			f.softmaxRow(p[i*T:(i+1)*T], i, pad[b])
 		}
-		linalg.MatMulNN(ob, p, vb, T, dh, T, false)
-		scatterHead(out, ob, b, T, dq, h, dh)
+		linalg.MatMulNN(oh[bh*T*dh:(bh+1)*T*dh], p, vh[kv:kv+T*dh], T, dh, T, false)
 	})
+	out := make([]float32, B*T*dq)
+	fromHeads(out, oh, B, T, H, dh)
 	return New(B*T, dq, out), nil
 }
 
 func (f *attentionFn) Backward(gy mat.Tensor) error {
-	B, T, H := f.lay.Batch, f.lay.Len, f.heads
+	B, T, H, KV := f.lay.Batch, f.lay.Len, f.heads, f.kv
 	dq := Cols(f.q)
 	dh := dq / H
 	dk := Cols(f.k)
-	group := H / f.kv
-	q, k, v, g := Data(f.q), Data(f.k), Data(f.v), Data(gy)
-	gq := make([]float32, len(q))
+	group := H / KV
+	qh, kh, vh := f.qh, f.kh, f.vh
+	gh := make([]float32, B*T*dq)
+	toHeads(gh, Data(gy), B, T, H, dh)
 	// Key/value gradients are computed per query head, then summed over the
 	// group in a fixed order, so that heads run in parallel deterministically.
+	gqH := make([]float32, B*H*T*dh)
 	gkH := make([]float32, B*H*T*dh)
 	gvH := make([]float32, B*H*T*dh)
-	gqH := make([]float32, B*H*T*dh)
-	parallel(B*H, func(bh int) {
+	parallel(B*H, T*T, func(bh int, ds []float32) {
 		b, h := bh/H, bh%H
-		kh := h / group
+		kv := (b*KV + h/group) * T * dh
+		head := bh * T * dh
 		p := f.probs[bh*T*T : (bh+1)*T*T]
-		qb := make([]float32, T*dh)
-		kb := make([]float32, T*dh)
-		vb := make([]float32, T*dh)
-		gb := make([]float32, T*dh)
-		gatherHead(qb, q, b, T, dq, h, dh)
-		gatherHead(kb, k, b, T, dk, kh, dh)
-		gatherHead(vb, v, b, T, dk, kh, dh)
-		gatherHead(gb, g, b, T, dq, h, dh)
+		gb := gh[head : head+T*dh]
 		// dV = P^T dO
-		linalg.MatMulTN(gvH[bh*T*dh:(bh+1)*T*dh], p, gb, T, dh, T, false)
+		linalg.MatMulTN(gvH[head:head+T*dh], p, gb, T, dh, T, false)
 		// dP = dO V^T, then dS = P * (dP - rowsum(dP * P)) * scale
-		ds := make([]float32, T*T)
-		linalg.MatMulNT(ds, gb, vb, T, T, dh, false)
+		linalg.MatMulNT(ds, gb, vh[kv:kv+T*dh], T, T, dh, false)
 		for i := 0; i < T; i++ {
-			pr, dr := p[i*T:(i+1)*T], ds[i*T:(i+1)*T]
+			n := f.keys(i) // p is zero past n
+			pr, dr := p[i*T:i*T+n], ds[i*T:i*T+n]
 			var dot float32
 			for j, pj := range pr {
 				dot += pj * dr[j]
@@ -298,30 +327,41 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 			for j, pj := range pr {
 				dr[j] = pj * (dr[j] - dot) * f.scale
 			}
+			clear(ds[i*T+n : (i+1)*T])
 		}
 		// dQ = dS K, dK = dS^T Q
-		linalg.MatMulNN(gqH[bh*T*dh:(bh+1)*T*dh], ds, kb, T, dh, T, false)
-		linalg.MatMulTN(gkH[bh*T*dh:(bh+1)*T*dh], ds, qb, T, dh, T, false)
+		linalg.MatMulNN(gqH[head:head+T*dh], ds, kh[kv:kv+T*dh], T, dh, T, false)
+		linalg.MatMulTN(gkH[head:head+T*dh], ds, qh[head:head+T*dh], T, dh, T, false)
 	})
-	for b := 0; b < B; b++ {
-		for h := 0; h < H; h++ {
-			bh := b*H + h
-			scatterHead(gq, gqH[bh*T*dh:(bh+1)*T*dh], b, T, dq, h, dh)
-		}
-	}
+	gq := make([]float32, B*T*dq)
+	fromHeads(gq, gqH, B, T, H, dh)
 	accGrad(f.q, B*T, dq, gq)
 	if f.k.RequiresGrad() || f.v.RequiresGrad() {
-		gk := make([]float32, len(k))
-		gv := make([]float32, len(v))
-		for b := 0; b < B; b++ {
-			for h := 0; h < H; h++ {
-				bh := b*H + h
-				scatterHead(gk, gkH[bh*T*dh:(bh+1)*T*dh], b, T, dk, h/group, dh)
-				scatterHead(gv, gvH[bh*T*dh:(bh+1)*T*dh], b, T, dk, h/group, dh)
-			}
-		}
+		gk := make([]float32, B*T*dk)
+		gv := make([]float32, B*T*dk)
+		fromHeads(gk, sumGroups(gkH, B, H, KV, T*dh), B, T, KV, dh)
+		fromHeads(gv, sumGroups(gvH, B, H, KV, T*dh), B, T, KV, dh)
 		accGrad(f.k, B*T, dk, gk)
 		accGrad(f.v, B*T, dk, gv)
 	}
 	return nil
+}
+
+// sumGroups sums the per-query-head blocks x [batch, H, size] over each
+// group of H/KV consecutive heads, in head order, giving [batch, KV, size].
+func sumGroups(x []float32, batch, H, KV, size int) []float32 {
+	if H == KV {
+		return x
+	}
+	group := H / KV
+	out := make([]float32, batch*KV*size)
+	for b := 0; b < batch; b++ {
+		for h := 0; h < H; h++ {
+			dst := out[(b*KV+h/group)*size : (b*KV+h/group+1)*size]
+			for i, v := range x[(b*H+h)*size : (b*H+h+1)*size] {
+				dst[i] += v
+			}
+		}
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/nlpodyssey/spago/mat"
+	"github.com/surgeon-ml/surgeon/core/vmath"
 )
 
 // crossEntropyFn is the mean softmax cross-entropy of rows of logits
@@ -45,21 +46,11 @@ func (f *crossEntropyFn) Forward() (mat.Tensor, error) {
 		}
 		f.count++
 		row := x[i*c : (i+1)*c]
-		mx := row[0]
-		for _, v := range row {
-			mx = max(mx, v)
-		}
-		var sum float64
 		p := f.probs[i*c : (i+1)*c]
-		for j, v := range row {
-			e := math.Exp(float64(v - mx))
-			p[j] = float32(e)
-			sum += e
-		}
-		for j := range p {
-			p[j] = float32(float64(p[j]) / sum)
-		}
-		loss += math.Log(sum) + float64(mx) - float64(row[t])
+		mx := vmath.Max(row)
+		sum := vmath.ExpSum(p, row, mx)
+		vmath.Scale(p, 1/sum)
+		loss += math.Log(float64(sum)) + float64(mx) - float64(row[t])
 	}
 	if f.count > 0 {
 		loss /= float64(f.count)
