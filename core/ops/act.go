@@ -32,7 +32,7 @@ func (f *swiGLUFn) Forward() (mat.Tensor, error) {
 		sig = f.sig
 	}
 	vmath.Sigmoid(sig, g)
-	u = u[:len(g)]
+	u, sig = u[:len(g)], sig[:len(g)]
 	for i, z := range g {
 		y[i] = z * sig[i] * u[i]
 	}
@@ -40,19 +40,21 @@ func (f *swiGLUFn) Forward() (mat.Tensor, error) {
 }
 
 func (f *swiGLUFn) Backward(gy mat.Tensor) error {
-	g, u, dy := Data(f.gate), Data(f.up), Data(gy)
+	g := Data(f.gate)
 	n, d := Rows(f.gate), Cols(f.gate)
+	// Equal lengths let the compiler drop the bounds checks in the loops.
+	u, dy, sig := Data(f.up)[:len(g)], Data(gy)[:len(g)], f.sig[:len(g)]
 	if f.up.RequiresGrad() {
 		gu := make([]float32, len(g))
 		for i, z := range g {
-			gu[i] = dy[i] * z * f.sig[i]
+			gu[i] = dy[i] * z * sig[i]
 		}
 		accGrad(f.up, n, d, gu)
 	}
 	if f.gate.RequiresGrad() {
 		gg := make([]float32, len(g))
 		for i, z := range g {
-			s := f.sig[i]
+			s := sig[i]
 			gg[i] = dy[i] * u[i] * s * (1 + z*(1-s))
 		}
 		accGrad(f.gate, n, d, gg)
