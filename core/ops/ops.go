@@ -42,6 +42,9 @@ func run(f ag.AutoGradFunction) mat.Tensor {
 
 // accGrad adds g to t's gradient when t requires one. g has t's layout; rows
 // and cols document the expected shape.
+//
+// accGrad takes ownership of g: the caller must pass a slice of its own that
+// it neither keeps nor shares.
 func accGrad(t mat.Tensor, rows, cols int, g []float32) {
 	if !t.RequiresGrad() {
 		return
@@ -49,8 +52,17 @@ func accGrad(t mat.Tensor, rows, cols int, g []float32) {
 	if len(g) != rows*cols {
 		panic("ops: gradient of the wrong size")
 	}
-	t.AccGrad(mat.NewDense[float32](mat.WithShape(t.Value().Shape()...), mat.WithBacking(g)))
+	t.AccGrad(ownedGrad{mat.NewDense[float32](mat.WithShape(t.Value().Shape()...), mat.WithBacking(g))})
 }
+
+// ownedGrad is a gradient whose backing slice the receiver may keep: spago's
+// AccGrad clones the first gradient a tensor receives, and a gradient that
+// an operator has just computed into a fresh slice needs no copy. Its Clone
+// hands over the matrix itself; every other method is the matrix's own.
+type ownedGrad struct{ *mat.Dense[float32] }
+
+// Clone returns the wrapped matrix itself, without copying.
+func (o ownedGrad) Clone() mat.Matrix { return o.Dense }
 
 func requires(ts ...mat.Tensor) bool {
 	if !gradEnabled() {

@@ -2,8 +2,10 @@ package ops
 
 import (
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
@@ -83,6 +85,37 @@ func Backward(y mat.Tensor) error {
 		if err := e.fn.Backward(v.Grad()); err != nil {
 			return fmt.Errorf("backward: %w", err)
 		}
+		// The operators before this one on the tape do not read its
+		// gradient: release it, so that the collector can reuse the memory
+		// while the backward pass goes on.
+		v.ZeroGrad()
+		release(e)
+		entries[i] = tapeEntry{}
 	}
 	return nil
+}
+
+// operandsOffset is the offset of ag.Operator's memoized operand list, or
+// 0 if this version of spago has no such field.
+var operandsOffset = func() uintptr {
+	f, ok := reflect.TypeFor[ag.Operator]().FieldByName("operands")
+	if !ok || f.Type != reflect.TypeFor[[]mat.Tensor]() {
+		return 0
+	}
+	return f.Offset
+}()
+
+// release cuts an operator whose backward pass has run loose from its
+// inputs: it clears the function's saved state and the operand list that
+// spago memoizes in the operator. Backward visits consumers before their
+// inputs, so once every consumer of an activation is released nothing on
+// the graph refers to it any more, and the collector can reclaim it during
+// the rest of the backward pass, as PyTorch frees saved tensors.
+func release(e tapeEntry) {
+	if v := reflect.ValueOf(e.fn); v.Kind() == reflect.Pointer && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
+		v.Elem().SetZero()
+	}
+	if operandsOffset != 0 {
+		*(*[]mat.Tensor)(unsafe.Add(unsafe.Pointer(e.op), operandsOffset)) = nil
+	}
 }
