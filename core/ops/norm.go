@@ -87,8 +87,18 @@ func (f *rmsNormFn) Backward(gy mat.Tensor) error {
 type layerNormFn struct {
 	x, w, b mat.Tensor
 	eps     float32
-	xhat    []float32
-	inv     []float32
+	// Per-row mean and 1/std, kept for backward, which recomputes the
+	// normalised rows from x rather than keeping a copy of them.
+	mean, inv []float64
+}
+
+// xhat writes row i of the normalised input into h, exactly as Forward
+// computed it.
+func (f *layerNormFn) xhat(h, xi []float32, i int) {
+	mean, r := f.mean[i], f.inv[i]
+	for j, v := range xi {
+		h[j] = float32((float64(v) - mean) * r)
+	}
 }
 
 // LayerNorm normalises each row of x to zero mean and unit (biased)
@@ -106,8 +116,10 @@ func (f *layerNormFn) Forward() (mat.Tensor, error) {
 	n, d := Rows(f.x), Cols(f.x)
 	x, w, b := Data(f.x), Data(f.w), Data(f.b)
 	y := make([]float32, n*d)
-	f.xhat = make([]float32, n*d)
-	f.inv = make([]float32, n)
+	keep := requires(f.x, f.w, f.b)
+	if keep {
+		f.mean, f.inv = make([]float64, n), make([]float64, n)
+	}
 	for i := 0; i < n; i++ {
 		xi := x[i*d : (i+1)*d]
 		var mean float64
@@ -121,11 +133,12 @@ func (f *layerNormFn) Forward() (mat.Tensor, error) {
 			vs += dv * dv
 		}
 		r := 1 / math.Sqrt(vs/float64(d)+float64(f.eps))
-		f.inv[i] = float32(r)
-		hi, yi := f.xhat[i*d:(i+1)*d], y[i*d:(i+1)*d]
+		if keep {
+			f.mean[i], f.inv[i] = mean, r
+		}
+		yi := y[i*d : (i+1)*d]
 		for j, v := range xi {
 			h := float32((float64(v) - mean) * r)
-			hi[j] = h
 			yi[j] = h*w[j] + b[j]
 		}
 	}
@@ -134,11 +147,13 @@ func (f *layerNormFn) Forward() (mat.Tensor, error) {
 
 func (f *layerNormFn) Backward(gy mat.Tensor) error {
 	n, d := Rows(f.x), Cols(f.x)
-	w, g := Data(f.w), Data(gy)
+	x, w, g := Data(f.x), Data(f.w), Data(gy)
+	hi := make([]float32, d)
 	if f.w.RequiresGrad() || f.b.RequiresGrad() {
 		gw, gb := make([]float32, d), make([]float32, d)
 		for i := 0; i < n; i++ {
-			gi, hi := g[i*d:(i+1)*d], f.xhat[i*d:(i+1)*d]
+			gi := g[i*d : (i+1)*d]
+			f.xhat(hi, x[i*d:(i+1)*d], i)
 			for j := range gi {
 				gw[j] += gi[j] * hi[j]
 				gb[j] += gi[j]
@@ -150,7 +165,8 @@ func (f *layerNormFn) Backward(gy mat.Tensor) error {
 	if f.x.RequiresGrad() {
 		gx := make([]float32, n*d)
 		for i := 0; i < n; i++ {
-			gi, hi := g[i*d:(i+1)*d], f.xhat[i*d:(i+1)*d]
+			gi := g[i*d : (i+1)*d]
+			f.xhat(hi, x[i*d:(i+1)*d], i)
 			var s1, s2 float64
 			for j := range gi {
 				gh := float64(gi[j] * w[j])
@@ -159,7 +175,7 @@ func (f *layerNormFn) Backward(gy mat.Tensor) error {
 			}
 			s1 /= float64(d)
 			s2 /= float64(d)
-			r := f.inv[i]
+			r := float32(f.inv[i])
 			gxi := gx[i*d : (i+1)*d]
 			for j := range gi {
 				gxi[j] = r * (gi[j]*w[j] - float32(s1) - hi[j]*float32(s2))
