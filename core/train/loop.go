@@ -198,6 +198,7 @@ func Run(ctx context.Context, params []*nn.Param, cfg Config, h Hooks) (*Result,
 	if cfg.Batches < 1 {
 		return nil, fmt.Errorf("no training batches")
 	}
+	defer TuneGC()()
 	total := cfg.TotalSteps()
 	warm := cfg.WarmupSteps
 	if warm == 0 {
