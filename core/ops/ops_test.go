@@ -107,6 +107,12 @@ func TestGradients(t *testing.T) {
 			func(in []mat.Tensor) mat.Tensor { return Attention(in[0], in[1], in[2], lay, 4, 2, true) }},
 		{"attention-bidirectional", []*mat.Dense[float32]{randParam(r, 8, 6, 1), randParam(r, 8, 6, 1), randParam(r, 8, 6, 1)},
 			func(in []mat.Tensor) mat.Tensor { return Attention(in[0], in[1], in[2], lay, 3, 3, false) }},
+		// Heads of 16 and more go through matrix products, smaller ones
+		// through vector operations: both need their gradients checked.
+		{"attention-wide-heads-gqa-causal", []*mat.Dense[float32]{randParam(r, 8, 32, 1), randParam(r, 8, 16, 1), randParam(r, 8, 16, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Attention(in[0], in[1], in[2], lay, 2, 1, true) }},
+		{"attention-wide-heads-bidirectional", []*mat.Dense[float32]{randParam(r, 8, 32, 1), randParam(r, 8, 32, 1), randParam(r, 8, 32, 1)},
+			func(in []mat.Tensor) mat.Tensor { return Attention(in[0], in[1], in[2], lay, 2, 2, false) }},
 		{"matmul", []*mat.Dense[float32]{randParam(r, 3, 4, 1), randParam(r, 4, 5, 1)},
 			func(in []mat.Tensor) mat.Tensor { return MatMul(in[0], in[1]) }},
 		{"transpose", []*mat.Dense[float32]{randParam(r, 3, 4, 1)},
