@@ -1,5 +1,7 @@
 package linalg
 
+import "sync"
+
 // The matrix products share one blocked Sgemm in the manner of GotoBLAS and
 // BLIS. C is cut into a few tasks (row and column ranges), a couple per
 // worker. A task walks its columns in panels of at most nc and k in slabs of
@@ -120,6 +122,10 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 	if m*n*k >= minParallelWork {
 		workers = poolSize()
 	}
+	if workers > 1 && g.nr == nr512 && m >= sharedMinRows*workers*g.mr {
+		g.shared(workers, kc, mc, nc)
+		return
+	}
 	g.plan(workers, kc, mc, nc)
 	tasks := g.rt * g.ct
 	if workers == 1 || tasks == 1 {
@@ -219,6 +225,55 @@ func sgemmAxpys(transA bool, m, n, k int, a, b, c []float32, acc bool) {
 	parallelFor(ceilDiv(n, chunk), workers-1, func(t int, _ *scratch) {
 		cols(t*chunk, min((t+1)*chunk, n))
 	})
+}
+
+// sharedMinRows is the number of micro-tile rows per worker from which a
+// parallel product shares its packed B among the workers and splits only
+// the rows.
+const sharedMinRows = 4
+
+// sharedPanels holds the packed B panels of shared products.
+var sharedPanels = sync.Pool{New: func() any { return new([]float32) }}
+
+// shared computes the product on the worker pool with one packed copy of
+// each slab of B, in the manner of GotoBLAS: for every panel of columns and
+// slab of k, the workers first pack the slab's slivers of B together, then
+// split the rows of C among them, each packing its own blocks of A. Splitting
+// only the rows, no worker packs again what another has packed.
+func (g *gemm) shared(workers, kcm, mcm, ncm int) {
+	g.kc = ceilDiv(g.k, ceilDiv(g.k, kcm))
+	g.nc = roundUp(ceilDiv(g.n, ceilDiv(g.n, ncm)), g.nr)
+	blocks := roundUp(ceilDiv(g.m, mcm), workers)
+	g.mc = roundUp(ceilDiv(g.m, blocks), g.mr)
+	blocks = ceilDiv(g.m, g.mc)
+	bp := sharedPanels.Get().(*[]float32)
+	defer sharedPanels.Put(bp)
+	if need := g.nc * g.kc; len(*bp) < need {
+		*bp = alignedFloats(need)
+	}
+	for j0 := 0; j0 < g.n; j0 += g.nc {
+		cols := min(g.nc, g.n-j0)
+		slivers := ceilDiv(cols, g.nr)
+		for p0 := 0; p0 < g.k; p0 += g.kc {
+			kc := min(g.kc, g.k-p0)
+			pb := (*bp)[:roundUp(cols, g.nr)*kc]
+			chunks := min(slivers, 2*workers)
+			per := ceilDiv(slivers, chunks)
+			parallelFor(ceilDiv(slivers, per), workers-1, func(t int, _ *scratch) {
+				s0, s1 := t*per, min((t+1)*per, slivers)
+				c0, c1 := s0*g.nr, min(s1*g.nr, cols)
+				g.packB(pb[c0*kc:], j0+c0, c1-c0, p0, kc)
+			})
+			accum := g.acc || p0 > 0
+			parallelFor(blocks, workers-1, func(t int, s *scratch) {
+				i0 := t * g.mc
+				rows := min(g.mc, g.m-i0)
+				pa, _ := s.buffers(roundUp(rows, g.mr)*kc, 0)
+				g.packA(pa, i0, rows, p0, kc)
+				g.macro(s, pa, pb, i0, j0, rows, cols, p0, kc, accum, false, false)
+			})
+		}
+	}
 }
 
 // plan picks the block sizes and the tasks. With several workers it makes
@@ -360,8 +415,13 @@ func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
 			for p := range kc {
 				src := a[(p0+p)*lda+r0 : (p0+p)*lda+r0+h]
 				dp := d[p*mr : p*mr+mr]
-				copy(dp, src)
-				if h < mr {
+				switch {
+				case h == mr512 && mr == mr512:
+					*(*[mr512]float32)(dp) = *(*[mr512]float32)(src)
+				case h == mr && mr == 6:
+					*(*[6]float32)(dp) = *(*[6]float32)(src)
+				default:
+					copy(dp, src)
 					clear(dp[h:])
 				}
 			}
@@ -406,8 +466,13 @@ func (g *gemm) packB(dst []float32, j0, cols, p0, kc int) {
 			for p := range kc {
 				src := b[(p0+p)*ldb+c0 : (p0+p)*ldb+c0+w]
 				dp := d[p*nr : p*nr+nr]
-				copy(dp, src)
-				if w < nr {
+				switch {
+				case w == nr512 && nr == nr512:
+					*(*[nr512]float32)(dp) = *(*[nr512]float32)(src)
+				case w == nr && nr == 16:
+					*(*[16]float32)(dp) = *(*[16]float32)(src)
+				default:
+					copy(dp, src)
 					clear(dp[w:])
 				}
 			}
