@@ -198,7 +198,8 @@ func Run(ctx context.Context, params []*nn.Param, cfg Config, h Hooks) (*Result,
 	if cfg.Batches < 1 {
 		return nil, fmt.Errorf("no training batches")
 	}
-	defer TuneGC()()
+	gc := TuneGC()
+	defer gc.Restore()
 	total := cfg.TotalSteps()
 	warm := cfg.WarmupSteps
 	if warm == 0 {
@@ -262,6 +263,7 @@ func Run(ctx context.Context, params []*nn.Param, cfg Config, h Hooks) (*Result,
 			}
 			lr := sched.LR(st.Step)
 			opt.Step(lr)
+			gc.Step()
 			st.Step++
 			st.Batch += n
 			st.Tokens += int64(tokens)

@@ -108,12 +108,18 @@ func (s *setup) step(b *testing.B, batch model.Batch, targets []int) {
 		b.Fatal(err)
 	}
 	s.opt.Step(lr)
+	if gcTuner != nil {
+		gcTuner.Step()
+	}
 }
+
+// gcTuner sets the collector's target as train.Run does.
+var gcTuner *train.GCTuner
 
 // warmUp runs one untimed step the first time it is called.
 func (s *setup) warmUp(b *testing.B, batch model.Batch, targets []int) {
 	if !s.warm {
-		train.TuneGC() // as train.Run does; kept for the rest of the process
+		gcTuner = train.TuneGC() // as train.Run does; kept for the rest of the process
 		s.step(b, batch, targets)
 		s.warm = true
 	}
