@@ -23,6 +23,11 @@ var benchShapes = []struct {
 	{"NN", 64, 64, 64},
 	{"NT", 64, 64, 64},
 	{"NN", 64, 64, 8},
+	// One attention head of 8 features over 64 tokens: scores, output and
+	// the gradients of backward.
+	{"NT", 64, 64, 8},
+	{"NN", 64, 8, 64},
+	{"TN", 64, 8, 64},
 	// Matrix-vector products of generation, one token at a time.
 	{"NT", 1, 3072, 768},
 	{"NT", 4, 3072, 768},
