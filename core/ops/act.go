@@ -28,7 +28,7 @@ func (f *swiGLUFn) Forward() (mat.Tensor, error) {
 	y := make([]float32, len(g))
 	sig := y // the sigmoid is computed in place unless backward needs it
 	if requires(f.gate, f.up) {
-		f.sig = make([]float32, len(g))
+		f.sig = alloc(len(g))
 		sig = f.sig
 	}
 	vmath.Sigmoid(sig, g)
@@ -39,20 +39,22 @@ func (f *swiGLUFn) Forward() (mat.Tensor, error) {
 	return New(Rows(f.gate), Cols(f.gate), y), nil
 }
 
+func (f *swiGLUFn) recycle() { recycle(f.sig) }
+
 func (f *swiGLUFn) Backward(gy mat.Tensor) error {
 	g := Data(f.gate)
 	n, d := Rows(f.gate), Cols(f.gate)
 	// Equal lengths let the compiler drop the bounds checks in the loops.
 	u, dy, sig := Data(f.up)[:len(g)], Data(gy)[:len(g)], f.sig[:len(g)]
 	if f.up.RequiresGrad() {
-		gu := make([]float32, len(g))
+		gu := alloc(len(g))
 		for i, z := range g {
 			gu[i] = dy[i] * z * sig[i]
 		}
 		accGrad(f.up, n, d, gu)
 	}
 	if f.gate.RequiresGrad() {
-		gg := make([]float32, len(g))
+		gg := alloc(len(g))
 		for i, z := range g {
 			s := sig[i]
 			gg[i] = dy[i] * u[i] * s * (1 + z*(1-s))
@@ -82,7 +84,7 @@ func (f *geluFn) Backward(gy mat.Tensor) error {
 		return nil
 	}
 	x, g := Data(f.x), Data(gy)
-	gx := make([]float32, len(x))
+	gx := alloc(len(x))
 	vmath.GELUGrad(gx, x, g)
 	accGrad(f.x, Rows(f.x), Cols(f.x), gx)
 	return nil
@@ -113,7 +115,7 @@ func (f *tanhFn) Backward(gy mat.Tensor) error {
 		return nil
 	}
 	g := Data(gy)
-	gx := make([]float32, len(g))
+	gx := alloc(len(g))
 	for i, y := range f.y {
 		gx[i] = g[i] * (1 - y*y)
 	}
@@ -147,7 +149,9 @@ func (f *addFn) Backward(gy mat.Tensor) error {
 	g := Data(gy)
 	for _, t := range []mat.Tensor{f.a, f.b} {
 		if t.RequiresGrad() {
-			accGrad(t, Rows(t), Cols(t), append([]float32(nil), g...))
+			c := alloc(len(g))
+			copy(c, g)
+			accGrad(t, Rows(t), Cols(t), c)
 		}
 	}
 	return nil

@@ -260,18 +260,18 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 	dq := Cols(f.q)
 	dh := dq / H
 	group := H / KV
-	qh := make([]float32, B*T*dq)
-	kh := make([]float32, B*T*KV*dh)
-	vh := make([]float32, B*T*KV*dh)
+	qh := alloc(B * T * dq)
+	kh := alloc(B * T * KV * dh)
+	vh := alloc(B * T * KV * dh)
 	toHeads(qh, Data(f.q), B, T, H, dh)
 	toHeads(kh, Data(f.k), B, T, KV, dh)
 	toHeads(vh, Data(f.v), B, T, KV, dh)
 	pad := f.lay.padding()
-	oh := make([]float32, B*T*dq)
+	oh := alloc(B * T * dq)
 	keep := requires(f.q, f.k, f.v)
 	scratch := T * T
 	if keep {
-		f.probs = make([]float32, B*H*T*T)
+		f.probs = alloc(B * H * T * T)
 		f.qh, f.kh, f.vh = qh, kh, vh
 		scratch = 0
 	}
@@ -290,8 +290,14 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 	})
 	out := make([]float32, B*T*dq)
 	fromHeads(out, oh, B, T, H, dh)
+	recycle(oh)
+	if !keep {
+		recycle(qh, kh, vh)
+	}
 	return New(B*T, dq, out), nil
 }
+
+func (f *attentionFn) recycle() { recycle(f.probs, f.qh, f.kh, f.vh) }
 
 func (f *attentionFn) Backward(gy mat.Tensor) error {
 	B, T, H, KV := f.lay.Batch, f.lay.Len, f.heads, f.kv
@@ -300,13 +306,13 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 	dk := Cols(f.k)
 	group := H / KV
 	qh, kh, vh := f.qh, f.kh, f.vh
-	gh := make([]float32, B*T*dq)
+	gh := alloc(B * T * dq)
 	toHeads(gh, Data(gy), B, T, H, dh)
 	// Key/value gradients are computed per query head, then summed over the
 	// group in a fixed order, so that heads run in parallel deterministically.
-	gqH := make([]float32, B*H*T*dh)
-	gkH := make([]float32, B*H*T*dh)
-	gvH := make([]float32, B*H*T*dh)
+	gqH := alloc(B * H * T * dh)
+	gkH := alloc(B * H * T * dh)
+	gvH := alloc(B * H * T * dh)
 	parallel(B*H, T*T, func(bh int, ds []float32) {
 		b, h := bh/H, bh%H
 		kv := (b*KV + h/group) * T * dh
@@ -333,17 +339,22 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 		linalg.MatMulNN(gqH[head:head+T*dh], ds, kh[kv:kv+T*dh], T, dh, T, false)
 		linalg.MatMulTN(gkH[head:head+T*dh], ds, qh[head:head+T*dh], T, dh, T, false)
 	})
-	gq := make([]float32, B*T*dq)
+	gq := alloc(B * T * dq)
 	fromHeads(gq, gqH, B, T, H, dh)
 	accGrad(f.q, B*T, dq, gq)
 	if f.k.RequiresGrad() || f.v.RequiresGrad() {
-		gk := make([]float32, B*T*dk)
-		gv := make([]float32, B*T*dk)
-		fromHeads(gk, sumGroups(gkH, B, H, KV, T*dh), B, T, KV, dh)
-		fromHeads(gv, sumGroups(gvH, B, H, KV, T*dh), B, T, KV, dh)
+		gk := alloc(B * T * dk)
+		gv := alloc(B * T * dk)
+		sk, sv := sumGroups(gkH, B, H, KV, T*dh), sumGroups(gvH, B, H, KV, T*dh)
+		fromHeads(gk, sk, B, T, KV, dh)
+		fromHeads(gv, sv, B, T, KV, dh)
 		accGrad(f.k, B*T, dk, gk)
 		accGrad(f.v, B*T, dk, gv)
+		if H != KV {
+			recycle(sk, sv)
+		}
 	}
+	recycle(gh, gqH, gkH, gvH)
 	return nil
 }
 
@@ -354,7 +365,7 @@ func sumGroups(x []float32, batch, H, KV, size int) []float32 {
 		return x
 	}
 	group := H / KV
-	out := make([]float32, batch*KV*size)
+	out := alloc(batch * KV * size)
 	for b := 0; b < batch; b++ {
 		for h := 0; h < H; h++ {
 			dst := out[(b*KV+h/group)*size : (b*KV+h/group+1)*size]

@@ -37,12 +37,12 @@ func (f *matMulFn) Backward(gy mat.Tensor) error {
 	m, k, n := Rows(f.a), Cols(f.a), Cols(f.b)
 	g := Data(gy)
 	if f.a.RequiresGrad() {
-		ga := make([]float32, m*k)
+		ga := alloc(m * k)
 		linalg.MatMulNT(ga, g, Data(f.b), m, k, n, false) // g [m,n] * b^T
 		accGrad(f.a, m, k, ga)
 	}
 	if f.b.RequiresGrad() {
-		gb := make([]float32, k*n)
+		gb := alloc(k * n)
 		linalg.MatMulTN(gb, Data(f.a), g, k, n, m, false) // a^T [k,m] * g [m,n]
 		accGrad(f.b, k, n, gb)
 	}
@@ -192,7 +192,7 @@ func (f *binaryFn) Backward(gy mat.Tensor) error {
 	a, b, g := Data(f.a), Data(f.b), Data(gy)
 	ar, ac, br, bc := Rows(f.a), Cols(f.a), Rows(f.b), Cols(f.b)
 	if f.a.RequiresGrad() {
-		ga := make([]float32, f.r*f.c)
+		ga := alloc(f.r * f.c)
 		for i := 0; i < f.r; i++ {
 			for j := 0; j < f.c; j++ {
 				gij := g[i*f.c+j]
@@ -209,7 +209,7 @@ func (f *binaryFn) Backward(gy mat.Tensor) error {
 		accGrad(f.a, ar, ac, reduceTo(ga, f.r, f.c, ar, ac))
 	}
 	if f.b.RequiresGrad() {
-		gb := make([]float32, f.r*f.c)
+		gb := alloc(f.r * f.c)
 		for i := 0; i < f.r; i++ {
 			for j := 0; j < f.c; j++ {
 				gij := g[i*f.c+j]
@@ -254,7 +254,7 @@ func (f *scaleFn) Forward() (mat.Tensor, error) {
 func (f *scaleFn) Backward(gy mat.Tensor) error {
 	if f.x.RequiresGrad() {
 		g := Data(gy)
-		gx := make([]float32, len(g))
+		gx := alloc(len(g))
 		for i, v := range g {
 			gx[i] = v * f.s
 		}
@@ -311,7 +311,7 @@ func (f *normFn) Backward(gy mat.Tensor) error {
 	}
 	r, c := Rows(f.x), Cols(f.x)
 	x, g := Data(f.x), Data(gy)
-	gx := make([]float32, r*c)
+	gx := alloc(r * c)
 	for i := 0; i < r; i++ {
 		for j := 0; j < c; j++ {
 			k := j
@@ -367,7 +367,7 @@ func (f *dropoutFn) Forward() (mat.Tensor, error) {
 func (f *dropoutFn) Backward(gy mat.Tensor) error {
 	if f.x.RequiresGrad() {
 		g := Data(gy)
-		gx := make([]float32, len(g))
+		gx := alloc(len(g))
 		for i, v := range g {
 			gx[i] = v * f.mask[i]
 		}

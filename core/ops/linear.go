@@ -42,17 +42,17 @@ func (f *linearFn) Backward(gy mat.Tensor) error {
 	n, in, out := Rows(f.x), Cols(f.x), Rows(f.w)
 	g := Data(gy)
 	if f.x.RequiresGrad() {
-		gx := make([]float32, n*in)
+		gx := alloc(n * in)
 		linalg.MatMulNN(gx, g, Data(f.w), n, in, out, false)
 		accGrad(f.x, n, in, gx)
 	}
 	if f.w.RequiresGrad() {
-		gw := make([]float32, out*in)
+		gw := alloc(out * in)
 		linalg.MatMulTN(gw, g, Data(f.x), out, in, n, false)
 		accGrad(f.w, out, in, gw)
 	}
 	if f.b != nil && f.b.RequiresGrad() {
-		gb := make([]float32, out)
+		gb := alloc(out)
 		for i := 0; i < n; i++ {
 			linalg.Axpy(1, g[i*out:(i+1)*out], gb)
 		}
@@ -97,7 +97,7 @@ func (f *embeddingFn) Backward(gy mat.Tensor) error {
 	}
 	v, d := Rows(f.w), Cols(f.w)
 	g := Data(gy)
-	gw := make([]float32, v*d)
+	gw := alloc(v * d)
 	for i, id := range f.ids {
 		linalg.Axpy(1, g[i*d:(i+1)*d], gw[id*d:(id+1)*d])
 	}
@@ -139,7 +139,7 @@ func (f *rowsFn) Backward(gy mat.Tensor) error {
 	}
 	n, d := Rows(f.x), Cols(f.x)
 	g := Data(gy)
-	gx := make([]float32, n*d)
+	gx := alloc(n * d)
 	for i, r := range f.idx {
 		linalg.Axpy(1, g[i*d:(i+1)*d], gx[r*d:(r+1)*d])
 	}

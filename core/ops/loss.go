@@ -36,7 +36,7 @@ func (f *crossEntropyFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
 func (f *crossEntropyFn) Forward() (mat.Tensor, error) {
 	n, c := Rows(f.x), Cols(f.x)
 	x := Data(f.x)
-	f.probs = make([]float32, n*c)
+	f.probs = alloc(n * c)
 	var loss float64
 	f.count = 0
 	for i := 0; i < n; i++ {
@@ -58,13 +58,15 @@ func (f *crossEntropyFn) Forward() (mat.Tensor, error) {
 	return New(1, 1, []float32{float32(loss)}), nil
 }
 
+func (f *crossEntropyFn) recycle() { recycle(f.probs) }
+
 func (f *crossEntropyFn) Backward(gy mat.Tensor) error {
 	if !f.x.RequiresGrad() || f.count == 0 {
 		return nil
 	}
 	n, c := Rows(f.x), Cols(f.x)
 	g := Data(gy)[0] / float32(f.count)
-	gx := make([]float32, n*c)
+	gx := alloc(n * c)
 	for i := 0; i < n; i++ {
 		t := f.targets[i]
 		if t < 0 {

@@ -50,10 +50,10 @@ func (f *rmsNormFn) Backward(gy mat.Tensor) error {
 	x, w, g := Data(f.x), Data(f.w), Data(gy)
 	var gx, gw []float32
 	if f.x.RequiresGrad() {
-		gx = make([]float32, n*d)
+		gx = alloc(n * d)
 	}
 	if f.w.RequiresGrad() {
-		gw = make([]float32, d)
+		gw = alloc(d)
 	}
 	for i := 0; i < n; i++ {
 		xi, gi, r := x[i*d:(i+1)*d], g[i*d:(i+1)*d], f.inv[i]
@@ -148,9 +148,9 @@ func (f *layerNormFn) Forward() (mat.Tensor, error) {
 func (f *layerNormFn) Backward(gy mat.Tensor) error {
 	n, d := Rows(f.x), Cols(f.x)
 	x, w, g := Data(f.x), Data(f.w), Data(gy)
-	hi := make([]float32, d)
+	hi := alloc(d)
 	if f.w.RequiresGrad() || f.b.RequiresGrad() {
-		gw, gb := make([]float32, d), make([]float32, d)
+		gw, gb := alloc(d), alloc(d)
 		for i := 0; i < n; i++ {
 			gi := g[i*d : (i+1)*d]
 			f.xhat(hi, x[i*d:(i+1)*d], i)
@@ -163,7 +163,7 @@ func (f *layerNormFn) Backward(gy mat.Tensor) error {
 		accGrad(f.b, d, 1, gb)
 	}
 	if f.x.RequiresGrad() {
-		gx := make([]float32, n*d)
+		gx := alloc(n * d)
 		for i := 0; i < n; i++ {
 			gi := g[i*d : (i+1)*d]
 			f.xhat(hi, x[i*d:(i+1)*d], i)

@@ -88,7 +88,11 @@ func Backward(y mat.Tensor) error {
 		// The operators before this one on the tape do not read its
 		// gradient: release it, so that the collector can reuse the memory
 		// while the backward pass goes on.
+		g := v.Grad()
 		v.ZeroGrad()
+		if g != nil {
+			recycle(Data(g))
+		}
 		release(e)
 		entries[i] = tapeEntry{}
 	}
@@ -112,6 +116,9 @@ var operandsOffset = func() uintptr {
 // the graph refers to it any more, and the collector can reclaim it during
 // the rest of the backward pass, as PyTorch frees saved tensors.
 func release(e tapeEntry) {
+	if r, ok := e.fn.(recycler); ok {
+		r.recycle()
+	}
 	if v := reflect.ValueOf(e.fn); v.Kind() == reflect.Pointer && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
 		v.Elem().SetZero()
 	}

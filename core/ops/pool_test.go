@@ -1,0 +1,93 @@
+package ops
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nlpodyssey/spago/mat"
+)
+
+// TestPooledBuffersReuse runs the same training step several times: the
+// first from an empty pool, the others from buffers that earlier steps gave
+// back dirty. Every gradient must be bit-identical, and the pool must have
+// been used, so that a step that read a reused buffer without clearing it,
+// or that recycled a buffer something still refers to, shows up.
+func TestPooledBuffersReuse(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	const n, d, T = 64, 64, 16
+	lay := Layout{Batch: n / T, Len: T}
+	x := randParam(r, n, d, 1)
+	x.SetRequiresGrad(false)
+	w1, b1 := randParam(r, 2*d, d, 0.2), randParam(r, 1, 2*d, 0.1)
+	g := randParam(r, 1, d, 1)
+	lw, lb := randParam(r, 1, d, 1), randParam(r, 1, d, 0.1)
+	w2, a2, bb2 := randParam(r, 32, d, 0.2), randParam(r, 4, d, 0.2), randParam(r, 32, 4, 0.2)
+	wkv := randParam(r, d/2, d, 0.2)
+	params := []*mat.Dense[float32]{w1, b1, g, lw, lb, w2, a2, bb2, wkv}
+	targets := make([]int, n)
+	for i := range targets {
+		targets[i] = r.IntN(32)
+	}
+	step := func() [][]float32 {
+		for _, p := range params {
+			p.ZeroGrad()
+		}
+		h := Linear(x, w1, b1)                                     // [n, 2d]
+		gate, up := Transpose(h), h                                // exercise more ops
+		s := SwiGLU(Transpose(gate), up)                           // [n, 2d]
+		q := RMSNorm(MatMul(s, w1), g, 1e-6)                       // [n, d]
+		a := Attention(q, q, q, lay, 8, 8, true)                   // heads of 8
+		kv := Linear(q, wkv, nil)                                  // [n, d/2]
+		a = Add(a, Attention(q, kv, kv, lay, 2, 1, false))         // heads of 32, grouped
+		a = GELU(LayerNorm(a, lw, lb, 1e-5))                       //
+		y := LoRA(a, w2, nil, a2, bb2, 2, nil)                     // [n, 32]
+		if err := Backward(CrossEntropy(y, targets)); err != nil { //
+			t.Fatal(err)
+		}
+		var grads [][]float32
+		for _, p := range params {
+			grads = append(grads, append([]float32(nil), Data(p.Grad())...))
+		}
+		return grads
+	}
+	FreeBuffers()
+	first := step()
+	if pooledBuffers() == 0 {
+		t.Fatal("a backward pass gave nothing back to the pool")
+	}
+	for rep := 1; rep < 4; rep++ {
+		got := step()
+		for i := range got {
+			for j := range got[i] {
+				if got[i][j] != first[i][j] {
+					t.Fatalf("step %d: gradient of parameter %d differs at %d: %v, first step %v", rep, i, j, got[i][j], first[i][j])
+				}
+			}
+		}
+	}
+}
+
+func TestRecycleKeepsOnlyOwnedWholeBuffers(t *testing.T) {
+	FreeBuffers()
+	defer FreeBuffers()
+	big := make([]float32, 2*minPooled)
+	recycle(big[:minPooled]) // a part of a larger buffer: not taken
+	recycle(make([]float32, 10))
+	if got := pooledBuffers(); got != 0 {
+		t.Fatalf("pool holds %d floats, want 0", got)
+	}
+	b := make([]float32, minPooled)
+	for i := range b {
+		b[i] = 7
+	}
+	recycle(b)
+	c := alloc(minPooled)
+	if &c[0] != &b[0] {
+		t.Fatal("alloc did not reuse the recycled buffer")
+	}
+	for i, v := range c {
+		if v != 0 {
+			t.Fatalf("reused buffer not cleared: element %d is %v", i, v)
+		}
+	}
+}
