@@ -28,7 +28,7 @@ func (f *swiGLUFn) Forward() (mat.Tensor, error) {
 	y := make([]float32, len(g))
 	sig := y // the sigmoid is computed in place unless backward needs it
 	if requires(f.gate, f.up) {
-		f.sig = alloc(len(g))
+		f.sig = allocDirty(len(g))
 		sig = f.sig
 	}
 	vmath.Sigmoid(sig, g)
@@ -47,14 +47,14 @@ func (f *swiGLUFn) Backward(gy mat.Tensor) error {
 	// Equal lengths let the compiler drop the bounds checks in the loops.
 	u, dy, sig := Data(f.up)[:len(g)], Data(gy)[:len(g)], f.sig[:len(g)]
 	if f.up.RequiresGrad() {
-		gu := alloc(len(g))
+		gu := allocDirty(len(g))
 		for i, z := range g {
 			gu[i] = dy[i] * z * sig[i]
 		}
 		accGrad(f.up, n, d, gu)
 	}
 	if f.gate.RequiresGrad() {
-		gg := alloc(len(g))
+		gg := allocDirty(len(g))
 		for i, z := range g {
 			s := sig[i]
 			gg[i] = dy[i] * u[i] * s * (1 + z*(1-s))
@@ -84,7 +84,7 @@ func (f *geluFn) Backward(gy mat.Tensor) error {
 		return nil
 	}
 	x, g := Data(f.x), Data(gy)
-	gx := alloc(len(x))
+	gx := allocDirty(len(x))
 	vmath.GELUGrad(gx, x, g)
 	accGrad(f.x, Rows(f.x), Cols(f.x), gx)
 	return nil
@@ -115,7 +115,7 @@ func (f *tanhFn) Backward(gy mat.Tensor) error {
 		return nil
 	}
 	g := Data(gy)
-	gx := alloc(len(g))
+	gx := allocDirty(len(g))
 	for i, y := range f.y {
 		gx[i] = g[i] * (1 - y*y)
 	}
@@ -149,7 +149,7 @@ func (f *addFn) Backward(gy mat.Tensor) error {
 	g := Data(gy)
 	for _, t := range []mat.Tensor{f.a, f.b} {
 		if t.RequiresGrad() {
-			c := alloc(len(g))
+			c := allocDirty(len(g))
 			copy(c, g)
 			accGrad(t, Rows(t), Cols(t), c)
 		}

@@ -260,18 +260,18 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 	dq := Cols(f.q)
 	dh := dq / H
 	group := H / KV
-	qh := alloc(B * T * dq)
-	kh := alloc(B * T * KV * dh)
-	vh := alloc(B * T * KV * dh)
+	qh := allocDirty(B * T * dq)
+	kh := allocDirty(B * T * KV * dh)
+	vh := allocDirty(B * T * KV * dh)
 	toHeads(qh, Data(f.q), B, T, H, dh)
 	toHeads(kh, Data(f.k), B, T, KV, dh)
 	toHeads(vh, Data(f.v), B, T, KV, dh)
 	pad := f.lay.padding()
-	oh := alloc(B * T * dq)
+	oh := allocDirty(B * T * dq)
 	keep := requires(f.q, f.k, f.v)
 	scratch := T * T
 	if keep {
-		f.probs = alloc(B * H * T * T)
+		f.probs = allocDirty(B * H * T * T)
 		f.qh, f.kh, f.vh = qh, kh, vh
 		scratch = 0
 	}
@@ -306,13 +306,13 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 	dk := Cols(f.k)
 	group := H / KV
 	qh, kh, vh := f.qh, f.kh, f.vh
-	gh := alloc(B * T * dq)
+	gh := allocDirty(B * T * dq)
 	toHeads(gh, Data(gy), B, T, H, dh)
 	// Key/value gradients are computed per query head, then summed over the
 	// group in a fixed order, so that heads run in parallel deterministically.
-	gqH := alloc(B * H * T * dh)
-	gkH := alloc(B * H * T * dh)
-	gvH := alloc(B * H * T * dh)
+	gqH := allocDirty(B * H * T * dh)
+	gkH := allocDirty(B * H * T * dh)
+	gvH := allocDirty(B * H * T * dh)
 	parallel(B*H, T*T, func(bh int, ds []float32) {
 		b, h := bh/H, bh%H
 		kv := (b*KV + h/group) * T * dh
@@ -339,12 +339,12 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 		linalg.MatMulNN(gqH[head:head+T*dh], ds, kh[kv:kv+T*dh], T, dh, T, false)
 		linalg.MatMulTN(gkH[head:head+T*dh], ds, qh[head:head+T*dh], T, dh, T, false)
 	})
-	gq := alloc(B * T * dq)
+	gq := allocDirty(B * T * dq)
 	fromHeads(gq, gqH, B, T, H, dh)
 	accGrad(f.q, B*T, dq, gq)
 	if f.k.RequiresGrad() || f.v.RequiresGrad() {
-		gk := alloc(B * T * dk)
-		gv := alloc(B * T * dk)
+		gk := allocDirty(B * T * dk)
+		gv := allocDirty(B * T * dk)
 		sk, sv := sumGroups(gkH, B, H, KV, T*dh), sumGroups(gvH, B, H, KV, T*dh)
 		fromHeads(gk, sk, B, T, KV, dh)
 		fromHeads(gv, sv, B, T, KV, dh)

@@ -37,12 +37,12 @@ func (f *matMulFn) Backward(gy mat.Tensor) error {
 	m, k, n := Rows(f.a), Cols(f.a), Cols(f.b)
 	g := Data(gy)
 	if f.a.RequiresGrad() {
-		ga := alloc(m * k)
+		ga := allocDirty(m * k)
 		linalg.MatMulNT(ga, g, Data(f.b), m, k, n, false) // g [m,n] * b^T
 		accGrad(f.a, m, k, ga)
 	}
 	if f.b.RequiresGrad() {
-		gb := alloc(k * n)
+		gb := allocDirty(k * n)
 		linalg.MatMulTN(gb, Data(f.a), g, k, n, m, false) // a^T [k,m] * g [m,n]
 		accGrad(f.b, k, n, gb)
 	}
@@ -192,7 +192,7 @@ func (f *binaryFn) Backward(gy mat.Tensor) error {
 	a, b, g := Data(f.a), Data(f.b), Data(gy)
 	ar, ac, br, bc := Rows(f.a), Cols(f.a), Rows(f.b), Cols(f.b)
 	if f.a.RequiresGrad() {
-		ga := alloc(f.r * f.c)
+		ga := allocDirty(f.r * f.c)
 		for i := 0; i < f.r; i++ {
 			for j := 0; j < f.c; j++ {
 				gij := g[i*f.c+j]
@@ -209,7 +209,7 @@ func (f *binaryFn) Backward(gy mat.Tensor) error {
 		accGrad(f.a, ar, ac, reduceTo(ga, f.r, f.c, ar, ac))
 	}
 	if f.b.RequiresGrad() {
-		gb := alloc(f.r * f.c)
+		gb := allocDirty(f.r * f.c)
 		for i := 0; i < f.r; i++ {
 			for j := 0; j < f.c; j++ {
 				gij := g[i*f.c+j]

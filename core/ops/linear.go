@@ -42,12 +42,12 @@ func (f *linearFn) Backward(gy mat.Tensor) error {
 	n, in, out := Rows(f.x), Cols(f.x), Rows(f.w)
 	g := Data(gy)
 	if f.x.RequiresGrad() {
-		gx := alloc(n * in)
+		gx := allocDirty(n * in)
 		linalg.MatMulNN(gx, g, Data(f.w), n, in, out, false)
 		accGrad(f.x, n, in, gx)
 	}
 	if f.w.RequiresGrad() {
-		gw := alloc(out * in)
+		gw := allocDirty(out * in)
 		linalg.MatMulTN(gw, g, Data(f.x), out, in, n, false)
 		accGrad(f.w, out, in, gw)
 	}

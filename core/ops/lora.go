@@ -58,7 +58,7 @@ func (f *loraFn) Forward() (mat.Tensor, error) {
 		}
 	}
 	linalg.MatMulNT(y, Data(f.x), Data(f.w), n, out, in, f.b != nil)
-	f.h = alloc(n * r)
+	f.h = allocDirty(n * r)
 	linalg.MatMulNT(f.h, f.dropped(), Data(f.a), n, r, in, false)
 	// y += s * h B^T: scale B once rather than the [n,out] product.
 	bs := make([]float32, out*r)
@@ -73,13 +73,13 @@ func (f *loraFn) Backward(gy mat.Tensor) error {
 	n, in, out, r := Rows(f.x), Cols(f.x), Rows(f.w), Rows(f.a)
 	g := Data(gy)
 	// gh = s * gy B  [n,r]
-	gh := alloc(n * r)
+	gh := allocDirty(n * r)
 	linalg.MatMulNN(gh, g, Data(f.bb), n, r, out, false)
 	for i := range gh {
 		gh[i] *= f.s
 	}
 	if f.bb.RequiresGrad() { // gB = s * gy^T h
-		gb := alloc(out * r)
+		gb := allocDirty(out * r)
 		linalg.MatMulTN(gb, g, f.h, out, r, n, false)
 		for i := range gb {
 			gb[i] *= f.s
@@ -87,17 +87,17 @@ func (f *loraFn) Backward(gy mat.Tensor) error {
 		accGrad(f.bb, out, r, gb)
 	}
 	if f.a.RequiresGrad() { // gA = gh^T d(x)
-		ga := alloc(r * in)
+		ga := allocDirty(r * in)
 		linalg.MatMulTN(ga, gh, f.dropped(), r, in, n, false)
 		accGrad(f.a, r, in, ga)
 	}
 	if f.x.RequiresGrad() { // gx = gy W + mask ⊙ (gh A)
-		gx := alloc(n * in)
+		gx := allocDirty(n * in)
 		linalg.MatMulNN(gx, g, Data(f.w), n, in, out, false)
 		if f.mask == nil {
 			linalg.MatMulNN(gx, gh, Data(f.a), n, in, r, true)
 		} else {
-			t := alloc(n * in)
+			t := allocDirty(n * in)
 			linalg.MatMulNN(t, gh, Data(f.a), n, in, r, false)
 			for i, v := range t {
 				gx[i] += v * f.mask[i]
@@ -107,7 +107,7 @@ func (f *loraFn) Backward(gy mat.Tensor) error {
 		accGrad(f.x, n, in, gx)
 	}
 	if f.w.RequiresGrad() {
-		gw := alloc(out * in)
+		gw := allocDirty(out * in)
 		linalg.MatMulTN(gw, g, Data(f.x), out, in, n, false)
 		accGrad(f.w, out, in, gw)
 	}

@@ -1,6 +1,9 @@
 package ops
 
-import "sync"
+import (
+	"math"
+	"sync"
+)
 
 // Buffer reuse. A training step allocates the same buffers step after step:
 // gradients, the state operators keep for backward, and the temporaries of
@@ -19,6 +22,10 @@ import "sync"
 // maxPooled is the most memory the pool keeps, in float32s (1 GiB).
 const maxPooled = 1 << 28
 
+// poisonRecycled fills buffers with NaN as they go back to the pool, so
+// that tests catch a reader of a reused buffer that it did not write.
+var poisonRecycled = false
+
 // minPooled is the smallest buffer worth pooling, in float32s.
 const minPooled = 1 << 10
 
@@ -30,6 +37,15 @@ var bufs struct {
 
 // alloc returns a zeroed slice of n floats, from the pool when it has one.
 func alloc(n int) []float32 {
+	s := allocDirty(n)
+	clear(s)
+	return s
+}
+
+// allocDirty returns a slice of n floats whose contents are undefined (a
+// reused buffer keeps what it held), for a caller that writes every element
+// before reading any.
+func allocDirty(n int) []float32 {
 	if n >= minPooled {
 		bufs.Lock()
 		if l := bufs.free[n]; len(l) > 0 {
@@ -38,7 +54,6 @@ func alloc(n int) []float32 {
 			bufs.free[n] = l[:len(l)-1]
 			bufs.held -= n
 			bufs.Unlock()
-			clear(s)
 			return s
 		}
 		bufs.Unlock()
@@ -58,6 +73,11 @@ func recycle(ss ...[]float32) {
 		n := len(s)
 		if n < minPooled || cap(s) != n || bufs.held+n > maxPooled {
 			continue
+		}
+		if poisonRecycled {
+			for i := range s {
+				s[i] = float32(math.NaN())
+			}
 		}
 		bufs.free[n] = append(bufs.free[n], s)
 		bufs.held += n
