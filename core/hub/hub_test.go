@@ -475,8 +475,15 @@ func TestCancelKeepsPartial(t *testing.T) {
 	if b, _ := os.ReadFile(got); !bytes.Equal(b, content) {
 		t.Error("resumed file differs")
 	}
-	if reqs := s.seen(); len(reqs) != 2 || reqs[1].rng != "bytes=6000-" {
-		t.Errorf("requests %+v, want a second one from byte 6000", reqs)
+	// The server may log the stalled first request after the second one:
+	// its handler ends only when it notices the client has gone.
+	reqs := s.seen()
+	ranges := map[string]int{}
+	for _, r := range reqs {
+		ranges[r.rng]++
+	}
+	if len(reqs) != 2 || ranges[""] != 1 || ranges["bytes=6000-"] != 1 {
+		t.Errorf("requests %+v, want the first one and a second one from byte 6000", reqs)
 	}
 
 	// An already cancelled context makes no request.
