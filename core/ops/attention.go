@@ -3,6 +3,7 @@ package ops
 import (
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -56,9 +57,39 @@ func Rotary(x mat.Tensor, positions []int, heads int, theta float64) mat.Tensor 
 		panic("ops: Rotary: bad shape")
 	}
 	dh := d / heads
-	half := dh / 2
-	cos := make([]float32, n*half)
-	sin := make([]float32, n*half)
+	cos, sin := rotaryTables(positions, dh, theta)
+	return run(&rotaryFn{x: x, cos: cos, sin: sin, heads: heads})
+}
+
+// rotaryCache keeps the last cos and sin tables: a model's layers all
+// rotate by the same positions, and a training loop's batches often have
+// the same ones too. The tables are shared read-only.
+var rotaryCache struct {
+	sync.Mutex
+	positions []int
+	dh        int
+	theta     float64
+	cos, sin  []float32
+}
+
+// rotaryTables returns the cos and sin tables [rows, dh/2] of the
+// positions, from the cache when it holds them.
+func rotaryTables(positions []int, dh int, theta float64) (cos, sin []float32) {
+	c := &rotaryCache
+	c.Lock()
+	defer c.Unlock()
+	if c.dh == dh && c.theta == theta && slices.Equal(c.positions, positions) {
+		return c.cos, c.sin
+	}
+	cos, sin = computeRotary(positions, dh, theta)
+	c.positions, c.dh, c.theta, c.cos, c.sin = slices.Clone(positions), dh, theta, cos, sin
+	return cos, sin
+}
+
+func computeRotary(positions []int, dh int, theta float64) (cos, sin []float32) {
+	n, half := len(positions), dh/2
+	cos = make([]float32, n*half)
+	sin = make([]float32, n*half)
 	inv := make([]float64, half)
 	for i := range inv {
 		// Computed in float32 as the reference implementations do.
@@ -71,7 +102,7 @@ func Rotary(x mat.Tensor, positions []int, heads int, theta float64) mat.Tensor 
 			sin[r*half+i] = float32(math.Sin(a))
 		}
 	}
-	return run(&rotaryFn{x: x, cos: cos, sin: sin, heads: heads})
+	return cos, sin
 }
 
 func (f *rotaryFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
@@ -323,15 +354,15 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 		linalg.MatMulTN(gvH[head:head+T*dh], p, gb, T, dh, T, false)
 		// dP = dO V^T, then dS = P * (dP - rowsum(dP * P)) * scale
 		linalg.MatMulNT(ds, gb, vh[kv:kv+T*dh], T, T, dh, false)
+		scale := f.scale
 		for i := 0; i < T; i++ {
 			n := f.keys(i) // p is zero past n
-			pr, dr := p[i*T:i*T+n], ds[i*T:i*T+n]
-			var dot float32
+			pr := p[i*T : i*T+n]
+			dr := ds[i*T : i*T+n]
+			dr = dr[:len(pr)]
+			dot := linalg.Dot(pr, dr)
 			for j, pj := range pr {
-				dot += pj * dr[j]
-			}
-			for j, pj := range pr {
-				dr[j] = pj * (dr[j] - dot) * f.scale
+				dr[j] = pj * (dr[j] - dot) * scale
 			}
 			clear(ds[i*T+n : (i+1)*T])
 		}

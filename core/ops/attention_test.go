@@ -141,3 +141,31 @@ func TestAttentionDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestRotaryCache checks that cached tables are only reused for the same
+// positions, head size and base.
+func TestRotaryCache(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	x := randParam(r, 4, 8, 1)
+	a, b := []int{0, 1, 2, 3}, []int{0, 1, 5, 9}
+	fresh := func(pos []int, heads int, theta float64) []float32 {
+		dh := 8 / heads
+		cos, sin := computeRotary(pos, dh, theta)
+		f := &rotaryFn{x: x, cos: cos, sin: sin, heads: heads}
+		return f.apply(Data(x), 4, false)
+	}
+	for _, c := range []struct {
+		pos   []int
+		heads int
+		theta float64
+	}{{a, 2, 10000}, {b, 2, 10000}, {a, 2, 10000}, {a, 1, 10000}, {a, 1, 500000}, {a, 2, 10000}} {
+		var got []float32
+		WithoutGrad(func() error { got = Data(Rotary(x, c.pos, c.heads, c.theta)); return nil })
+		want := fresh(c.pos, c.heads, c.theta)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("positions %v heads %d theta %v: element %d is %v, want %v", c.pos, c.heads, c.theta, i, got[i], want[i])
+			}
+		}
+	}
+}
