@@ -24,6 +24,14 @@ func axpyAVX2(alpha float32, x, y []float32) {
 	panic("linalg: no assembly kernels on this architecture")
 }
 
+func gemmKernelNarrowStridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool) {
+	panic("linalg: no assembly kernels on this architecture")
+}
+
+func gemmKernelNarrowAsm(k int, a, b, c []float32, ldc int, accum bool) {
+	panic("linalg: no assembly kernels on this architecture")
+}
+
 func gemmKernelStridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool) {
 	panic("linalg: no assembly kernels on this architecture")
 }

@@ -16,6 +16,12 @@ const (
 	nr    = 16   // columns of an AVX2 micro-tile; asmgen's nr must match
 	mr512 = 12   // rows of an AVX-512 micro-tile; asmgen's mr512 must match
 	nr512 = 32   // columns of an AVX-512 micro-tile; asmgen's nr512 must match
+
+	// nrNarrow is the width of the narrow AVX2 micro-tile (6 x 8, one YMM
+	// register a row), for products of at most 8 columns: the thin ones of
+	// attention heads and LoRA factors, where a 16-column tile would be
+	// half empty.
+	nrNarrow = 8
 	kcMax = 256  // depth of a packed slab
 	mcMax = 168  // rows of a block of A, a multiple of mr
 	ncMax = 4080 // columns of a panel of B, a multiple of nr
@@ -66,6 +72,8 @@ type gemm struct {
 	kern    kernel
 	mr, nr  int  // the kernel's tile
 	strided bool // the AVX2 kernels: operands may be read in place
+	// skern is the kernel for operands read in place, when strided.
+	skern func(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool)
 
 	mc, nc, kc int // block sizes: mc a multiple of mr, nc of nr
 	tm, tn     int // rows and columns of a task: multiples of mc and nc, or all
@@ -115,8 +123,10 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 	case use512(m, n, k):
 		g.kern, g.mr, g.nr = gemmKernel512Asm, mr512, nr512
 		kc, mc, nc = kcMax512, mcMax512, ncMax512
+	case useAsm() && n <= nrNarrow:
+		g.kern, g.skern, g.nr, g.strided = gemmKernelNarrowAsm, gemmKernelNarrowStridedAsm, nrNarrow, true
 	case useAsm():
-		g.kern, g.strided = gemmKernelAsm, true
+		g.kern, g.skern, g.strided = gemmKernelAsm, gemmKernelStridedAsm, true
 	}
 	workers := 1
 	if m*n*k >= minParallelWork {
@@ -376,7 +386,7 @@ func (g *gemm) macro(s *scratch, pa, pb []float32, i0, j0, rows, cols, p0, kc in
 			if rsa == 1 && csa == mr && ldb == nr {
 				g.kern(kc, as, bs, cs, ldc, accum && full)
 			} else {
-				gemmKernelStridedAsm(kc, as, rsa, csa, bs, ldb, cs, ldc, accum && full)
+				g.skern(kc, as, rsa, csa, bs, ldb, cs, ldc, accum && full)
 			}
 			if !full {
 				mergeTile(g.c[(i0+ir)*n+j0+jr:], n, s.tile[:mr*nr], nr, mrr, nrr, accum)

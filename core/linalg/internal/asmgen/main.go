@@ -39,7 +39,8 @@ func main() {
 
 	c := build.NewContext()
 	gemmKernel(c)
-	gemmKernelStrided(c)
+	gemmKernelStrided(c, 2)
+	gemmKernelStrided(c, 1)
 	gemmKernel512(c)
 	dotKernel(c)
 	axpyKernel(c)
@@ -274,14 +275,18 @@ func gemmKernel512(c *build.Context) {
 // gemmKernelStrided emits gemmKernel6x16Strided, the micro-kernel for
 // operands read in place: element (i,p) of the A sliver is at
 // a[i*rsa+p*csa] and row p of the B sliver at b[p*ldb:p*ldb+16]. Packed
-// slivers are the case rsa=1, csa=6, ldb=16.
-func gemmKernelStrided(c *build.Context) {
-	c.Function("gemmKernel6x16Strided")
+// slivers are the case rsa=1, csa=6, ldb=16. With vecs=1 it emits the
+// narrow gemmKernel6x8Strided, for products of at most 8 columns.
+func gemmKernelStrided(c *build.Context, vecs int) {
+	cols := 8 * vecs
+	name := fmt.Sprintf("gemmKernel6x%dStrided", cols)
+	prefix := fmt.Sprintf("gemms%d", cols)
+	c.Function(name)
 	c.Attributes(attr.NOSPLIT)
 	c.SignatureExpr("func(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, accum bool)")
 	c.Pragma("noescape")
 	c.Doc(
-		"gemmKernel6x16Strided computes the 6x16 tile C (+)= A*B over k steps, reading",
+		fmt.Sprintf("%s computes the 6x%d tile C (+)= A*B over k steps, reading", name, cols),
 		"A(i,p) at a[i*rsa+p*csa] and B(p,j) at b[p*ldb+j]; strides are in floats.",
 		"C has row stride ldc; accum adds into C instead of overwriting it.",
 		"Requires AVX2 and FMA.",
@@ -312,20 +317,26 @@ func gemmKernelStrided(c *build.Context) {
 		{Base: a3, Index: rs, Scale: 2},
 	}
 
-	acc := make([]reg.VecVirtual, 2*mr)
+	acc := make([]reg.VecVirtual, vecs*mr)
 	for i := range acc {
 		acc[i] = c.YMM()
 		c.VXORPS(acc[i], acc[i], acc[i])
 	}
-	b0, b1, bc := c.YMM(), c.YMM(), c.YMM()
+	bv := make([]reg.VecVirtual, vecs)
+	for v := range bv {
+		bv[v] = c.YMM()
+	}
+	bc := c.YMM()
 
 	step := func() {
-		c.VMOVUPS(pb, b0)
-		c.VMOVUPS(pb.Offset(32), b1)
+		for v := range bv {
+			c.VMOVUPS(pb.Offset(32*v), bv[v])
+		}
 		for i := 0; i < mr; i++ {
 			c.VBROADCASTSS(rowA[i], bc)
-			c.VFMADD231PS(bc, b0, acc[2*i])
-			c.VFMADD231PS(bc, b1, acc[2*i+1])
+			for v := range bv {
+				c.VFMADD231PS(bc, bv[v], acc[vecs*i+v])
+			}
 		}
 		c.ADDQ(ldb, pb.Base)
 		c.ADDQ(cs, a0)
@@ -336,38 +347,40 @@ func gemmKernelStrided(c *build.Context) {
 	n := c.GP64()
 	c.MOVQ(k, n)
 	c.SHRQ(operand.U8(2), n)
-	c.JZ(operand.LabelRef("gemms_tail"))
-	c.Label("gemms_loop4")
+	c.JZ(operand.LabelRef(prefix + "_tail"))
+	c.Label(prefix + "_loop4")
 	for p := 0; p < unroll; p++ {
 		step()
 	}
 	c.DECQ(n)
-	c.JNZ(operand.LabelRef("gemms_loop4"))
+	c.JNZ(operand.LabelRef(prefix + "_loop4"))
 
-	c.Label("gemms_tail")
+	c.Label(prefix + "_tail")
 	c.ANDQ(operand.U8(unroll-1), k)
-	c.JZ(operand.LabelRef("gemms_store"))
-	c.Label("gemms_loop1")
+	c.JZ(operand.LabelRef(prefix + "_store"))
+	c.Label(prefix + "_loop1")
 	step()
 	c.DECQ(k)
-	c.JNZ(operand.LabelRef("gemms_loop1"))
+	c.JNZ(operand.LabelRef(prefix + "_loop1"))
 
-	c.Label("gemms_store")
-	storeTile(c, "gemms", acc, pc, ldc)
+	c.Label(prefix + "_store")
+	storeTile(c, prefix, acc, pc, ldc)
 }
 
-// storeTile adds the accumulators into the tile at pc (row stride ldc bytes)
-// when the accum parameter is set, and overwrites it otherwise; then returns.
+// storeTile adds the accumulators (mr rows of len(acc)/mr YMM registers)
+// into the tile at pc (row stride ldc bytes) when the accum parameter is
+// set, and overwrites it otherwise; then returns.
 func storeTile(c *build.Context, prefix string, acc []reg.VecVirtual, pc, ldc reg.Register) {
+	vecs := len(acc) / mr
 	flag := c.Load(c.Param("accum"), c.GP8())
 	c.TESTB(flag, flag)
 	c.JZ(operand.LabelRef(prefix + "_overwrite"))
 	for i := 0; i < mr; i++ {
 		m := operand.Mem{Base: pc}
-		c.VADDPS(m, acc[2*i], acc[2*i])
-		c.VADDPS(m.Offset(32), acc[2*i+1], acc[2*i+1])
-		c.VMOVUPS(acc[2*i], m)
-		c.VMOVUPS(acc[2*i+1], m.Offset(32))
+		for v := 0; v < vecs; v++ {
+			c.VADDPS(m.Offset(32*v), acc[vecs*i+v], acc[vecs*i+v])
+			c.VMOVUPS(acc[vecs*i+v], m.Offset(32*v))
+		}
 		if i < mr-1 {
 			c.ADDQ(ldc, pc)
 		}
@@ -378,8 +391,9 @@ func storeTile(c *build.Context, prefix string, acc []reg.VecVirtual, pc, ldc re
 	c.Label(prefix + "_overwrite")
 	for i := 0; i < mr; i++ {
 		m := operand.Mem{Base: pc}
-		c.VMOVUPS(acc[2*i], m)
-		c.VMOVUPS(acc[2*i+1], m.Offset(32))
+		for v := 0; v < vecs; v++ {
+			c.VMOVUPS(acc[vecs*i+v], m.Offset(32*v))
+		}
 		if i < mr-1 {
 			c.ADDQ(ldc, pc)
 		}
