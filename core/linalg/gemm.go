@@ -12,19 +12,19 @@ import "sync"
 // L1 while the A slivers stream from L2, where the packed A block fits with
 // room to spare; the packed B slab is reused by every row block of the task.
 const (
-	mr    = 6    // rows of an AVX2 (and generic) micro-tile; asmgen's mr must match
-	nr    = 16   // columns of an AVX2 micro-tile; asmgen's nr must match
-	mr512 = 12   // rows of an AVX-512 micro-tile; asmgen's mr512 must match
-	nr512 = 32   // columns of an AVX-512 micro-tile; asmgen's nr512 must match
+	mr    = 6  // rows of an AVX2 (and generic) micro-tile; asmgen's mr must match
+	nr    = 16 // columns of an AVX2 micro-tile; asmgen's nr must match
+	mr512 = 12 // rows of an AVX-512 micro-tile; asmgen's mr512 must match
+	nr512 = 32 // columns of an AVX-512 micro-tile; asmgen's nr512 must match
 
 	// nrNarrow is the width of the narrow AVX2 micro-tile (6 x 8, one YMM
 	// register a row), for products of at most 8 columns: the thin ones of
 	// attention heads and LoRA factors, where a 16-column tile would be
 	// half empty.
 	nrNarrow = 8
-	kcMax = 256  // depth of a packed slab
-	mcMax = 168  // rows of a block of A, a multiple of mr
-	ncMax = 4080 // columns of a panel of B, a multiple of nr
+	kcMax    = 256  // depth of a packed slab
+	mcMax    = 168  // rows of a block of A, a multiple of mr
+	ncMax    = 4080 // columns of a panel of B, a multiple of nr
 
 	// Blocking of the AVX-512 kernel: its B slivers (kc*32 floats) are
 	// twice as wide, so the slab is shallower to keep one in L1.
