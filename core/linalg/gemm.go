@@ -43,6 +43,11 @@ const (
 	// an operand is read in place rather than packed.
 	maxDirectSlivers = 2
 
+	// maxDirectWork is the number of multiply-adds up to which a product
+	// reads both operands in place wherever their layout allows: they fit
+	// in L1, and packing them would cost about as much as the product.
+	maxDirectWork = 1 << 16
+
 	// maxDotSide is the largest m or n for which a product with B stored
 	// [n,k] is computed as dot products instead (and m, with B stored [k,n],
 	// for row updates): the other operand is read once, in place, where
@@ -330,7 +335,8 @@ func (g *gemm) task(t int, s *scratch) {
 	for j0 := tj0; j0 < tj0+tcols; j0 += g.nc {
 		cols := min(g.nc, tj0+tcols-j0)
 		fullCols := cols / nr * nr
-		directA := g.strided && ceilDiv(cols, nr) <= maxDirectSlivers
+		small := g.m*g.n*g.k <= maxDirectWork
+		directA := g.strided && (small || ceilDiv(cols, nr) <= maxDirectSlivers)
 		for p0 := 0; p0 < g.k; p0 += g.kc {
 			kc := min(g.kc, g.k-p0)
 			accum := g.acc || p0 > 0
@@ -338,7 +344,7 @@ func (g *gemm) task(t int, s *scratch) {
 			for i0 := ti0; i0 < ti0+trows; i0 += g.mc {
 				rows := min(g.mc, ti0+trows-i0)
 				fullRows := rows / mr * mr
-				directB := g.strided && !g.transB && ceilDiv(rows, mr) <= maxDirectSlivers
+				directB := g.strided && !g.transB && (small || ceilDiv(rows, mr) <= maxDirectSlivers)
 				if !directA {
 					g.packA(pa, i0, rows, p0, kc)
 				} else if fullRows < rows {
