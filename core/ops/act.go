@@ -44,22 +44,20 @@ func (f *swiGLUFn) recycle() { recycle(f.sig) }
 func (f *swiGLUFn) Backward(gy mat.Tensor) error {
 	g := Data(f.gate)
 	n, d := Rows(f.gate), Cols(f.gate)
-	// Equal lengths let the compiler drop the bounds checks in the loops.
-	u, dy, sig := Data(f.up)[:len(g)], Data(gy)[:len(g)], f.sig[:len(g)]
+	if !f.up.RequiresGrad() && !f.gate.RequiresGrad() {
+		return nil
+	}
+	gu, gg := allocDirty(len(g)), allocDirty(len(g))
+	vmath.SwiGLUGrad(gg, gu, g, Data(f.up), f.sig, Data(gy))
 	if f.up.RequiresGrad() {
-		gu := allocDirty(len(g))
-		for i, z := range g {
-			gu[i] = dy[i] * z * sig[i]
-		}
 		accGrad(f.up, n, d, gu)
+	} else {
+		recycle(gu)
 	}
 	if f.gate.RequiresGrad() {
-		gg := allocDirty(len(g))
-		for i, z := range g {
-			s := sig[i]
-			gg[i] = dy[i] * u[i] * s * (1 + z*(1-s))
-		}
 		accGrad(f.gate, n, d, gg)
+	} else {
+		recycle(gg)
 	}
 	return nil
 }

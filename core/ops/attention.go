@@ -360,10 +360,7 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 			pr := p[i*T : i*T+n]
 			dr := ds[i*T : i*T+n]
 			dr = dr[:len(pr)]
-			dot := linalg.Dot(pr, dr)
-			for j, pj := range pr {
-				dr[j] = pj * (dr[j] - dot) * scale
-			}
+			vmath.SoftmaxGrad(dr, pr, linalg.Dot(pr, dr), scale)
 			clear(ds[i*T+n : (i+1)*T])
 		}
 		// dQ = dS K, dK = dS^T Q

@@ -14,3 +14,6 @@ func geluAVX2(dst, src []float32)                          { panic(noAsm) }
 func geluGradAVX2(dst, x, gy []float32)                    { panic(noAsm) }
 
 const noAsm = "vmath: no assembly kernels on this architecture"
+
+func softmaxGradAVX2(d, p []float32, dot, scale float32) { panic(noAsm) }
+func swigluGradAVX2(gg, gu, gate, up, sig, dy []float32) { panic(noAsm) }

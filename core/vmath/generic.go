@@ -122,3 +122,20 @@ func geluGradGeneric(dst, x, gy []float32) {
 		dst[i] = gy[i] * (cdf + v*e*coef.InvSqrt2Pi)
 	}
 }
+
+func softmaxGradGeneric(d, p []float32, dot, scale float32) {
+	d = d[:len(p)]
+	for i, pi := range p {
+		d[i] = pi * (d[i] - dot) * scale
+	}
+}
+
+func swigluGradGeneric(gg, gu, gate, up, sig, dy []float32) {
+	n := len(gate)
+	gg, gu, up, sig, dy = gg[:n], gu[:n], up[:n], sig[:n], dy[:n]
+	for i, z := range gate {
+		s := sig[i]
+		gu[i] = dy[i] * z * s
+		gg[i] = dy[i] * up[i] * s * (1 + z*(1-s))
+	}
+}

@@ -43,3 +43,16 @@ func geluAVX2(dst []float32, src []float32)
 //
 //go:noescape
 func geluGradAVX2(dst []float32, x []float32, gy []float32)
+
+// softmaxGradAVX2 sets d[i] = p[i]*(d[i]-dot)*scale for i < len(p), in that
+// order of operations; d is at least as long as p. Requires AVX2.
+//
+//go:noescape
+func softmaxGradAVX2(d []float32, p []float32, dot float32, scale float32)
+
+// swigluGradAVX2 sets, for i < len(gate), gu[i] = dy[i]*gate[i]*sig[i] and
+// gg[i] = dy[i]*up[i]*sig[i]*(1+gate[i]*(1-sig[i])), in those orders of
+// operations; the other slices are at least as long as gate. Requires AVX2.
+//
+//go:noescape
+func swigluGradAVX2(gg []float32, gu []float32, gate []float32, up []float32, sig []float32, dy []float32)

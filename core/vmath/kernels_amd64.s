@@ -1103,3 +1103,106 @@ gelugrad_tail:
 gelugrad_done:
 	VZEROUPPER
 	RET
+
+// func softmaxGradAVX2(d []float32, p []float32, dot float32, scale float32)
+// Requires: AVX
+TEXT ·softmaxGradAVX2(SB), NOSPLIT, $0-56
+	MOVQ         d_base+0(FP), AX
+	MOVQ         p_base+24(FP), CX
+	MOVQ         p_len+32(FP), DX
+	VBROADCASTSS dot+48(FP), Y0
+	VBROADCASTSS scale+52(FP), Y1
+	XORQ         BX, BX
+
+smgrad_loop:
+	MOVQ    DX, SI
+	SUBQ    BX, SI
+	CMPQ    SI, $0x08
+	JL      smgrad_tail
+	VMOVUPS (AX)(BX*4), Y2
+	VMOVUPS (CX)(BX*4), Y3
+	VSUBPS  Y0, Y2, Y2
+	VMULPS  Y2, Y3, Y2
+	VMULPS  Y1, Y2, Y2
+	VMOVUPS Y2, (AX)(BX*4)
+	ADDQ    $0x08, BX
+	JMP     smgrad_loop
+
+smgrad_tail:
+	TESTQ      SI, SI
+	JZ         smgrad_done
+	LEAQ       tailmask<>+0(SB), DX
+	SHLQ       $0x02, SI
+	SUBQ       SI, DX
+	VMOVUPS    32(DX), Y2
+	VMASKMOVPS (AX)(BX*4), Y2, Y3
+	VMASKMOVPS (CX)(BX*4), Y2, Y4
+	VSUBPS     Y0, Y3, Y3
+	VMULPS     Y3, Y4, Y3
+	VMULPS     Y1, Y3, Y3
+	VMASKMOVPS Y3, Y2, (AX)(BX*4)
+
+smgrad_done:
+	VZEROUPPER
+	RET
+
+// func swigluGradAVX2(gg []float32, gu []float32, gate []float32, up []float32, sig []float32, dy []float32)
+// Requires: AVX
+TEXT ·swigluGradAVX2(SB), NOSPLIT, $0-144
+	MOVQ         gg_base+0(FP), AX
+	MOVQ         gu_base+24(FP), CX
+	MOVQ         gate_base+48(FP), DX
+	MOVQ         up_base+72(FP), BX
+	MOVQ         sig_base+96(FP), SI
+	MOVQ         dy_base+120(FP), DI
+	MOVQ         gate_len+56(FP), R8
+	VBROADCASTSS one<>+0(SB), Y0
+	XORQ         R9, R9
+
+swiglugrad_loop:
+	MOVQ    R8, R10
+	SUBQ    R9, R10
+	CMPQ    R10, $0x08
+	JL      swiglugrad_tail
+	VMOVUPS (DI)(R9*4), Y1
+	VMOVUPS (DX)(R9*4), Y2
+	VMOVUPS (SI)(R9*4), Y3
+	VMOVUPS (BX)(R9*4), Y4
+	VMULPS  Y2, Y1, Y5
+	VMULPS  Y3, Y5, Y5
+	VMOVUPS Y5, (CX)(R9*4)
+	VMULPS  Y4, Y1, Y1
+	VMULPS  Y3, Y1, Y1
+	VSUBPS  Y3, Y0, Y3
+	VMULPS  Y3, Y2, Y3
+	VADDPS  Y0, Y3, Y3
+	VMULPS  Y3, Y1, Y1
+	VMOVUPS Y1, (AX)(R9*4)
+	ADDQ    $0x08, R9
+	JMP     swiglugrad_loop
+
+swiglugrad_tail:
+	TESTQ      R10, R10
+	JZ         swiglugrad_done
+	LEAQ       tailmask<>+0(SB), R8
+	SHLQ       $0x02, R10
+	SUBQ       R10, R8
+	VMOVUPS    32(R8), Y1
+	VMASKMOVPS (DI)(R9*4), Y1, Y2
+	VMASKMOVPS (DX)(R9*4), Y1, Y3
+	VMASKMOVPS (SI)(R9*4), Y1, Y4
+	VMASKMOVPS (BX)(R9*4), Y1, Y5
+	VMULPS     Y3, Y2, Y6
+	VMULPS     Y4, Y6, Y6
+	VMASKMOVPS Y6, Y1, (CX)(R9*4)
+	VMULPS     Y5, Y2, Y2
+	VMULPS     Y4, Y2, Y2
+	VSUBPS     Y4, Y0, Y4
+	VMULPS     Y4, Y3, Y4
+	VADDPS     Y0, Y4, Y4
+	VMULPS     Y4, Y2, Y2
+	VMASKMOVPS Y2, Y1, (AX)(R9*4)
+
+swiglugrad_done:
+	VZEROUPPER
+	RET

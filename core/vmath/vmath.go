@@ -94,3 +94,30 @@ func GELUGrad(dst, x, gy []float32) {
 	}
 	geluGradGeneric(dst, x, gy)
 }
+
+// SoftmaxGrad sets d[i] = p[i]*(d[i]-dot)*scale for every i < len(p): the
+// gradient of a softmax row p scaled by scale, given d = dL/dp and
+// dot = sum(p*d).
+func SoftmaxGrad(d, p []float32, dot, scale float32) {
+	checkDst("SoftmaxGrad", d, p)
+	if hasAsm {
+		softmaxGradAVX2(d, p, dot, scale)
+		return
+	}
+	softmaxGradGeneric(d, p, dot, scale)
+}
+
+// SwiGLUGrad computes the gradients of y = gate*sigmoid(gate)*up given
+// sig = sigmoid(gate) and dy = dL/dy: gu = dy*gate*sig and
+// gg = dy*up*sig*(1+gate*(1-sig)), over len(gate) elements.
+func SwiGLUGrad(gg, gu, gate, up, sig, dy []float32) {
+	n := len(gate)
+	if len(gg) < n || len(gu) < n || len(up) < n || len(sig) < n || len(dy) < n {
+		panic("vmath: SwiGLUGrad: slice shorter than gate")
+	}
+	if hasAsm {
+		swigluGradAVX2(gg, gu, gate, up, sig, dy)
+		return
+	}
+	swigluGradGeneric(gg, gu, gate, up, sig, dy)
+}

@@ -467,3 +467,48 @@ func BenchmarkKernels(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/elem")
 	})
 }
+
+// TestSoftmaxGradAndSwiGLUGrad compares both paths with the formulas in
+// float64, and checks that nothing is written past the outputs.
+func TestSoftmaxGradAndSwiGLUGrad(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	type pair struct {
+		name        string
+		softmaxGrad func(d, p []float32, dot, scale float32)
+		swigluGrad  func(gg, gu, gate, up, sig, dy []float32)
+	}
+	ps := []pair{{"go", softmaxGradGeneric, swigluGradGeneric}}
+	if hasAsm {
+		ps = append(ps, pair{"avx2", softmaxGradAVX2, swigluGradAVX2})
+	}
+	for _, im := range ps {
+		for _, n := range lengths {
+			p, d0 := make([]float32, n), make([]float32, n)
+			gate, up, dy, sig := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+			for i := 0; i < n; i++ {
+				p[i], d0[i] = r.Float32(), float32(r.NormFloat64())
+				gate[i], up[i], dy[i] = float32(r.NormFloat64()*3), float32(r.NormFloat64()), float32(r.NormFloat64())
+				sig[i] = float32(1 / (1 + math.Exp(-float64(gate[i]))))
+			}
+			d := withSentinels(n)
+			copy(d, d0)
+			im.softmaxGrad(d, p, 0.25, 0.125)
+			checkSentinels(t, d)
+			gg, gu := withSentinels(n), withSentinels(n)
+			im.swigluGrad(gg, gu, gate, up, sig, dy)
+			checkSentinels(t, gg)
+			checkSentinels(t, gu)
+			for i := 0; i < n; i++ {
+				want := float64(p[i]) * (float64(d0[i]) - 0.25) * 0.125
+				if math.Abs(float64(d[i])-want) > 1e-6*(1+math.Abs(want)) {
+					t.Fatalf("%s n=%d: SoftmaxGrad[%d] = %v, want %v", im.name, n, i, d[i], want)
+				}
+				z, s, u, y := float64(gate[i]), float64(sig[i]), float64(up[i]), float64(dy[i])
+				wu, wg := y*z*s, y*u*s*(1+z*(1-s))
+				if math.Abs(float64(gu[i])-wu) > 1e-5*(1+math.Abs(wu)) || math.Abs(float64(gg[i])-wg) > 1e-5*(1+math.Abs(wg)) {
+					t.Fatalf("%s n=%d: SwiGLUGrad[%d] = %v, %v, want %v, %v", im.name, n, i, gg[i], gu[i], wg, wu)
+				}
+			}
+		}
+	}
+}

@@ -64,6 +64,8 @@ func main() {
 	g.sigmoidKernel()
 	g.geluKernel()
 	g.geluGradKernel()
+	g.softmaxGradKernel()
+	g.swigluGradKernel()
 
 	f, err := g.Result()
 	if err != nil {
@@ -487,6 +489,78 @@ func (g *gen) maxKernel() {
 	g.VMAXPS(s, t, s)
 	g.VZEROUPPER()
 	g.Store(s, g.ReturnIndex(0))
+	g.RET()
+}
+
+// param loads a float32 parameter broadcast to every lane.
+func (g *gen) param(name string) reg.VecVirtual {
+	p, err := g.Param(name).Resolve()
+	if err != nil {
+		log.Fatal(err)
+	}
+	v := g.YMM()
+	g.VBROADCASTSS(p.Addr, v)
+	return v
+}
+
+func (g *gen) softmaxGradKernel() {
+	g.Function("softmaxGradAVX2")
+	g.Attributes(attr.NOSPLIT)
+	g.SignatureExpr("func(d, p []float32, dot, scale float32)")
+	g.Pragma("noescape")
+	g.Doc(
+		"softmaxGradAVX2 sets d[i] = p[i]*(d[i]-dot)*scale for i < len(p), in that",
+		"order of operations; d is at least as long as p. Requires AVX2.",
+	)
+	ds, ps := g.slice("d"), g.slice("p")
+	n := g.Load(g.Param("p").Len(), g.GP64())
+	vdot, vscale := g.param("dot"), g.param("scale")
+	g.forEach("smgrad", n, func(idx reg.GPVirtual, mask reg.VecVirtual) {
+		d := g.load(ds, idx, mask)
+		p := g.load(ps, idx, mask)
+		g.VSUBPS(vdot, d, d)
+		g.VMULPS(d, p, d)
+		g.VMULPS(vscale, d, d)
+		g.store(d, ds, idx, mask)
+	})
+	g.VZEROUPPER()
+	g.RET()
+}
+
+func (g *gen) swigluGradKernel() {
+	g.Function("swigluGradAVX2")
+	g.Attributes(attr.NOSPLIT)
+	g.SignatureExpr("func(gg, gu, gate, up, sig, dy []float32)")
+	g.Pragma("noescape")
+	g.Doc(
+		"swigluGradAVX2 sets, for i < len(gate), gu[i] = dy[i]*gate[i]*sig[i] and",
+		"gg[i] = dy[i]*up[i]*sig[i]*(1+gate[i]*(1-sig[i])), in those orders of",
+		"operations; the other slices are at least as long as gate. Requires AVX2.",
+	)
+	ggs, gus, zs, us, ss, dys := g.slice("gg"), g.slice("gu"), g.slice("gate"), g.slice("up"), g.slice("sig"), g.slice("dy")
+	n := g.Load(g.Param("gate").Len(), g.GP64())
+	one := g.YMM()
+	g.VBROADCASTSS(g.k("one"), one)
+	g.forEach("swiglugrad", n, func(idx reg.GPVirtual, mask reg.VecVirtual) {
+		dy := g.load(dys, idx, mask)
+		z := g.load(zs, idx, mask)
+		s := g.load(ss, idx, mask)
+		u := g.load(us, idx, mask)
+		t := g.YMM()
+		g.VMULPS(z, dy, t)
+		g.VMULPS(s, t, t)
+		g.store(t, gus, idx, mask)
+		w := g.YMM()
+		g.VMULPS(u, dy, w)
+		g.VMULPS(s, w, w)
+		v := g.YMM()
+		g.VSUBPS(s, one, v) // 1-s
+		g.VMULPS(v, z, v)   // z*(1-s)
+		g.VADDPS(one, v, v) // 1+z*(1-s)
+		g.VMULPS(v, w, w)
+		g.store(w, ggs, idx, mask)
+	})
+	g.VZEROUPPER()
 	g.RET()
 }
 
