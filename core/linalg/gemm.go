@@ -472,26 +472,29 @@ func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
 // columns, each kc steps of nr floats, padding the last sliver with zeros.
 func (g *gemm) packB(dst []float32, j0, cols, p0, kc int) {
 	b, nr := g.b, g.nr
+	if !g.transB {
+		// Row by row of B, so that the reads stream along its rows; each
+		// row scatters into the full slivers, then the edge one if any.
+		full := cols / nr
+		ldb := g.n
+		for p := range kc {
+			row := b[(p0+p)*ldb+j0 : (p0+p)*ldb+j0+cols]
+			for s := range full {
+				copy(dst[(s*kc+p)*nr:(s*kc+p+1)*nr], row[s*nr:(s+1)*nr])
+			}
+			if w := cols - full*nr; w > 0 {
+				dp := dst[(full*kc+p)*nr : (full*kc+p+1)*nr]
+				copy(dp, row[full*nr:])
+				clear(dp[w:])
+			}
+		}
+		return
+	}
 	for s := 0; s*nr < cols; s++ {
 		c0 := j0 + s*nr
 		w := min(nr, cols-s*nr)
 		d := dst[s*nr*kc : (s+1)*nr*kc]
 		switch {
-		case !g.transB: // element (p,j) at b[p*n+j]
-			ldb := g.n
-			for p := range kc {
-				src := b[(p0+p)*ldb+c0 : (p0+p)*ldb+c0+w]
-				dp := d[p*nr : p*nr+nr]
-				switch {
-				case w == nr512 && nr == nr512:
-					*(*[nr512]float32)(dp) = *(*[nr512]float32)(src)
-				case w == nr && nr == 16:
-					*(*[16]float32)(dp) = *(*[16]float32)(src)
-				default:
-					copy(dp, src)
-					clear(dp[w:])
-				}
-			}
 		case w == nr: // element (p,j) at b[j*k+p], four columns at a time
 			ldb := g.k
 			for j := 0; j < nr; j += 4 {

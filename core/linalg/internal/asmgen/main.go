@@ -192,7 +192,6 @@ func gemmKernel512(c *build.Context) {
 		c.VPXORD(acc[i], acc[i], acc[i])
 	}
 	b0, b1 := c.ZMM(), c.ZMM()
-	bc := []reg.VecVirtual{c.ZMM(), c.ZMM()}
 
 	c.SHLQ(operand.U8(2), ldc)
 	row := c.GP64()
@@ -209,10 +208,9 @@ func gemmKernel512(c *build.Context) {
 		c.VMOVUPS(pb.Offset(4*nr512*p), b0)
 		c.VMOVUPS(pb.Offset(4*nr512*p+64), b1)
 		for i := 0; i < mr512; i++ {
-			r := bc[i%2]
-			c.VBROADCASTSS(pa.Offset(4*(mr512*p+i)), r)
-			c.VFMADD231PS(r, b0, acc[2*i])
-			c.VFMADD231PS(r, b1, acc[2*i+1])
+			m := pa.Offset(4 * (mr512*p + i))
+			c.VFMADD231PS_BCST(m, b0, acc[2*i])
+			c.VFMADD231PS_BCST(m, b1, acc[2*i+1])
 		}
 	}
 
