@@ -2,6 +2,7 @@ package ops
 
 import (
 	"math"
+	"math/bits"
 	"sync"
 )
 
@@ -13,14 +14,16 @@ import (
 // every gradient it has consumed and every operator's saved state back to
 // this pool once the operator's backward pass has run, and the operators
 // take their buffers from it, so that a steady training loop stops growing
-// the heap. Buffers are matched by exact length, which repeats from step to
-// step.
+// the heap. Buffers come in size classes, eight per octave, so that batches
+// padded to different lengths still find buffers to reuse; a request takes
+// a buffer of its class and uses a prefix of it.
 //
 // Only buffers that nothing else can reach go back to the pool: never an
 // operator's output, which the caller may still hold.
 
-// maxPooled is the most memory the pool keeps, in float32s (1 GiB).
-const maxPooled = 1 << 28
+// maxPooled is the most memory the pool keeps, in float32s (256 MiB).
+// Beyond it the pool drops buffers of other sizes to make room.
+const maxPooled = 1 << 26
 
 // poisonRecycled fills buffers with NaN as they go back to the pool, so
 // that tests catch a reader of a reused buffer that it did not write.
@@ -31,8 +34,18 @@ const minPooled = 1 << 10
 
 var bufs struct {
 	sync.Mutex
-	free map[int][][]float32
+	free map[int][][]float32 // by capacity, a size class
 	held int
+}
+
+// sizeClass rounds n up to its size class: for n in [2^k, 2^(k+1)), a
+// multiple of 2^(k-3). A class size is its own class.
+func sizeClass(n int) int {
+	if n <= 8 {
+		return n
+	}
+	step := 1 << (bits.Len(uint(n)) - 4)
+	return (n + step - 1) &^ (step - 1)
 }
 
 // alloc returns a zeroed slice of n floats, from the pool when it has one.
@@ -44,25 +57,29 @@ func alloc(n int) []float32 {
 
 // allocDirty returns a slice of n floats whose contents are undefined (a
 // reused buffer keeps what it held), for a caller that writes every element
-// before reading any.
+// before reading any. Its capacity is n's size class.
 func allocDirty(n int) []float32 {
-	if n >= minPooled {
-		bufs.Lock()
-		if l := bufs.free[n]; len(l) > 0 {
-			s := l[len(l)-1]
-			l[len(l)-1] = nil
-			bufs.free[n] = l[:len(l)-1]
-			bufs.held -= n
-			bufs.Unlock()
-			return s
-		}
-		bufs.Unlock()
+	if n < minPooled {
+		return make([]float32, n)
 	}
-	return make([]float32, n)
+	c := sizeClass(n)
+	bufs.Lock()
+	if l := bufs.free[c]; len(l) > 0 {
+		s := l[len(l)-1]
+		l[len(l)-1] = nil
+		bufs.free[c] = l[:len(l)-1]
+		bufs.held -= c
+		bufs.Unlock()
+		return s[:n]
+	}
+	bufs.Unlock()
+	return make([]float32, n, c)
 }
 
-// recycle gives buffers back to the pool. The caller must own them: no
-// tensor, operator or other buffer may refer to them afterwards.
+// recycle gives buffers back to the pool. The caller must own them whole
+// (from their first element to their capacity): no tensor, operator or
+// other buffer may refer to them afterwards. Buffers whose capacity is not a
+// size class are left to the collector.
 func recycle(ss ...[]float32) {
 	bufs.Lock()
 	defer bufs.Unlock()
@@ -70,17 +87,30 @@ func recycle(ss ...[]float32) {
 		bufs.free = map[int][][]float32{}
 	}
 	for _, s := range ss {
-		n := len(s)
-		if n < minPooled || cap(s) != n || bufs.held+n > maxPooled {
+		c := cap(s)
+		if c < minPooled || sizeClass(c) != c || c > maxPooled {
 			continue
 		}
+		s = s[:c]
 		if poisonRecycled {
 			for i := range s {
 				s[i] = float32(math.NaN())
 			}
 		}
-		bufs.free[n] = append(bufs.free[n], s)
-		bufs.held += n
+		for size, l := range bufs.free { // make room, dropping other sizes first
+			if bufs.held+c <= maxPooled {
+				break
+			}
+			if size != c {
+				bufs.held -= size * len(l)
+				delete(bufs.free, size)
+			}
+		}
+		if bufs.held+c > maxPooled {
+			continue
+		}
+		bufs.free[c] = append(bufs.free[c], s)
+		bufs.held += c
 	}
 }
 

@@ -74,23 +74,47 @@ func TestRecycleKeepsOnlyOwnedWholeBuffers(t *testing.T) {
 	FreeBuffers()
 	defer FreeBuffers()
 	big := make([]float32, 2*minPooled)
-	recycle(big[:minPooled]) // a part of a larger buffer: not taken
-	recycle(make([]float32, 10))
+	recycle(big[10 : 10+minPooled]) // inside a larger buffer: not taken
+	recycle(make([]float32, 10))    // too small to pool
+	recycle(make([]float32, 1500))  // not a size class
 	if got := pooledBuffers(); got != 0 {
 		t.Fatalf("pool holds %d floats, want 0", got)
 	}
-	b := make([]float32, minPooled)
+	b := allocDirty(1500)
+	if len(b) != 1500 || cap(b) != sizeClass(1500) {
+		t.Fatalf("allocDirty(1500): len %d cap %d, want 1500 and %d", len(b), cap(b), sizeClass(1500))
+	}
 	for i := range b {
 		b[i] = 7
 	}
 	recycle(b)
-	c := alloc(minPooled)
-	if &c[0] != &b[0] {
-		t.Fatal("alloc did not reuse the recycled buffer")
+	c := alloc(1530) // the same class
+	if &c[0] != &b[0] || len(c) != 1530 {
+		t.Fatal("alloc did not reuse the recycled buffer of its class")
 	}
-	for i, v := range c {
-		if v != 0 {
+	for i, v := range c[:cap(c)] {
+		if v != 0 && i < len(c) {
 			t.Fatalf("reused buffer not cleared: element %d is %v", i, v)
+		}
+	}
+}
+
+func TestSizeClass(t *testing.T) {
+	for n := 1; n < 1<<20; n += 1 + n/97 {
+		c := sizeClass(n)
+		if c < n || float64(c) > float64(n)*1.126+1 || sizeClass(c) != c {
+			t.Fatalf("sizeClass(%d) = %d", n, c)
+		}
+	}
+}
+
+func TestPoolStaysBounded(t *testing.T) {
+	FreeBuffers()
+	defer FreeBuffers()
+	for n := minPooled; n < maxPooled/4; n = n*5/4 + 1 {
+		recycle(make([]float32, n, sizeClass(n)), make([]float32, n, sizeClass(n)))
+		if h := pooledBuffers(); h > maxPooled {
+			t.Fatalf("pool holds %d floats, more than %d", h, maxPooled)
 		}
 	}
 }
