@@ -26,6 +26,16 @@ func gemmKernelAsm(k int, a, b, c []float32, ldc int, accum bool) {
 	gemmKernel6x16(k, &a[0], &b[0], &c[0], ldc, accum)
 }
 
+// gemmKernel512StridedAsm is the AVX-512 micro-kernel for operands read in
+// place: A(i,p) at a[i*rsa+p*csa], B(p,j) at b[p*ldb+j].
+func gemmKernel512StridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool) {
+	if k <= 0 || rsa < 0 || csa < 0 || len(a) <= (mr512-1)*rsa+(k-1)*csa || ldb < 0 || len(b) < (k-1)*ldb+nr512 ||
+		ldc < nr512 || len(c) < (mr512-1)*ldc+nr512 {
+		panic("linalg: gemm micro-kernel called with short operands")
+	}
+	gemmKernel12x32Strided(k, &a[0], rsa, csa, &b[0], ldb, &c[0], ldc, accum)
+}
+
 // gemmKernelNarrowStridedAsm is the 6x8 AVX2 micro-kernel for operands read
 // in place, for products of at most eight columns.
 func gemmKernelNarrowStridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool) {

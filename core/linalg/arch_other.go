@@ -24,6 +24,10 @@ func axpyAVX2(alpha float32, x, y []float32) {
 	panic("linalg: no assembly kernels on this architecture")
 }
 
+func gemmKernel512StridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool) {
+	panic("linalg: no assembly kernels on this architecture")
+}
+
 func gemmKernelNarrowStridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool) {
 	panic("linalg: no assembly kernels on this architecture")
 }

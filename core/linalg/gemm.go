@@ -126,7 +126,7 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 	kc, mc, nc := kcMax, mcMax, ncMax
 	switch {
 	case use512(m, n, k):
-		g.kern, g.mr, g.nr = gemmKernel512Asm, mr512, nr512
+		g.kern, g.skern, g.mr, g.nr, g.strided = gemmKernel512Asm, gemmKernel512StridedAsm, mr512, nr512, true
 		kc, mc, nc = kcMax512, mcMax512, ncMax512
 	case useAsm() && n <= nrNarrow:
 		g.kern, g.skern, g.nr, g.strided = gemmKernelNarrowAsm, gemmKernelNarrowStridedAsm, nrNarrow, true
@@ -269,6 +269,9 @@ func (g *gemm) shared(workers, kcm, mcm, ncm int) {
 	for j0 := 0; j0 < g.n; j0 += g.nc {
 		cols := min(g.nc, g.n-j0)
 		slivers := ceilDiv(cols, g.nr)
+		// A panel of one or two slivers reads A in place rather than
+		// packing it for so little use.
+		directA := g.strided && slivers <= maxDirectSlivers
 		for p0 := 0; p0 < g.k; p0 += g.kc {
 			kc := min(g.kc, g.k-p0)
 			pb := (*bp)[:roundUp(cols, g.nr)*kc]
@@ -284,8 +287,12 @@ func (g *gemm) shared(workers, kcm, mcm, ncm int) {
 				i0 := t * g.mc
 				rows := min(g.mc, g.m-i0)
 				pa, _ := s.buffers(roundUp(rows, g.mr)*kc, 0)
-				g.packA(pa, i0, rows, p0, kc)
-				g.macro(s, pa, pb, i0, j0, rows, cols, p0, kc, accum, false, false)
+				if full := rows / g.mr * g.mr; !directA {
+					g.packA(pa, i0, rows, p0, kc)
+				} else if full < rows {
+					g.packA(pa[full*kc:], i0+full, rows-full, p0, kc)
+				}
+				g.macro(s, pa, pb, i0, j0, rows, cols, p0, kc, accum, directA, false)
 			})
 		}
 	}

@@ -32,6 +32,14 @@ func gemmKernel6x8Strided(k int, a *float32, rsa int, csa int, b *float32, ldb i
 //go:noescape
 func gemmKernel12x32(k int, a *float32, b *float32, c *float32, ldc int, accum bool)
 
+// gemmKernel12x32Strided computes the 12x32 tile C (+)= A*B over k steps,
+// reading A(i,p) at a[i*rsa+p*csa] and B(p,j) at b[p*ldb+j]; strides are in
+// floats. C has row stride ldc; accum adds into C instead of overwriting it.
+// Requires AVX-512F.
+//
+//go:noescape
+func gemmKernel12x32Strided(k int, a *float32, rsa int, csa int, b *float32, ldb int, c *float32, ldc int, accum bool)
+
 // dotAVX2 returns the inner product of x and y[:len(x)]; len(y) >= len(x).
 // Requires AVX2 and FMA.
 //

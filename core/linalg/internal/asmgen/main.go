@@ -42,6 +42,7 @@ func main() {
 	gemmKernelStrided(c, 2)
 	gemmKernelStrided(c, 1)
 	gemmKernel512(c)
+	gemmKernel512Strided(c)
 	dotKernel(c)
 	axpyKernel(c)
 
@@ -258,6 +259,124 @@ func gemmKernel512(c *build.Context) {
 	c.RET()
 
 	c.Label("gemm512_overwrite")
+	for i := 0; i < mr512; i++ {
+		m := operand.Mem{Base: pc}
+		c.VMOVUPS(acc[2*i], m)
+		c.VMOVUPS(acc[2*i+1], m.Offset(64))
+		if i < mr512-1 {
+			c.ADDQ(ldc, pc)
+		}
+	}
+	c.VZEROUPPER()
+	c.RET()
+}
+
+// gemmKernel512Strided emits gemmKernel12x32Strided: the AVX-512 kernel
+// reading A in place, A(i,p) at a[i*rsa+p*csa], and B(p,j) at b[p*ldb+j],
+// for products whose A would be packed to be read only once or twice.
+func gemmKernel512Strided(c *build.Context) {
+	c.Function("gemmKernel12x32Strided")
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, accum bool)")
+	c.Pragma("noescape")
+	c.Doc(
+		"gemmKernel12x32Strided computes the 12x32 tile C (+)= A*B over k steps,",
+		"reading A(i,p) at a[i*rsa+p*csa] and B(p,j) at b[p*ldb+j]; strides are in",
+		"floats. C has row stride ldc; accum adds into C instead of overwriting it.",
+		"Requires AVX-512F.",
+	)
+
+	k := c.Load(c.Param("k"), c.GP64())
+	a0 := c.Load(c.Param("a"), c.GP64())
+	rs := c.Load(c.Param("rsa"), c.GP64())
+	cs := c.Load(c.Param("csa"), c.GP64())
+	pb := operand.Mem{Base: c.Load(c.Param("b"), c.GP64())}
+	ldb := c.Load(c.Param("ldb"), c.GP64())
+	pc := c.Load(c.Param("c"), c.GP64())
+	ldc := c.Load(c.Param("ldc"), c.GP64())
+	c.SHLQ(operand.U8(2), rs)
+	c.SHLQ(operand.U8(2), cs)
+	c.SHLQ(operand.U8(2), ldb)
+	c.SHLQ(operand.U8(2), ldc)
+	// Rows 3g..3g+2 of the A sliver from base g (row 3g) and the row stride.
+	bases := []reg.Register{a0}
+	for g := 1; g < mr512/3; g++ {
+		r := c.GP64()
+		c.LEAQ(operand.Mem{Base: bases[g-1], Index: rs, Scale: 2}, r)
+		c.ADDQ(rs, r)
+		bases = append(bases, r)
+	}
+	rowA := make([]operand.Mem, mr512)
+	for i := range rowA {
+		b := bases[i/3]
+		switch i % 3 {
+		case 0:
+			rowA[i] = operand.Mem{Base: b}
+		case 1:
+			rowA[i] = operand.Mem{Base: b, Index: rs, Scale: 1}
+		case 2:
+			rowA[i] = operand.Mem{Base: b, Index: rs, Scale: 2}
+		}
+	}
+
+	acc := make([]reg.VecVirtual, 2*mr512)
+	for i := range acc {
+		acc[i] = c.ZMM()
+		c.VPXORD(acc[i], acc[i], acc[i])
+	}
+	b0, b1 := c.ZMM(), c.ZMM()
+
+	step := func() {
+		c.VMOVUPS(pb, b0)
+		c.VMOVUPS(pb.Offset(64), b1)
+		for i := 0; i < mr512; i++ {
+			c.VFMADD231PS_BCST(rowA[i], b0, acc[2*i])
+			c.VFMADD231PS_BCST(rowA[i], b1, acc[2*i+1])
+		}
+		c.ADDQ(ldb, pb.Base)
+		for _, b := range bases {
+			c.ADDQ(cs, b)
+		}
+	}
+
+	const unroll = 4
+	n := c.GP64()
+	c.MOVQ(k, n)
+	c.SHRQ(operand.U8(2), n)
+	c.JZ(operand.LabelRef("gemm512s_tail"))
+	c.Label("gemm512s_loop4")
+	for p := 0; p < unroll; p++ {
+		step()
+	}
+	c.DECQ(n)
+	c.JNZ(operand.LabelRef("gemm512s_loop4"))
+
+	c.Label("gemm512s_tail")
+	c.ANDQ(operand.U8(unroll-1), k)
+	c.JZ(operand.LabelRef("gemm512s_store"))
+	c.Label("gemm512s_loop1")
+	step()
+	c.DECQ(k)
+	c.JNZ(operand.LabelRef("gemm512s_loop1"))
+
+	c.Label("gemm512s_store")
+	flag := c.Load(c.Param("accum"), c.GP8())
+	c.TESTB(flag, flag)
+	c.JZ(operand.LabelRef("gemm512s_overwrite"))
+	for i := 0; i < mr512; i++ {
+		m := operand.Mem{Base: pc}
+		c.VADDPS(m, acc[2*i], acc[2*i])
+		c.VADDPS(m.Offset(64), acc[2*i+1], acc[2*i+1])
+		c.VMOVUPS(acc[2*i], m)
+		c.VMOVUPS(acc[2*i+1], m.Offset(64))
+		if i < mr512-1 {
+			c.ADDQ(ldc, pc)
+		}
+	}
+	c.VZEROUPPER()
+	c.RET()
+
+	c.Label("gemm512s_overwrite")
 	for i := 0; i < mr512; i++ {
 		m := operand.Mem{Base: pc}
 		c.VMOVUPS(acc[2*i], m)
