@@ -75,3 +75,22 @@ func TestSetGeneric(t *testing.T) {
 		t.Fatalf("Accelerated() = %v after SetGeneric(false), CPU support %v", Accelerated(), hasAsm)
 	}
 }
+
+func TestParallelRanges(t *testing.T) {
+	for _, tc := range []struct{ n, grain int }{{0, 1}, {1, 1}, {5, 10}, {100, 7}, {1000, 1}, {1 << 16, 4096}} {
+		seen := make([]atomic.Int32, tc.n)
+		ParallelRanges(tc.n, tc.grain, func(lo, hi int) {
+			if hi-lo < min(tc.grain, tc.n) && hi != tc.n {
+				t.Errorf("n=%d grain=%d: range [%d,%d) below the grain", tc.n, tc.grain, lo, hi)
+			}
+			for i := lo; i < hi; i++ {
+				seen[i].Add(1)
+			}
+		})
+		for i := range seen {
+			if c := seen[i].Load(); c != 1 {
+				t.Fatalf("n=%d grain=%d: item %d ran %d times", tc.n, tc.grain, i, c)
+			}
+		}
+	}
+}

@@ -106,3 +106,20 @@ func checkLen(op string, c, a, b []float32, nc, na, nb int) {
 		panic("linalg: " + op + ": slice shorter than its dimensions")
 	}
 }
+
+// ParallelRanges splits [0, n) into contiguous ranges of at least grain
+// items, one per worker of the pool, and runs fn on each, the caller taking
+// one itself; it returns when all have finished. When n is below two grains
+// it just calls fn(0, n). fn must not depend on how the range is split.
+func ParallelRanges(n, grain int, fn func(lo, hi int)) {
+	workers := poolSize()
+	chunks := min(workers, n/max(grain, 1))
+	if chunks <= 1 {
+		fn(0, n)
+		return
+	}
+	per := ceilDiv(n, chunks)
+	parallelFor(ceilDiv(n, per), workers-1, func(t int, _ *scratch) {
+		fn(t*per, min((t+1)*per, n))
+	})
+}

@@ -31,11 +31,13 @@ func (f *swiGLUFn) Forward() (mat.Tensor, error) {
 		f.sig = allocDirty(len(g))
 		sig = f.sig
 	}
-	vmath.Sigmoid(sig, g)
-	u, sig = u[:len(g)], sig[:len(g)]
-	for i, z := range g {
-		y[i] = z * sig[i] * u[i]
-	}
+	rowsParallel(len(g), 1, func(lo, hi int) {
+		g, u, sig, y := g[lo:hi], u[lo:hi], sig[lo:hi], y[lo:hi]
+		vmath.Sigmoid(sig, g)
+		for i, z := range g {
+			y[i] = z * sig[i] * u[i]
+		}
+	})
 	return New(Rows(f.gate), Cols(f.gate), y), nil
 }
 
@@ -48,7 +50,10 @@ func (f *swiGLUFn) Backward(gy mat.Tensor) error {
 		return nil
 	}
 	gu, gg := allocDirty(len(g)), allocDirty(len(g))
-	vmath.SwiGLUGrad(gg, gu, g, Data(f.up), f.sig, Data(gy))
+	u, sig, dy := Data(f.up), f.sig, Data(gy)
+	rowsParallel(len(g), 1, func(lo, hi int) {
+		vmath.SwiGLUGrad(gg[lo:hi], gu[lo:hi], g[lo:hi], u[lo:hi], sig[lo:hi], dy[lo:hi])
+	})
 	if f.up.RequiresGrad() {
 		accGrad(f.up, n, d, gu)
 	} else {
@@ -73,7 +78,7 @@ func (f *geluFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
 func (f *geluFn) Forward() (mat.Tensor, error) {
 	x := Data(f.x)
 	y := make([]float32, len(x))
-	vmath.GELU(y, x)
+	rowsParallel(len(x), 1, func(lo, hi int) { vmath.GELU(y[lo:hi], x[lo:hi]) })
 	return New(Rows(f.x), Cols(f.x), y), nil
 }
 
@@ -83,7 +88,7 @@ func (f *geluFn) Backward(gy mat.Tensor) error {
 	}
 	x, g := Data(f.x), Data(gy)
 	gx := allocDirty(len(x))
-	vmath.GELUGrad(gx, x, g)
+	rowsParallel(len(x), 1, func(lo, hi int) { vmath.GELUGrad(gx[lo:hi], x[lo:hi], g[lo:hi]) })
 	accGrad(f.x, Rows(f.x), Cols(f.x), gx)
 	return nil
 }
@@ -137,9 +142,12 @@ func (f *addFn) Operands() []mat.Tensor { return []mat.Tensor{f.a, f.b} }
 func (f *addFn) Forward() (mat.Tensor, error) {
 	a, b := Data(f.a), Data(f.b)
 	y := make([]float32, len(a))
-	for i := range a {
-		y[i] = a[i] + b[i]
-	}
+	rowsParallel(len(a), 1, func(lo, hi int) {
+		a, b, y := a[lo:hi], b[lo:hi], y[lo:hi]
+		for i := range a {
+			y[i] = a[i] + b[i]
+		}
+	})
 	return New(Rows(f.a), Cols(f.a), y), nil
 }
 

@@ -109,10 +109,16 @@ func (f *rotaryFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
 
 func (f *rotaryFn) apply(x []float32, rows int, inverse bool) []float32 {
 	d := len(x) / rows
+	y := make([]float32, len(x))
+	rowsParallel(rows, d, func(lo, hi int) { f.applyRows(y, x, lo, hi, d, inverse) })
+	return y
+}
+
+// applyRows rotates rows lo..hi-1 of x (width d) into y.
+func (f *rotaryFn) applyRows(y, x []float32, lo, hi, d int, inverse bool) {
 	dh := d / f.heads
 	half := dh / 2
-	y := make([]float32, len(x))
-	for r := 0; r < rows; r++ {
+	for r := lo; r < hi; r++ {
 		c, s := f.cos[r*half:(r+1)*half], f.sin[r*half:(r+1)*half]
 		for h := 0; h < f.heads; h++ {
 			o := r*d + h*dh
@@ -128,7 +134,6 @@ func (f *rotaryFn) apply(x []float32, rows int, inverse bool) []float32 {
 			}
 		}
 	}
-	return y
 }
 
 func (f *rotaryFn) Forward() (mat.Tensor, error) {
@@ -211,30 +216,34 @@ func parallel(n, scratch int, fn func(i int, scratch []float32)) {
 // [batch, nh, T, dh].
 func toHeads(dst, x []float32, batch, T, nh, dh int) {
 	d := nh * dh
-	for b := 0; b < batch; b++ {
-		for t := 0; t < T; t++ {
-			row := x[(b*T+t)*d : (b*T+t+1)*d]
-			for h := 0; h < nh; h++ {
-				o := ((b*nh+h)*T + t) * dh
-				copy(dst[o:o+dh], row[h*dh:(h+1)*dh])
+	rowsParallel(batch, T*d, func(lo, hi int) {
+		for b := lo; b < hi; b++ {
+			for t := 0; t < T; t++ {
+				row := x[(b*T+t)*d : (b*T+t+1)*d]
+				for h := 0; h < nh; h++ {
+					o := ((b*nh+h)*T + t) * dh
+					copy(dst[o:o+dh], row[h*dh:(h+1)*dh])
+				}
 			}
 		}
-	}
+	})
 }
 
 // fromHeads copies the head-major src [batch, nh, T, dh] into dst
 // [batch*T, nh*dh]; it is the inverse of toHeads.
 func fromHeads(dst, src []float32, batch, T, nh, dh int) {
 	d := nh * dh
-	for b := 0; b < batch; b++ {
-		for t := 0; t < T; t++ {
-			row := dst[(b*T+t)*d : (b*T+t+1)*d]
-			for h := 0; h < nh; h++ {
-				o := ((b*nh+h)*T + t) * dh
-				copy(row[h*dh:(h+1)*dh], src[o:o+dh])
+	rowsParallel(batch, T*d, func(lo, hi int) {
+		for b := lo; b < hi; b++ {
+			for t := 0; t < T; t++ {
+				row := dst[(b*T+t)*d : (b*T+t+1)*d]
+				for h := 0; h < nh; h++ {
+					o := ((b*nh+h)*T + t) * dh
+					copy(row[h*dh:(h+1)*dh], src[o:o+dh])
+				}
 			}
 		}
-	}
+	})
 }
 
 // padding returns, for every sequence, the ascending positions of its

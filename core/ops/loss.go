@@ -37,20 +37,28 @@ func (f *crossEntropyFn) Forward() (mat.Tensor, error) {
 	n, c := Rows(f.x), Cols(f.x)
 	x := Data(f.x)
 	f.probs = alloc(n * c)
-	var loss float64
-	f.count = 0
-	for i := 0; i < n; i++ {
-		t := f.targets[i]
-		if t < 0 {
-			continue
+	rowLoss := make([]float64, n)
+	rowsParallel(n, c, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			t := f.targets[i]
+			if t < 0 {
+				continue
+			}
+			row := x[i*c : (i+1)*c]
+			p := f.probs[i*c : (i+1)*c]
+			mx := vmath.Max(row)
+			sum := vmath.ExpSum(p, row, mx)
+			vmath.Scale(p, 1/sum)
+			rowLoss[i] = math.Log(float64(sum)) + float64(mx) - float64(row[t])
 		}
-		f.count++
-		row := x[i*c : (i+1)*c]
-		p := f.probs[i*c : (i+1)*c]
-		mx := vmath.Max(row)
-		sum := vmath.ExpSum(p, row, mx)
-		vmath.Scale(p, 1/sum)
-		loss += math.Log(float64(sum)) + float64(mx) - float64(row[t])
+	})
+	var loss float64 // summed in row order, whatever the split
+	f.count = 0
+	for i, t := range f.targets[:n] {
+		if t >= 0 {
+			f.count++
+			loss += rowLoss[i]
+		}
 	}
 	if f.count > 0 {
 		loss /= float64(f.count)

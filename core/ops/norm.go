@@ -29,19 +29,21 @@ func (f *rmsNormFn) Forward() (mat.Tensor, error) {
 	x, w := Data(f.x), Data(f.w)
 	y := make([]float32, n*d)
 	f.inv = make([]float32, n)
-	for i := 0; i < n; i++ {
-		xi := x[i*d : (i+1)*d]
-		var ss float64
-		for _, v := range xi {
-			ss += float64(v) * float64(v)
+	rowsParallel(n, d, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			xi := x[i*d : (i+1)*d]
+			var ss float64
+			for _, v := range xi {
+				ss += float64(v) * float64(v)
+			}
+			r := float32(1 / math.Sqrt(ss/float64(d)+float64(f.eps)))
+			f.inv[i] = r
+			yi := y[i*d : (i+1)*d]
+			for j, v := range xi {
+				yi[j] = v * r * w[j]
+			}
 		}
-		r := float32(1 / math.Sqrt(ss/float64(d)+float64(f.eps)))
-		f.inv[i] = r
-		yi := y[i*d : (i+1)*d]
-		for j, v := range xi {
-			yi[j] = v * r * w[j]
-		}
-	}
+	})
 	return New(n, d, y), nil
 }
 
@@ -55,24 +57,29 @@ func (f *rmsNormFn) Backward(gy mat.Tensor) error {
 	if f.w.RequiresGrad() {
 		gw = alloc(d)
 	}
-	for i := 0; i < n; i++ {
-		xi, gi, r := x[i*d:(i+1)*d], g[i*d:(i+1)*d], f.inv[i]
-		if gw != nil {
+	if gw != nil { // summed over the rows in order, on one core
+		for i := 0; i < n; i++ {
+			xi, gi, r := x[i*d:(i+1)*d], g[i*d:(i+1)*d], f.inv[i]
 			for j := range xi {
 				gw[j] += gi[j] * xi[j] * r
 			}
 		}
-		if gx != nil {
-			var dot float64
-			for j := range xi {
-				dot += float64(gi[j] * w[j] * xi[j])
+	}
+	if gx != nil {
+		rowsParallel(n, d, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				xi, gi, r := x[i*d:(i+1)*d], g[i*d:(i+1)*d], f.inv[i]
+				var dot float64
+				for j := range xi {
+					dot += float64(gi[j] * w[j] * xi[j])
+				}
+				c := float32(dot) * r * r * r / float32(d)
+				gxi := gx[i*d : (i+1)*d]
+				for j := range xi {
+					gxi[j] = gi[j]*w[j]*r - xi[j]*c
+				}
 			}
-			c := float32(dot) * r * r * r / float32(d)
-			gxi := gx[i*d : (i+1)*d]
-			for j := range xi {
-				gxi[j] = gi[j]*w[j]*r - xi[j]*c
-			}
-		}
+		})
 	}
 	if gx != nil {
 		accGrad(f.x, n, d, gx)
@@ -120,28 +127,30 @@ func (f *layerNormFn) Forward() (mat.Tensor, error) {
 	if keep {
 		f.mean, f.inv = make([]float64, n), make([]float64, n)
 	}
-	for i := 0; i < n; i++ {
-		xi := x[i*d : (i+1)*d]
-		var mean float64
-		for _, v := range xi {
-			mean += float64(v)
+	rowsParallel(n, d, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			xi := x[i*d : (i+1)*d]
+			var mean float64
+			for _, v := range xi {
+				mean += float64(v)
+			}
+			mean /= float64(d)
+			var vs float64
+			for _, v := range xi {
+				dv := float64(v) - mean
+				vs += dv * dv
+			}
+			r := 1 / math.Sqrt(vs/float64(d)+float64(f.eps))
+			if keep {
+				f.mean[i], f.inv[i] = mean, r
+			}
+			yi := y[i*d : (i+1)*d]
+			for j, v := range xi {
+				h := float32((float64(v) - mean) * r)
+				yi[j] = h*w[j] + b[j]
+			}
 		}
-		mean /= float64(d)
-		var vs float64
-		for _, v := range xi {
-			dv := float64(v) - mean
-			vs += dv * dv
-		}
-		r := 1 / math.Sqrt(vs/float64(d)+float64(f.eps))
-		if keep {
-			f.mean[i], f.inv[i] = mean, r
-		}
-		yi := y[i*d : (i+1)*d]
-		for j, v := range xi {
-			h := float32((float64(v) - mean) * r)
-			yi[j] = h*w[j] + b[j]
-		}
-	}
+	})
 	return New(n, d, y), nil
 }
 
@@ -163,24 +172,27 @@ func (f *layerNormFn) Backward(gy mat.Tensor) error {
 		accGrad(f.b, d, 1, gb)
 	}
 	if f.x.RequiresGrad() {
-		gx := alloc(n * d)
-		for i := 0; i < n; i++ {
-			gi := g[i*d : (i+1)*d]
-			f.xhat(hi, x[i*d:(i+1)*d], i)
-			var s1, s2 float64
-			for j := range gi {
-				gh := float64(gi[j] * w[j])
-				s1 += gh
-				s2 += gh * float64(hi[j])
+		gx := allocDirty(n * d)
+		rowsParallel(n, d, func(lo, hi int) {
+			h := make([]float32, d)
+			for i := lo; i < hi; i++ {
+				gi := g[i*d : (i+1)*d]
+				f.xhat(h, x[i*d:(i+1)*d], i)
+				var s1, s2 float64
+				for j := range gi {
+					gh := float64(gi[j] * w[j])
+					s1 += gh
+					s2 += gh * float64(h[j])
+				}
+				s1 /= float64(d)
+				s2 /= float64(d)
+				r := float32(f.inv[i])
+				gxi := gx[i*d : (i+1)*d]
+				for j := range gi {
+					gxi[j] = r * (gi[j]*w[j] - float32(s1) - h[j]*float32(s2))
+				}
 			}
-			s1 /= float64(d)
-			s2 /= float64(d)
-			r := float32(f.inv[i])
-			gxi := gx[i*d : (i+1)*d]
-			for j := range gi {
-				gxi[j] = r * (gi[j]*w[j] - float32(s1) - hi[j]*float32(s2))
-			}
-		}
+		})
 		accGrad(f.x, n, d, gx)
 	}
 	return nil

@@ -6,6 +6,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/surgeon-ml/surgeon/core/linalg"
 
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
@@ -74,4 +75,14 @@ func requires(ts ...mat.Tensor) bool {
 		}
 	}
 	return false
+}
+
+// parallelWork is the number of elements from which an elementwise or
+// row-by-row operator splits its work over the cores.
+const parallelWork = 1 << 14
+
+// rowsParallel runs fn over row ranges of n rows of width d, on several
+// cores when there is enough work.
+func rowsParallel(n, d int, fn func(lo, hi int)) {
+	linalg.ParallelRanges(n, max(1, parallelWork/max(d, 1)), fn)
 }
