@@ -26,11 +26,12 @@ const (
 	mcMax    = 168  // rows of a block of A, a multiple of mr
 	ncMax    = 4080 // columns of a panel of B, a multiple of nr
 
-	// Blocking of the AVX-512 kernel: its B slivers (kc*32 floats) are
-	// twice as wide, so the slab is shallower to keep one in L1.
+	// Blocking of the AVX-512 kernel: a B sliver (kc*32 floats, 32 KiB)
+	// stays in L1; a block of A (mc*kc) in L2; a panel of B (kc*nc, up to
+	// 4 MiB) in L3, wide enough that the usual products pack A only once.
 	kcMax512 = 256
 	mcMax512 = 192
-	ncMax512 = 2048
+	ncMax512 = 4096
 
 	// maxTile is the size of the largest micro-tile, for edge tiles.
 	maxTile = mr512 * nr512
