@@ -8,20 +8,16 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"log"
-	"os"
-	"path/filepath"
 
 	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
-	"github.com/mmcloughlin/avo/ir"
 	"github.com/mmcloughlin/avo/operand"
-	"github.com/mmcloughlin/avo/pass"
-	"github.com/mmcloughlin/avo/printer"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/surgeon-ml/surgeon/internal/asmout"
 )
 
 // Register blocking of the micro-kernel; package linalg's mr and nr must
@@ -46,38 +42,9 @@ func main() {
 	dotKernel(c)
 	axpyKernel(c)
 
-	f, err := c.Result()
-	if err != nil {
+	if err := asmout.Write(c, "linalg", *dir, "kernel_amd64"); err != nil {
 		log.Fatal(err)
 	}
-	if err := pass.Compile.Execute(f); err != nil {
-		log.Fatal(err)
-	}
-	// A fixed command line in the header keeps the output independent of
-	// where and how the generator was started.
-	cfg := printer.Config{Argv: []string{"go", "run", "./internal/asmgen"}, Pkg: "linalg"}
-	for _, out := range []struct {
-		name string
-		p    printer.Printer
-	}{
-		{"kernel_amd64.s", printer.NewGoAsm(cfg)},
-		{"kernel_amd64.go", printer.NewStubs(cfg)},
-	} {
-		if err := write(filepath.Join(*dir, out.name), f, out.p); err != nil {
-			log.Fatal(err)
-		}
-	}
-}
-
-func write(path string, f *ir.File, p printer.Printer) error {
-	b, err := p.Print(f)
-	if err != nil {
-		return fmt.Errorf("print %s: %w", path, err)
-	}
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
-		return nil
-	}
-	return os.WriteFile(path, b, 0o644)
 }
 
 // gemmKernel emits gemmKernel6x16, which multiplies a packed 6-row sliver of
@@ -242,9 +209,16 @@ func gemmKernel512(c *build.Context) {
 	c.JNZ(operand.LabelRef("gemm512_loop1"))
 
 	c.Label("gemm512_store")
+	storeTile512(c, "gemm512", acc, pc, ldc)
+}
+
+// storeTile512 adds the 24 ZMM accumulators (12 rows of two) into the tile
+// at pc (row stride ldc bytes) when the accum parameter is set, and
+// overwrites it otherwise; then returns.
+func storeTile512(c *build.Context, prefix string, acc []reg.VecVirtual, pc, ldc reg.Register) {
 	flag := c.Load(c.Param("accum"), c.GP8())
 	c.TESTB(flag, flag)
-	c.JZ(operand.LabelRef("gemm512_overwrite"))
+	c.JZ(operand.LabelRef(prefix + "_overwrite"))
 	for i := 0; i < mr512; i++ {
 		m := operand.Mem{Base: pc}
 		c.VADDPS(m, acc[2*i], acc[2*i])
@@ -258,7 +232,7 @@ func gemmKernel512(c *build.Context) {
 	c.VZEROUPPER()
 	c.RET()
 
-	c.Label("gemm512_overwrite")
+	c.Label(prefix + "_overwrite")
 	for i := 0; i < mr512; i++ {
 		m := operand.Mem{Base: pc}
 		c.VMOVUPS(acc[2*i], m)
@@ -360,33 +334,7 @@ func gemmKernel512Strided(c *build.Context) {
 	c.JNZ(operand.LabelRef("gemm512s_loop1"))
 
 	c.Label("gemm512s_store")
-	flag := c.Load(c.Param("accum"), c.GP8())
-	c.TESTB(flag, flag)
-	c.JZ(operand.LabelRef("gemm512s_overwrite"))
-	for i := 0; i < mr512; i++ {
-		m := operand.Mem{Base: pc}
-		c.VADDPS(m, acc[2*i], acc[2*i])
-		c.VADDPS(m.Offset(64), acc[2*i+1], acc[2*i+1])
-		c.VMOVUPS(acc[2*i], m)
-		c.VMOVUPS(acc[2*i+1], m.Offset(64))
-		if i < mr512-1 {
-			c.ADDQ(ldc, pc)
-		}
-	}
-	c.VZEROUPPER()
-	c.RET()
-
-	c.Label("gemm512s_overwrite")
-	for i := 0; i < mr512; i++ {
-		m := operand.Mem{Base: pc}
-		c.VMOVUPS(acc[2*i], m)
-		c.VMOVUPS(acc[2*i+1], m.Offset(64))
-		if i < mr512-1 {
-			c.ADDQ(ldc, pc)
-		}
-	}
-	c.VZEROUPPER()
-	c.RET()
+	storeTile512(c, "gemm512s", acc, pc, ldc)
 }
 
 // gemmKernelStrided emits gemmKernel6x16Strided, the micro-kernel for

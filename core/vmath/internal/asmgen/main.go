@@ -13,23 +13,18 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"log"
 	"math"
-	"os"
-	"path/filepath"
 
 	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
-	"github.com/mmcloughlin/avo/ir"
 	"github.com/mmcloughlin/avo/operand"
-	"github.com/mmcloughlin/avo/pass"
-	"github.com/mmcloughlin/avo/printer"
 	"github.com/mmcloughlin/avo/reg"
 
 	"github.com/surgeon-ml/surgeon/core/vmath/internal/coef"
+	"github.com/surgeon-ml/surgeon/internal/asmout"
 )
 
 // VCMPPS predicates.
@@ -67,41 +62,9 @@ func main() {
 	g.softmaxGradKernel()
 	g.swigluGradKernel()
 
-	f, err := g.Result()
-	if err != nil {
+	if err := asmout.Write(g.Context, "vmath", *dir, "kernels_amd64"); err != nil {
 		log.Fatal(err)
 	}
-	if err := pass.Compile.Execute(f); err != nil {
-		log.Fatal(err)
-	}
-	// A fixed command line in the header keeps the output independent of
-	// where and how the generator was started.
-	cfg := printer.Config{Argv: []string{"go", "run", "./internal/asmgen"}, Pkg: "vmath"}
-	for _, out := range []struct {
-		name string
-		p    printer.Printer
-	}{
-		{"kernels_amd64.s", printer.NewGoAsm(cfg)},
-		{"kernels_amd64.go", printer.NewStubs(cfg)},
-	} {
-		if err := write(filepath.Join(*dir, out.name), f, out.p); err != nil {
-			log.Fatal(err)
-		}
-	}
-}
-
-func write(path string, f *ir.File, p printer.Printer) error {
-	b, err := p.Print(f)
-	if err != nil {
-		return fmt.Errorf("print %s: %w", path, err)
-	}
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
-		return nil
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // declareConstants emits the read-only tables: every constant is stored as

@@ -1,0 +1,59 @@
+// Package asmout writes the output of surgeon's avo kernel generators
+// (core/linalg/internal/asmgen, core/vmath/internal/asmgen): the assembly
+// file and its Go declarations, with a fixed header so that regenerating
+// reproduces the committed files byte for byte.
+package asmout
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/mmcloughlin/avo/build"
+	"github.com/mmcloughlin/avo/ir"
+	"github.com/mmcloughlin/avo/pass"
+	"github.com/mmcloughlin/avo/printer"
+)
+
+// Write compiles the functions of c and writes base+".s" and base+".go"
+// (for example "kernel_amd64") for package pkg into dir. Files whose
+// contents are already right are left untouched.
+func Write(c *build.Context, pkg, dir, base string) error {
+	f, err := c.Result()
+	if err != nil {
+		return fmt.Errorf("build %s: %w", pkg, err)
+	}
+	if err := pass.Compile.Execute(f); err != nil {
+		return fmt.Errorf("compile %s: %w", pkg, err)
+	}
+	// A fixed command line in the header keeps the output independent of
+	// where and how the generator was started.
+	cfg := printer.Config{Argv: []string{"go", "run", "./internal/asmgen"}, Pkg: pkg}
+	for _, out := range []struct {
+		name string
+		p    printer.Printer
+	}{
+		{base + ".s", printer.NewGoAsm(cfg)},
+		{base + ".go", printer.NewStubs(cfg)},
+	} {
+		if err := write(filepath.Join(dir, out.name), f, out.p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func write(path string, f *ir.File, p printer.Printer) error {
+	b, err := p.Print(f)
+	if err != nil {
+		return fmt.Errorf("print %s: %w", path, err)
+	}
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		return nil
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
