@@ -2,16 +2,18 @@ package ops
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/nlpodyssey/spago/mat"
 )
 
-// TestPooledBuffersReuse runs the same training step several times: the
+// TestPooledBuffersReuse runs the same training step many times: the
 // first from an empty pool, the others from buffers that earlier steps gave
 // back dirty. Every gradient must be bit-identical, and the pool must have
 // been used, so that a step that read a reused buffer without clearing it,
-// or that recycled a buffer something still refers to, shows up.
+// or that recycled a buffer something still refers to, shows up; and the
+// live heap must not grow from step to step.
 func TestPooledBuffersReuse(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 9))
 	const n, d, T = 64, 64, 16
@@ -58,7 +60,18 @@ func TestPooledBuffersReuse(t *testing.T) {
 	if pooledBuffers() == 0 {
 		t.Fatal("a backward pass gave nothing back to the pool")
 	}
-	for rep := 1; rep < 4; rep++ {
+	var ms runtime.MemStats
+	var heapAt5 uint64
+	for rep := 1; rep < 40; rep++ {
+		if rep == 5 || rep == 39 {
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			if rep == 5 {
+				heapAt5 = ms.HeapAlloc
+			} else if ms.HeapAlloc > heapAt5+heapAt5/10+1<<20 {
+				t.Errorf("live heap grew from %d to %d bytes between steps 5 and 39", heapAt5, ms.HeapAlloc)
+			}
+		}
 		got := step()
 		for i := range got {
 			for j := range got[i] {
