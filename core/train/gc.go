@@ -23,7 +23,7 @@ const (
 	// is cheap and collecting four times as often as the default costs little.
 	TrainingGCPercent = 25
 	// MinGCHeadroom is the least headroom, in bytes, for small models.
-	MinGCHeadroom = 256 << 20
+	MinGCHeadroom = 128 << 20
 	// maxGCPercent caps the target for tiny live heaps.
 	maxGCPercent = 800
 )

@@ -13,8 +13,8 @@ func TestGCPercentFor(t *testing.T) {
 	}{
 		{0, maxGCPercent},
 		{1 << 20, maxGCPercent},
-		{64 << 20, 400},
-		{256 << 20, 100},
+		{64 << 20, 200},
+		{256 << 20, 50},
 		{1 << 30, TrainingGCPercent},
 		{2 << 30, TrainingGCPercent},
 	} {
