@@ -21,9 +21,9 @@ import (
 // Only buffers that nothing else can reach go back to the pool: never an
 // operator's output, which the caller may still hold.
 
-// maxPooled is the most memory the pool keeps, in float32s (256 MiB).
+// maxPooled is the most memory the pool keeps, in float32s (64 MiB).
 // Beyond it the pool drops buffers of other sizes to make room.
-const maxPooled = 1 << 26
+const maxPooled = 1 << 24
 
 // poisonRecycled fills buffers with NaN as they go back to the pool, so
 // that tests catch a reader of a reused buffer that it did not write.
