@@ -1,9 +1,7 @@
 package linalg
 
-import "sync"
-
 // The matrix products share one blocked Sgemm in the manner of GotoBLAS and
-// BLIS. C is cut into a few tasks (row and column ranges), a couple per
+// BLIS. C is cut into a few tasks (row and column ranges), one or two per
 // worker. A task walks its columns in panels of at most nc and k in slabs of
 // at most kc; it packs each kc x nc slab of B once into slivers of nr columns
 // (zero padded, whatever the source layout), then walks its rows in blocks of
@@ -138,11 +136,16 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 	if m*n*k >= minParallelWork {
 		workers = poolSize()
 	}
-	if workers > 1 && g.nr == nr512 && m >= sharedMinRows*workers*g.mr {
-		g.shared(workers, kc, mc, nc)
-		return
+	// Large products get one task per worker: each packs its own share of
+	// the operands, with no data crossing between cores and nothing to wait
+	// for. (Sharing one packed B among the workers, GotoBLAS style, measured
+	// 10-20% slower on two cores than two independent halves.) Smaller ones
+	// get two per worker, so that one finishing early can take over work.
+	perWorker := 2
+	if g.nr == nr512 {
+		perWorker = 1
 	}
-	g.plan(workers, kc, mc, nc)
+	g.plan(workers, perWorker, kc, mc, nc)
 	tasks := g.rt * g.ct
 	if workers == 1 || tasks == 1 {
 		s := scratchPool.Get().(*scratch)
@@ -243,72 +246,16 @@ func sgemmAxpys(transA bool, m, n, k int, a, b, c []float32, acc bool) {
 	})
 }
 
-// sharedMinRows is the number of micro-tile rows per worker from which a
-// parallel product shares its packed B among the workers and splits only
-// the rows.
-const sharedMinRows = 4
-
-// sharedPanels holds the packed B panels of shared products.
-var sharedPanels = sync.Pool{New: func() any { return new([]float32) }}
-
-// shared computes the product on the worker pool with one packed copy of
-// each slab of B, in the manner of GotoBLAS: for every panel of columns and
-// slab of k, the workers first pack the slab's slivers of B together, then
-// split the rows of C among them, each packing its own blocks of A. Splitting
-// only the rows, no worker packs again what another has packed.
-func (g *gemm) shared(workers, kcm, mcm, ncm int) {
-	g.kc = ceilDiv(g.k, ceilDiv(g.k, kcm))
-	g.nc = roundUp(ceilDiv(g.n, ceilDiv(g.n, ncm)), g.nr)
-	blocks := roundUp(ceilDiv(g.m, mcm), workers)
-	g.mc = roundUp(ceilDiv(g.m, blocks), g.mr)
-	blocks = ceilDiv(g.m, g.mc)
-	bp := sharedPanels.Get().(*[]float32)
-	defer sharedPanels.Put(bp)
-	if need := g.nc * g.kc; len(*bp) < need {
-		*bp = alignedFloats(need)
-	}
-	for j0 := 0; j0 < g.n; j0 += g.nc {
-		cols := min(g.nc, g.n-j0)
-		slivers := ceilDiv(cols, g.nr)
-		// A panel of one or two slivers reads A in place rather than
-		// packing it for so little use.
-		directA := g.strided && slivers <= maxDirectSlivers
-		for p0 := 0; p0 < g.k; p0 += g.kc {
-			kc := min(g.kc, g.k-p0)
-			pb := (*bp)[:roundUp(cols, g.nr)*kc]
-			chunks := min(slivers, 2*workers)
-			per := ceilDiv(slivers, chunks)
-			parallelFor(ceilDiv(slivers, per), workers-1, func(t int, _ *scratch) {
-				s0, s1 := t*per, min((t+1)*per, slivers)
-				c0, c1 := s0*g.nr, min(s1*g.nr, cols)
-				g.packB(pb[c0*kc:], j0+c0, c1-c0, p0, kc)
-			})
-			accum := g.acc || p0 > 0
-			parallelFor(blocks, workers-1, func(t int, s *scratch) {
-				i0 := t * g.mc
-				rows := min(g.mc, g.m-i0)
-				pa, _ := s.buffers(roundUp(rows, g.mr)*kc, 0)
-				if full := rows / g.mr * g.mr; !directA {
-					g.packA(pa, i0, rows, p0, kc)
-				} else if full < rows {
-					g.packA(pa[full*kc:], i0+full, rows-full, p0, kc)
-				}
-				g.macro(s, pa, pb, i0, j0, rows, cols, p0, kc, accum, directA, false)
-			})
-		}
-	}
-}
-
 // plan picks the block sizes and the tasks. With several workers it makes
-// at least two tasks per worker, a multiple of their number when it can, so
-// that they finish together. It splits the columns when A is the smaller
+// at least perWorker tasks per worker, a multiple of their number when it
+// can, so that they finish together. It splits the columns when A is the smaller
 // operand and the rows otherwise: each column task packs all of A again and
 // each row task all of B, so the split repacks the smaller one.
-func (g *gemm) plan(workers, kcm, mcm, ncm int) {
+func (g *gemm) plan(workers, perWorker, kcm, mcm, ncm int) {
 	g.kc = ceilDiv(g.k, ceilDiv(g.k, kcm))
 	rt, ct := 1, 1
 	minRows, minCols := max(minSplitRows, 2*g.mr), max(minSplitCols, 2*g.nr)
-	for workers > 1 && (rt*ct < 2*workers || rt*ct%workers != 0) {
+	for workers > 1 && (rt*ct < perWorker*workers || rt*ct%workers != 0) {
 		canRow := g.m/(rt+1) >= minRows
 		canCol := g.n/(ct+1) >= minCols
 		switch {

@@ -24,7 +24,7 @@ func TestPlan(t *testing.T) {
 		for _, tile := range [][2]int{{mr, nr}, {mr512, nr512}} {
 			t.Run(fmt.Sprintf("%dx%dx%d/%d/%dx%d", tc.m, tc.n, tc.k, tc.workers, tile[0], tile[1]), func(t *testing.T) {
 				g := &gemm{m: tc.m, n: tc.n, k: tc.k, mr: tile[0], nr: tile[1]}
-				g.plan(tc.workers, kcMax, mcMax512, ncMax)
+				g.plan(tc.workers, 2, kcMax, mcMax512, ncMax)
 				if g.mc%g.mr != 0 || g.nc%g.nr != 0 || g.mc > roundUp(mcMax512, g.mr) || g.nc > ncMax || g.kc > kcMax || g.kc < 1 {
 					t.Fatalf("bad blocks mc=%d nc=%d kc=%d", g.mc, g.nc, g.kc)
 				}

@@ -148,7 +148,7 @@ func testShapes(short bool) [][3]int {
 		[3]int{4, 700, 800}, [3]int{700, 3, 1000}, [3]int{5, 5, 1}, [3]int{4, 17, 2},
 		// AVX-512 tiles (12x32): edges in both directions, k not a multiple of 4.
 		[3]int{24, 64, 16}, [3]int{37, 97, 19}, [3]int{130, 70, 258},
-		[3]int{1100, 64, 40}, [3]int{1001, 50, 70}, // A read in place, shared among workers
+		[3]int{1100, 64, 40}, [3]int{1001, 50, 70}, // A read in place, split among workers
 		// Narrow 6x8 tiles: eight columns or fewer, read in place or packed.
 		[3]int{50, 8, 70}, [3]int{13, 5, 300}, [3]int{64, 8, 64},
 	)
