@@ -2,10 +2,8 @@ package ops
 
 import (
 	"math"
-	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/surgeon-ml/surgeon/core/linalg"
@@ -181,35 +179,16 @@ func Attention(q, k, v mat.Tensor, lay Layout, heads, kvHeads int, causal bool) 
 
 func (f *attentionFn) Operands() []mat.Tensor { return []mat.Tensor{f.q, f.k, f.v} }
 
-// parallel runs fn(i) for i in [0,n) on the machine's cores. Each worker
-// gets its own scratch slice of the given size, reused across its items; fn
-// must not depend on what a previous item left in it.
+// parallel runs fn(i) for i in [0,n) on the worker pool, in contiguous
+// ranges. Each range gets its own scratch slice of the given size, reused
+// across its items; fn must not depend on what a previous item left in it.
 func parallel(n, scratch int, fn func(i int, scratch []float32)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
+	linalg.ParallelRanges(n, 1, func(lo, hi int) {
 		buf := make([]float32, scratch)
-		for i := 0; i < n; i++ {
+		for i := lo; i < hi; i++ {
 			fn(i, buf)
 		}
-		return
-	}
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]float32, scratch)
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				fn(i, buf)
-			}
-		}()
-	}
-	wg.Wait()
+	})
 }
 
 // toHeads copies x [batch*T, nh*dh] into the head-major dst

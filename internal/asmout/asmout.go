@@ -6,8 +6,10 @@ package asmout
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/mmcloughlin/avo/build"
@@ -56,4 +58,37 @@ func write(path string, f *ir.File, p printer.Printer) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// ErrNoGo is returned by Stale when there is no go command to run the
+// generator with.
+var ErrNoGo = errors.New("asmout: no go command in PATH")
+
+// Stale regenerates base+".s" and base+".go" by running the generator of
+// the package in the current directory (./internal/asmgen) into tmp, and
+// returns the names of the committed files that differ from its output.
+func Stale(base, tmp string) ([]string, error) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoGo, err)
+	}
+	cmd := exec.Command(gobin, "run", "./internal/asmgen", "-dir", tmp)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go run ./internal/asmgen: %w\n%s", err, out)
+	}
+	var stale []string
+	for _, name := range []string{base + ".s", base + ".go"} {
+		want, err := os.ReadFile(filepath.Join(tmp, name))
+		if err != nil {
+			return nil, err
+		}
+		got, err := os.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(got, want) {
+			stale = append(stale, name)
+		}
+	}
+	return stale, nil
 }
