@@ -98,37 +98,16 @@ func gemmKernel(c *build.Context) {
 		}
 	}
 
-	const unroll = 4
-	n := c.GP64()
-	c.MOVQ(k, n)
-	c.SHRQ(operand.U8(2), n)
-	c.JZ(operand.LabelRef("gemm_tail"))
-	c.Label("gemm_loop4")
-	for p := 0; p < unroll; p++ {
-		step(p)
-	}
-	c.ADDQ(operand.U32(4*mr*unroll), pa.Base)
-	c.ADDQ(operand.U32(4*nr*unroll), pb.Base)
-	c.DECQ(n)
-	c.JNZ(operand.LabelRef("gemm_loop4"))
-
-	c.Label("gemm_tail")
-	c.ANDQ(operand.U8(unroll-1), k)
-	c.JZ(operand.LabelRef("gemm_store"))
-	c.Label("gemm_loop1")
-	step(0)
-	c.ADDQ(operand.U32(4*mr), pa.Base)
-	c.ADDQ(operand.U32(4*nr), pb.Base)
-	c.DECQ(k)
-	c.JNZ(operand.LabelRef("gemm_loop1"))
-
-	c.Label("gemm_store")
-	storeTile(c, "gemm", acc, pc, ldc)
+	kLoop(c, "gemm", k, step, func(steps int) {
+		c.ADDQ(operand.U32(4*mr*steps), pa.Base)
+		c.ADDQ(operand.U32(4*nr*steps), pb.Base)
+	}, nil)
+	storeTile(c, "gemm", mr, 32, acc, pc, ldc)
 }
 
 // Register blocking of the AVX-512 micro-kernel; package linalg's mr512 and
-// nr512 must match. 24 ZMM accumulators, two for the B row and two for
-// broadcasts of A leave four of the 32 registers free.
+// nr512 must match. 24 ZMM accumulators and two for the B row; A is
+// broadcast from memory by the FMAs themselves.
 const (
 	mr512 = 12 // rows of C per micro-tile
 	nr512 = 32 // columns of C per micro-tile: two ZMM registers
@@ -182,67 +161,14 @@ func gemmKernel512(c *build.Context) {
 		}
 	}
 
-	const unroll = 4
-	n := c.GP64()
-	c.MOVQ(k, n)
-	c.SHRQ(operand.U8(2), n)
-	c.JZ(operand.LabelRef("gemm512_tail"))
-	c.Label("gemm512_loop4")
-	c.PREFETCHT0(pa.Offset(4 * mr512 * unroll * 2))
-	c.PREFETCHT0(pb.Offset(4 * nr512 * unroll * 2))
-	for p := 0; p < unroll; p++ {
-		step(p)
-	}
-	c.ADDQ(operand.U32(4*mr512*unroll), pa.Base)
-	c.ADDQ(operand.U32(4*nr512*unroll), pb.Base)
-	c.DECQ(n)
-	c.JNZ(operand.LabelRef("gemm512_loop4"))
-
-	c.Label("gemm512_tail")
-	c.ANDQ(operand.U8(unroll-1), k)
-	c.JZ(operand.LabelRef("gemm512_store"))
-	c.Label("gemm512_loop1")
-	step(0)
-	c.ADDQ(operand.U32(4*mr512), pa.Base)
-	c.ADDQ(operand.U32(4*nr512), pb.Base)
-	c.DECQ(k)
-	c.JNZ(operand.LabelRef("gemm512_loop1"))
-
-	c.Label("gemm512_store")
-	storeTile512(c, "gemm512", acc, pc, ldc)
-}
-
-// storeTile512 adds the 24 ZMM accumulators (12 rows of two) into the tile
-// at pc (row stride ldc bytes) when the accum parameter is set, and
-// overwrites it otherwise; then returns.
-func storeTile512(c *build.Context, prefix string, acc []reg.VecVirtual, pc, ldc reg.Register) {
-	flag := c.Load(c.Param("accum"), c.GP8())
-	c.TESTB(flag, flag)
-	c.JZ(operand.LabelRef(prefix + "_overwrite"))
-	for i := 0; i < mr512; i++ {
-		m := operand.Mem{Base: pc}
-		c.VADDPS(m, acc[2*i], acc[2*i])
-		c.VADDPS(m.Offset(64), acc[2*i+1], acc[2*i+1])
-		c.VMOVUPS(acc[2*i], m)
-		c.VMOVUPS(acc[2*i+1], m.Offset(64))
-		if i < mr512-1 {
-			c.ADDQ(ldc, pc)
-		}
-	}
-	c.VZEROUPPER()
-	c.RET()
-
-	c.Label(prefix + "_overwrite")
-	for i := 0; i < mr512; i++ {
-		m := operand.Mem{Base: pc}
-		c.VMOVUPS(acc[2*i], m)
-		c.VMOVUPS(acc[2*i+1], m.Offset(64))
-		if i < mr512-1 {
-			c.ADDQ(ldc, pc)
-		}
-	}
-	c.VZEROUPPER()
-	c.RET()
+	kLoop(c, "gemm512", k, step, func(steps int) {
+		c.ADDQ(operand.U32(4*mr512*steps), pa.Base)
+		c.ADDQ(operand.U32(4*nr512*steps), pb.Base)
+	}, func() {
+		c.PREFETCHT0(pa.Offset(4 * mr512 * unroll * 2))
+		c.PREFETCHT0(pb.Offset(4 * nr512 * unroll * 2))
+	})
+	storeTile(c, "gemm512", mr512, 64, acc, pc, ldc)
 }
 
 // gemmKernel512Strided emits gemmKernel12x32Strided: the AVX-512 kernel
@@ -313,28 +239,8 @@ func gemmKernel512Strided(c *build.Context) {
 		}
 	}
 
-	const unroll = 4
-	n := c.GP64()
-	c.MOVQ(k, n)
-	c.SHRQ(operand.U8(2), n)
-	c.JZ(operand.LabelRef("gemm512s_tail"))
-	c.Label("gemm512s_loop4")
-	for p := 0; p < unroll; p++ {
-		step()
-	}
-	c.DECQ(n)
-	c.JNZ(operand.LabelRef("gemm512s_loop4"))
-
-	c.Label("gemm512s_tail")
-	c.ANDQ(operand.U8(unroll-1), k)
-	c.JZ(operand.LabelRef("gemm512s_store"))
-	c.Label("gemm512s_loop1")
-	step()
-	c.DECQ(k)
-	c.JNZ(operand.LabelRef("gemm512s_loop1"))
-
-	c.Label("gemm512s_store")
-	storeTile512(c, "gemm512s", acc, pc, ldc)
+	kLoop(c, "gemm512s", k, func(int) { step() }, func(int) {}, nil)
+	storeTile(c, "gemm512s", mr512, 64, acc, pc, ldc)
 }
 
 // gemmKernelStrided emits gemmKernel6x16Strided, the micro-kernel for
@@ -408,15 +314,31 @@ func gemmKernelStrided(c *build.Context, vecs int) {
 		c.ADDQ(cs, a3)
 	}
 
-	const unroll = 4
+	kLoop(c, prefix, k, func(int) { step() }, func(int) {}, nil)
+	storeTile(c, prefix, mr, 32, acc, pc, ldc)
+}
+
+// unroll is the number of k steps in one pass of a micro-kernel's loop.
+const unroll = 4
+
+// kLoop emits the k loop of a micro-kernel: passes of unroll steps while at
+// least that many remain, then single steps. step(p) emits step p of a pass
+// (p = 0 for a single step); next(steps) advances the operand pointers past
+// that many steps, for kernels whose steps address by offset; top, if not
+// nil, is emitted at the head of each pass. The k register is consumed.
+func kLoop(c *build.Context, prefix string, k reg.Register, step func(p int), next func(steps int), top func()) {
 	n := c.GP64()
 	c.MOVQ(k, n)
 	c.SHRQ(operand.U8(2), n)
 	c.JZ(operand.LabelRef(prefix + "_tail"))
 	c.Label(prefix + "_loop4")
-	for p := 0; p < unroll; p++ {
-		step()
+	if top != nil {
+		top()
 	}
+	for p := 0; p < unroll; p++ {
+		step(p)
+	}
+	next(unroll)
 	c.DECQ(n)
 	c.JNZ(operand.LabelRef(prefix + "_loop4"))
 
@@ -424,29 +346,28 @@ func gemmKernelStrided(c *build.Context, vecs int) {
 	c.ANDQ(operand.U8(unroll-1), k)
 	c.JZ(operand.LabelRef(prefix + "_store"))
 	c.Label(prefix + "_loop1")
-	step()
+	step(0)
+	next(1)
 	c.DECQ(k)
 	c.JNZ(operand.LabelRef(prefix + "_loop1"))
-
 	c.Label(prefix + "_store")
-	storeTile(c, prefix, acc, pc, ldc)
 }
 
-// storeTile adds the accumulators (mr rows of len(acc)/mr YMM registers)
-// into the tile at pc (row stride ldc bytes) when the accum parameter is
-// set, and overwrites it otherwise; then returns.
-func storeTile(c *build.Context, prefix string, acc []reg.VecVirtual, pc, ldc reg.Register) {
-	vecs := len(acc) / mr
+// storeTile adds the accumulators (rows rows of len(acc)/rows vectors of
+// vecBytes bytes) into the tile at pc (row stride ldc bytes) when the accum
+// parameter is set, and overwrites it otherwise; then returns.
+func storeTile(c *build.Context, prefix string, rows, vecBytes int, acc []reg.VecVirtual, pc, ldc reg.Register) {
+	vecs := len(acc) / rows
 	flag := c.Load(c.Param("accum"), c.GP8())
 	c.TESTB(flag, flag)
 	c.JZ(operand.LabelRef(prefix + "_overwrite"))
-	for i := 0; i < mr; i++ {
+	for i := 0; i < rows; i++ {
 		m := operand.Mem{Base: pc}
 		for v := 0; v < vecs; v++ {
-			c.VADDPS(m.Offset(32*v), acc[vecs*i+v], acc[vecs*i+v])
-			c.VMOVUPS(acc[vecs*i+v], m.Offset(32*v))
+			c.VADDPS(m.Offset(vecBytes*v), acc[vecs*i+v], acc[vecs*i+v])
+			c.VMOVUPS(acc[vecs*i+v], m.Offset(vecBytes*v))
 		}
-		if i < mr-1 {
+		if i < rows-1 {
 			c.ADDQ(ldc, pc)
 		}
 	}
@@ -454,12 +375,12 @@ func storeTile(c *build.Context, prefix string, acc []reg.VecVirtual, pc, ldc re
 	c.RET()
 
 	c.Label(prefix + "_overwrite")
-	for i := 0; i < mr; i++ {
+	for i := 0; i < rows; i++ {
 		m := operand.Mem{Base: pc}
 		for v := 0; v < vecs; v++ {
-			c.VMOVUPS(acc[vecs*i+v], m.Offset(32*v))
+			c.VMOVUPS(acc[vecs*i+v], m.Offset(vecBytes*v))
 		}
-		if i < mr-1 {
+		if i < rows-1 {
 			c.ADDQ(ldc, pc)
 		}
 	}
