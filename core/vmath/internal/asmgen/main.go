@@ -381,12 +381,7 @@ func (g *gen) expSumKernel() {
 	)
 	dst, src := g.slice("dst"), g.slice("src")
 	n := g.Load(g.Param("src").Len(), g.GP64())
-	shift, err := g.Param("shift").Resolve()
-	if err != nil {
-		log.Fatal(err)
-	}
-	vs := g.YMM()
-	g.VBROADCASTSS(shift.Addr, vs)
+	vs := g.param("shift")
 	acc := g.YMM()
 	g.VXORPS(acc, acc, acc)
 	g.forEach("expsum", n, func(idx reg.GPVirtual, mask reg.VecVirtual) {
@@ -535,12 +530,7 @@ func (g *gen) scaleKernel() {
 	g.Doc("scaleAVX2 multiplies every element of x by a. Requires AVX2.")
 	xs := g.slice("x")
 	n := g.Load(g.Param("x").Len(), g.GP64())
-	a, err := g.Param("a").Resolve()
-	if err != nil {
-		log.Fatal(err)
-	}
-	va := g.YMM()
-	g.VBROADCASTSS(a.Addr, va)
+	va := g.param("a")
 	g.forEach("scale", n, func(idx reg.GPVirtual, mask reg.VecVirtual) {
 		x := g.load(xs, idx, mask)
 		g.VMULPS(va, x, x)
