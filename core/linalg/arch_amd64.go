@@ -60,3 +60,32 @@ func gemmKernelStridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int
 	}
 	gemmKernel6x16Strided(k, &a[0], rsa, csa, &b[0], ldb, &c[0], ldc, accum)
 }
+
+// packA512Asm packs a full 12-row sliver of A stored [m,k] (rows at stride
+// lda floats from a) for kc steps into dst, with the gather offsets idx
+// (i*lda for i < 12).
+func packA512Asm(dst, a []float32, lda, kc int, idx *[16]int32) {
+	if kc <= 0 || len(dst) < kc*mr512 || len(a) < (mr512-1)*lda+kc {
+		panic("linalg: packing called with short operands")
+	}
+	packA12x(kc, &a[0], lda, &idx[0], &dst[0])
+}
+
+// packBT512Asm packs a full 32-column sliver of B stored [n,k] (columns at
+// stride ldb floats from b) for kc steps into dst, with the gather offsets
+// idx (j*ldb for j < 16).
+func packBT512Asm(dst, b []float32, ldb, kc int, idx *[16]int32) {
+	if kc <= 0 || len(dst) < kc*nr512 || len(b) < (nr512-1)*ldb+kc {
+		panic("linalg: packing called with short operands")
+	}
+	packBT32x(kc, &b[0], ldb, &idx[0], &dst[0])
+}
+
+// packB512Asm packs slivers full 32-column slivers of B stored [k,n] (rows
+// at stride ldb floats from b) for kc steps into dst, sliver after sliver.
+func packB512Asm(dst, b []float32, ldb, kc, slivers int) {
+	if kc <= 0 || slivers <= 0 || len(dst) < kc*nr512*slivers || len(b) < (kc-1)*ldb+nr512*slivers {
+		panic("linalg: packing called with short operands")
+	}
+	packB32x(kc, &b[0], ldb, slivers, &dst[0])
+}

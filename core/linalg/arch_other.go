@@ -39,3 +39,15 @@ func gemmKernelNarrowAsm(k int, a, b, c []float32, ldc int, accum bool) {
 func gemmKernelStridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool) {
 	panic("linalg: no assembly kernels on this architecture")
 }
+
+func packA512Asm(dst, a []float32, lda, kc int, idx *[16]int32) {
+	panic("linalg: no assembly kernels on this architecture")
+}
+
+func packBT512Asm(dst, b []float32, ldb, kc int, idx *[16]int32) {
+	panic("linalg: no assembly kernels on this architecture")
+}
+
+func packB512Asm(dst, b []float32, ldb, kc, slivers int) {
+	panic("linalg: no assembly kernels on this architecture")
+}

@@ -1,5 +1,7 @@
 package linalg
 
+import "math"
+
 // The matrix products share one blocked Sgemm in the manner of GotoBLAS and
 // BLIS. C is cut into a few tasks (row and column ranges), one or two per
 // worker. A task walks its columns in panels of at most nc and k in slabs of
@@ -9,6 +11,10 @@ package linalg
 // mr x nr micro-kernel over every pair of slivers. A packed B sliver stays in
 // L1 while the A slivers stream from L2, where the packed A block fits with
 // room to spare; the packed B slab is reused by every row block of the task.
+// The AVX-512 path packs full slivers in assembly: rows of the source are
+// loaded a cache line at a time and transposed in registers where the
+// packed layout crosses them, with the lines ahead (and the head of the
+// next sliver) prefetched, since the operands usually come from L3.
 const (
 	mr    = 6  // rows of an AVX2 (and generic) micro-tile; asmgen's mr must match
 	nr    = 16 // columns of an AVX2 micro-tile; asmgen's nr must match
@@ -79,6 +85,12 @@ type gemm struct {
 	// skern is the kernel for operands read in place, when strided.
 	skern func(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool)
 
+	// packAsm: the AVX-512 product packs full slivers with the assembly
+	// packers; idxA and idxB are their gather offsets (i*k for the rows
+	// of A stored [m,k] and the columns of B stored [n,k]).
+	packAsm    bool
+	idxA, idxB [16]int32
+
 	mc, nc, kc int // block sizes: mc a multiple of mr, nc of nr
 	tm, tn     int // rows and columns of a task: multiples of mc and nc, or all
 	rt, ct     int // number of row and column tasks
@@ -127,6 +139,15 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 	case use512(m, n, k):
 		g.kern, g.skern, g.mr, g.nr, g.strided = gemmKernel512Asm, gemmKernel512StridedAsm, mr512, nr512, true
 		kc, mc, nc = kcMax512, mcMax512, ncMax512
+		if (nr512-1)*k <= math.MaxInt32 {
+			g.packAsm = true
+			for i := range mr512 {
+				g.idxA[i] = int32(i * k)
+			}
+			for j := range 16 {
+				g.idxB[j] = int32(j * k)
+			}
+		}
 	case useAsm() && n <= nrNarrow:
 		g.kern, g.skern, g.nr, g.strided = gemmKernelNarrowAsm, gemmKernelNarrowStridedAsm, nrNarrow, true
 	case useAsm():
@@ -396,6 +417,8 @@ func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
 					clear(dp[h:])
 				}
 			}
+		case h == mr && g.packAsm:
+			packA512Asm(d, a[r0*g.k+p0:], g.k, kc, &g.idxA)
 		case h == mr: // element (i,p) at a[i*k+p], six rows at a time
 			lda := g.k
 			for i := 0; i < mr; i += 6 {
@@ -432,10 +455,15 @@ func (g *gemm) packB(dst []float32, j0, cols, p0, kc int) {
 		// row scatters into the full slivers, then the edge one if any.
 		full := cols / nr
 		ldb := g.n
+		if g.packAsm && full > 0 {
+			packB512Asm(dst, b[p0*ldb+j0:], ldb, kc, full)
+		}
 		for p := range kc {
 			row := b[(p0+p)*ldb+j0 : (p0+p)*ldb+j0+cols]
-			for s := range full {
-				copy(dst[(s*kc+p)*nr:(s*kc+p+1)*nr], row[s*nr:(s+1)*nr])
+			if !g.packAsm {
+				for s := range full {
+					copy(dst[(s*kc+p)*nr:(s*kc+p+1)*nr], row[s*nr:(s+1)*nr])
+				}
 			}
 			if w := cols - full*nr; w > 0 {
 				dp := dst[(full*kc+p)*nr : (full*kc+p+1)*nr]
@@ -450,6 +478,8 @@ func (g *gemm) packB(dst []float32, j0, cols, p0, kc int) {
 		w := min(nr, cols-s*nr)
 		d := dst[s*nr*kc : (s+1)*nr*kc]
 		switch {
+		case w == nr && g.packAsm:
+			packBT512Asm(d, b[c0*g.k+p0:], g.k, kc, &g.idxB)
 		case w == nr: // element (p,j) at b[j*k+p], four columns at a time
 			ldb := g.k
 			for j := 0; j < nr; j += 4 {

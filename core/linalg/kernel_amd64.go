@@ -40,6 +40,26 @@ func gemmKernel12x32(k int, a *float32, b *float32, c *float32, ldc int, accum b
 //go:noescape
 func gemmKernel12x32Strided(k int, a *float32, rsa int, csa int, b *float32, ldb int, c *float32, ldc int, accum bool)
 
+// packA12x packs A(i,p) = a[i*lda+p], i < 12, p < kc, into dst[p*12+i].
+// idx holds i*lda for i < 12 (the gather offsets, in floats). Requires
+// AVX-512F.
+//
+//go:noescape
+func packA12x(kc int, a *float32, lda int, idx *int32, dst *float32)
+
+// packB32x packs B(p,j) = b[p*ldb+j], p < kc, j < 32*slivers, into
+// dst[(j/32*kc+p)*32+j%32]. Requires AVX-512F.
+//
+//go:noescape
+func packB32x(kc int, b *float32, ldb int, slivers int, dst *float32)
+
+// packBT32x packs B(p,j) = b[j*ldb+p], j < 32, p < kc, into dst[p*32+j].
+// idx holds j*ldb for j < 16 (the gather offsets, in floats). Requires
+// AVX-512F.
+//
+//go:noescape
+func packBT32x(kc int, b *float32, ldb int, idx *int32, dst *float32)
+
 // dotAVX2 returns the inner product of x and y[:len(x)]; len(y) >= len(x).
 // Requires AVX2 and FMA.
 //

@@ -1,6 +1,7 @@
 // Command asmgen writes the assembly kernels of package linalg: the 6x16
 // AVX2+FMA single-precision matrix micro-kernel (packed and strided), its
-// 12x32 AVX-512 counterpart, and the Dot and Axpy vector kernels.
+// 12x32 AVX-512 counterpart and that kernel's operand packers, and the Dot
+// and Axpy vector kernels.
 //
 // It is run by `go generate ./core/linalg`, which writes kernel_amd64.s and
 // its Go declarations kernel_amd64.go. The output depends on nothing but this
@@ -39,6 +40,9 @@ func main() {
 	gemmKernelStrided(c, 1)
 	gemmKernel512(c)
 	gemmKernel512Strided(c)
+	packA512(c)
+	packB512(c)
+	packBT512(c)
 	dotKernel(c)
 	axpyKernel(c)
 
@@ -386,6 +390,278 @@ func storeTile(c *build.Context, prefix string, rows, vecBytes int, acc []reg.Ve
 	}
 	c.VZEROUPPER()
 	c.RET()
+}
+
+// packA512 emits packA12x: the packing of a 12-row sliver of A stored
+// [m,k] for gemmKernel12x32, one gather of the 12 rows' elements per step
+// (a transposition: the rows are far apart in memory, the packed steps
+// adjacent). The rows stream from wherever A lives, usually L3, so the
+// loop prefetches every row four cache lines ahead.
+func packA512(c *build.Context) {
+	c.Function("packA12x")
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(kc int, a *float32, lda int, idx *int32, dst *float32)")
+	c.Pragma("noescape")
+	c.Doc(
+		"packA12x packs A(i,p) = a[i*lda+p], i < 12, p < kc, into dst[p*12+i].",
+		"idx holds i*lda for i < 12 (the gather offsets, in floats). Requires",
+		"AVX-512F.",
+	)
+	kc := c.Load(c.Param("kc"), c.GP64())
+	a := c.Load(c.Param("a"), c.GP64())
+	lda := c.Load(c.Param("lda"), c.GP64())
+	idx := c.ZMM()
+	c.VMOVDQU32(operand.Mem{Base: c.Load(c.Param("idx"), c.GP64())}, idx)
+	dst := operand.Mem{Base: c.Load(c.Param("dst"), c.GP64())}
+	c.SHLQ(operand.U8(2), lda)
+	lanes := c.K()
+	t := c.GP32()
+	c.MOVL(operand.U32(1<<mr512-1), t)
+	c.KMOVW(t, lanes)
+
+	// Blocks of 16 steps: one cache line of each row, loaded whole (the
+	// next four lines prefetched), transposed in registers and stored as
+	// 16 steps of 12 floats; the last steps one gather each.
+	nx := nextSliver(c, a, lda, mr512)
+	block := func() {
+		prefetchHead(c, nx, lda, 1)
+		r := c.GP64()
+		c.MOVQ(a, r)
+		zero := c.ZMM()
+		c.VPXORD(zero, zero, zero)
+		rows := make([]reg.VecVirtual, 16)
+		for i := range rows {
+			if i >= mr512 {
+				rows[i] = zero
+				continue
+			}
+			rows[i] = c.ZMM()
+			c.VMOVUPS(operand.Mem{Base: r}, rows[i])
+			c.PREFETCHT0(operand.Mem{Base: r, Disp: 4 * 64})
+			if i < mr512-1 {
+				c.ADDQ(lda, r)
+			}
+		}
+		for q, col := range transpose16(c, rows) {
+			c.VMOVUPS(col, lanes, dst.Offset(4*mr512*q))
+		}
+	}
+	step := func(p int) {
+		z, m := c.ZMM(), c.K()
+		c.VPXORD(z, z, z)
+		c.KMOVW(lanes, m)
+		c.VGATHERDPS(operand.Mem{Base: a, Index: idx, Scale: 4, Disp: 4 * p}, m, z)
+		c.VMOVUPS(z, lanes, dst.Offset(4*mr512*p))
+	}
+	packLoop(c, "packa", kc, block, step, func(steps int) {
+		c.ADDQ(operand.U32(4*steps), a)
+		c.ADDQ(operand.U32(4*mr512*steps), dst.Base)
+	})
+}
+
+// packBT512 emits packBT32x: the packing of a 32-column sliver of B stored
+// [n,k] (the layout of x W^T) for gemmKernel12x32, two 16-lane gathers a
+// step, prefetching every source row four cache lines ahead.
+func packBT512(c *build.Context) {
+	c.Function("packBT32x")
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(kc int, b *float32, ldb int, idx *int32, dst *float32)")
+	c.Pragma("noescape")
+	c.Doc(
+		"packBT32x packs B(p,j) = b[j*ldb+p], j < 32, p < kc, into dst[p*32+j].",
+		"idx holds j*ldb for j < 16 (the gather offsets, in floats). Requires",
+		"AVX-512F.",
+	)
+	kc := c.Load(c.Param("kc"), c.GP64())
+	b := c.Load(c.Param("b"), c.GP64())
+	ldb := c.Load(c.Param("ldb"), c.GP64())
+	idx := c.ZMM()
+	c.VMOVDQU32(operand.Mem{Base: c.Load(c.Param("idx"), c.GP64())}, idx)
+	dst := operand.Mem{Base: c.Load(c.Param("dst"), c.GP64())}
+	c.SHLQ(operand.U8(2), ldb)
+	b16 := c.GP64() // row 16
+	c.MOVQ(ldb, b16)
+	c.SHLQ(operand.U8(4), b16)
+	c.ADDQ(b, b16)
+	all := c.K()
+	t := c.GP32()
+	c.MOVL(operand.U32(0xffff), t)
+	c.KMOVW(t, all)
+
+	// Blocks of 16 steps: one cache line of each of the 32 rows, loaded
+	// whole (the next four lines prefetched), transposed in registers 16
+	// rows at a time; the last steps two gathers each.
+	nx := nextSliver(c, b, ldb, nr512)
+	block := func() {
+		prefetchHead(c, nx, ldb, 2)
+		r := c.GP64()
+		c.MOVQ(b, r)
+		for h := range 2 {
+			rows := make([]reg.VecVirtual, 16)
+			for i := range rows {
+				rows[i] = c.ZMM()
+				c.VMOVUPS(operand.Mem{Base: r}, rows[i])
+				c.PREFETCHT0(operand.Mem{Base: r, Disp: 4 * 64})
+				if h == 0 || i < 15 {
+					c.ADDQ(ldb, r)
+				}
+			}
+			for q, col := range transpose16(c, rows) {
+				c.VMOVUPS(col, dst.Offset(4*(nr512*q+16*h)))
+			}
+		}
+	}
+	step := func(p int) {
+		for h, base := range []reg.Register{b, b16} {
+			z, m := c.ZMM(), c.K()
+			c.VPXORD(z, z, z)
+			c.KMOVW(all, m)
+			c.VGATHERDPS(operand.Mem{Base: base, Index: idx, Scale: 4, Disp: 4 * p}, m, z)
+			c.VMOVUPS(z, dst.Offset(4*(nr512*p+16*h)))
+		}
+	}
+	packLoop(c, "packbt", kc, block, step, func(steps int) {
+		c.ADDQ(operand.U32(4*steps), b)
+		c.ADDQ(operand.U32(4*steps), b16)
+		c.ADDQ(operand.U32(4*nr512*steps), dst.Base)
+	})
+}
+
+// packB512 emits packB32x: the packing of a kc x 32*slivers panel of B
+// stored [k,n] into slivers of 32 columns for gemmKernel12x32, row by row
+// of B so that the reads stream, each row's 128-byte pieces going to the
+// slivers in turn; the row three ahead is prefetched as it goes.
+func packB512(c *build.Context) {
+	c.Function("packB32x")
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(kc int, b *float32, ldb int, slivers int, dst *float32)")
+	c.Pragma("noescape")
+	c.Doc(
+		"packB32x packs B(p,j) = b[p*ldb+j], p < kc, j < 32*slivers, into",
+		"dst[(j/32*kc+p)*32+j%32]. Requires AVX-512F.",
+	)
+	kc := c.Load(c.Param("kc"), c.GP64())
+	b := c.Load(c.Param("b"), c.GP64())
+	ldb := c.Load(c.Param("ldb"), c.GP64())
+	slivers := c.Load(c.Param("slivers"), c.GP64())
+	dst := c.Load(c.Param("dst"), c.GP64())
+	c.SHLQ(operand.U8(2), ldb)
+	ahead := c.GP64() // three rows ahead, for the prefetches
+	c.LEAQ(operand.Mem{Base: ldb, Index: ldb, Scale: 2}, ahead)
+	stride := c.GP64() // bytes from one sliver to the next
+	c.MOVQ(kc, stride)
+	c.SHLQ(operand.U8(7), stride)
+	src, out, n := c.GP64(), c.GP64(), c.GP64()
+	z0, z1 := c.ZMM(), c.ZMM()
+
+	c.Label("packb_row")
+	c.MOVQ(b, src)
+	c.MOVQ(dst, out)
+	c.MOVQ(slivers, n)
+	c.Label("packb_sliver")
+	c.VMOVUPS(operand.Mem{Base: src}, z0)
+	c.VMOVUPS(operand.Mem{Base: src, Disp: 64}, z1)
+	c.PREFETCHT0(operand.Mem{Base: src, Index: ahead, Scale: 1})
+	c.PREFETCHT0(operand.Mem{Base: src, Index: ahead, Scale: 1, Disp: 64})
+	c.VMOVUPS(z0, operand.Mem{Base: out})
+	c.VMOVUPS(z1, operand.Mem{Base: out, Disp: 64})
+	c.ADDQ(operand.U8(128), src)
+	c.ADDQ(stride, out)
+	c.DECQ(n)
+	c.JNZ(operand.LabelRef("packb_sliver"))
+	c.ADDQ(ldb, b)
+	c.ADDQ(operand.U8(128), dst)
+	c.DECQ(kc)
+	c.JNZ(operand.LabelRef("packb_row"))
+	c.VZEROUPPER()
+	c.RET()
+}
+
+// nextSliver returns a register pointing at row rows of the matrix at base
+// with row stride ld bytes: the first row of the sliver that is packed next.
+func nextSliver(c *build.Context, base, ld reg.Register, rows int) reg.Register {
+	nx := c.GP64()
+	c.IMUL3Q(operand.U32(rows), ld, nx)
+	c.ADDQ(base, nx)
+	return nx
+}
+
+// prefetchHead prefetches the first four cache lines of rows rows from nx
+// (row stride ld bytes) and moves nx past them: spread over the blocks of a
+// packing loop, it brings in the head of the next sliver, which the loop's
+// own look-ahead does not reach, before that sliver is packed.
+func prefetchHead(c *build.Context, nx, ld reg.Register, rows int) {
+	for range rows {
+		for l := range 4 {
+			c.PREFETCHT0(operand.Mem{Base: nx, Disp: 64 * l})
+		}
+		c.ADDQ(ld, nx)
+	}
+}
+
+// packLoop emits a packing loop of n steps: blocks of 16 steps (one cache
+// line of float32 source) emitted by block, each followed by next(16), then
+// the remaining steps one at a time by step(0) and next(1); then it returns.
+func packLoop(c *build.Context, prefix string, n reg.Register, block func(), step func(p int), next func(steps int)) {
+	blocks := c.GP64()
+	c.MOVQ(n, blocks)
+	c.SHRQ(operand.U8(4), blocks)
+	c.JZ(operand.LabelRef(prefix + "_tail"))
+	c.Label(prefix + "_loop")
+	block()
+	next(16)
+	c.DECQ(blocks)
+	c.JNZ(operand.LabelRef(prefix + "_loop"))
+	c.Label(prefix + "_tail")
+	c.ANDQ(operand.U8(15), n)
+	c.JZ(operand.LabelRef(prefix + "_done"))
+	c.Label(prefix + "_loop1")
+	step(0)
+	next(1)
+	c.DECQ(n)
+	c.JNZ(operand.LabelRef(prefix + "_loop1"))
+	c.Label(prefix + "_done")
+	c.VZEROUPPER()
+	c.RET()
+}
+
+// transpose16 returns the columns of the 16x16 matrix whose rows are in
+// rows: element j of column q is element q of rows[j]. Four rounds of 16
+// shuffles: pairs of rows interleaved, then pairs of pairs (a 4x4
+// transposition within each 128-bit lane), then the lanes exchanged twice.
+func transpose16(c *build.Context, rows []reg.VecVirtual) []reg.VecVirtual {
+	// t[2g], t[2g+1]: rows 2g and 2g+1 interleaved, low and high halves
+	// of each lane.
+	t := make([]reg.VecVirtual, 16)
+	for g := 0; g < 16; g += 2 {
+		t[g], t[g+1] = c.ZMM(), c.ZMM()
+		c.VUNPCKLPS(rows[g+1], rows[g], t[g])
+		c.VUNPCKHPS(rows[g+1], rows[g], t[g+1])
+	}
+	// u[4g+q]: element q of every lane of rows 4g..4g+3.
+	u := make([]reg.VecVirtual, 16)
+	for g := 0; g < 16; g += 4 {
+		for h := range 2 {
+			u[g+2*h], u[g+2*h+1] = c.ZMM(), c.ZMM()
+			c.VSHUFPS(operand.U8(0x44), t[g+2+h], t[g+h], u[g+2*h])
+			c.VSHUFPS(operand.U8(0xee), t[g+2+h], t[g+h], u[g+2*h+1])
+		}
+	}
+	// Column 4l+q gathers lane l of u[q], u[4+q], u[8+q], u[12+q].
+	cols := make([]reg.VecVirtual, 16)
+	for q := range 4 {
+		a0, a1, b0, b1 := c.ZMM(), c.ZMM(), c.ZMM(), c.ZMM()
+		c.VSHUFF32X4(operand.U8(0x88), u[4+q], u[q], a0)
+		c.VSHUFF32X4(operand.U8(0xdd), u[4+q], u[q], a1)
+		c.VSHUFF32X4(operand.U8(0x88), u[12+q], u[8+q], b0)
+		c.VSHUFF32X4(operand.U8(0xdd), u[12+q], u[8+q], b1)
+		for l, v := range [][2]reg.VecVirtual{{a0, b0}, {a1, b1}} {
+			cols[q+4*l], cols[q+8+4*l] = c.ZMM(), c.ZMM()
+			c.VSHUFF32X4(operand.U8(0x88), v[1], v[0], cols[q+4*l])
+			c.VSHUFF32X4(operand.U8(0xdd), v[1], v[0], cols[q+8+4*l])
+		}
+	}
+	return cols
 }
 
 // dotKernel emits dotAVX2: four 8-wide FMA accumulators over 32 floats a
