@@ -89,3 +89,30 @@ func packB512Asm(dst, b []float32, ldb, kc, slivers int) {
 	}
 	packB32x(kc, &b[0], ldb, slivers, &dst[0])
 }
+
+// packA6Asm packs a full 6-row sliver of A stored [m,k] (rows at stride
+// lda floats from a) for kc steps into dst.
+func packA6Asm(dst, a []float32, lda, kc int) {
+	if kc <= 0 || len(dst) < kc*mr || len(a) < (mr-1)*lda+kc {
+		panic("linalg: packing called with short operands")
+	}
+	packA6x(kc, &a[0], lda, &dst[0])
+}
+
+// packBT16Asm packs a full 16-column sliver of B stored [n,k] (columns at
+// stride ldb floats from b) for kc steps into dst.
+func packBT16Asm(dst, b []float32, ldb, kc int) {
+	if kc <= 0 || len(dst) < kc*nr || len(b) < (nr-1)*ldb+kc {
+		panic("linalg: packing called with short operands")
+	}
+	packBT16x(kc, &b[0], ldb, &dst[0])
+}
+
+// packB16Asm packs slivers full 16-column slivers of B stored [k,n] (rows
+// at stride ldb floats from b) for kc steps into dst, sliver after sliver.
+func packB16Asm(dst, b []float32, ldb, kc, slivers int) {
+	if kc <= 0 || slivers <= 0 || len(dst) < kc*nr*slivers || len(b) < (kc-1)*ldb+nr*slivers {
+		panic("linalg: packing called with short operands")
+	}
+	packB16x(kc, &b[0], ldb, slivers, &dst[0])
+}

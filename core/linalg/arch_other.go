@@ -51,3 +51,15 @@ func packBT512Asm(dst, b []float32, ldb, kc int, idx *[16]int32) {
 func packB512Asm(dst, b []float32, ldb, kc, slivers int) {
 	panic("linalg: no assembly kernels on this architecture")
 }
+
+func packA6Asm(dst, a []float32, lda, kc int) {
+	panic("linalg: no assembly kernels on this architecture")
+}
+
+func packBT16Asm(dst, b []float32, ldb, kc int) {
+	panic("linalg: no assembly kernels on this architecture")
+}
+
+func packB16Asm(dst, b []float32, ldb, kc, slivers int) {
+	panic("linalg: no assembly kernels on this architecture")
+}

@@ -85,9 +85,9 @@ type gemm struct {
 	// skern is the kernel for operands read in place, when strided.
 	skern func(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool)
 
-	// packAsm: the AVX-512 product packs full slivers with the assembly
-	// packers; idxA and idxB are their gather offsets (i*k for the rows
-	// of A stored [m,k] and the columns of B stored [n,k]).
+	// packAsm: full slivers are packed by the assembly packers of the
+	// kernel; idxA and idxB are the AVX-512 ones' gather offsets (i*k for
+	// the rows of A stored [m,k] and the columns of B stored [n,k]).
 	packAsm    bool
 	idxA, idxB [16]int32
 
@@ -151,7 +151,7 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 	case useAsm() && n <= nrNarrow:
 		g.kern, g.skern, g.nr, g.strided = gemmKernelNarrowAsm, gemmKernelNarrowStridedAsm, nrNarrow, true
 	case useAsm():
-		g.kern, g.skern, g.strided = gemmKernelAsm, gemmKernelStridedAsm, true
+		g.kern, g.skern, g.strided, g.packAsm = gemmKernelAsm, gemmKernelStridedAsm, true, true
 	}
 	workers := 1
 	if m*n*k >= minParallelWork {
@@ -417,8 +417,10 @@ func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
 					clear(dp[h:])
 				}
 			}
-		case h == mr && g.packAsm:
+		case h == mr && g.packAsm && mr == mr512:
 			packA512Asm(d, a[r0*g.k+p0:], g.k, kc, &g.idxA)
+		case h == mr && g.packAsm:
+			packA6Asm(d, a[r0*g.k+p0:], g.k, kc)
 		case h == mr: // element (i,p) at a[i*k+p], six rows at a time
 			lda := g.k
 			for i := 0; i < mr; i += 6 {
@@ -455,8 +457,11 @@ func (g *gemm) packB(dst []float32, j0, cols, p0, kc int) {
 		// row scatters into the full slivers, then the edge one if any.
 		full := cols / nr
 		ldb := g.n
-		if g.packAsm && full > 0 {
+		switch {
+		case g.packAsm && full > 0 && nr == nr512:
 			packB512Asm(dst, b[p0*ldb+j0:], ldb, kc, full)
+		case g.packAsm && full > 0:
+			packB16Asm(dst, b[p0*ldb+j0:], ldb, kc, full)
 		}
 		for p := range kc {
 			row := b[(p0+p)*ldb+j0 : (p0+p)*ldb+j0+cols]
@@ -478,8 +483,10 @@ func (g *gemm) packB(dst []float32, j0, cols, p0, kc int) {
 		w := min(nr, cols-s*nr)
 		d := dst[s*nr*kc : (s+1)*nr*kc]
 		switch {
-		case w == nr && g.packAsm:
+		case w == nr && g.packAsm && nr == nr512:
 			packBT512Asm(d, b[c0*g.k+p0:], g.k, kc, &g.idxB)
+		case w == nr && g.packAsm:
+			packBT16Asm(d, b[c0*g.k+p0:], g.k, kc)
 		case w == nr: // element (p,j) at b[j*k+p], four columns at a time
 			ldb := g.k
 			for j := 0; j < nr; j += 4 {

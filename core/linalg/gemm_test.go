@@ -97,16 +97,31 @@ func TestParallelRanges(t *testing.T) {
 	}
 }
 
-// TestAsmPackers checks the assembly packers of the AVX-512 path against the
-// Go packing they replace, element for element, over depths that exercise
-// their 16-step blocks, their one-step tails and both together, and over
-// operands placed at unaligned offsets.
+// TestAsmPackers checks the assembly packers of the AVX-512 and AVX2 paths
+// against the Go packing they replace, element for element, over depths
+// that exercise their blocks of steps, their one-step tails and both
+// together, and over operands placed at unaligned offsets.
 func TestAsmPackers(t *testing.T) {
-	if !hasAVX512 {
-		t.Skip("no AVX-512 on this CPU: the assembly packers are not used")
+	for _, kern := range []struct {
+		name   string
+		mr, nr int
+		has    bool
+	}{{"avx512", mr512, nr512, hasAVX512}, {"avx2", mr, nr, hasAsm}} {
+		t.Run(kern.name, func(t *testing.T) {
+			if !kern.has {
+				t.Skipf("no %s on this CPU: its packers are not used", kern.name)
+			}
+			testAsmPackers(t, kern.mr, kern.nr)
+		})
 	}
+}
+
+func testAsmPackers(t *testing.T, mr, nr int) {
 	r := rand.New(rand.NewPCG(7, 7))
 	for _, tc := range []struct{ m, n, k, p0, kc int }{
+		{24, 64, 7, 0, 7},
+		{24, 64, 8, 0, 8},
+		{24, 64, 9, 0, 9},
 		{24, 64, 1, 0, 1},
 		{24, 64, 15, 0, 15},
 		{36, 96, 16, 0, 16},
@@ -124,7 +139,7 @@ func TestAsmPackers(t *testing.T) {
 				b = bt
 			}
 			mk := func(asm bool) *gemm {
-				g := &gemm{transB: transB, m: tc.m, n: tc.n, k: tc.k, a: a, b: b, mr: mr512, nr: nr512}
+				g := &gemm{transB: transB, m: tc.m, n: tc.n, k: tc.k, a: a, b: b, mr: mr, nr: nr}
 				if asm {
 					g.packAsm = true
 					for i := range 16 {
@@ -135,14 +150,14 @@ func TestAsmPackers(t *testing.T) {
 			}
 			ga, gg := mk(true), mk(false)
 			rows := tc.m - 5 // a partial sliver at the end
-			pa, pg := make([]float32, roundUp(rows, mr512)*tc.kc), make([]float32, roundUp(rows, mr512)*tc.kc)
+			pa, pg := make([]float32, roundUp(rows, mr)*tc.kc), make([]float32, roundUp(rows, mr)*tc.kc)
 			ga.packA(pa, 2, rows, tc.p0, tc.kc)
 			gg.packA(pg, 2, rows, tc.p0, tc.kc)
 			if !slices.Equal(pa, pg) {
 				t.Errorf("%s: packA differs from the Go packing", name)
 			}
 			cols := tc.n - 7
-			pa, pg = make([]float32, roundUp(cols, nr512)*tc.kc), make([]float32, roundUp(cols, nr512)*tc.kc)
+			pa, pg = make([]float32, roundUp(cols, nr)*tc.kc), make([]float32, roundUp(cols, nr)*tc.kc)
 			ga.packB(pa, 3, cols, tc.p0, tc.kc)
 			gg.packB(pg, 3, cols, tc.p0, tc.kc)
 			if !slices.Equal(pa, pg) {

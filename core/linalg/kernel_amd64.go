@@ -60,6 +60,24 @@ func packB32x(kc int, b *float32, ldb int, slivers int, dst *float32)
 //go:noescape
 func packBT32x(kc int, b *float32, ldb int, idx *int32, dst *float32)
 
+// packA6x packs A(i,p) = a[i*lda+p], i < 6, p < kc, into dst[p*6+i].
+// Requires AVX2.
+//
+//go:noescape
+func packA6x(kc int, a *float32, lda int, dst *float32)
+
+// packB16x packs B(p,j) = b[p*ldb+j], p < kc, j < 16*slivers, into
+// dst[(j/16*kc+p)*16+j%16]. Requires AVX2.
+//
+//go:noescape
+func packB16x(kc int, b *float32, ldb int, slivers int, dst *float32)
+
+// packBT16x packs B(p,j) = b[j*ldb+p], j < 16, p < kc, into dst[p*16+j].
+// Requires AVX2.
+//
+//go:noescape
+func packBT16x(kc int, b *float32, ldb int, dst *float32)
+
 // dotAVX2 returns the inner product of x and y[:len(x)]; len(y) >= len(x).
 // Requires AVX2 and FMA.
 //

@@ -74,6 +74,11 @@ func SetGeneric(on bool) (was bool) {
 // amd64 CPUs with AVX2 and FMA unless SetGeneric(true) is in force.
 func Accelerated() bool { return useAsm() }
 
+// AVX512 reports whether large products currently run on the AVX-512
+// micro-kernel: true where the CPU has AVX-512F, unless SetAVX512(false) or
+// SetGeneric(true) is in force.
+func AVX512() bool { return useAVX512() }
+
 func useAsm() bool { return hasAsm && !forceGeneric.Load() }
 
 func useAVX512() bool { return hasAVX512 && useAsm() && !forceAVX2.Load() }

@@ -26,12 +26,13 @@ for shape, goal in (("1024x768x3072", 0.8), ("1024x768x8", 0.6), ("1024x8x768", 
                      "BenchmarkSgemm/%s/%s" % (op, shape),
                      ["sgemm/%s/%s/torch" % (op, shape), "sgemm/%s/%s/numpy" % (op, shape)],
                      True, (">=", goal)))
-for shape, goal in (("1024x768x3072", 0.8), ("1024x768x8", 0.6), ("1024x8x768", 0.6)):
-    m, k, n = shape.split("x")
-    ROWS.append(("Sgemm NT %sx%s * %sx%s vs OpenBLAS held to AVX2 (Haswell kernels)" % (m, k, k, n), "GFLOP/s",
-                 "BenchmarkSgemm/NT/%s" % shape,
-                 ["sgemm/NT/%s/%s@avx2" % (shape, lib) for lib in ("torch", "numpy")],
-                 True, (">=", goal)))
+# Both sides held to AVX2 + FMA (surgeon's 6x16 kernel, OpenBLAS's Haswell
+# kernels), as on CPUs without AVX-512; measured on CPUs that have it.
+for op in ("NN", "NT"):
+    ROWS.append(("Sgemm %s 1024x768 * 768x3072, both held to AVX2 (surgeon 6x16 kernel, OpenBLAS Haswell)" % op,
+                 "GFLOP/s", "BenchmarkSgemm/%s-avx2/1024x768x3072" % op,
+                 ["sgemm/%s/1024x768x3072/%s@avx2" % (op, lib) for lib in ("torch", "numpy")],
+                 True, (">=", 0.8)))
 ROWS += [
     ("BERT-base LoRA step, 8x128 (s/step)", "s/step", "BenchmarkLoRAStepBERTBase:s/step",
      ["bert-step/min"], False, ("<=", 1.0)),

@@ -3,6 +3,7 @@ package gobench
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/surgeon-ml/surgeon/core/linalg"
@@ -19,7 +20,10 @@ var sgemmShapes = []struct{ m, k, n int }{
 
 // BenchmarkSgemm measures linalg.MatMulNN (B stored [k,n]) and MatMulNT
 // (B stored [n,k], the layout of x W^T) in GFLOP/s; the asm metric is 1 when
-// the assembly kernels ran. Sub-benchmark names are OP/MxKxN.
+// the assembly kernels ran. Sub-benchmark names are OP/MxKxN. On a CPU with
+// AVX-512 the first shape is measured again held to the AVX2 kernel, as
+// OP-avx2/MxKxN, for CPUs without it (compared with OpenBLAS's Haswell
+// kernels).
 func BenchmarkSgemm(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
 	randn := func(n int) []float32 {
@@ -31,11 +35,18 @@ func BenchmarkSgemm(b *testing.B) {
 	}
 	for _, s := range sgemmShapes {
 		a, w, c := randn(s.m*s.k), randn(s.k*s.n), make([]float32, s.m*s.n)
-		for _, op := range []string{"NN", "NT"} {
+		ops := []string{"NN", "NT"}
+		if s == sgemmShapes[0] && linalg.AVX512() {
+			ops = append(ops, "NN-avx2", "NT-avx2")
+		}
+		for _, op := range ops {
 			b.Run(fmt.Sprintf("%s/%dx%dx%d", op, s.m, s.k, s.n), func(b *testing.B) {
 				f := linalg.MatMulNN
-				if op == "NT" {
+				if strings.HasPrefix(op, "NT") {
 					f = linalg.MatMulNT
+				}
+				if strings.HasSuffix(op, "-avx2") {
+					defer linalg.SetAVX512(linalg.SetAVX512(false))
 				}
 				f(c, a, w, s.m, s.n, s.k, false) // warm the worker pool and caches
 				b.ResetTimer()

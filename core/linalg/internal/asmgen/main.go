@@ -43,6 +43,9 @@ func main() {
 	packA512(c)
 	packB512(c)
 	packBT512(c)
+	packA6(c)
+	packB16(c)
+	packBT16(c)
 	dotKernel(c)
 	axpyKernel(c)
 
@@ -599,21 +602,223 @@ func prefetchHead(c *build.Context, nx, ld reg.Register, rows int) {
 	}
 }
 
+// packA6 emits packA6x, the AVX2 packing of a 6-row sliver of A stored
+// [m,k] for gemmKernel6x16: blocks of 8 steps transposed in registers (the
+// six rows and two zero ones), the remaining steps element by element.
+// Every store but a block's last is a full 8-float one that the next
+// overwrites in part: masked stores are slow on some AVX2 CPUs.
+func packA6(c *build.Context) {
+	c.Function("packA6x")
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(kc int, a *float32, lda int, dst *float32)")
+	c.Pragma("noescape")
+	c.Doc("packA6x packs A(i,p) = a[i*lda+p], i < 6, p < kc, into dst[p*6+i].",
+		"Requires AVX2.")
+	kc := c.Load(c.Param("kc"), c.GP64())
+	a := c.Load(c.Param("a"), c.GP64())
+	lda := c.Load(c.Param("lda"), c.GP64())
+	dst := operand.Mem{Base: c.Load(c.Param("dst"), c.GP64())}
+	c.SHLQ(operand.U8(2), lda)
+	a3 := c.GP64() // row 3
+	c.LEAQ(operand.Mem{Base: a, Index: lda, Scale: 2}, a3)
+	c.ADDQ(lda, a3)
+	row := func(i int) operand.Mem {
+		base := []reg.Register{a, a3}[i/3]
+		if i%3 == 0 {
+			return operand.Mem{Base: base}
+		}
+		return operand.Mem{Base: base, Index: lda, Scale: uint8(i % 3)}
+	}
+	nx := nextSliver(c, a, lda, mr)
+	block := func() {
+		prefetchHead(c, nx, lda, 1)
+		zero := c.YMM()
+		c.VXORPS(zero, zero, zero)
+		rows := make([]reg.VecVirtual, 8)
+		for i := range rows {
+			if i >= mr {
+				rows[i] = zero
+				continue
+			}
+			rows[i] = c.YMM()
+			c.VMOVUPS(row(i), rows[i])
+			c.PREFETCHT0(row(i).Offset(4 * 64))
+		}
+		cols := transpose8(c, rows)
+		for q, col := range cols[:7] {
+			c.VMOVUPS(col, dst.Offset(4*mr*q))
+		}
+		hi := c.XMM()
+		c.VEXTRACTF128(operand.U8(1), cols[7], hi)
+		c.VMOVUPS(cols[7].AsX(), dst.Offset(4*mr*7))
+		c.VMOVQ(hi, dst.Offset(4*mr*7+16))
+	}
+	step := func(int) {
+		for i := range mr {
+			x := c.XMM()
+			c.VMOVSS(row(i), x)
+			c.VMOVSS(x, dst.Offset(4*i))
+		}
+	}
+	packLoopN(c, "packa6", kc, 8, block, step, func(steps int) {
+		c.ADDQ(operand.U32(4*steps), a)
+		c.ADDQ(operand.U32(4*steps), a3)
+		c.ADDQ(operand.U32(4*mr*steps), dst.Base)
+	})
+}
+
+// packBT16 emits packBT16x, the AVX2 packing of a 16-column sliver of B
+// stored [n,k] for gemmKernel6x16: blocks of 8 steps, 8 rows at a time
+// transposed in registers; the remaining steps element by element.
+func packBT16(c *build.Context) {
+	c.Function("packBT16x")
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(kc int, b *float32, ldb int, dst *float32)")
+	c.Pragma("noescape")
+	c.Doc("packBT16x packs B(p,j) = b[j*ldb+p], j < 16, p < kc, into dst[p*16+j].",
+		"Requires AVX2.")
+	kc := c.Load(c.Param("kc"), c.GP64())
+	b := c.Load(c.Param("b"), c.GP64())
+	ldb := c.Load(c.Param("ldb"), c.GP64())
+	dst := operand.Mem{Base: c.Load(c.Param("dst"), c.GP64())}
+	c.SHLQ(operand.U8(2), ldb)
+	nx := nextSliver(c, b, ldb, nr)
+	block := func() {
+		prefetchHead(c, nx, ldb, 1)
+		r := c.GP64()
+		c.MOVQ(b, r)
+		for h := range 2 {
+			rows := make([]reg.VecVirtual, 8)
+			for i := range rows {
+				rows[i] = c.YMM()
+				c.VMOVUPS(operand.Mem{Base: r}, rows[i])
+				c.PREFETCHT0(operand.Mem{Base: r, Disp: 4 * 64})
+				if h == 0 || i < 7 {
+					c.ADDQ(ldb, r)
+				}
+			}
+			for q, col := range transpose8(c, rows) {
+				c.VMOVUPS(col, dst.Offset(4*(nr*q+8*h)))
+			}
+		}
+	}
+	step := func(int) {
+		r := c.GP64()
+		c.MOVQ(b, r)
+		for j := range nr {
+			x := c.XMM()
+			c.VMOVSS(operand.Mem{Base: r}, x)
+			c.VMOVSS(x, dst.Offset(4*j))
+			if j < nr-1 {
+				c.ADDQ(ldb, r)
+			}
+		}
+	}
+	packLoopN(c, "packbt16", kc, 8, block, step, func(steps int) {
+		c.ADDQ(operand.U32(4*steps), b)
+		c.ADDQ(operand.U32(4*nr*steps), dst.Base)
+	})
+}
+
+// packB16 emits packB16x, the AVX2 counterpart of packB32x: a panel of B
+// stored [k,n] into slivers of 16 columns, row by row of B.
+func packB16(c *build.Context) {
+	c.Function("packB16x")
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(kc int, b *float32, ldb int, slivers int, dst *float32)")
+	c.Pragma("noescape")
+	c.Doc(
+		"packB16x packs B(p,j) = b[p*ldb+j], p < kc, j < 16*slivers, into",
+		"dst[(j/16*kc+p)*16+j%16]. Requires AVX2.",
+	)
+	kc := c.Load(c.Param("kc"), c.GP64())
+	b := c.Load(c.Param("b"), c.GP64())
+	ldb := c.Load(c.Param("ldb"), c.GP64())
+	slivers := c.Load(c.Param("slivers"), c.GP64())
+	dst := c.Load(c.Param("dst"), c.GP64())
+	c.SHLQ(operand.U8(2), ldb)
+	ahead := c.GP64() // three rows ahead, for the prefetches
+	c.LEAQ(operand.Mem{Base: ldb, Index: ldb, Scale: 2}, ahead)
+	stride := c.GP64() // bytes from one sliver to the next
+	c.MOVQ(kc, stride)
+	c.SHLQ(operand.U8(6), stride)
+	src, out, n := c.GP64(), c.GP64(), c.GP64()
+	y0, y1 := c.YMM(), c.YMM()
+
+	c.Label("packb16_row")
+	c.MOVQ(b, src)
+	c.MOVQ(dst, out)
+	c.MOVQ(slivers, n)
+	c.Label("packb16_sliver")
+	c.VMOVUPS(operand.Mem{Base: src}, y0)
+	c.VMOVUPS(operand.Mem{Base: src, Disp: 32}, y1)
+	c.PREFETCHT0(operand.Mem{Base: src, Index: ahead, Scale: 1})
+	c.VMOVUPS(y0, operand.Mem{Base: out})
+	c.VMOVUPS(y1, operand.Mem{Base: out, Disp: 32})
+	c.ADDQ(operand.U8(64), src)
+	c.ADDQ(stride, out)
+	c.DECQ(n)
+	c.JNZ(operand.LabelRef("packb16_sliver"))
+	c.ADDQ(ldb, b)
+	c.ADDQ(operand.U8(64), dst)
+	c.DECQ(kc)
+	c.JNZ(operand.LabelRef("packb16_row"))
+	c.VZEROUPPER()
+	c.RET()
+}
+
+// transpose8 returns the columns of the 8x8 matrix whose rows are in the
+// YMM registers rows: rows interleaved in pairs, then pairs of pairs (a 4x4
+// transposition within each 128-bit lane), then the lanes exchanged.
+func transpose8(c *build.Context, rows []reg.VecVirtual) []reg.VecVirtual {
+	t := make([]reg.VecVirtual, 8)
+	for g := 0; g < 8; g += 2 {
+		t[g], t[g+1] = c.YMM(), c.YMM()
+		c.VUNPCKLPS(rows[g+1], rows[g], t[g])
+		c.VUNPCKHPS(rows[g+1], rows[g], t[g+1])
+	}
+	// u[4g+q]: in lane l, rows 4g..4g+3 of column 4l+q.
+	u := make([]reg.VecVirtual, 8)
+	for g := 0; g < 8; g += 4 {
+		for h := range 2 {
+			u[g+2*h], u[g+2*h+1] = c.YMM(), c.YMM()
+			c.VSHUFPS(operand.U8(0x44), t[g+2+h], t[g+h], u[g+2*h])
+			c.VSHUFPS(operand.U8(0xee), t[g+2+h], t[g+h], u[g+2*h+1])
+		}
+	}
+	cols := make([]reg.VecVirtual, 8)
+	for q := range 4 {
+		cols[q], cols[q+4] = c.YMM(), c.YMM()
+		c.VPERM2F128(operand.U8(0x20), u[4+q], u[q], cols[q])
+		c.VPERM2F128(operand.U8(0x31), u[4+q], u[q], cols[q+4])
+	}
+	return cols
+}
+
 // packLoop emits a packing loop of n steps: blocks of 16 steps (one cache
 // line of float32 source) emitted by block, each followed by next(16), then
 // the remaining steps one at a time by step(0) and next(1); then it returns.
 func packLoop(c *build.Context, prefix string, n reg.Register, block func(), step func(p int), next func(steps int)) {
+	packLoopN(c, prefix, n, 16, block, step, next)
+}
+
+// packLoopN is packLoop with blocks of size steps, a power of two.
+func packLoopN(c *build.Context, prefix string, n reg.Register, size int, block func(), step func(p int), next func(steps int)) {
+	shift := 0
+	for 1<<shift < size {
+		shift++
+	}
 	blocks := c.GP64()
 	c.MOVQ(n, blocks)
-	c.SHRQ(operand.U8(4), blocks)
+	c.SHRQ(operand.U8(shift), blocks)
 	c.JZ(operand.LabelRef(prefix + "_tail"))
 	c.Label(prefix + "_loop")
 	block()
-	next(16)
+	next(size)
 	c.DECQ(blocks)
 	c.JNZ(operand.LabelRef(prefix + "_loop"))
 	c.Label(prefix + "_tail")
-	c.ANDQ(operand.U8(15), n)
+	c.ANDQ(operand.U8(size-1), n)
 	c.JZ(operand.LabelRef(prefix + "_done"))
 	c.Label(prefix + "_loop1")
 	step(0)
