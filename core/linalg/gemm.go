@@ -97,9 +97,12 @@ type gemm struct {
 }
 
 // use512 reports whether a product of this shape goes to the AVX-512
-// kernel: one large enough that its wider tiles are mostly full.
-func use512(m, n, k int) bool {
-	return useAVX512() && m >= 2*mr512 && n >= 2*nr512 && k >= 16
+// kernel: one large enough that its wider tiles are mostly full, however
+// shallow. Shallow products (attention scores over 8-wide heads, the second
+// LoRA factor) gain the most: with k = 8 a tile costs more to set up and
+// store than to compute, and the 12x32 tile needs a quarter as many.
+func use512(m, n int) bool {
+	return useAVX512() && m >= 2*mr512 && n >= 2*nr512
 }
 
 // sgemm computes C[m,n] = op(A)*op(B), adding into C when acc is true.
@@ -132,11 +135,14 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 		sgemmAxpys(transA, m, n, k, a, b, c, acc)
 		return
 	}
+	// On the stack: the products of attention heads and other small ones
+	// are many and short, and a heap allocation each would show. Only
+	// products shared with the workers get a heap copy.
 	g := &gemm{transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, c: c, acc: acc,
 		kern: gemmKernelGeneric, mr: mr, nr: nr}
 	kc, mc, nc := kcMax, mcMax, ncMax
 	switch {
-	case use512(m, n, k):
+	case use512(m, n):
 		g.kern, g.skern, g.mr, g.nr, g.strided = gemmKernel512Asm, gemmKernel512StridedAsm, mr512, nr512, true
 		kc, mc, nc = kcMax512, mcMax512, ncMax512
 		if (nr512-1)*k <= math.MaxInt32 {
@@ -176,7 +182,9 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 		scratchPool.Put(s)
 		return
 	}
-	parallelFor(tasks, workers-1, g.task)
+	shared := new(gemm)
+	*shared = *g
+	parallelFor(tasks, workers-1, shared.task)
 }
 
 // sgemmDots computes C[m,n] (+)= A[m,k] * B[n,k]^T one dot product at a

@@ -106,6 +106,11 @@ func axpyGeneric(alpha float32, x, y []float32) {
 	}
 }
 
+// rangesPerWorker is how many ranges ParallelRanges makes per worker, at
+// most: enough for the caller and the workers to even out, few enough that
+// claiming one costs nothing next to running it.
+const rangesPerWorker = 4
+
 func checkLen(op string, c, a, b []float32, nc, na, nb int) {
 	if len(c) < nc || len(a) < na || len(b) < nb {
 		panic("linalg: " + op + ": slice shorter than its dimensions")
@@ -113,12 +118,14 @@ func checkLen(op string, c, a, b []float32, nc, na, nb int) {
 }
 
 // ParallelRanges splits [0, n) into contiguous ranges of at least grain
-// items, one per worker of the pool, and runs fn on each, the caller taking
-// one itself; it returns when all have finished. When n is below two grains
-// it just calls fn(0, n). fn must not depend on how the range is split.
+// items, up to rangesPerWorker per worker of the pool, and runs fn on each:
+// the caller and the workers claim ranges in turn until none is left, so a
+// worker that wakes late or runs on a slower core takes fewer. It returns
+// when all have finished. When n is below two grains it just calls
+// fn(0, n). fn must not depend on how the range is split.
 func ParallelRanges(n, grain int, fn func(lo, hi int)) {
 	workers := poolSize()
-	chunks := min(workers, n/max(grain, 1))
+	chunks := min(rangesPerWorker*workers, n/max(grain, 1))
 	if chunks <= 1 {
 		fn(0, n)
 		return
