@@ -32,11 +32,7 @@ func (f *rmsNormFn) Forward() (mat.Tensor, error) {
 	rowsParallel(n, d, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			xi := x[i*d : (i+1)*d]
-			var ss float64
-			for _, v := range xi {
-				ss += float64(v) * float64(v)
-			}
-			r := float32(1 / math.Sqrt(ss/float64(d)+float64(f.eps)))
+			r := float32(1 / math.Sqrt(sumSquares(xi)/float64(d)+float64(f.eps)))
 			f.inv[i] = r
 			yi := y[i*d : (i+1)*d]
 			for j, v := range xi {
@@ -69,11 +65,7 @@ func (f *rmsNormFn) Backward(gy mat.Tensor) error {
 		rowsParallel(n, d, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				xi, gi, r := x[i*d:(i+1)*d], g[i*d:(i+1)*d], f.inv[i]
-				var dot float64
-				for j := range xi {
-					dot += float64(gi[j] * w[j] * xi[j])
-				}
-				c := float32(dot) * r * r * r / float32(d)
+				c := float32(dot3(gi, w, xi)) * r * r * r / float32(d)
 				gxi := gx[i*d : (i+1)*d]
 				for j := range xi {
 					gxi[j] = gi[j]*w[j]*r - xi[j]*c
@@ -88,6 +80,45 @@ func (f *rmsNormFn) Backward(gy mat.Tensor) error {
 		accGrad(f.w, d, 1, gw)
 	}
 	return nil
+}
+
+// sumSquares returns the sum of the squares of x in float64, in four
+// interleaved partial sums: one running sum would wait on the latency of
+// every addition, which for the short rows of small models is most of
+// the cost of a normalisation.
+func sumSquares(x []float32) float64 {
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v := (*[4]float32)(x[i : i+4])
+		s0 += float64(v[0]) * float64(v[0])
+		s1 += float64(v[1]) * float64(v[1])
+		s2 += float64(v[2]) * float64(v[2])
+		s3 += float64(v[3]) * float64(v[3])
+	}
+	for ; i < len(x); i++ {
+		s0 += float64(x[i]) * float64(x[i])
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// dot3 returns the sum of a[j]*b[j]*c[j] (each product in float32) in
+// float64, in four interleaved partial sums; b and c are at least as long
+// as a.
+func dot3(a, b, c []float32) float64 {
+	b, c = b[:len(a)], c[:len(a)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += float64(a[i] * b[i] * c[i])
+		s1 += float64(a[i+1] * b[i+1] * c[i+1])
+		s2 += float64(a[i+2] * b[i+2] * c[i+2])
+		s3 += float64(a[i+3] * b[i+3] * c[i+3])
+	}
+	for ; i < len(a); i++ {
+		s0 += float64(a[i] * b[i] * c[i])
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // layerNormFn computes y = (x - mean) / std * w + b row by row.
