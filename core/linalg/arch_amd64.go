@@ -36,19 +36,19 @@ func gemmKernel512StridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb 
 	gemmKernel12x32Strided(k, &a[0], rsa, csa, &b[0], ldb, &c[0], ldc, accum)
 }
 
-// gemmKernelNarrowStridedAsm is the 6x8 AVX2 micro-kernel for operands read
-// in place, for products of at most eight columns.
+// gemmKernelNarrowStridedAsm is the 12x8 AVX2 micro-kernel for operands
+// read in place, for products of at most eight columns.
 func gemmKernelNarrowStridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool) {
-	if k <= 0 || rsa < 0 || csa < 0 || len(a) <= (mr-1)*rsa+(k-1)*csa || ldb < 0 || len(b) < (k-1)*ldb+nrNarrow ||
-		ldc < nrNarrow || len(c) < (mr-1)*ldc+nrNarrow {
+	if k <= 0 || rsa < 0 || csa < 0 || len(a) <= (mrNarrow-1)*rsa+(k-1)*csa || ldb < 0 || len(b) < (k-1)*ldb+nrNarrow ||
+		ldc < nrNarrow || len(c) < (mrNarrow-1)*ldc+nrNarrow {
 		panic("linalg: gemm micro-kernel called with short operands")
 	}
-	gemmKernel6x8Strided(k, &a[0], rsa, csa, &b[0], ldb, &c[0], ldc, accum)
+	gemmKernel12x8Strided(k, &a[0], rsa, csa, &b[0], ldb, &c[0], ldc, accum)
 }
 
-// gemmKernelNarrowAsm is the 6x8 kernel on packed slivers.
+// gemmKernelNarrowAsm is the 12x8 kernel on packed slivers.
 func gemmKernelNarrowAsm(k int, a, b, c []float32, ldc int, accum bool) {
-	gemmKernelNarrowStridedAsm(k, a, 1, mr, b, nrNarrow, c, ldc, accum)
+	gemmKernelNarrowStridedAsm(k, a, 1, mrNarrow, b, nrNarrow, c, ldc, accum)
 }
 
 // gemmKernelStridedAsm is the AVX2 micro-kernel for operands read in place:

@@ -21,11 +21,12 @@ const (
 	mr512 = 12 // rows of an AVX-512 micro-tile; asmgen's mr512 must match
 	nr512 = 32 // columns of an AVX-512 micro-tile; asmgen's nr512 must match
 
-	// nrNarrow is the width of the narrow AVX2 micro-tile (6 x 8, one YMM
+	// nrNarrow is the width of the narrow AVX2 micro-tile (12 x 8, one YMM
 	// register a row), for products of at most 8 columns: the thin ones of
 	// attention heads and LoRA factors, where a 16-column tile would be
-	// half empty.
+	// half empty. mrNarrow is its height; asmgen's must match.
 	nrNarrow = 8
+	mrNarrow = 12
 	kcMax    = 256  // depth of a packed slab
 	mcMax    = 168  // rows of a block of A, a multiple of mr
 	ncMax    = 4080 // columns of a panel of B, a multiple of nr
@@ -155,7 +156,7 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 			}
 		}
 	case useAsm() && n <= nrNarrow:
-		g.kern, g.skern, g.nr, g.strided = gemmKernelNarrowAsm, gemmKernelNarrowStridedAsm, nrNarrow, true
+		g.kern, g.skern, g.mr, g.nr, g.strided = gemmKernelNarrowAsm, gemmKernelNarrowStridedAsm, mrNarrow, nrNarrow, true
 	case useAsm():
 		g.kern, g.skern, g.strided, g.packAsm = gemmKernelAsm, gemmKernelStridedAsm, true, true
 	}

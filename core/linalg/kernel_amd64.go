@@ -17,13 +17,13 @@ func gemmKernel6x16(k int, a *float32, b *float32, c *float32, ldc int, accum bo
 //go:noescape
 func gemmKernel6x16Strided(k int, a *float32, rsa int, csa int, b *float32, ldb int, c *float32, ldc int, accum bool)
 
-// gemmKernel6x8Strided computes the 6x8 tile C (+)= A*B over k steps, reading
+// gemmKernel12x8Strided computes the 12x8 tile C (+)= A*B over k steps, reading
 // A(i,p) at a[i*rsa+p*csa] and B(p,j) at b[p*ldb+j]; strides are in floats.
 // C has row stride ldc; accum adds into C instead of overwriting it.
 // Requires AVX2 and FMA.
 //
 //go:noescape
-func gemmKernel6x8Strided(k int, a *float32, rsa int, csa int, b *float32, ldb int, c *float32, ldc int, accum bool)
+func gemmKernel12x8Strided(k int, a *float32, rsa int, csa int, b *float32, ldb int, c *float32, ldc int, accum bool)
 
 // gemmKernel12x32 computes the 12x32 tile C (+)= A*B from k steps of packed
 // A (12 floats a step) and packed B (32 floats a step). C has row stride ldc

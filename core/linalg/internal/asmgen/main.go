@@ -26,6 +26,8 @@ import (
 const (
 	mr = 6  // rows of C per micro-tile: one broadcast of A each
 	nr = 16 // columns of C per micro-tile: two YMM registers
+
+	mrNarrow = 12 // rows of the narrow (8-column) micro-tile
 )
 
 func main() {
@@ -36,8 +38,8 @@ func main() {
 
 	c := build.NewContext()
 	gemmKernel(c)
-	gemmKernelStrided(c, 2)
-	gemmKernelStrided(c, 1)
+	gemmKernelStrided(c, mr, 2)
+	gemmKernelStrided(c, mrNarrow, 1)
 	gemmKernel512(c)
 	gemmKernel512Strided(c)
 	packA512(c)
@@ -253,18 +255,21 @@ func gemmKernel512Strided(c *build.Context) {
 // gemmKernelStrided emits gemmKernel6x16Strided, the micro-kernel for
 // operands read in place: element (i,p) of the A sliver is at
 // a[i*rsa+p*csa] and row p of the B sliver at b[p*ldb:p*ldb+16]. Packed
-// slivers are the case rsa=1, csa=6, ldb=16. With vecs=1 it emits the
-// narrow gemmKernel6x8Strided, for products of at most 8 columns.
-func gemmKernelStrided(c *build.Context, vecs int) {
+// slivers are the case rsa=1, csa=rows, ldb=16. With rows=12 and vecs=1 it
+// emits the narrow gemmKernel12x8Strided, for products of at most 8
+// columns: 12 accumulators (a 6x8 tile's 6 would leave the FMA units
+// waiting on their latency), the B row and the broadcast fill 14 of the
+// 16 YMM registers.
+func gemmKernelStrided(c *build.Context, rows, vecs int) {
 	cols := 8 * vecs
-	name := fmt.Sprintf("gemmKernel6x%dStrided", cols)
-	prefix := fmt.Sprintf("gemms%d", cols)
+	name := fmt.Sprintf("gemmKernel%dx%dStrided", rows, cols)
+	prefix := fmt.Sprintf("gemms%dx%d", rows, cols)
 	c.Function(name)
 	c.Attributes(attr.NOSPLIT)
 	c.SignatureExpr("func(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, accum bool)")
 	c.Pragma("noescape")
 	c.Doc(
-		fmt.Sprintf("%s computes the 6x%d tile C (+)= A*B over k steps, reading", name, cols),
+		fmt.Sprintf("%s computes the %dx%d tile C (+)= A*B over k steps, reading", name, rows, cols),
 		"A(i,p) at a[i*rsa+p*csa] and B(p,j) at b[p*ldb+j]; strides are in floats.",
 		"C has row stride ldc; accum adds into C instead of overwriting it.",
 		"Requires AVX2 and FMA.",
@@ -276,26 +281,27 @@ func gemmKernelStrided(c *build.Context, vecs int) {
 	cs := c.Load(c.Param("csa"), c.GP64())
 	pb := operand.Mem{Base: c.Load(c.Param("b"), c.GP64())}
 	ldb := c.Load(c.Param("ldb"), c.GP64())
-	pc := c.Load(c.Param("c"), c.GP64())
-	ldc := c.Load(c.Param("ldc"), c.GP64())
 	c.SHLQ(operand.U8(2), rs)
 	c.SHLQ(operand.U8(2), cs)
 	c.SHLQ(operand.U8(2), ldb)
-	c.SHLQ(operand.U8(2), ldc)
-	a3 := c.GP64()
-	c.LEAQ(operand.Mem{Base: a0, Index: rs, Scale: 2}, a3)
-	c.ADDQ(rs, a3)
-	// Row i of the A sliver, from two bases and the row stride.
-	rowA := []operand.Mem{
-		{Base: a0},
-		{Base: a0, Index: rs, Scale: 1},
-		{Base: a0, Index: rs, Scale: 2},
-		{Base: a3},
-		{Base: a0, Index: rs, Scale: 4},
-		{Base: a3, Index: rs, Scale: 2},
+	// Row i of the A sliver, from a base every three rows and the row
+	// stride.
+	bases := []reg.Register{a0}
+	for g := 1; g < rows/3; g++ {
+		r := c.GP64()
+		c.LEAQ(operand.Mem{Base: bases[g-1], Index: rs, Scale: 2}, r)
+		c.ADDQ(rs, r)
+		bases = append(bases, r)
+	}
+	rowA := make([]operand.Mem, rows)
+	for i := range rowA {
+		rowA[i] = operand.Mem{Base: bases[i/3]}
+		if i%3 > 0 {
+			rowA[i].Index, rowA[i].Scale = rs, uint8(i%3)
+		}
 	}
 
-	acc := make([]reg.VecVirtual, vecs*mr)
+	acc := make([]reg.VecVirtual, vecs*rows)
 	for i := range acc {
 		acc[i] = c.YMM()
 		c.VXORPS(acc[i], acc[i], acc[i])
@@ -310,19 +316,25 @@ func gemmKernelStrided(c *build.Context, vecs int) {
 		for v := range bv {
 			c.VMOVUPS(pb.Offset(32*v), bv[v])
 		}
-		for i := 0; i < mr; i++ {
+		for i := 0; i < rows; i++ {
 			c.VBROADCASTSS(rowA[i], bc)
 			for v := range bv {
 				c.VFMADD231PS(bc, bv[v], acc[vecs*i+v])
 			}
 		}
 		c.ADDQ(ldb, pb.Base)
-		c.ADDQ(cs, a0)
-		c.ADDQ(cs, a3)
+		for _, b := range bases {
+			c.ADDQ(cs, b)
+		}
 	}
 
 	kLoop(c, prefix, k, func(int) { step() }, func(int) {}, nil)
-	storeTile(c, prefix, mr, 32, acc, pc, ldc)
+	// C's pointer and stride are loaded only now, to leave the loop its
+	// general-purpose registers.
+	pc := c.Load(c.Param("c"), c.GP64())
+	ldc := c.Load(c.Param("ldc"), c.GP64())
+	c.SHLQ(operand.U8(2), ldc)
+	storeTile(c, prefix, rows, 32, acc, pc, ldc)
 }
 
 // unroll is the number of k steps in one pass of a micro-kernel's loop.
