@@ -3,13 +3,13 @@
 # the same shapes, in one run, one process at a time (never concurrently),
 # then a Markdown table of ratios; then the repository's other Go benchmarks.
 #
-#   tools/bench/run.sh            # everything (about 6 minutes on an idle machine)
+#   tools/bench/run.sh            # everything (about 7 minutes on an idle machine)
 #   tools/bench/run.sh --quick    # one round, no other Go benchmarks
 #   tools/bench/run.sh --only sgemm,stories,bert,io,other   # a subset
 #
 # Environment:
 #   SURGEON_BENCH_DIR        work folder (default /tmp/surgeon-bench-run)
-#   SURGEON_BENCH_ROUNDS     rounds of the cheap comparisons (default 2; best kept)
+#   SURGEON_BENCH_ROUNDS     rounds of the cheap comparisons (default 3; best kept)
 #   SURGEON_BENCH_SGEMM_ROUNDS rounds of the Sgemm comparison (default 4). Each
 #                            round takes two samples a side: surgeon's
 #                            benchmark twice, OpenBLAS through torch and
@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
 done
 want() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
 work=${SURGEON_BENCH_DIR:-/tmp/surgeon-bench-run}
-rounds=${SURGEON_BENCH_ROUNDS:-2}
+rounds=${SURGEON_BENCH_ROUNDS:-3}
 sgemm_rounds=${SURGEON_BENCH_SGEMM_ROUNDS:-4}
 bert_rounds=${SURGEON_BENCH_BERT_ROUNDS:-1}
 idle_wait=${SURGEON_BENCH_IDLE_WAIT:-0}
