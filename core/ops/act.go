@@ -25,7 +25,7 @@ func (f *swiGLUFn) Operands() []mat.Tensor { return []mat.Tensor{f.gate, f.up} }
 
 func (f *swiGLUFn) Forward() (mat.Tensor, error) {
 	g, u := Data(f.gate), Data(f.up)
-	y := make([]float32, len(g))
+	y := allocOutput(len(g))
 	sig := y // the sigmoid is computed in place unless backward needs it
 	if requires(f.gate, f.up) {
 		f.sig = allocDirty(len(g))
@@ -77,7 +77,7 @@ func (f *geluFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
 
 func (f *geluFn) Forward() (mat.Tensor, error) {
 	x := Data(f.x)
-	y := make([]float32, len(x))
+	y := allocOutput(len(x))
 	rowsParallel(len(x), 1, func(lo, hi int) { vmath.GELU(y[lo:hi], x[lo:hi]) })
 	return New(Rows(f.x), Cols(f.x), y), nil
 }
@@ -141,7 +141,7 @@ func (f *addFn) Operands() []mat.Tensor { return []mat.Tensor{f.a, f.b} }
 
 func (f *addFn) Forward() (mat.Tensor, error) {
 	a, b := Data(f.a), Data(f.b)
-	y := make([]float32, len(a))
+	y := allocOutput(len(a))
 	rowsParallel(len(a), 1, func(lo, hi int) {
 		a, b, y := a[lo:hi], b[lo:hi], y[lo:hi]
 		for i := range a {

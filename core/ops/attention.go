@@ -307,7 +307,7 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 		}
 		linalg.MatMulNN(oh[bh*T*dh:(bh+1)*T*dh], p, vh[kv:kv+T*dh], T, dh, T, false)
 	})
-	out := make([]float32, B*T*dq)
+	out := allocOutput(B * T * dq)
 	fromHeads(out, oh, B, T, H, dh)
 	recycle(oh)
 	if !keep {

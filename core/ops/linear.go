@@ -27,7 +27,7 @@ func (f *linearFn) Operands() []mat.Tensor {
 
 func (f *linearFn) Forward() (mat.Tensor, error) {
 	n, in, out := Rows(f.x), Cols(f.x), Rows(f.w)
-	y := make([]float32, n*out)
+	y := allocOutput(n * out)
 	if f.b != nil {
 		b := Data(f.b)
 		for i := 0; i < n; i++ {

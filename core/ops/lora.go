@@ -50,7 +50,7 @@ func (f *loraFn) dropped() []float32 {
 
 func (f *loraFn) Forward() (mat.Tensor, error) {
 	n, in, out, r := Rows(f.x), Cols(f.x), Rows(f.w), Rows(f.a)
-	y := make([]float32, n*out)
+	y := allocOutput(n * out)
 	if f.b != nil {
 		bias := Data(f.b)
 		for i := 0; i < n; i++ {

@@ -27,7 +27,7 @@ func (f *rmsNormFn) Operands() []mat.Tensor { return []mat.Tensor{f.x, f.w} }
 func (f *rmsNormFn) Forward() (mat.Tensor, error) {
 	n, d := Rows(f.x), Cols(f.x)
 	x, w := Data(f.x), Data(f.w)
-	y := make([]float32, n*d)
+	y := allocOutput(n * d)
 	f.inv = make([]float32, n)
 	rowsParallel(n, d, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -153,7 +153,7 @@ func (f *layerNormFn) Operands() []mat.Tensor { return []mat.Tensor{f.x, f.w, f.
 func (f *layerNormFn) Forward() (mat.Tensor, error) {
 	n, d := Rows(f.x), Cols(f.x)
 	x, w, b := Data(f.x), Data(f.w), Data(f.b)
-	y := make([]float32, n*d)
+	y := allocOutput(n * d)
 	keep := requires(f.x, f.w, f.b)
 	if keep {
 		f.mean, f.inv = make([]float64, n), make([]float64, n)

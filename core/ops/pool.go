@@ -3,6 +3,7 @@ package ops
 import (
 	"math"
 	"math/bits"
+	"os"
 	"sync"
 )
 
@@ -18,16 +19,24 @@ import (
 // padded to different lengths still find buffers to reuse; a request takes
 // a buffer of its class and uses a prefix of it.
 //
-// Only buffers that nothing else can reach go back to the pool: never an
-// operator's output, which the caller may still hold.
+// Only buffers that nothing else can reach go back to the pool. Operator
+// outputs qualify once Backward has run their operator's backward pass and
+// those of all their consumers, except the output Backward started from;
+// so Backward's callers read what they need from the graph before calling
+// it.
 
-// maxPooled is the most memory the pool keeps, in float32s (64 MiB).
+// maxPooled is the most memory the pool keeps, in float32s (128 MiB): room
+// for the operator outputs of a small model's step, which the next step
+// reuses (stories260K's at 32x64 do not fit in 64 MiB, and its steps ran
+// 8% slower with that cap).
 // Beyond it the pool drops buffers of other sizes to make room.
-const maxPooled = 1 << 24
+const maxPooled = 1 << 25
 
 // poisonRecycled fills buffers with NaN as they go back to the pool, so
 // that tests catch a reader of a reused buffer that it did not write.
-var poisonRecycled = false
+// SURGEON_POOL_POISON=1 in the environment turns it on (make test does, for
+// every package).
+var poisonRecycled = os.Getenv("SURGEON_POOL_POISON") == "1"
 
 // minPooled is the smallest buffer worth pooling, in float32s.
 const minPooled = 1 << 10
@@ -129,8 +138,29 @@ func pooledBuffers() int {
 	return bufs.held
 }
 
+// pooledOutput is an autograd function whose output comes from the pool
+// (allocOutput), is written whole by Forward and is not part of its saved
+// state: Backward may recycle it once the graph no longer needs it.
+type pooledOutput interface {
+	pooledOutput()
+}
+
+// allocOutput returns the buffer of n floats for the output of a
+// pooledOutput function, contents undefined.
+func allocOutput(n int) []float32 { return allocDirty(n) }
+
 // recycler is an autograd function whose saved state may go back to the
 // pool once its backward pass has run.
 type recycler interface {
 	recycle()
 }
+
+// The operators whose outputs come from the pool (see pooledOutput).
+func (*linearFn) pooledOutput()    {}
+func (*loraFn) pooledOutput()      {}
+func (*swiGLUFn) pooledOutput()    {}
+func (*addFn) pooledOutput()       {}
+func (*geluFn) pooledOutput()      {}
+func (*attentionFn) pooledOutput() {}
+func (*rmsNormFn) pooledOutput()   {}
+func (*layerNormFn) pooledOutput() {}

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -53,8 +54,8 @@ func TestPooledBuffersReuse(t *testing.T) {
 		}
 		return grads
 	}
+	defer func(was bool) { poisonRecycled = was }(poisonRecycled)
 	poisonRecycled = true
-	defer func() { poisonRecycled = false }()
 	FreeBuffers()
 	first := step()
 	if pooledBuffers() == 0 {
@@ -129,5 +130,35 @@ func TestPoolStaysBounded(t *testing.T) {
 		if h := pooledBuffers(); h > maxPooled {
 			t.Fatalf("pool holds %d floats, more than %d", h, maxPooled)
 		}
+	}
+}
+
+// TestBackwardRecyclesIntermediateOutputs checks that Backward gives the
+// outputs of the operators inside the graph back to the pool (poisoned
+// here, so a reader would see NaN) and leaves the root's output alone.
+func TestBackwardRecyclesIntermediateOutputs(t *testing.T) {
+	defer func(was bool) { poisonRecycled = was }(poisonRecycled)
+	poisonRecycled = true
+	r := rand.New(rand.NewPCG(3, 4))
+	const n, d = 64, 32
+	x := randParam(r, n, d, 1)
+	x.SetRequiresGrad(false)
+	w1, w2 := randParam(r, d, d, 0.2), randParam(r, d, d, 0.2)
+	h := Linear(x, w1, nil) // n*d = 2048 floats, a pooled size
+	y := Linear(h, w2, nil)
+	before := append([]float32(nil), Data(y)...)
+	if err := Backward(y); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range Data(y) {
+		if v != before[i] {
+			t.Fatalf("root output changed by Backward at %d: %v, was %v", i, v, before[i])
+		}
+	}
+	if v := Data(h)[0]; !math.IsNaN(float64(v)) {
+		t.Errorf("intermediate output not recycled by Backward: %v", v)
+	}
+	if w1.Grad() == nil || w2.Grad() == nil {
+		t.Errorf("gradients missing")
 	}
 }

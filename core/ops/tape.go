@@ -63,6 +63,10 @@ func ResetTape() {
 // Backward propagates gradients from y (seeded with ones when y has no
 // gradient yet) through the operators recorded since the last Backward or
 // ResetTape, in reverse order, deterministically. It then clears the tape.
+//
+// The outputs of the recorded operators other than y are released as
+// Backward goes: read whatever is needed from them (the loss, the logits)
+// before calling it.
 func Backward(y mat.Tensor) error {
 	tapeMu.Lock()
 	entries := tape
@@ -93,7 +97,14 @@ func Backward(y mat.Tensor) error {
 		if g != nil {
 			recycle(Data(g))
 		}
+		_, pooled := e.fn.(pooledOutput)
 		release(e)
+		// Nor does anything on the graph read its output any more: its
+		// consumers, all later on the tape, have run and been released.
+		// The output of the root stays, for the caller.
+		if pooled && mat.Tensor(e.op) != y {
+			recycle(Data(v))
+		}
 		entries[i] = tapeEntry{}
 	}
 	return nil
