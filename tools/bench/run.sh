@@ -3,21 +3,25 @@
 # the same shapes, in one run, one process at a time (never concurrently),
 # then a Markdown table of ratios; then the repository's other Go benchmarks.
 #
-#   tools/bench/run.sh            # everything (about 7 minutes on an idle machine)
+#   tools/bench/run.sh            # everything (about 9 minutes on an idle machine)
 #   tools/bench/run.sh --quick    # one round, no other Go benchmarks
 #   tools/bench/run.sh --only sgemm,stories,bert,io,other   # a subset
 #
 # Environment:
 #   SURGEON_BENCH_DIR        work folder (default /tmp/surgeon-bench-run)
 #   SURGEON_BENCH_ROUNDS     rounds of the cheap comparisons (default 3; best kept)
-#   SURGEON_BENCH_SGEMM_ROUNDS rounds of the Sgemm comparison (default 4). Each
-#                            round takes two samples a side: surgeon's
-#                            benchmark twice, OpenBLAS through torch and
-#                            through numpy. On a virtual machine whose cores
-#                            share their physical core with other tenants a
-#                            2-thread product swings by up to 40% from one
-#                            second to the next, on both sides; the best of
-#                            several interleaved samples is what the code can do.
+#   SURGEON_BENCH_SGEMM_ROUNDS rounds of the Sgemm comparison on every shape
+#                            (default 2), two samples a side in each:
+#                            surgeon's benchmark twice, OpenBLAS through torch
+#                            and through numpy
+#   SURGEON_BENCH_BIG_ROUNDS further rounds on the large shape alone (default
+#                            6), alternating the two sides every few seconds.
+#                            On a virtual machine whose cores share their
+#                            physical cores with other tenants a 2-thread
+#                            product swings by up to 40% from one ten-second
+#                            stretch to the next, on both sides alike; the best
+#                            of many short interleaved samples is what each
+#                            side's code can do.
 #   SURGEON_BENCH_BERT_ROUNDS rounds of the BERT-base step (default 1)
 #   SURGEON_BENCH_IDLE_WAIT  seconds to wait, before each measurement, for
 #                            other processes to leave the CPUs (default 0)
@@ -50,13 +54,13 @@ done
 want() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
 work=${SURGEON_BENCH_DIR:-/tmp/surgeon-bench-run}
 rounds=${SURGEON_BENCH_ROUNDS:-3}
-sgemm_rounds=${SURGEON_BENCH_SGEMM_ROUNDS:-4}
+sgemm_rounds=${SURGEON_BENCH_SGEMM_ROUNDS:-2}
+big_rounds=${SURGEON_BENCH_BIG_ROUNDS:-6}
 bert_rounds=${SURGEON_BENCH_BERT_ROUNDS:-1}
 idle_wait=${SURGEON_BENCH_IDLE_WAIT:-0}
 py=${SURGEON_BENCH_PYTHON:-/usr/bin/python3}
 stories=$root/../shared/fixtures/stories260K-gguf/stories260K.gguf
-[ "$quick" = 1 ] && rounds=1 && sgemm_rounds=1
-[ "$sgemm_rounds" -gt "$rounds" ] || sgemm_rounds=$rounds
+[ "$quick" = 1 ] && rounds=1 && sgemm_rounds=1 && big_rounds=0
 mkdir -p "$work"
 results=$work/results.tsv
 : >"$results"
@@ -167,16 +171,24 @@ gb=$root/tools/bench/gobench
 say "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ncpu CPUs, $(go version | cut -d' ' -f3-), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 nowait=1 measure torch 0 "$root" "$py" tools/bench/torch_peer.py info
 
-for r in $(seq 1 "$sgemm_rounds"); do
-	if want sgemm; then
-		say "round $r/$sgemm_rounds: Sgemm"
-		measure go "$r" "$gb" "$work/gobench.test" -test.run XXX -test.bench '^BenchmarkSgemm$' -test.benchtime 1s -test.count 2
-		measure torch "$r" "$root" "$py" tools/bench/torch_peer.py sgemm
-		if [ "$coretype" = SkylakeX ]; then
-			# OpenBLAS held to AVX2 + FMA, for the rows that compare the
-			# AVX2 kernels of both sides.
-			OPENBLAS_CORETYPE=Haswell SURGEON_BENCH_TAG=avx2 measure torch "$r" "$root" "$py" tools/bench/torch_peer.py sgemm
-		fi
+# sgemm_side ROUND [--big]: one round of the Sgemm comparison, surgeon's
+# side then PyTorch's, every shape or (--big) the large one only.
+sgemm_side() {
+	local r=$1 big=${2:-} pattern='^BenchmarkSgemm$'
+	[ -n "$big" ] && pattern='^BenchmarkSgemm$/^(NN|NT|NN-avx2|NT-avx2)$/^1024x768x3072$'
+	measure go "$r" "$gb" "$work/gobench.test" -test.run XXX -test.bench "$pattern" -test.benchtime 1s -test.count 2
+	measure torch "$r" "$root" "$py" tools/bench/torch_peer.py sgemm $big
+	if [ "$coretype" = SkylakeX ]; then
+		# OpenBLAS held to AVX2 + FMA, for the rows that compare the
+		# AVX2 kernels of both sides.
+		OPENBLAS_CORETYPE=Haswell SURGEON_BENCH_TAG=avx2 measure torch "$r" "$root" "$py" tools/bench/torch_peer.py sgemm $big
+	fi
+}
+
+for r in $(seq 1 "$(( sgemm_rounds > rounds ? sgemm_rounds : rounds ))"); do
+	if want sgemm && [ "$r" -le "$sgemm_rounds" ]; then
+		say "round $r/$sgemm_rounds: Sgemm, every shape"
+		sgemm_side "$r"
 	fi
 	[ "$r" -le "$rounds" ] || continue
 	if want stories && [ -d "$hf" ]; then
@@ -191,6 +203,11 @@ for r in $(seq 1 "$sgemm_rounds"); do
 		measure torch "$r" "$root" "$py" tools/bench/torch_peer.py stories-forward "$hf"
 		SURGEON_BENCH_THREADS=1 measure torch "$r" "$root" "$py" tools/bench/torch_peer.py stories-forward "$hf"
 	fi
+done
+want sgemm || big_rounds=0
+for r in $(seq 1 "$big_rounds"); do
+	say "round $r/$big_rounds: Sgemm 1024x768x3072, the two sides alternating"
+	sgemm_side "big$r" --big
 done
 want bert || bert_rounds=0
 for r in $(seq 1 "$bert_rounds"); do
@@ -234,7 +251,7 @@ echo "# surgeon vs PyTorch $(grep -m1 '^INFO torch' "$log" | cut -d' ' -f3 | tr 
 echo
 grep '^INFO' "$log" | sed 's/^INFO /- /'
 echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ncpu threads on each side; $(go version | cut -d' ' -f3-)"
-echo "- best of $rounds round(s) ($sgemm_rounds for Sgemm, two samples a side in each; $bert_rounds for BERT); ratio = surgeon / PyTorch in the row's unit; \"other load\" = cores used by other processes during the runs kept (0 = clean)"
+echo "- best of $rounds round(s) ($sgemm_rounds for Sgemm on every shape and $big_rounds more on the large one, two samples a side in each; $bert_rounds for BERT); ratio = surgeon / PyTorch in the row's unit; \"other load\" = cores used by other processes during the runs kept (0 = clean)"
 echo "- total time $(( $(date +%s) - start )) s; full log $log"
 echo
 "$py" tools/bench/table.py "$results"

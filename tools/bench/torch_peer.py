@@ -4,7 +4,7 @@
 Run with Debian's interpreter, which has python3-torch (1.13):
 
     /usr/bin/python3 tools/bench/torch_peer.py info
-    /usr/bin/python3 tools/bench/torch_peer.py sgemm
+    /usr/bin/python3 tools/bench/torch_peer.py sgemm [--big]
     /usr/bin/python3 tools/bench/torch_peer.py bert-step [--steps 3]
     /usr/bin/python3 tools/bench/torch_peer.py stories-train HF_DIR [--steps 5]
     /usr/bin/python3 tools/bench/torch_peer.py stories-forward HF_DIR
@@ -126,7 +126,7 @@ def timeit(fn, min_time=1.0, min_iters=5):
 
 def cmd_sgemm(args):
     g = torch.Generator().manual_seed(1)
-    for m, k, n in SHAPES:
+    for m, k, n in SHAPES[:1] if args.big else SHAPES:
         flop = 2.0 * m * n * k
         a = torch.randn(m, k, generator=g)
         b = torch.randn(k, n, generator=g)
@@ -438,6 +438,7 @@ def main():
     sp.add_parser("info")
     p = sp.add_parser("sgemm")
     p.add_argument("--min-time", type=float, default=1.0)
+    p.add_argument("--big", action="store_true", help="only the first (large) shape")
     p = sp.add_parser("bert-step")
     p.add_argument("--steps", type=int, default=3)
     for name in ("stories-train", "stories-forward", "all"):
