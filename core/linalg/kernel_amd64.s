@@ -1517,22 +1517,21 @@ packa_done:
 // func packB32x(kc int, b *float32, ldb int, slivers int, dst *float32)
 // Requires: AVX, AVX512F, MMX+
 TEXT ·packB32x(SB), NOSPLIT, $0-40
-	MOVQ kc+0(FP), AX
-	MOVQ b+8(FP), CX
-	MOVQ ldb+16(FP), DX
-	MOVQ slivers+24(FP), BX
-	MOVQ dst+32(FP), SI
-	SHLQ $0x02, DX
-	LEAQ (DX)(DX*2), DI
-	MOVQ AX, R8
-	SHLQ $0x07, R8
+	MOVQ   kc+0(FP), AX
+	MOVQ   b+8(FP), CX
+	MOVQ   ldb+16(FP), DX
+	MOVQ   slivers+24(FP), BX
+	MOVQ   dst+32(FP), SI
+	SHLQ   $0x02, DX
+	LEAQ   (DX)(DX*2), DI
+	IMUL3Q $0x00000080, AX, R8
 
-packb_row:
+packb32x_row:
 	MOVQ CX, R9
 	MOVQ SI, R10
 	MOVQ BX, R11
 
-packb_sliver:
+packb32x_sliver:
 	VMOVUPS    (R9), Z0
 	VMOVUPS    64(R9), Z1
 	PREFETCHT0 (R9)(DI*1)
@@ -1542,11 +1541,11 @@ packb_sliver:
 	ADDQ       $0x80, R9
 	ADDQ       R8, R10
 	DECQ       R11
-	JNZ        packb_sliver
+	JNZ        packb32x_sliver
 	ADDQ       DX, CX
 	ADDQ       $0x80, SI
 	DECQ       AX
-	JNZ        packb_row
+	JNZ        packb32x_row
 	VZEROUPPER
 	RET
 
@@ -1972,22 +1971,21 @@ packa6_done:
 // func packB16x(kc int, b *float32, ldb int, slivers int, dst *float32)
 // Requires: AVX, MMX+
 TEXT ·packB16x(SB), NOSPLIT, $0-40
-	MOVQ kc+0(FP), AX
-	MOVQ b+8(FP), CX
-	MOVQ ldb+16(FP), DX
-	MOVQ slivers+24(FP), BX
-	MOVQ dst+32(FP), SI
-	SHLQ $0x02, DX
-	LEAQ (DX)(DX*2), DI
-	MOVQ AX, R8
-	SHLQ $0x06, R8
+	MOVQ   kc+0(FP), AX
+	MOVQ   b+8(FP), CX
+	MOVQ   ldb+16(FP), DX
+	MOVQ   slivers+24(FP), BX
+	MOVQ   dst+32(FP), SI
+	SHLQ   $0x02, DX
+	LEAQ   (DX)(DX*2), DI
+	IMUL3Q $0x00000040, AX, R8
 
-packb16_row:
+packb16x_row:
 	MOVQ CX, R9
 	MOVQ SI, R10
 	MOVQ BX, R11
 
-packb16_sliver:
+packb16x_sliver:
 	VMOVUPS    (R9), Y0
 	VMOVUPS    32(R9), Y1
 	PREFETCHT0 (R9)(DI*1)
@@ -1996,11 +1994,11 @@ packb16_sliver:
 	ADDQ       $0x40, R9
 	ADDQ       R8, R10
 	DECQ       R11
-	JNZ        packb16_sliver
+	JNZ        packb16x_sliver
 	ADDQ       DX, CX
 	ADDQ       $0x40, SI
 	DECQ       AX
-	JNZ        packb16_row
+	JNZ        packb16x_row
 	VZEROUPPER
 	RET
 

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"strings"
 
 	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
@@ -43,10 +44,10 @@ func main() {
 	gemmKernel512(c)
 	gemmKernel512Strided(c)
 	packA512(c)
-	packB512(c)
+	packBRows(c, nr512)
 	packBT512(c)
 	packA6(c)
-	packB16(c)
+	packBRows(c, nr)
 	packBT16(c)
 	dotKernel(c)
 	axpyKernel(c)
@@ -542,19 +543,26 @@ func packBT512(c *build.Context) {
 	})
 }
 
-// packB512 emits packB32x: the packing of a kc x 32*slivers panel of B
-// stored [k,n] into slivers of 32 columns for gemmKernel12x32, row by row
-// of B so that the reads stream, each row's 128-byte pieces going to the
-// slivers in turn; the row three ahead is prefetched as it goes.
-func packB512(c *build.Context) {
-	c.Function("packB32x")
+// packBRows emits packB32x (cols 32, ZMM, AVX-512) or packB16x (cols 16,
+// YMM, AVX2): the packing of a kc x cols*slivers panel of B stored [k,n]
+// into slivers of cols columns, row by row of B so that the reads stream,
+// each row's pieces going to the slivers in turn; the row three ahead is
+// prefetched as it goes.
+func packBRows(c *build.Context, cols int) {
+	name, isa, vec := "packB32x", "AVX-512F", c.ZMM
+	if cols == 16 {
+		name, isa, vec = "packB16x", "AVX2", c.YMM
+	}
+	prefix := strings.ToLower(name)
+	c.Function(name)
 	c.Attributes(attr.NOSPLIT)
 	c.SignatureExpr("func(kc int, b *float32, ldb int, slivers int, dst *float32)")
 	c.Pragma("noescape")
 	c.Doc(
-		"packB32x packs B(p,j) = b[p*ldb+j], p < kc, j < 32*slivers, into",
-		"dst[(j/32*kc+p)*32+j%32]. Requires AVX-512F.",
+		fmt.Sprintf("%s packs B(p,j) = b[p*ldb+j], p < kc, j < %d*slivers, into", name, cols),
+		fmt.Sprintf("dst[(j/%d*kc+p)*%d+j%%%d]. Requires %s.", cols, cols, cols, isa),
 	)
+	piece := 4 * cols // bytes of a row of a sliver: two vectors
 	kc := c.Load(c.Param("kc"), c.GP64())
 	b := c.Load(c.Param("b"), c.GP64())
 	ldb := c.Load(c.Param("ldb"), c.GP64())
@@ -564,30 +572,30 @@ func packB512(c *build.Context) {
 	ahead := c.GP64() // three rows ahead, for the prefetches
 	c.LEAQ(operand.Mem{Base: ldb, Index: ldb, Scale: 2}, ahead)
 	stride := c.GP64() // bytes from one sliver to the next
-	c.MOVQ(kc, stride)
-	c.SHLQ(operand.U8(7), stride)
+	c.IMUL3Q(operand.U32(piece), kc, stride)
 	src, out, n := c.GP64(), c.GP64(), c.GP64()
-	z0, z1 := c.ZMM(), c.ZMM()
+	v0, v1 := vec(), vec()
 
-	c.Label("packb_row")
+	c.Label(prefix + "_row")
 	c.MOVQ(b, src)
 	c.MOVQ(dst, out)
 	c.MOVQ(slivers, n)
-	c.Label("packb_sliver")
-	c.VMOVUPS(operand.Mem{Base: src}, z0)
-	c.VMOVUPS(operand.Mem{Base: src, Disp: 64}, z1)
-	c.PREFETCHT0(operand.Mem{Base: src, Index: ahead, Scale: 1})
-	c.PREFETCHT0(operand.Mem{Base: src, Index: ahead, Scale: 1, Disp: 64})
-	c.VMOVUPS(z0, operand.Mem{Base: out})
-	c.VMOVUPS(z1, operand.Mem{Base: out, Disp: 64})
-	c.ADDQ(operand.U8(128), src)
+	c.Label(prefix + "_sliver")
+	c.VMOVUPS(operand.Mem{Base: src}, v0)
+	c.VMOVUPS(operand.Mem{Base: src, Disp: piece / 2}, v1)
+	for line := 0; line < piece; line += 64 {
+		c.PREFETCHT0(operand.Mem{Base: src, Index: ahead, Scale: 1, Disp: line})
+	}
+	c.VMOVUPS(v0, operand.Mem{Base: out})
+	c.VMOVUPS(v1, operand.Mem{Base: out, Disp: piece / 2})
+	c.ADDQ(operand.U8(piece), src)
 	c.ADDQ(stride, out)
 	c.DECQ(n)
-	c.JNZ(operand.LabelRef("packb_sliver"))
+	c.JNZ(operand.LabelRef(prefix + "_sliver"))
 	c.ADDQ(ldb, b)
-	c.ADDQ(operand.U8(128), dst)
+	c.ADDQ(operand.U8(piece), dst)
 	c.DECQ(kc)
-	c.JNZ(operand.LabelRef("packb_row"))
+	c.JNZ(operand.LabelRef(prefix + "_row"))
 	c.VZEROUPPER()
 	c.RET()
 }
@@ -732,72 +740,11 @@ func packBT16(c *build.Context) {
 	})
 }
 
-// packB16 emits packB16x, the AVX2 counterpart of packB32x: a panel of B
-// stored [k,n] into slivers of 16 columns, row by row of B.
-func packB16(c *build.Context) {
-	c.Function("packB16x")
-	c.Attributes(attr.NOSPLIT)
-	c.SignatureExpr("func(kc int, b *float32, ldb int, slivers int, dst *float32)")
-	c.Pragma("noescape")
-	c.Doc(
-		"packB16x packs B(p,j) = b[p*ldb+j], p < kc, j < 16*slivers, into",
-		"dst[(j/16*kc+p)*16+j%16]. Requires AVX2.",
-	)
-	kc := c.Load(c.Param("kc"), c.GP64())
-	b := c.Load(c.Param("b"), c.GP64())
-	ldb := c.Load(c.Param("ldb"), c.GP64())
-	slivers := c.Load(c.Param("slivers"), c.GP64())
-	dst := c.Load(c.Param("dst"), c.GP64())
-	c.SHLQ(operand.U8(2), ldb)
-	ahead := c.GP64() // three rows ahead, for the prefetches
-	c.LEAQ(operand.Mem{Base: ldb, Index: ldb, Scale: 2}, ahead)
-	stride := c.GP64() // bytes from one sliver to the next
-	c.MOVQ(kc, stride)
-	c.SHLQ(operand.U8(6), stride)
-	src, out, n := c.GP64(), c.GP64(), c.GP64()
-	y0, y1 := c.YMM(), c.YMM()
-
-	c.Label("packb16_row")
-	c.MOVQ(b, src)
-	c.MOVQ(dst, out)
-	c.MOVQ(slivers, n)
-	c.Label("packb16_sliver")
-	c.VMOVUPS(operand.Mem{Base: src}, y0)
-	c.VMOVUPS(operand.Mem{Base: src, Disp: 32}, y1)
-	c.PREFETCHT0(operand.Mem{Base: src, Index: ahead, Scale: 1})
-	c.VMOVUPS(y0, operand.Mem{Base: out})
-	c.VMOVUPS(y1, operand.Mem{Base: out, Disp: 32})
-	c.ADDQ(operand.U8(64), src)
-	c.ADDQ(stride, out)
-	c.DECQ(n)
-	c.JNZ(operand.LabelRef("packb16_sliver"))
-	c.ADDQ(ldb, b)
-	c.ADDQ(operand.U8(64), dst)
-	c.DECQ(kc)
-	c.JNZ(operand.LabelRef("packb16_row"))
-	c.VZEROUPPER()
-	c.RET()
-}
-
 // transpose8 returns the columns of the 8x8 matrix whose rows are in the
-// YMM registers rows: rows interleaved in pairs, then pairs of pairs (a 4x4
-// transposition within each 128-bit lane), then the lanes exchanged.
+// YMM registers rows: a 4x4 transposition within each 128-bit lane
+// (lanes4), then the lanes exchanged.
 func transpose8(c *build.Context, rows []reg.VecVirtual) []reg.VecVirtual {
-	t := make([]reg.VecVirtual, 8)
-	for g := 0; g < 8; g += 2 {
-		t[g], t[g+1] = c.YMM(), c.YMM()
-		c.VUNPCKLPS(rows[g+1], rows[g], t[g])
-		c.VUNPCKHPS(rows[g+1], rows[g], t[g+1])
-	}
-	// u[4g+q]: in lane l, rows 4g..4g+3 of column 4l+q.
-	u := make([]reg.VecVirtual, 8)
-	for g := 0; g < 8; g += 4 {
-		for h := range 2 {
-			u[g+2*h], u[g+2*h+1] = c.YMM(), c.YMM()
-			c.VSHUFPS(operand.U8(0x44), t[g+2+h], t[g+h], u[g+2*h])
-			c.VSHUFPS(operand.U8(0xee), t[g+2+h], t[g+h], u[g+2*h+1])
-		}
-	}
+	u := lanes4(c, rows, c.YMM)
 	cols := make([]reg.VecVirtual, 8)
 	for q := range 4 {
 		cols[q], cols[q+4] = c.YMM(), c.YMM()
@@ -805,6 +752,28 @@ func transpose8(c *build.Context, rows []reg.VecVirtual) []reg.VecVirtual {
 		c.VPERM2F128(operand.U8(0x31), u[4+q], u[q], cols[q+4])
 	}
 	return cols
+}
+
+// lanes4 transposes every 4x4 block of floats that rows 4g..4g+3 hold in
+// one 128-bit lane: rows interleaved in pairs, then pairs of pairs. In the
+// result, u[4g+q] holds in each lane l element 4l+q of rows 4g..4g+3.
+func lanes4(c *build.Context, rows []reg.VecVirtual, vec func() reg.VecVirtual) []reg.VecVirtual {
+	n := len(rows)
+	t := make([]reg.VecVirtual, n)
+	for g := 0; g < n; g += 2 {
+		t[g], t[g+1] = vec(), vec()
+		c.VUNPCKLPS(rows[g+1], rows[g], t[g])
+		c.VUNPCKHPS(rows[g+1], rows[g], t[g+1])
+	}
+	u := make([]reg.VecVirtual, n)
+	for g := 0; g < n; g += 4 {
+		for h := range 2 {
+			u[g+2*h], u[g+2*h+1] = vec(), vec()
+			c.VSHUFPS(operand.U8(0x44), t[g+2+h], t[g+h], u[g+2*h])
+			c.VSHUFPS(operand.U8(0xee), t[g+2+h], t[g+h], u[g+2*h+1])
+		}
+	}
+	return u
 }
 
 // packLoop emits a packing loop of n steps: blocks of 16 steps (one cache
@@ -843,27 +812,11 @@ func packLoopN(c *build.Context, prefix string, n reg.Register, size int, block 
 }
 
 // transpose16 returns the columns of the 16x16 matrix whose rows are in
-// rows: element j of column q is element q of rows[j]. Four rounds of 16
-// shuffles: pairs of rows interleaved, then pairs of pairs (a 4x4
-// transposition within each 128-bit lane), then the lanes exchanged twice.
+// the ZMM registers rows: element j of column q is element q of rows[j].
+// A 4x4 transposition within each 128-bit lane (lanes4), then the lanes
+// exchanged twice.
 func transpose16(c *build.Context, rows []reg.VecVirtual) []reg.VecVirtual {
-	// t[2g], t[2g+1]: rows 2g and 2g+1 interleaved, low and high halves
-	// of each lane.
-	t := make([]reg.VecVirtual, 16)
-	for g := 0; g < 16; g += 2 {
-		t[g], t[g+1] = c.ZMM(), c.ZMM()
-		c.VUNPCKLPS(rows[g+1], rows[g], t[g])
-		c.VUNPCKHPS(rows[g+1], rows[g], t[g+1])
-	}
-	// u[4g+q]: element q of every lane of rows 4g..4g+3.
-	u := make([]reg.VecVirtual, 16)
-	for g := 0; g < 16; g += 4 {
-		for h := range 2 {
-			u[g+2*h], u[g+2*h+1] = c.ZMM(), c.ZMM()
-			c.VSHUFPS(operand.U8(0x44), t[g+2+h], t[g+h], u[g+2*h])
-			c.VSHUFPS(operand.U8(0xee), t[g+2+h], t[g+h], u[g+2*h+1])
-		}
-	}
+	u := lanes4(c, rows, c.ZMM)
 	// Column 4l+q gathers lane l of u[q], u[4+q], u[8+q], u[12+q].
 	cols := make([]reg.VecVirtual, 16)
 	for q := range 4 {
