@@ -421,9 +421,13 @@ func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
 					*(*[mr512]float32)(dp) = *(*[mr512]float32)(src)
 				case h == mr && mr == 6:
 					*(*[6]float32)(dp) = *(*[6]float32)(src)
-				default:
-					copy(dp, src)
-					clear(dp[h:])
+				default: // an edge sliver: a few floats, not worth a call to memmove
+					for i, v := range src {
+						dp[i] = v
+					}
+					for i := h; i < mr; i++ {
+						dp[i] = 0
+					}
 				}
 			}
 		case h == mr && g.packAsm && mr == mr512:
