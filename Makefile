@@ -27,7 +27,7 @@ test:
 	SURGEON_POOL_POISON=1 $(GO) test -count=1 ./...
 
 # Go benchmarks side by side with a PyTorch peer, then a table of ratios
-# (tools/bench/run.sh; about 9 minutes on an idle machine). Not part of test.
+# (tools/bench/run.sh; about 7 minutes on an idle machine). Not part of test.
 bench:
 	tools/bench/run.sh
 

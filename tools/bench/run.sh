@@ -3,7 +3,7 @@
 # the same shapes, in one run, one process at a time (never concurrently),
 # then a Markdown table of ratios; then the repository's other Go benchmarks.
 #
-#   tools/bench/run.sh            # everything (about 9 minutes on an idle machine)
+#   tools/bench/run.sh            # everything (about 7 minutes on an idle machine)
 #   tools/bench/run.sh --quick    # one round, no other Go benchmarks
 #   tools/bench/run.sh --only sgemm,stories,bert,io,other   # a subset
 #
