@@ -61,58 +61,41 @@ func gemmKernelStridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int
 	gemmKernel6x16Strided(k, &a[0], rsa, csa, &b[0], ldb, &c[0], ldc, accum)
 }
 
-// packA512Asm packs a full 12-row sliver of A stored [m,k] (rows at stride
-// lda floats from a) for kc steps into dst, with the gather offsets idx
-// (i*lda for i < 12).
-func packA512Asm(dst, a []float32, lda, kc int, idx *[16]int32) {
-	if kc <= 0 || len(dst) < kc*mr512 || len(a) < (mr512-1)*lda+kc {
+// packTAsm packs rows rows of src (row r at src[r*ld:]) transposed for kc
+// steps into dst, dst[p*rows+r] = src[r*ld+p]: a full sliver of A stored
+// [m,k] (rows = mr or mr512) or of B stored [n,k] (rows = nr or nr512).
+// The AVX-512 packers serve the 12x32 kernel, the AVX2 ones the 6x16.
+func packTAsm(dst, src []float32, ld, kc, rows int) {
+	if kc <= 0 || len(dst) < kc*rows || len(src) < (rows-1)*ld+kc {
 		panic("linalg: packing called with short operands")
 	}
-	packA12x(kc, &a[0], lda, &idx[0], &dst[0])
+	switch rows {
+	case mr512:
+		packT12x(kc, &src[0], ld, &dst[0])
+	case nr512:
+		packT32x(kc, &src[0], ld, &dst[0])
+	case mr:
+		packT6x(kc, &src[0], ld, &dst[0])
+	case nr:
+		packT16x(kc, &src[0], ld, &dst[0])
+	default:
+		panic("linalg: no packer for this sliver")
+	}
 }
 
-// packBT512Asm packs a full 32-column sliver of B stored [n,k] (columns at
-// stride ldb floats from b) for kc steps into dst, with the gather offsets
-// idx (j*ldb for j < 16).
-func packBT512Asm(dst, b []float32, ldb, kc int, idx *[16]int32) {
-	if kc <= 0 || len(dst) < kc*nr512 || len(b) < (nr512-1)*ldb+kc {
+// packBAsm packs slivers full slivers of cols columns (nr512 or nr) of B
+// stored [k,n] (rows at stride ldb floats from b) for kc steps into dst,
+// sliver after sliver.
+func packBAsm(dst, b []float32, ldb, kc, slivers, cols int) {
+	if kc <= 0 || slivers <= 0 || len(dst) < kc*cols*slivers || len(b) < (kc-1)*ldb+cols*slivers {
 		panic("linalg: packing called with short operands")
 	}
-	packBT32x(kc, &b[0], ldb, &idx[0], &dst[0])
-}
-
-// packB512Asm packs slivers full 32-column slivers of B stored [k,n] (rows
-// at stride ldb floats from b) for kc steps into dst, sliver after sliver.
-func packB512Asm(dst, b []float32, ldb, kc, slivers int) {
-	if kc <= 0 || slivers <= 0 || len(dst) < kc*nr512*slivers || len(b) < (kc-1)*ldb+nr512*slivers {
-		panic("linalg: packing called with short operands")
+	switch cols {
+	case nr512:
+		packB32x(kc, &b[0], ldb, slivers, &dst[0])
+	case nr:
+		packB16x(kc, &b[0], ldb, slivers, &dst[0])
+	default:
+		panic("linalg: no packer for this sliver")
 	}
-	packB32x(kc, &b[0], ldb, slivers, &dst[0])
-}
-
-// packA6Asm packs a full 6-row sliver of A stored [m,k] (rows at stride
-// lda floats from a) for kc steps into dst.
-func packA6Asm(dst, a []float32, lda, kc int) {
-	if kc <= 0 || len(dst) < kc*mr || len(a) < (mr-1)*lda+kc {
-		panic("linalg: packing called with short operands")
-	}
-	packA6x(kc, &a[0], lda, &dst[0])
-}
-
-// packBT16Asm packs a full 16-column sliver of B stored [n,k] (columns at
-// stride ldb floats from b) for kc steps into dst.
-func packBT16Asm(dst, b []float32, ldb, kc int) {
-	if kc <= 0 || len(dst) < kc*nr || len(b) < (nr-1)*ldb+kc {
-		panic("linalg: packing called with short operands")
-	}
-	packBT16x(kc, &b[0], ldb, &dst[0])
-}
-
-// packB16Asm packs slivers full 16-column slivers of B stored [k,n] (rows
-// at stride ldb floats from b) for kc steps into dst, sliver after sliver.
-func packB16Asm(dst, b []float32, ldb, kc, slivers int) {
-	if kc <= 0 || slivers <= 0 || len(dst) < kc*nr*slivers || len(b) < (kc-1)*ldb+nr*slivers {
-		panic("linalg: packing called with short operands")
-	}
-	packB16x(kc, &b[0], ldb, slivers, &dst[0])
 }

@@ -40,26 +40,10 @@ func gemmKernelStridedAsm(k int, a []float32, rsa, csa int, b []float32, ldb int
 	panic("linalg: no assembly kernels on this architecture")
 }
 
-func packA512Asm(dst, a []float32, lda, kc int, idx *[16]int32) {
+func packTAsm(dst, src []float32, ld, kc, rows int) {
 	panic("linalg: no assembly kernels on this architecture")
 }
 
-func packBT512Asm(dst, b []float32, ldb, kc int, idx *[16]int32) {
-	panic("linalg: no assembly kernels on this architecture")
-}
-
-func packB512Asm(dst, b []float32, ldb, kc, slivers int) {
-	panic("linalg: no assembly kernels on this architecture")
-}
-
-func packA6Asm(dst, a []float32, lda, kc int) {
-	panic("linalg: no assembly kernels on this architecture")
-}
-
-func packBT16Asm(dst, b []float32, ldb, kc int) {
-	panic("linalg: no assembly kernels on this architecture")
-}
-
-func packB16Asm(dst, b []float32, ldb, kc, slivers int) {
+func packBAsm(dst, b []float32, ldb, kc, slivers, cols int) {
 	panic("linalg: no assembly kernels on this architecture")
 }

@@ -1,7 +1,5 @@
 package linalg
 
-import "math"
-
 // The matrix products share one blocked Sgemm in the manner of GotoBLAS and
 // BLIS. C is cut into a few tasks (row and column ranges), one or two per
 // worker. A task walks its columns in panels of at most nc and k in slabs of
@@ -86,11 +84,8 @@ type gemm struct {
 	// skern is the kernel for operands read in place, when strided.
 	skern func(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, accum bool)
 
-	// packAsm: full slivers are packed by the assembly packers of the
-	// kernel; idxA and idxB are the AVX-512 ones' gather offsets (i*k for
-	// the rows of A stored [m,k] and the columns of B stored [n,k]).
-	packAsm    bool
-	idxA, idxB [16]int32
+	// packAsm: full slivers are packed by the kernel's assembly packers.
+	packAsm bool
 
 	mc, nc, kc int // block sizes: mc a multiple of mr, nc of nr
 	tm, tn     int // rows and columns of a task: multiples of mc and nc, or all
@@ -146,15 +141,7 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 	case use512(m, n):
 		g.kern, g.skern, g.mr, g.nr, g.strided = gemmKernel512Asm, gemmKernel512StridedAsm, mr512, nr512, true
 		kc, mc, nc = kcMax512, mcMax512, ncMax512
-		if (nr512-1)*k <= math.MaxInt32 {
-			g.packAsm = true
-			for i := range mr512 {
-				g.idxA[i] = int32(i * k)
-			}
-			for j := range 16 {
-				g.idxB[j] = int32(j * k)
-			}
-		}
+		g.packAsm = true
 	case useAsm() && n <= nrNarrow:
 		g.kern, g.skern, g.mr, g.nr, g.strided = gemmKernelNarrowAsm, gemmKernelNarrowStridedAsm, mrNarrow, nrNarrow, true
 	case useAsm():
@@ -430,10 +417,8 @@ func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
 					}
 				}
 			}
-		case h == mr && g.packAsm && mr == mr512:
-			packA512Asm(d, a[r0*g.k+p0:], g.k, kc, &g.idxA)
 		case h == mr && g.packAsm:
-			packA6Asm(d, a[r0*g.k+p0:], g.k, kc)
+			packTAsm(d, a[r0*g.k+p0:], g.k, kc, mr)
 		case h == mr: // element (i,p) at a[i*k+p], six rows at a time
 			lda := g.k
 			for i := 0; i < mr; i += 6 {
@@ -468,22 +453,23 @@ func (g *gemm) packB(dst []float32, j0, cols, p0, kc int) {
 	if !g.transB {
 		// Row by row of B, so that the reads stream along its rows; each
 		// row scatters into the full slivers, then the edge one if any.
-		full := cols / nr
+		full, w := cols/nr, cols%nr
 		ldb := g.n
-		switch {
-		case g.packAsm && full > 0 && nr == nr512:
-			packB512Asm(dst, b[p0*ldb+j0:], ldb, kc, full)
-		case g.packAsm && full > 0:
-			packB16Asm(dst, b[p0*ldb+j0:], ldb, kc, full)
+		asm := g.packAsm && full > 0
+		if asm {
+			packBAsm(dst, b[p0*ldb+j0:], ldb, kc, full, nr)
+			if w == 0 {
+				return
+			}
 		}
 		for p := range kc {
 			row := b[(p0+p)*ldb+j0 : (p0+p)*ldb+j0+cols]
-			if !g.packAsm {
+			if !asm {
 				for s := range full {
 					copy(dst[(s*kc+p)*nr:(s*kc+p+1)*nr], row[s*nr:(s+1)*nr])
 				}
 			}
-			if w := cols - full*nr; w > 0 {
+			if w > 0 {
 				dp := dst[(full*kc+p)*nr : (full*kc+p+1)*nr]
 				copy(dp, row[full*nr:])
 				clear(dp[w:])
@@ -496,10 +482,8 @@ func (g *gemm) packB(dst []float32, j0, cols, p0, kc int) {
 		w := min(nr, cols-s*nr)
 		d := dst[s*nr*kc : (s+1)*nr*kc]
 		switch {
-		case w == nr && g.packAsm && nr == nr512:
-			packBT512Asm(d, b[c0*g.k+p0:], g.k, kc, &g.idxB)
 		case w == nr && g.packAsm:
-			packBT16Asm(d, b[c0*g.k+p0:], g.k, kc)
+			packTAsm(d, b[c0*g.k+p0:], g.k, kc, nr)
 		case w == nr: // element (p,j) at b[j*k+p], four columns at a time
 			ldb := g.k
 			for j := 0; j < nr; j += 4 {

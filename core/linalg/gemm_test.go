@@ -139,14 +139,7 @@ func testAsmPackers(t *testing.T, mr, nr int) {
 				b = bt
 			}
 			mk := func(asm bool) *gemm {
-				g := &gemm{transB: transB, m: tc.m, n: tc.n, k: tc.k, a: a, b: b, mr: mr, nr: nr}
-				if asm {
-					g.packAsm = true
-					for i := range 16 {
-						g.idxA[i], g.idxB[i] = int32(i*tc.k), int32(i*tc.k)
-					}
-				}
-				return g
+				return &gemm{transB: transB, m: tc.m, n: tc.n, k: tc.k, a: a, b: b, mr: mr, nr: nr, packAsm: asm}
 			}
 			ga, gg := mk(true), mk(false)
 			rows := tc.m - 5 // a partial sliver at the end

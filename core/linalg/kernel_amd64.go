@@ -40,12 +40,15 @@ func gemmKernel12x32(k int, a *float32, b *float32, c *float32, ldc int, accum b
 //go:noescape
 func gemmKernel12x32Strided(k int, a *float32, rsa int, csa int, b *float32, ldb int, c *float32, ldc int, accum bool)
 
-// packA12x packs A(i,p) = a[i*lda+p], i < 12, p < kc, into dst[p*12+i].
-// idx holds i*lda for i < 12 (the gather offsets, in floats). Requires
-// AVX-512F.
+// packT12x packs src[r*ld+p], r < 12, p < kc, into dst[p*12+r]. Requires AVX-512F.
 //
 //go:noescape
-func packA12x(kc int, a *float32, lda int, idx *int32, dst *float32)
+func packT12x(kc int, src *float32, ld int, dst *float32)
+
+// packT32x packs src[r*ld+p], r < 32, p < kc, into dst[p*32+r]. Requires AVX-512F.
+//
+//go:noescape
+func packT32x(kc int, src *float32, ld int, dst *float32)
 
 // packB32x packs B(p,j) = b[p*ldb+j], p < kc, j < 32*slivers, into
 // dst[(j/32*kc+p)*32+j%32]. Requires AVX-512F.
@@ -53,30 +56,21 @@ func packA12x(kc int, a *float32, lda int, idx *int32, dst *float32)
 //go:noescape
 func packB32x(kc int, b *float32, ldb int, slivers int, dst *float32)
 
-// packBT32x packs B(p,j) = b[j*ldb+p], j < 32, p < kc, into dst[p*32+j].
-// idx holds j*ldb for j < 16 (the gather offsets, in floats). Requires
-// AVX-512F.
+// packT6x packs src[r*ld+p], r < 6, p < kc, into dst[p*6+r]. Requires AVX2.
 //
 //go:noescape
-func packBT32x(kc int, b *float32, ldb int, idx *int32, dst *float32)
+func packT6x(kc int, src *float32, ld int, dst *float32)
 
-// packA6x packs A(i,p) = a[i*lda+p], i < 6, p < kc, into dst[p*6+i].
-// Requires AVX2.
+// packT16x packs src[r*ld+p], r < 16, p < kc, into dst[p*16+r]. Requires AVX2.
 //
 //go:noescape
-func packA6x(kc int, a *float32, lda int, dst *float32)
+func packT16x(kc int, src *float32, ld int, dst *float32)
 
 // packB16x packs B(p,j) = b[p*ldb+j], p < kc, j < 16*slivers, into
 // dst[(j/16*kc+p)*16+j%16]. Requires AVX2.
 //
 //go:noescape
 func packB16x(kc int, b *float32, ldb int, slivers int, dst *float32)
-
-// packBT16x packs B(p,j) = b[j*ldb+p], j < 16, p < kc, into dst[p*16+j].
-// Requires AVX2.
-//
-//go:noescape
-func packBT16x(kc int, b *float32, ldb int, dst *float32)
 
 // dotAVX2 returns the inner product of x and y[:len(x)]; len(y) >= len(x).
 // Requires AVX2 and FMA.

@@ -43,12 +43,12 @@ func main() {
 	gemmKernelStrided(c, mrNarrow, 1)
 	gemmKernel512(c)
 	gemmKernel512Strided(c)
-	packA512(c)
+	packTransposed(c, mr512, true)
+	packTransposed(c, nr512, true)
 	packBRows(c, nr512)
-	packBT512(c)
-	packA6(c)
+	packTransposed(c, mr, false)
+	packTransposed(c, nr, false)
 	packBRows(c, nr)
-	packBT16(c)
 	dotKernel(c)
 	axpyKernel(c)
 
@@ -408,138 +408,112 @@ func storeTile(c *build.Context, prefix string, rows, vecBytes int, acc []reg.Ve
 	c.RET()
 }
 
-// packA512 emits packA12x: the packing of a 12-row sliver of A stored
-// [m,k] for gemmKernel12x32, one gather of the 12 rows' elements per step
-// (a transposition: the rows are far apart in memory, the packed steps
-// adjacent). The rows stream from wherever A lives, usually L3, so the
-// loop prefetches every row four cache lines ahead.
-func packA512(c *build.Context) {
-	c.Function("packA12x")
+// packTransposed emits packT<rows>x, which packs rows source rows (row r at
+// src + r*ld floats) transposed, dst[p*rows+r] = src[r*ld+p] for p < kc:
+// a sliver of A stored [m,k] (rows = the kernel's mr) or of B stored [n,k]
+// (rows = its nr). With avx512 it works in ZMM registers, 16 rows and 16
+// steps a block; otherwise in YMM registers, 8 and 8.
+//
+// A block loads one cache line (or half of one) of each row whole, with the
+// line four ahead prefetched, transposes the rows in registers, 16 or 8 at
+// a time (a last, partial group padded with zero rows), and stores the
+// steps. The rows stream from wherever the operand lives, usually L3, so
+// every block also prefetches the head of a row of the sliver packed next.
+// The steps past the last whole block are copied element by element.
+func packTransposed(c *build.Context, rows int, avx512 bool) {
+	w, vec, transpose, isa := 8, c.YMM, transpose8, "AVX2"
+	if avx512 {
+		w, vec, transpose, isa = 16, c.ZMM, transpose16, "AVX-512F"
+	}
+	name := fmt.Sprintf("packT%dx", rows)
+	c.Function(name)
 	c.Attributes(attr.NOSPLIT)
-	c.SignatureExpr("func(kc int, a *float32, lda int, idx *int32, dst *float32)")
+	c.SignatureExpr("func(kc int, src *float32, ld int, dst *float32)")
 	c.Pragma("noescape")
 	c.Doc(
-		"packA12x packs A(i,p) = a[i*lda+p], i < 12, p < kc, into dst[p*12+i].",
-		"idx holds i*lda for i < 12 (the gather offsets, in floats). Requires",
-		"AVX-512F.",
+		fmt.Sprintf("%s packs src[r*ld+p], r < %d, p < kc, into dst[p*%d+r]. Requires %s.", name, rows, rows, isa),
 	)
 	kc := c.Load(c.Param("kc"), c.GP64())
-	a := c.Load(c.Param("a"), c.GP64())
-	lda := c.Load(c.Param("lda"), c.GP64())
-	idx := c.ZMM()
-	c.VMOVDQU32(operand.Mem{Base: c.Load(c.Param("idx"), c.GP64())}, idx)
+	src := c.Load(c.Param("src"), c.GP64())
+	ld := c.Load(c.Param("ld"), c.GP64())
 	dst := operand.Mem{Base: c.Load(c.Param("dst"), c.GP64())}
-	c.SHLQ(operand.U8(2), lda)
-	lanes := c.K()
-	t := c.GP32()
-	c.MOVL(operand.U32(1<<mr512-1), t)
-	c.KMOVW(t, lanes)
+	c.SHLQ(operand.U8(2), ld)
 
-	// Blocks of 16 steps: one cache line of each row, loaded whole (the
-	// next four lines prefetched), transposed in registers and stored as
-	// 16 steps of 12 floats; the last steps one gather each.
-	nx := nextSliver(c, a, lda, mr512)
-	block := func() {
-		prefetchHead(c, nx, lda, 1)
-		r := c.GP64()
-		c.MOVQ(a, r)
-		zero := c.ZMM()
-		c.VPXORD(zero, zero, zero)
-		rows := make([]reg.VecVirtual, 16)
-		for i := range rows {
-			if i >= mr512 {
-				rows[i] = zero
-				continue
-			}
-			rows[i] = c.ZMM()
-			c.VMOVUPS(operand.Mem{Base: r}, rows[i])
-			c.PREFETCHT0(operand.Mem{Base: r, Disp: 4 * 64})
-			if i < mr512-1 {
-				c.ADDQ(lda, r)
-			}
-		}
-		for q, col := range transpose16(c, rows) {
-			c.VMOVUPS(col, lanes, dst.Offset(4*mr512*q))
+	// A partial last group: AVX-512 stores its columns under a mask; AVX2
+	// (whose masked stores are slow on some CPUs) stores them whole, each
+	// store's excess overwritten by the next, and splits the last one.
+	part := rows % w
+	var lanes reg.OpmaskVirtual
+	switch {
+	case part != 0 && avx512:
+		lanes = c.K()
+		t := c.GP32()
+		c.MOVL(operand.U32(1<<part-1), t)
+		c.KMOVW(t, lanes)
+	case part != 0 && part != 6:
+		panic("asmgen: an AVX2 partial group must have 6 rows")
+	}
+	store := func(col reg.VecVirtual, q, n int, at operand.Mem) {
+		switch {
+		case n == w:
+			c.VMOVUPS(col, at)
+		case avx512:
+			c.VMOVUPS(col, lanes, at)
+		case q < w-1:
+			c.VMOVUPS(col, at)
+		default: // 6 floats: 4, then 2
+			hi := c.XMM()
+			c.VEXTRACTF128(operand.U8(1), col, hi)
+			c.VMOVUPS(col.AsX(), at)
+			c.VMOVQ(hi, at.Offset(16))
 		}
 	}
-	step := func(p int) {
-		z, m := c.ZMM(), c.K()
-		c.VPXORD(z, z, z)
-		c.KMOVW(lanes, m)
-		c.VGATHERDPS(operand.Mem{Base: a, Index: idx, Scale: 4, Disp: 4 * p}, m, z)
-		c.VMOVUPS(z, lanes, dst.Offset(4*mr512*p))
-	}
-	packLoop(c, "packa", kc, block, step, func(steps int) {
-		c.ADDQ(operand.U32(4*steps), a)
-		c.ADDQ(operand.U32(4*mr512*steps), dst.Base)
-	})
-}
 
-// packBT512 emits packBT32x: the packing of a 32-column sliver of B stored
-// [n,k] (the layout of x W^T) for gemmKernel12x32, two 16-lane gathers a
-// step, prefetching every source row four cache lines ahead.
-func packBT512(c *build.Context) {
-	c.Function("packBT32x")
-	c.Attributes(attr.NOSPLIT)
-	c.SignatureExpr("func(kc int, b *float32, ldb int, idx *int32, dst *float32)")
-	c.Pragma("noescape")
-	c.Doc(
-		"packBT32x packs B(p,j) = b[j*ldb+p], j < 32, p < kc, into dst[p*32+j].",
-		"idx holds j*ldb for j < 16 (the gather offsets, in floats). Requires",
-		"AVX-512F.",
-	)
-	kc := c.Load(c.Param("kc"), c.GP64())
-	b := c.Load(c.Param("b"), c.GP64())
-	ldb := c.Load(c.Param("ldb"), c.GP64())
-	idx := c.ZMM()
-	c.VMOVDQU32(operand.Mem{Base: c.Load(c.Param("idx"), c.GP64())}, idx)
-	dst := operand.Mem{Base: c.Load(c.Param("dst"), c.GP64())}
-	c.SHLQ(operand.U8(2), ldb)
-	b16 := c.GP64() // row 16
-	c.MOVQ(ldb, b16)
-	c.SHLQ(operand.U8(4), b16)
-	c.ADDQ(b, b16)
-	all := c.K()
-	t := c.GP32()
-	c.MOVL(operand.U32(0xffff), t)
-	c.KMOVW(t, all)
-
-	// Blocks of 16 steps: one cache line of each of the 32 rows, loaded
-	// whole (the next four lines prefetched), transposed in registers 16
-	// rows at a time; the last steps two gathers each.
-	nx := nextSliver(c, b, ldb, nr512)
+	nx := nextSliver(c, src, ld, rows)
 	block := func() {
-		prefetchHead(c, nx, ldb, 2)
+		prefetchHead(c, nx, ld, (rows+15)/16)
 		r := c.GP64()
-		c.MOVQ(b, r)
-		for h := range 2 {
-			rows := make([]reg.VecVirtual, 16)
-			for i := range rows {
-				rows[i] = c.ZMM()
-				c.VMOVUPS(operand.Mem{Base: r}, rows[i])
+		c.MOVQ(src, r)
+		for g := 0; g*w < rows; g++ {
+			n := min(w, rows-g*w)
+			in := make([]reg.VecVirtual, w)
+			var zero reg.VecVirtual
+			for i := range in {
+				if i >= n {
+					if zero == nil {
+						zero = vec()
+						c.VXORPS(zero, zero, zero)
+					}
+					in[i] = zero
+					continue
+				}
+				in[i] = vec()
+				c.VMOVUPS(operand.Mem{Base: r}, in[i])
 				c.PREFETCHT0(operand.Mem{Base: r, Disp: 4 * 64})
-				if h == 0 || i < 15 {
-					c.ADDQ(ldb, r)
+				if g*w+i < rows-1 {
+					c.ADDQ(ld, r)
 				}
 			}
-			for q, col := range transpose16(c, rows) {
-				c.VMOVUPS(col, dst.Offset(4*(nr512*q+16*h)))
+			for q, col := range transpose(c, in) {
+				store(col, q, n, dst.Offset(4*(rows*q+w*g)))
 			}
 		}
 	}
-	step := func(p int) {
-		for h, base := range []reg.Register{b, b16} {
-			z, m := c.ZMM(), c.K()
-			c.VPXORD(z, z, z)
-			c.KMOVW(all, m)
-			c.VGATHERDPS(operand.Mem{Base: base, Index: idx, Scale: 4, Disp: 4 * p}, m, z)
-			c.VMOVUPS(z, dst.Offset(4*(nr512*p+16*h)))
+	step := func(int) {
+		r := c.GP64()
+		c.MOVQ(src, r)
+		for i := range rows {
+			x := c.XMM()
+			c.VMOVSS(operand.Mem{Base: r}, x)
+			c.VMOVSS(x, dst.Offset(4*i))
+			if i < rows-1 {
+				c.ADDQ(ld, r)
+			}
 		}
 	}
-	packLoop(c, "packbt", kc, block, step, func(steps int) {
-		c.ADDQ(operand.U32(4*steps), b)
-		c.ADDQ(operand.U32(4*steps), b16)
-		c.ADDQ(operand.U32(4*nr512*steps), dst.Base)
+	packLoop(c, strings.ToLower(name), kc, w, block, step, func(steps int) {
+		c.ADDQ(operand.U32(4*steps), src)
+		c.ADDQ(operand.U32(4*rows*steps), dst.Base)
 	})
 }
 
@@ -622,124 +596,6 @@ func prefetchHead(c *build.Context, nx, ld reg.Register, rows int) {
 	}
 }
 
-// packA6 emits packA6x, the AVX2 packing of a 6-row sliver of A stored
-// [m,k] for gemmKernel6x16: blocks of 8 steps transposed in registers (the
-// six rows and two zero ones), the remaining steps element by element.
-// Every store but a block's last is a full 8-float one that the next
-// overwrites in part: masked stores are slow on some AVX2 CPUs.
-func packA6(c *build.Context) {
-	c.Function("packA6x")
-	c.Attributes(attr.NOSPLIT)
-	c.SignatureExpr("func(kc int, a *float32, lda int, dst *float32)")
-	c.Pragma("noescape")
-	c.Doc("packA6x packs A(i,p) = a[i*lda+p], i < 6, p < kc, into dst[p*6+i].",
-		"Requires AVX2.")
-	kc := c.Load(c.Param("kc"), c.GP64())
-	a := c.Load(c.Param("a"), c.GP64())
-	lda := c.Load(c.Param("lda"), c.GP64())
-	dst := operand.Mem{Base: c.Load(c.Param("dst"), c.GP64())}
-	c.SHLQ(operand.U8(2), lda)
-	a3 := c.GP64() // row 3
-	c.LEAQ(operand.Mem{Base: a, Index: lda, Scale: 2}, a3)
-	c.ADDQ(lda, a3)
-	row := func(i int) operand.Mem {
-		base := []reg.Register{a, a3}[i/3]
-		if i%3 == 0 {
-			return operand.Mem{Base: base}
-		}
-		return operand.Mem{Base: base, Index: lda, Scale: uint8(i % 3)}
-	}
-	nx := nextSliver(c, a, lda, mr)
-	block := func() {
-		prefetchHead(c, nx, lda, 1)
-		zero := c.YMM()
-		c.VXORPS(zero, zero, zero)
-		rows := make([]reg.VecVirtual, 8)
-		for i := range rows {
-			if i >= mr {
-				rows[i] = zero
-				continue
-			}
-			rows[i] = c.YMM()
-			c.VMOVUPS(row(i), rows[i])
-			c.PREFETCHT0(row(i).Offset(4 * 64))
-		}
-		cols := transpose8(c, rows)
-		for q, col := range cols[:7] {
-			c.VMOVUPS(col, dst.Offset(4*mr*q))
-		}
-		hi := c.XMM()
-		c.VEXTRACTF128(operand.U8(1), cols[7], hi)
-		c.VMOVUPS(cols[7].AsX(), dst.Offset(4*mr*7))
-		c.VMOVQ(hi, dst.Offset(4*mr*7+16))
-	}
-	step := func(int) {
-		for i := range mr {
-			x := c.XMM()
-			c.VMOVSS(row(i), x)
-			c.VMOVSS(x, dst.Offset(4*i))
-		}
-	}
-	packLoopN(c, "packa6", kc, 8, block, step, func(steps int) {
-		c.ADDQ(operand.U32(4*steps), a)
-		c.ADDQ(operand.U32(4*steps), a3)
-		c.ADDQ(operand.U32(4*mr*steps), dst.Base)
-	})
-}
-
-// packBT16 emits packBT16x, the AVX2 packing of a 16-column sliver of B
-// stored [n,k] for gemmKernel6x16: blocks of 8 steps, 8 rows at a time
-// transposed in registers; the remaining steps element by element.
-func packBT16(c *build.Context) {
-	c.Function("packBT16x")
-	c.Attributes(attr.NOSPLIT)
-	c.SignatureExpr("func(kc int, b *float32, ldb int, dst *float32)")
-	c.Pragma("noescape")
-	c.Doc("packBT16x packs B(p,j) = b[j*ldb+p], j < 16, p < kc, into dst[p*16+j].",
-		"Requires AVX2.")
-	kc := c.Load(c.Param("kc"), c.GP64())
-	b := c.Load(c.Param("b"), c.GP64())
-	ldb := c.Load(c.Param("ldb"), c.GP64())
-	dst := operand.Mem{Base: c.Load(c.Param("dst"), c.GP64())}
-	c.SHLQ(operand.U8(2), ldb)
-	nx := nextSliver(c, b, ldb, nr)
-	block := func() {
-		prefetchHead(c, nx, ldb, 1)
-		r := c.GP64()
-		c.MOVQ(b, r)
-		for h := range 2 {
-			rows := make([]reg.VecVirtual, 8)
-			for i := range rows {
-				rows[i] = c.YMM()
-				c.VMOVUPS(operand.Mem{Base: r}, rows[i])
-				c.PREFETCHT0(operand.Mem{Base: r, Disp: 4 * 64})
-				if h == 0 || i < 7 {
-					c.ADDQ(ldb, r)
-				}
-			}
-			for q, col := range transpose8(c, rows) {
-				c.VMOVUPS(col, dst.Offset(4*(nr*q+8*h)))
-			}
-		}
-	}
-	step := func(int) {
-		r := c.GP64()
-		c.MOVQ(b, r)
-		for j := range nr {
-			x := c.XMM()
-			c.VMOVSS(operand.Mem{Base: r}, x)
-			c.VMOVSS(x, dst.Offset(4*j))
-			if j < nr-1 {
-				c.ADDQ(ldb, r)
-			}
-		}
-	}
-	packLoopN(c, "packbt16", kc, 8, block, step, func(steps int) {
-		c.ADDQ(operand.U32(4*steps), b)
-		c.ADDQ(operand.U32(4*nr*steps), dst.Base)
-	})
-}
-
 // transpose8 returns the columns of the 8x8 matrix whose rows are in the
 // YMM registers rows: a 4x4 transposition within each 128-bit lane
 // (lanes4), then the lanes exchanged.
@@ -776,15 +632,10 @@ func lanes4(c *build.Context, rows []reg.VecVirtual, vec func() reg.VecVirtual) 
 	return u
 }
 
-// packLoop emits a packing loop of n steps: blocks of 16 steps (one cache
-// line of float32 source) emitted by block, each followed by next(16), then
-// the remaining steps one at a time by step(0) and next(1); then it returns.
-func packLoop(c *build.Context, prefix string, n reg.Register, block func(), step func(p int), next func(steps int)) {
-	packLoopN(c, prefix, n, 16, block, step, next)
-}
-
-// packLoopN is packLoop with blocks of size steps, a power of two.
-func packLoopN(c *build.Context, prefix string, n reg.Register, size int, block func(), step func(p int), next func(steps int)) {
+// packLoop emits a packing loop of n steps: blocks of size steps (a power
+// of two) emitted by block, each followed by next(size), then the remaining
+// steps one at a time by step(0) and next(1); then it returns.
+func packLoop(c *build.Context, prefix string, n reg.Register, size int, block func(), step func(p int), next func(steps int)) {
 	shift := 0
 	for 1<<shift < size {
 		shift++
