@@ -208,26 +208,7 @@ func gemmKernel512Strided(c *build.Context) {
 	c.SHLQ(operand.U8(2), cs)
 	c.SHLQ(operand.U8(2), ldb)
 	c.SHLQ(operand.U8(2), ldc)
-	// Rows 3g..3g+2 of the A sliver from base g (row 3g) and the row stride.
-	bases := []reg.Register{a0}
-	for g := 1; g < mr512/3; g++ {
-		r := c.GP64()
-		c.LEAQ(operand.Mem{Base: bases[g-1], Index: rs, Scale: 2}, r)
-		c.ADDQ(rs, r)
-		bases = append(bases, r)
-	}
-	rowA := make([]operand.Mem, mr512)
-	for i := range rowA {
-		b := bases[i/3]
-		switch i % 3 {
-		case 0:
-			rowA[i] = operand.Mem{Base: b}
-		case 1:
-			rowA[i] = operand.Mem{Base: b, Index: rs, Scale: 1}
-		case 2:
-			rowA[i] = operand.Mem{Base: b, Index: rs, Scale: 2}
-		}
-	}
+	bases, rowA := stridedRows(c, a0, rs, mr512)
 
 	acc := make([]reg.VecVirtual, 2*mr512)
 	for i := range acc {
@@ -285,22 +266,7 @@ func gemmKernelStrided(c *build.Context, rows, vecs int) {
 	c.SHLQ(operand.U8(2), rs)
 	c.SHLQ(operand.U8(2), cs)
 	c.SHLQ(operand.U8(2), ldb)
-	// Row i of the A sliver, from a base every three rows and the row
-	// stride.
-	bases := []reg.Register{a0}
-	for g := 1; g < rows/3; g++ {
-		r := c.GP64()
-		c.LEAQ(operand.Mem{Base: bases[g-1], Index: rs, Scale: 2}, r)
-		c.ADDQ(rs, r)
-		bases = append(bases, r)
-	}
-	rowA := make([]operand.Mem, rows)
-	for i := range rowA {
-		rowA[i] = operand.Mem{Base: bases[i/3]}
-		if i%3 > 0 {
-			rowA[i].Index, rowA[i].Scale = rs, uint8(i%3)
-		}
-	}
+	bases, rowA := stridedRows(c, a0, rs, rows)
 
 	acc := make([]reg.VecVirtual, vecs*rows)
 	for i := range acc {
@@ -336,6 +302,28 @@ func gemmKernelStrided(c *build.Context, rows, vecs int) {
 	ldc := c.Load(c.Param("ldc"), c.GP64())
 	c.SHLQ(operand.U8(2), ldc)
 	storeTile(c, prefix, rows, 32, acc, pc, ldc)
+}
+
+// stridedRows returns memory operands for rows 0..rows-1 of an A sliver
+// read in place, from a0 with row stride rs bytes: a base register every
+// three rows (the first is a0), each row at its base plus 0, 1 or 2 strides.
+// The kernel's k loop advances every base by the column stride.
+func stridedRows(c *build.Context, a0, rs reg.Register, rows int) ([]reg.Register, []operand.Mem) {
+	bases := []reg.Register{a0}
+	for g := 1; g < (rows+2)/3; g++ {
+		r := c.GP64()
+		c.LEAQ(operand.Mem{Base: bases[g-1], Index: rs, Scale: 2}, r)
+		c.ADDQ(rs, r)
+		bases = append(bases, r)
+	}
+	rowA := make([]operand.Mem, rows)
+	for i := range rowA {
+		rowA[i] = operand.Mem{Base: bases[i/3]}
+		if i%3 > 0 {
+			rowA[i].Index, rowA[i].Scale = rs, uint8(i%3)
+		}
+	}
+	return bases, rowA
 }
 
 // unroll is the number of k steps in one pass of a micro-kernel's loop.
