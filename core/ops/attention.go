@@ -193,7 +193,18 @@ func parallel(n, scratch int, fn func(i int, scratch []float32)) {
 
 // toHeads copies x [batch*T, nh*dh] into the head-major dst
 // [batch, nh, T, dh].
-func toHeads(dst, x []float32, batch, T, nh, dh int) {
+func toHeads(dst, x []float32, batch, T, nh, dh int) { moveHeads(x, dst, batch, T, nh, dh, true) }
+
+// fromHeads copies the head-major src [batch, nh, T, dh] into dst
+// [batch*T, nh*dh]; it is the inverse of toHeads.
+func fromHeads(dst, src []float32, batch, T, nh, dh int) {
+	moveHeads(dst, src, batch, T, nh, dh, false)
+}
+
+// moveHeads copies between the token-major x [batch*T, nh*dh] and the
+// head-major hm [batch, nh, T, dh], into hm when toHM is set and into x
+// otherwise.
+func moveHeads(x, hm []float32, batch, T, nh, dh int, toHM bool) {
 	d := nh * dh
 	rowsParallel(batch, T*d, func(lo, hi int) {
 		for b := lo; b < hi; b++ {
@@ -201,24 +212,11 @@ func toHeads(dst, x []float32, batch, T, nh, dh int) {
 				row := x[(b*T+t)*d : (b*T+t+1)*d]
 				for h := 0; h < nh; h++ {
 					o := ((b*nh+h)*T + t) * dh
-					copyHead(dst[o:o+dh], row[h*dh:(h+1)*dh])
-				}
-			}
-		}
-	})
-}
-
-// fromHeads copies the head-major src [batch, nh, T, dh] into dst
-// [batch*T, nh*dh]; it is the inverse of toHeads.
-func fromHeads(dst, src []float32, batch, T, nh, dh int) {
-	d := nh * dh
-	rowsParallel(batch, T*d, func(lo, hi int) {
-		for b := lo; b < hi; b++ {
-			for t := 0; t < T; t++ {
-				row := dst[(b*T+t)*d : (b*T+t+1)*d]
-				for h := 0; h < nh; h++ {
-					o := ((b*nh+h)*T + t) * dh
-					copyHead(row[h*dh:(h+1)*dh], src[o:o+dh])
+					if toHM {
+						copyHead(hm[o:o+dh], row[h*dh:(h+1)*dh])
+					} else {
+						copyHead(row[h*dh:(h+1)*dh], hm[o:o+dh])
+					}
 				}
 			}
 		}
