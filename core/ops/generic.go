@@ -254,7 +254,7 @@ func (f *scaleFn) Forward() (mat.Tensor, error) {
 func (f *scaleFn) Backward(gy mat.Tensor) error {
 	if f.x.RequiresGrad() {
 		g := Data(gy)
-		gx := alloc(len(g))
+		gx := allocDirty(len(g))
 		for i, v := range g {
 			gx[i] = v * f.s
 		}
@@ -367,7 +367,7 @@ func (f *dropoutFn) Forward() (mat.Tensor, error) {
 func (f *dropoutFn) Backward(gy mat.Tensor) error {
 	if f.x.RequiresGrad() {
 		g := Data(gy)
-		gx := alloc(len(g))
+		gx := allocDirty(len(g))
 		for i, v := range g {
 			gx[i] = v * f.mask[i]
 		}

@@ -48,7 +48,7 @@ func (f *rmsNormFn) Backward(gy mat.Tensor) error {
 	x, w, g := Data(f.x), Data(f.w), Data(gy)
 	var gx, gw []float32
 	if f.x.RequiresGrad() {
-		gx = alloc(n * d)
+		gx = allocDirty(n * d) // every row is written below
 	}
 	if f.w.RequiresGrad() {
 		gw = alloc(d)
@@ -188,8 +188,8 @@ func (f *layerNormFn) Forward() (mat.Tensor, error) {
 func (f *layerNormFn) Backward(gy mat.Tensor) error {
 	n, d := Rows(f.x), Cols(f.x)
 	x, w, g := Data(f.x), Data(f.w), Data(gy)
-	hi := alloc(d)
 	if f.w.RequiresGrad() || f.b.RequiresGrad() {
+		hi := make([]float32, d)
 		gw, gb := alloc(d), alloc(d)
 		for i := 0; i < n; i++ {
 			gi := g[i*d : (i+1)*d]
