@@ -29,7 +29,20 @@ func LoRA(x, w, b, a, bb mat.Tensor, s float32, mask []float32) mat.Tensor {
 	return run(&loraFn{x: x, w: w, b: b, a: a, bb: bb, s: s, mask: mask})
 }
 
+// LowRank returns the low-rank update alone, s (mask ⊙ x) A^T B^T for
+// x [n,k], A [r,k], B [m,r], as one operator that keeps only the thin
+// product for backward; mask is as for LoRA.
+func LowRank(x, a, bb mat.Tensor, s float32, mask []float32) mat.Tensor {
+	if Cols(a) != Cols(x) || Cols(bb) != Rows(a) {
+		panic("ops: LowRank: shapes do not match")
+	}
+	return run(&loraFn{x: x, a: a, bb: bb, s: s, mask: mask})
+}
+
 func (f *loraFn) Operands() []mat.Tensor {
+	if f.w == nil {
+		return []mat.Tensor{f.x, f.a, f.bb}
+	}
 	if f.b == nil {
 		return []mat.Tensor{f.x, f.w, f.a, f.bb}
 	}
@@ -49,7 +62,7 @@ func (f *loraFn) dropped() []float32 {
 }
 
 func (f *loraFn) Forward() (mat.Tensor, error) {
-	n, in, out, r := Rows(f.x), Cols(f.x), Rows(f.w), Rows(f.a)
+	n, in, out, r := Rows(f.x), Cols(f.x), Rows(f.bb), Rows(f.a)
 	y := allocOutput(n * out)
 	if f.b != nil {
 		bias := Data(f.b)
@@ -57,7 +70,9 @@ func (f *loraFn) Forward() (mat.Tensor, error) {
 			copy(y[i*out:(i+1)*out], bias)
 		}
 	}
-	linalg.MatMulNT(y, Data(f.x), Data(f.w), n, out, in, f.b != nil)
+	if f.w != nil {
+		linalg.MatMulNT(y, Data(f.x), Data(f.w), n, out, in, f.b != nil)
+	}
 	f.h = allocDirty(n * r)
 	linalg.MatMulNT(f.h, f.dropped(), Data(f.a), n, r, in, false)
 	// y += s * h B^T: scale B once rather than the [n,out] product.
@@ -65,12 +80,12 @@ func (f *loraFn) Forward() (mat.Tensor, error) {
 	for i, v := range Data(f.bb) {
 		bs[i] = v * f.s
 	}
-	linalg.MatMulNT(y, f.h, bs, n, out, r, true)
+	linalg.MatMulNT(y, f.h, bs, n, out, r, f.w != nil)
 	return New(n, out, y), nil
 }
 
 func (f *loraFn) Backward(gy mat.Tensor) error {
-	n, in, out, r := Rows(f.x), Cols(f.x), Rows(f.w), Rows(f.a)
+	n, in, out, r := Rows(f.x), Cols(f.x), Rows(f.bb), Rows(f.a)
 	g := Data(gy)
 	// gh = s * gy B  [n,r]
 	gh := allocDirty(n * r)
@@ -93,7 +108,11 @@ func (f *loraFn) Backward(gy mat.Tensor) error {
 	}
 	if f.x.RequiresGrad() { // gx = gy W + mask ⊙ (gh A)
 		gx := allocDirty(n * in)
-		linalg.MatMulNN(gx, g, Data(f.w), n, in, out, false)
+		if f.w != nil {
+			linalg.MatMulNN(gx, g, Data(f.w), n, in, out, false)
+		} else {
+			clear(gx)
+		}
 		if f.mask == nil {
 			linalg.MatMulNN(gx, gh, Data(f.a), n, in, r, true)
 		} else {
@@ -106,7 +125,7 @@ func (f *loraFn) Backward(gy mat.Tensor) error {
 		}
 		accGrad(f.x, n, in, gx)
 	}
-	if f.w.RequiresGrad() {
+	if f.w != nil && f.w.RequiresGrad() {
 		gw := allocDirty(out * in)
 		linalg.MatMulTN(gw, g, Data(f.x), out, in, n, false)
 		accGrad(f.w, out, in, gw)

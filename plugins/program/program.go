@@ -36,12 +36,22 @@ const (
 	OpT        Op = "transpose" // a^T
 	OpStopGrad Op = "stop_grad" // a, with no gradient flowing back
 	OpDropout  Op = "dropout"   // inverted dropout with probability Value (training only)
+	// OpLinear is the frozen base layer applied to its argument a [m,in]:
+	// a W^T + b, [m,out].
+	OpLinear Op = "linear"
+	// OpLowRank is a low-rank update: Value * d(x) A^T B^T for x [m,k],
+	// A [r,k], B [n,r], giving [m,n], where d is inverted dropout with
+	// probability Value2 (training only). The host runs it as one fused
+	// operator that never forms B A, and runs add(linear(x), lowrank(x, A,
+	// B)) as the fused LoRA layer.
+	OpLowRank Op = "lowrank"
 )
 
 var arity = map[Op]int{
 	OpInput: 0, OpWeight: 0, OpBias: 0, OpParam: 0, OpConst: 0,
 	OpMatMul: 2, OpMatMulT: 2, OpAdd: 2, OpSub: 2, OpMul: 2, OpDiv: 2,
 	OpScale: 1, OpRowNorm: 1, OpColNorm: 1, OpT: 1, OpStopGrad: 1, OpDropout: 1,
+	OpLinear: 1, OpLowRank: 3,
 }
 
 // Node is one operation; Args index earlier nodes of the same program.
@@ -50,6 +60,8 @@ type Node struct {
 	Args  []int   `json:"args,omitempty"`
 	Name  string  `json:"name,omitempty"`
 	Value float64 `json:"value,omitempty"`
+	// Value2 is a second scalar (lowrank: its input's dropout probability).
+	Value2 float64 `json:"value2,omitempty"`
 }
 
 // Program is a list of nodes in topological order (arguments before use)
@@ -106,15 +118,18 @@ func (p *Program) Check(env Env, forward bool) ([]Shape, error) {
 		if len(n.Args) != want {
 			return nil, fmt.Errorf("node %d (%s): %d arguments, want %d", i, n.Op, len(n.Args), want)
 		}
-		var a, b Shape
+		var a, b, c Shape
 		for k, arg := range n.Args {
 			if arg < 0 || arg >= i {
 				return nil, fmt.Errorf("node %d (%s): argument %d refers to node %d, not an earlier node", i, n.Op, k, arg)
 			}
-			if k == 0 {
+			switch k {
+			case 0:
 				a = shapes[arg]
-			} else {
+			case 1:
 				b = shapes[arg]
+			default:
+				c = shapes[arg]
 			}
 		}
 		var s Shape
@@ -161,6 +176,19 @@ func (p *Program) Check(env Env, forward bool) ([]Shape, error) {
 				return nil, fmt.Errorf("node %d (dropout): probability %v outside [0,1)", i, n.Value)
 			}
 			s = a
+		case OpLinear:
+			if a[1] != env.In {
+				return nil, fmt.Errorf("node %d (linear): input %v, the layer takes %d features", i, a, env.In)
+			}
+			s = Shape{a[0], env.Out}
+		case OpLowRank:
+			if a[1] != b[1] || c[1] != b[0] {
+				return nil, fmt.Errorf("node %d (lowrank): x %v, A %v, B %v: want x [m,k], A [r,k], B [n,r]", i, a, b, c)
+			}
+			if n.Value2 < 0 || n.Value2 >= 1 {
+				return nil, fmt.Errorf("node %d (lowrank): dropout probability %v outside [0,1)", i, n.Value2)
+			}
+			s = Shape{a[0], c[0]}
 		case OpRowNorm:
 			s = Shape{a[0], 1}
 		case OpColNorm:
@@ -243,8 +271,11 @@ func (p *Program) String() string {
 		if n.Name != "" {
 			fmt.Fprintf(&sb, " %q", n.Name)
 		}
-		if n.Op == OpScale || n.Op == OpConst || n.Op == OpDropout {
+		if n.Op == OpScale || n.Op == OpConst || n.Op == OpDropout || n.Op == OpLowRank {
 			fmt.Fprintf(&sb, " %g", n.Value)
+		}
+		if n.Op == OpLowRank && n.Value2 != 0 {
+			fmt.Fprintf(&sb, " dropout %g", n.Value2)
 		}
 		sb.WriteByte('\n')
 	}
@@ -343,6 +374,16 @@ func (e Expr) T() Expr { return e.op1(OpT, 0) }
 
 // StopGrad blocks gradients.
 func (e Expr) StopGrad() Expr { return e.op1(OpStopGrad, 0) }
+
+// Linear is the frozen base layer applied to e: e W^T + b.
+func (e Expr) Linear() Expr { return e.b.add(Node{Op: OpLinear, Args: []int{e.id}}) }
+
+// LowRank is the low-rank update scale * dropout(e) A^T B^T, with dropout
+// probability p on e (0 for none). The host runs it fused; e.Linear().Add(
+// e.LowRank(...)) runs as the fused LoRA layer.
+func (e Expr) LowRank(a, b Expr, scale, p float64) Expr {
+	return e.b.add(Node{Op: OpLowRank, Args: []int{e.id, a.id, b.id}, Value: scale, Value2: p})
+}
 
 // Dropout applies dropout with probability p during training.
 func (e Expr) Dropout(p float64) Expr {

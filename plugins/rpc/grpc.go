@@ -16,11 +16,11 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/surgeon-ml/surgeon/plugins/program"
-	pb "github.com/surgeon-ml/surgeon/plugins/proto/pluginv1"
+	pb "github.com/surgeon-ml/surgeon/plugins/proto/pluginv2"
 )
 
 // ProtocolVersion is the plugin protocol version this build speaks.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // PluginName is the name of the single plugin in the plugin set.
 const PluginName = "surgeon"
@@ -30,14 +30,14 @@ const PluginName = "surgeon"
 var Handshake = plugin.HandshakeConfig{
 	ProtocolVersion:  ProtocolVersion,
 	MagicCookieKey:   "SURGEON_PLUGIN",
-	MagicCookieValue: "7d1c2b9e-surgeon-plugin-v1",
+	MagicCookieValue: "7d1c2b9e-surgeon-plugin",
 }
 
 // VersionedPlugins returns the plugin sets per protocol version. impl is nil
 // on the host side.
 func VersionedPlugins(impl Interface) map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
-		1: {PluginName: &GRPCPlugin{Impl: impl}},
+		ProtocolVersion: {PluginName: &GRPCPlugin{Impl: impl}},
 	}
 }
 
@@ -74,7 +74,7 @@ func programToPB(p *program.Program) *pb.Program {
 		for i, a := range n.Args {
 			args[i] = int32(a)
 		}
-		out.Nodes = append(out.Nodes, &pb.Node{Op: string(n.Op), Args: args, Name: n.Name, Value: n.Value})
+		out.Nodes = append(out.Nodes, &pb.Node{Op: string(n.Op), Args: args, Name: n.Name, Value: n.Value, Value2: n.Value2})
 	}
 	for k, v := range p.Outputs {
 		out.Outputs[k] = int32(v)
@@ -92,7 +92,7 @@ func programFromPB(p *pb.Program) *program.Program {
 		for i, a := range n.Args {
 			args[i] = int(a)
 		}
-		out.Nodes = append(out.Nodes, program.Node{Op: program.Op(n.Op), Args: args, Name: n.Name, Value: n.Value})
+		out.Nodes = append(out.Nodes, program.Node{Op: program.Op(n.Op), Args: args, Name: n.Name, Value: n.Value, Value2: n.Value2})
 	}
 	for k, v := range p.Outputs {
 		out.Outputs[k] = int(v)
@@ -125,28 +125,6 @@ func ints(s []int64) []int {
 		out[i] = int(v)
 	}
 	return out
-}
-
-func encodeJSON(v any) (string, error) {
-	if v == nil {
-		return "{}", nil
-	}
-	b, err := json.Marshal(v)
-	return string(b), err
-}
-
-func decodeConfig(s string) (map[string]any, error) {
-	if s == "" {
-		return map[string]any{}, nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return nil, fmt.Errorf("config is not a JSON object: %w", err)
-	}
-	if m == nil {
-		m = map[string]any{}
-	}
-	return m, nil
 }
 
 func encodeF32(v []float32) []byte {
@@ -265,7 +243,7 @@ func (s *server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.Descr
 	}
 	out := &pb.DescribeResponse{Name: d.Name, Version: d.Version}
 	for _, c := range d.Components {
-		pc := &pb.Component{Name: c.Name, Doc: c.Doc, FromFormats: c.From, ToFormats: c.To, Capabilities: c.Capabilities}
+		pc := &pb.Component{Name: c.Name, Doc: c.Doc, FromFormats: c.From, ToFormats: c.To, Capabilities: c.Capabilities, PeftTypes: c.PEFTTypes}
 		switch c.Kind {
 		case KindAdapter:
 			pc.Kind = pb.ComponentKind_COMPONENT_KIND_ADAPTER
@@ -273,11 +251,11 @@ func (s *server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.Descr
 			pc.Kind = pb.ComponentKind_COMPONENT_KIND_CONVERTER
 		}
 		for _, k := range c.Config {
-			def, err := encodeJSON(k.Default)
+			def, err := ValueToPB(k.Default)
 			if err != nil {
 				return nil, toStatus(fmt.Errorf("component %s key %s: default: %w", c.Name, k.Name, err))
 			}
-			pc.Config = append(pc.Config, &pb.ConfigKey{Name: k.Name, Type: k.Type, DefaultJson: def, Doc: k.Doc})
+			pc.Config = append(pc.Config, &pb.ConfigKey{Name: k.Name, Type: k.Type, Default: def, Doc: k.Doc})
 		}
 		out.Components = append(out.Components, pc)
 	}
@@ -285,15 +263,12 @@ func (s *server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.Descr
 }
 
 func (s *server) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanResponse, error) {
-	cfg, err := decodeConfig(req.ConfigJson)
+	p, err := s.impl.Plan(ctx, PlanRequest{Adapter: req.Adapter, Layer: layerFromPB(req.Layer), Config: ConfigFromPB(req.Config)})
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	p, err := s.impl.Plan(ctx, PlanRequest{Adapter: req.Adapter, Layer: layerFromPB(req.Layer), Config: cfg})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	out := &pb.PlanResponse{Forward: programToPB(p.Forward), Merge: programToPB(p.Merge), NeedsInit: p.NeedsInit, ReplacesBase: p.ReplacesBase}
+	out := &pb.PlanResponse{Forward: programToPB(p.Forward), Merge: programToPB(p.Merge), NeedsInit: p.NeedsInit, ReplacesBase: p.ReplacesBase,
+		Summary: &pb.PlanSummary{Rank: int64(p.Summary.Rank), Scale: p.Summary.Scale, Alpha: p.Summary.Alpha, Note: p.Summary.Note}}
 	for _, ps := range p.Params {
 		out.Params = append(out.Params, &pb.ParamSpec{Name: ps.Name, Shape: ints64(ps.Shape), Trainable: ps.Trainable,
 			Init: &pb.InitRule{Rule: ps.Init.Rule, Std: ps.Init.Std, A: ps.Init.A, Value: ps.Init.Value}})
@@ -313,10 +288,7 @@ func (s *server) Init(stream pb.Plugin_InitServer) error {
 	if h == nil {
 		return status.Error(codes.InvalidArgument, "init: first message must be the header")
 	}
-	cfg, err := decodeConfig(h.ConfigJson)
-	if err != nil {
-		return toStatus(err)
-	}
+	cfg := ConfigFromPB(h.Config)
 	asm := newAssembler(maxInitElems)
 	for {
 		m, err := stream.Recv()
@@ -356,12 +328,8 @@ func (s *server) Init(stream pb.Plugin_InitServer) error {
 }
 
 func (s *server) Convert(req *pb.ConvertRequest, stream pb.Plugin_ConvertServer) error {
-	opts, err := decodeConfig(req.OptionsJson)
-	if err != nil {
-		return toStatus(err)
-	}
 	var sendErr error
-	err = s.impl.Convert(stream.Context(), ConvertRequest{Converter: req.Converter, Src: req.Src, Dst: req.Dst, To: req.To, Options: opts},
+	err := s.impl.Convert(stream.Context(), ConvertRequest{Converter: req.Converter, Src: req.Src, Dst: req.Dst, To: req.To, Options: ConfigFromPB(req.Options)},
 		func(p Progress) {
 			if sendErr == nil {
 				sendErr = stream.Send(&pb.ConvertProgress{Done: p.Done, Total: p.Total, Message: p.Message})
@@ -427,7 +395,7 @@ func (c *Client) Describe(ctx context.Context) (*Description, error) {
 	}
 	d := &Description{Name: r.Name, Version: r.Version}
 	for _, pc := range r.Components {
-		comp := Component{Name: pc.Name, Doc: pc.Doc, From: pc.FromFormats, To: pc.ToFormats, Capabilities: pc.Capabilities}
+		comp := Component{Name: pc.Name, Doc: pc.Doc, From: pc.FromFormats, To: pc.ToFormats, Capabilities: pc.Capabilities, PEFTTypes: pc.PeftTypes}
 		switch pc.Kind {
 		case pb.ComponentKind_COMPONENT_KIND_ADAPTER:
 			comp.Kind = KindAdapter
@@ -437,13 +405,7 @@ func (c *Client) Describe(ctx context.Context) (*Description, error) {
 			return nil, fmt.Errorf("component %q: unknown kind %v", pc.Name, pc.Kind)
 		}
 		for _, k := range pc.Config {
-			var def any
-			if k.DefaultJson != "" {
-				if err := json.Unmarshal([]byte(k.DefaultJson), &def); err != nil {
-					return nil, fmt.Errorf("component %q key %q: default: %w", pc.Name, k.Name, err)
-				}
-			}
-			comp.Config = append(comp.Config, ConfigKey{Name: k.Name, Type: k.Type, Default: def, Doc: k.Doc})
+			comp.Config = append(comp.Config, ConfigKey{Name: k.Name, Type: k.Type, Default: ValueFromPB(k.Default), Doc: k.Doc})
 		}
 		d.Components = append(d.Components, comp)
 	}
@@ -452,15 +414,18 @@ func (c *Client) Describe(ctx context.Context) (*Description, error) {
 
 // Plan asks an adapter for a layer's plan.
 func (c *Client) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
-	cfg, err := encodeJSON(req.Config)
+	cfg, err := ConfigToPB(req.Config)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
-	r, err := c.c.Plan(ctx, &pb.PlanRequest{Adapter: req.Adapter, Layer: layerToPB(req.Layer), ConfigJson: cfg})
+	r, err := c.c.Plan(ctx, &pb.PlanRequest{Adapter: req.Adapter, Layer: layerToPB(req.Layer), Config: cfg})
 	if err != nil {
 		return nil, c.fromStatus(err)
 	}
 	p := &Plan{Forward: programFromPB(r.Forward), Merge: programFromPB(r.Merge), NeedsInit: r.NeedsInit, ReplacesBase: r.ReplacesBase}
+	if sm := r.Summary; sm != nil {
+		p.Summary = Summary{Rank: int(sm.Rank), Scale: sm.Scale, Alpha: sm.Alpha, Note: sm.Note}
+	}
 	for _, ps := range r.Params {
 		rule := InitRule{}
 		if ps.Init != nil {
@@ -473,9 +438,9 @@ func (c *Client) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
 
 // Init streams the base weight to the plugin and returns computed values.
 func (c *Client) Init(ctx context.Context, req InitRequest, base []float32) (map[string][]float32, error) {
-	cfg, err := encodeJSON(req.Config)
+	cfg, err := ConfigToPB(req.Config)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -483,7 +448,7 @@ func (c *Client) Init(ctx context.Context, req InitRequest, base []float32) (map
 	if err != nil {
 		return nil, c.fromStatus(err)
 	}
-	hdr := &pb.InitMessage{Msg: &pb.InitMessage_Header{Header: &pb.InitHeader{Adapter: req.Adapter, Layer: layerToPB(req.Layer), ConfigJson: cfg, Seed: req.Seed}}}
+	hdr := &pb.InitMessage{Msg: &pb.InitMessage_Header{Header: &pb.InitHeader{Adapter: req.Adapter, Layer: layerToPB(req.Layer), Config: cfg, Seed: req.Seed}}}
 	if err := stream.Send(hdr); err != nil {
 		return nil, c.fromStatus(recvErr(stream, err))
 	}
@@ -528,11 +493,11 @@ func recvErr(stream pb.Plugin_InitClient, err error) error {
 
 // Convert runs a converter, calling progress for each report.
 func (c *Client) Convert(ctx context.Context, req ConvertRequest, progress func(Progress)) error {
-	opts, err := encodeJSON(req.Options)
+	opts, err := ConfigToPB(req.Options)
 	if err != nil {
 		return fmt.Errorf("options: %w", err)
 	}
-	stream, err := c.c.Convert(ctx, &pb.ConvertRequest{Converter: req.Converter, Src: req.Src, Dst: req.Dst, To: req.To, OptionsJson: opts})
+	stream, err := c.c.Convert(ctx, &pb.ConvertRequest{Converter: req.Converter, Src: req.Src, Dst: req.Dst, To: req.To, Options: opts})
 	if err != nil {
 		return c.fromStatus(err)
 	}
@@ -548,4 +513,94 @@ func (c *Client) Convert(ctx context.Context, req ConvertRequest, progress func(
 			progress(Progress{Done: p.Done, Total: p.Total, Message: p.Message})
 		}
 	}
+}
+
+func infosToPB(ts []TensorInfo) []*pb.TensorInfo {
+	out := make([]*pb.TensorInfo, len(ts))
+	for i, t := range ts {
+		out[i] = &pb.TensorInfo{Name: t.Name, Shape: ints64(t.Shape)}
+	}
+	return out
+}
+
+func infosFromPB(ts []*pb.TensorInfo) []TensorInfo {
+	out := make([]TensorInfo, len(ts))
+	for i, t := range ts {
+		out[i] = TensorInfo{Name: t.Name, Shape: ints(t.Shape)}
+	}
+	return out
+}
+
+func (s *server) SaveAdapter(ctx context.Context, req *pb.SaveRequest) (*pb.SaveResponse, error) {
+	sr := SaveRequest{Adapter: req.Adapter}
+	for _, m := range req.Modules {
+		sr.Modules = append(sr.Modules, SavedModule{Path: m.Path, Layer: layerFromPB(m.Layer), Config: ConfigFromPB(m.Config), Params: infosFromPB(m.Params)})
+	}
+	cfg, err := s.impl.SaveAdapter(ctx, sr)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("adapter %s: adapter_config.json: %w", req.Adapter, err))
+	}
+	return &pb.SaveResponse{ConfigJson: string(raw)}, nil
+}
+
+func (s *server) LoadAdapter(ctx context.Context, req *pb.LoadRequest) (*pb.LoadResponse, error) {
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(req.ConfigJson), &cfg); err != nil {
+		return nil, toStatus(fmt.Errorf("adapter_config.json is not a JSON object: %w", err))
+	}
+	mods, err := s.impl.LoadAdapter(ctx, LoadRequest{Adapter: req.Adapter, Config: cfg, Tensors: infosFromPB(req.Tensors)})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &pb.LoadResponse{}
+	for _, m := range mods {
+		c, err := ConfigToPB(m.Config)
+		if err != nil {
+			return nil, toStatus(fmt.Errorf("module %s: %w", m.Path, err))
+		}
+		out.Modules = append(out.Modules, &pb.LoadedModule{Path: m.Path, Adapter: m.Adapter, Config: c, Params: m.Params})
+	}
+	return out, nil
+}
+
+// SaveAdapter asks an adapter how the modules of one run are saved.
+func (c *Client) SaveAdapter(ctx context.Context, req SaveRequest) (map[string]any, error) {
+	pr := &pb.SaveRequest{Adapter: req.Adapter}
+	for _, m := range req.Modules {
+		cfg, err := ConfigToPB(m.Config)
+		if err != nil {
+			return nil, fmt.Errorf("module %s: %w", m.Path, err)
+		}
+		pr.Modules = append(pr.Modules, &pb.SavedModule{Path: m.Path, Layer: layerToPB(m.Layer), Config: cfg, Params: infosToPB(m.Params)})
+	}
+	r, err := c.c.SaveAdapter(ctx, pr)
+	if err != nil {
+		return nil, c.fromStatus(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal([]byte(r.ConfigJson), &out); err != nil || out == nil {
+		return nil, fmt.Errorf("adapter %s returned an adapter_config.json that is not a JSON object", req.Adapter)
+	}
+	return out, nil
+}
+
+// LoadAdapter asks an adapter to read a saved PEFT folder back.
+func (c *Client) LoadAdapter(ctx context.Context, req LoadRequest) ([]LoadedModule, error) {
+	raw, err := json.Marshal(req.Config)
+	if err != nil {
+		return nil, fmt.Errorf("adapter_config.json: %w", err)
+	}
+	r, err := c.c.LoadAdapter(ctx, &pb.LoadRequest{Adapter: req.Adapter, ConfigJson: string(raw), Tensors: infosToPB(req.Tensors)})
+	if err != nil {
+		return nil, c.fromStatus(err)
+	}
+	out := make([]LoadedModule, 0, len(r.Modules))
+	for _, m := range r.Modules {
+		out = append(out, LoadedModule{Path: m.Path, Adapter: m.Adapter, Config: ConfigFromPB(m.Config), Params: m.Params})
+	}
+	return out, nil
 }

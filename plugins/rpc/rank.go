@@ -9,10 +9,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/surgeon-ml/surgeon/plugins/proto/pluginv1"
+	pb "github.com/surgeon-ml/surgeon/plugins/proto/pluginv2"
 )
 
-// Rank surgery (Resize, Extract) over surgeon.plugin.v1: one bidirectional
+// Rank surgery (Resize, Extract) over surgeon.plugin.v2: one bidirectional
 // stream per module. The host sends a RankHeader and the module's tensors
 // in chunks; the plugin answers with the new tensors in chunks and one
 // closing RankStats.
@@ -36,11 +36,7 @@ func receiveRank(stream rankStream) (RankRequest, map[string]Tensor, error) {
 	if h == nil {
 		return RankRequest{}, nil, status.Error(codes.InvalidArgument, "rank surgery: first message must be the header")
 	}
-	cfg, err := decodeConfig(h.ConfigJson)
-	if err != nil {
-		return RankRequest{}, nil, toStatus(err)
-	}
-	req := RankRequest{Adapter: h.Adapter, Layer: layerFromPB(h.Layer), Config: cfg}
+	req := RankRequest{Adapter: h.Adapter, Layer: layerFromPB(h.Layer), Config: ConfigFromPB(h.Config)}
 	if sel := h.Select; sel != nil {
 		req.Select = RankSelection{Method: sel.Method, Rank: int(sel.Rank), Value: sel.Value}
 	}
@@ -84,13 +80,13 @@ func sendRank(stream rankStream, r *RankResult) error {
 			return err
 		}
 	}
-	cfg, err := encodeJSON(r.Config)
+	cfg, err := ConfigToPB(r.Config)
 	if err != nil {
 		return toStatus(fmt.Errorf("rank surgery: config: %w", err))
 	}
 	return stream.Send(&pb.RankResponse{Msg: &pb.RankResponse_Stats{Stats: &pb.RankStats{
 		OldRank: int64(r.OldRank), NewRank: int64(r.NewRank), Energy: r.Energy,
-		SingularValues: r.SingularValues, ConfigJson: cfg, Skipped: r.Skipped, Note: r.Note}}})
+		SingularValues: r.SingularValues, Config: cfg, Skipped: r.Skipped, Note: r.Note}}})
 }
 
 func size(shape []int) int {
@@ -164,9 +160,9 @@ type clientRankStream interface {
 // rank runs one rank-surgery call: open, send header and tensors, collect
 // the reply.
 func (c *Client) rank(ctx context.Context, open func(context.Context) (clientRankStream, error), req RankRequest, tensors map[string]Tensor) (*RankResult, error) {
-	cfg, err := encodeJSON(req.Config)
+	cfg, err := ConfigToPB(req.Config)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -175,7 +171,7 @@ func (c *Client) rank(ctx context.Context, open func(context.Context) (clientRan
 		return nil, c.fromStatus(err)
 	}
 	hdr := &pb.RankRequest{Msg: &pb.RankRequest_Header{Header: &pb.RankHeader{
-		Adapter: req.Adapter, Layer: layerToPB(req.Layer), ConfigJson: cfg,
+		Adapter: req.Adapter, Layer: layerToPB(req.Layer), Config: cfg,
 		Select: &pb.RankSelection{Method: req.Select.Method, Rank: int64(req.Select.Rank), Value: req.Select.Value}}}}
 	if err := stream.Send(hdr); err != nil {
 		return nil, c.fromStatus(recvRankErr(stream, err))
@@ -222,10 +218,7 @@ func (c *Client) rank(ctx context.Context, open func(context.Context) (clientRan
 	if stats == nil {
 		return nil, fmt.Errorf("rank surgery: the reply ended without its stats")
 	}
-	rcfg, err := decodeConfig(stats.ConfigJson)
-	if err != nil {
-		return nil, fmt.Errorf("rank surgery: %w", err)
-	}
+	rcfg := ConfigFromPB(stats.Config)
 	return &RankResult{Tensors: asm.tensors(), Config: rcfg, OldRank: int(stats.OldRank), NewRank: int(stats.NewRank),
 		Energy: stats.Energy, SingularValues: stats.SingularValues, Skipped: stats.Skipped, Note: stats.Note}, nil
 }

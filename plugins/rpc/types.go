@@ -46,6 +46,9 @@ type Component struct {
 	// Capabilities lists optional services the component offers:
 	// CapResize and CapExtract for adapters.
 	Capabilities []string `json:"capabilities,omitempty"`
+	// PEFTTypes lists the PEFT peft_type values whose folders this adapter
+	// reads back (LoadAdapter).
+	PEFTTypes []string `json:"peft_types,omitempty"`
 }
 
 // Optional component capabilities.
@@ -113,6 +116,21 @@ type Plan struct {
 	// ReplacesBase is set when Init also returns "base.weight", a new
 	// frozen base weight (PiSSA's residual).
 	ReplacesBase bool `json:"replaces_base"`
+	// Summary is what reports, sweeps and plan show about the module.
+	Summary Summary `json:"summary"`
+}
+
+// Summary describes a planned module in the adapter's own terms, so that
+// the host never reads an adapter's configuration keys.
+type Summary struct {
+	// Rank is the rank of the update (0 when the adapter has none).
+	Rank int `json:"rank,omitempty"`
+	// Scale is the update's scale factor (0 when not applicable).
+	Scale float64 `json:"scale,omitempty"`
+	// Alpha is the scale's numerator as the adapter's config names it.
+	Alpha float64 `json:"alpha,omitempty"`
+	// Note is a short description ("r=8 alpha=16").
+	Note string `json:"note,omitempty"`
 }
 
 // PlanRequest asks an adapter for a layer's plan.
@@ -154,6 +172,52 @@ type Interface interface {
 	// computed parameters by name (and BaseWeightName when replacing the base).
 	Init(ctx context.Context, req InitRequest, base []float32) (map[string][]float32, error)
 	Convert(ctx context.Context, req ConvertRequest, progress func(Progress)) error
+	// SaveAdapter returns adapter_config.json's adapter-specific keys
+	// (with peft_type) for the modules of one run.
+	SaveAdapter(ctx context.Context, req SaveRequest) (map[string]any, error)
+	// LoadAdapter reads a PEFT config and tensor list back into modules.
+	LoadAdapter(ctx context.Context, req LoadRequest) ([]LoadedModule, error)
+}
+
+// TensorInfo is a tensor's name and shape.
+type TensorInfo struct {
+	Name  string `json:"name"`
+	Shape []int  `json:"shape"`
+}
+
+// SavedModule is one adapted module to save.
+type SavedModule struct {
+	Path   string         `json:"path"`
+	Layer  Layer          `json:"layer"`
+	Config map[string]any `json:"config"`
+	// Params are the module's parameters as planned.
+	Params []TensorInfo `json:"params"`
+}
+
+// SaveRequest asks an adapter how the modules of one run are saved.
+type SaveRequest struct {
+	Adapter string        `json:"adapter"`
+	Modules []SavedModule `json:"modules"`
+}
+
+// LoadRequest asks an adapter to read a saved PEFT folder back.
+type LoadRequest struct {
+	// Adapter is the component claiming the folder's peft_type.
+	Adapter string `json:"adapter"`
+	// Config is adapter_config.json as decoded JSON.
+	Config map[string]any `json:"config"`
+	// Tensors are every saved tensor, without PEFT's prefix.
+	Tensors []TensorInfo `json:"tensors"`
+}
+
+// LoadedModule is one module of a saved adapter.
+type LoadedModule struct {
+	Path    string         `json:"path"`
+	Adapter string         `json:"adapter"`
+	Config  map[string]any `json:"config"`
+	// Params maps saved tensor names (without prefix) to planned parameter
+	// names.
+	Params map[string]string `json:"params"`
 }
 
 // Tensor is a tensor's shape and float32 values, row-major.

@@ -36,6 +36,8 @@ type (
 	ConfigKey = rpc.ConfigKey
 	// Plan is an adapter's parameters and programs for one layer.
 	Plan = rpc.Plan
+	// Summary is what reports show of a planned module (rank, scale).
+	Summary = rpc.Summary
 	// ParamSpec is one adapter parameter.
 	ParamSpec = rpc.ParamSpec
 	// InitRule says how the host initialises a parameter.
@@ -106,6 +108,7 @@ type FuncAdapter struct {
 	init      InitFunc
 	resize    ResizeFunc
 	extract   ExtractFunc
+	peft      *PEFTForm
 }
 
 // NewAdapter returns an adapter called name with the given configuration
@@ -138,9 +141,31 @@ func (a *FuncAdapter) Init(l Layer, c Config, base []float32, seed uint64) (map[
 }
 
 // Config is a component's configuration: the values given, checked against
-// the declared keys, with defaults for the rest.
+// the declared keys, with defaults for the rest. Values arrive typed (an
+// integer key holds an int). Its accessors are for declared keys only: a
+// misspelt or mistyped key in plugin code is a bug that the SDK reports to
+// the host as an error naming the key and the declared ones (the accessor
+// panics with a *ConfigError, which the plugin server recovers).
 type Config struct {
 	values map[string]any
+	known  []string
+	types  map[string]string
+}
+
+// ConfigError reports a configuration accessor used with an undeclared key
+// or the wrong type.
+type ConfigError struct {
+	Key   string
+	Want  string
+	Have  string // the declared type, empty when the key is undeclared
+	Known []string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Have == "" {
+		return fmt.Sprintf("config key %q is not declared (declared: %s)", e.Key, strings.Join(e.Known, ", "))
+	}
+	return fmt.Sprintf("config key %q is declared %s, read as %s (declared: %s)", e.Key, e.Have, e.Want, strings.Join(e.Known, ", "))
 }
 
 // NewConfig validates values against keys: unknown keys and values of the
@@ -148,9 +173,17 @@ type Config struct {
 func NewConfig(keys []ConfigKey, values map[string]any) (Config, error) {
 	out := map[string]any{}
 	known := map[string]ConfigKey{}
+	types := map[string]string{}
+	var names []string
 	for _, k := range keys {
 		known[k.Name] = k
-		out[k.Name] = k.Default
+		types[k.Name] = k.Type
+		names = append(names, k.Name)
+		def, err := coerce(k.Type, k.Default)
+		if err != nil && k.Default != nil {
+			return Config{}, fmt.Errorf("config key %q: default: %w", k.Name, err)
+		}
+		out[k.Name] = def
 	}
 	var unknown []string
 	for name, v := range values {
@@ -167,13 +200,9 @@ func NewConfig(keys []ConfigKey, values map[string]any) (Config, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		var names []string
-		for _, k := range keys {
-			names = append(names, k.Name)
-		}
 		return Config{}, fmt.Errorf("unknown config keys %s (known: %s)", strings.Join(unknown, ", "), strings.Join(names, ", "))
 	}
-	return Config{values: out}, nil
+	return Config{values: out, known: names, types: types}, nil
 }
 
 func coerce(typ string, v any) (any, error) {
@@ -230,35 +259,89 @@ func coerce(typ string, v any) (any, error) {
 	return nil, fmt.Errorf("%v (%T) is not a %s", v, v, typ)
 }
 
+// get returns a declared key's value, panicking with a *ConfigError when
+// the key is undeclared or declared with another type than want.
+func (c Config) get(name, want string) any {
+	typ, ok := c.types[name]
+	if !ok {
+		panic(&ConfigError{Key: name, Want: want, Known: c.known})
+	}
+	if want != "any" && typ != want && typ != "any" {
+		panic(&ConfigError{Key: name, Want: want, Have: typ, Known: c.known})
+	}
+	return c.values[name]
+}
+
 // Int returns an int key.
 func (c Config) Int(name string) int {
-	v, _ := coerce("int", c.values[name])
-	i, _ := v.(int)
-	return i
+	v, err := coerce("int", c.get(name, "int"))
+	if err != nil {
+		panic(&ConfigError{Key: name, Want: "int", Have: fmt.Sprintf("%T", c.values[name]), Known: c.known})
+	}
+	return v.(int)
 }
 
 // Float returns a float key.
 func (c Config) Float(name string) float64 {
-	v, _ := coerce("float", c.values[name])
-	f, _ := v.(float64)
-	return f
+	v, err := coerce("float", c.get(name, "float"))
+	if err != nil {
+		panic(&ConfigError{Key: name, Want: "float", Have: fmt.Sprintf("%T", c.values[name]), Known: c.known})
+	}
+	return v.(float64)
 }
 
 // Bool returns a bool key.
-func (c Config) Bool(name string) bool { b, _ := c.values[name].(bool); return b }
+func (c Config) Bool(name string) bool {
+	b, ok := c.get(name, "bool").(bool)
+	if !ok {
+		panic(&ConfigError{Key: name, Want: "bool", Have: fmt.Sprintf("%T", c.values[name]), Known: c.known})
+	}
+	return b
+}
 
 // String returns a string key.
-func (c Config) String(name string) string { s, _ := c.values[name].(string); return s }
+func (c Config) String(name string) string {
+	s, ok := c.get(name, "string").(string)
+	if !ok {
+		panic(&ConfigError{Key: name, Want: "string", Have: fmt.Sprintf("%T", c.values[name]), Known: c.known})
+	}
+	return s
+}
 
 // Strings returns a list-of-strings key.
 func (c Config) Strings(name string) []string {
-	v, _ := coerce("strings", c.values[name])
+	v, err := coerce("strings", c.get(name, "strings"))
+	if err != nil {
+		panic(&ConfigError{Key: name, Want: "strings", Have: fmt.Sprintf("%T", c.values[name]), Known: c.known})
+	}
 	s, _ := v.([]string)
 	return s
 }
 
-// Value returns a key's value as given.
-func (c Config) Value(name string) any { return c.values[name] }
+// Value returns a declared key's value as given (any type).
+func (c Config) Value(name string) any { return c.get(name, "any") }
+
+// Map returns every key's value (defaults included), a fresh map.
+func (c Config) Map() map[string]any {
+	out := make(map[string]any, len(c.values))
+	for k, v := range c.values {
+		out[k] = v
+	}
+	return out
+}
+
+// guard turns a *ConfigError panic from an accessor into an error naming
+// the component, so that a misspelt key is reported to the host as an
+// error. Other panics are left alone: the host reports a crashed plugin.
+func guard(component string, err *error) {
+	if r := recover(); r != nil {
+		if ce, ok := r.(*ConfigError); ok {
+			*err = fmt.Errorf("adapter %s: %w", component, ce)
+			return
+		}
+		panic(r)
+	}
+}
 
 // server implements rpc.Interface (and rpc.RankSurgeon) over components.
 type server struct {
@@ -300,7 +383,11 @@ func (s *server) Describe(context.Context) (*rpc.Description, error) {
 	d := &rpc.Description{Name: s.name, Version: s.version}
 	for _, n := range s.order {
 		if a, ok := s.adapters[n]; ok {
-			d.Components = append(d.Components, rpc.Component{Name: n, Kind: rpc.KindAdapter, Doc: a.Doc(), Config: a.Config(), Capabilities: capabilities(a)})
+			comp := rpc.Component{Name: n, Kind: rpc.KindAdapter, Doc: a.Doc(), Config: a.Config(), Capabilities: capabilities(a)}
+			if l, ok := a.(Loader); ok {
+				comp.PEFTTypes = l.PEFTTypes()
+			}
+			d.Components = append(d.Components, comp)
 		} else {
 			c := s.converters[n]
 			d.Components = append(d.Components, rpc.Component{Name: n, Kind: rpc.KindConverter, Doc: c.Doc(), Config: c.Config(), From: c.From(), To: c.To()})
@@ -321,23 +408,25 @@ func (s *server) adapter(name string, values map[string]any) (Adapter, Config, e
 	return a, c, nil
 }
 
-func (s *server) Plan(_ context.Context, req rpc.PlanRequest) (*rpc.Plan, error) {
+func (s *server) Plan(_ context.Context, req rpc.PlanRequest) (p *rpc.Plan, err error) {
 	a, c, err := s.adapter(req.Adapter, req.Config)
 	if err != nil {
 		return nil, err
 	}
-	p, err := a.Plan(req.Layer, c)
+	defer guard(req.Adapter, &err)
+	p, err = a.Plan(req.Layer, c)
 	if err != nil {
 		return nil, fmt.Errorf("adapter %s, layer %s: %w", req.Adapter, req.Layer.Path, err)
 	}
 	return p, nil
 }
 
-func (s *server) Init(_ context.Context, req rpc.InitRequest, base []float32) (map[string][]float32, error) {
+func (s *server) Init(_ context.Context, req rpc.InitRequest, base []float32) (out map[string][]float32, err error) {
 	a, c, err := s.adapter(req.Adapter, req.Config)
 	if err != nil {
 		return nil, err
 	}
+	defer guard(req.Adapter, &err)
 	in, ok := a.(Initializer)
 	if !ok {
 		return nil, fmt.Errorf("adapter %s computes no parameters", req.Adapter)

@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
@@ -46,11 +47,15 @@ type Adapted struct {
 	Mrg    *program.Program
 	// Training enables dropout.
 	Training bool
-	// Unfused disables the fused LoRA operator (for checks and benchmarks).
+	// Summary is what the plugin said about the module with its plan
+	// (rank, scale), for reports.
+	Summary rpc.Summary
+	// Unfused runs lowrank and linear nodes as plain matrix products
+	// instead of fused operators (for checks and benchmarks).
 	Unfused bool
 	rng     *rand.Rand
-	fused   *loraShape
-	matched bool
+	cfg     map[string]any
+	fwdPlan *compiled
 }
 
 // Kind reports "linear": an adapted linear is still a linear for selection.
@@ -75,11 +80,37 @@ func (a *Adapted) Param(name string) *nn.Param {
 	return nil
 }
 
-// Config decodes the configuration the adapter was planned with.
+// Config returns the configuration the adapter was planned with, typed as
+// it was given (integers as int). A layer restored from its gob encoding
+// decodes ConfigJSON, reading integral numbers as int.
 func (a *Adapted) Config() map[string]any {
+	if a.cfg != nil {
+		return a.cfg
+	}
+	d := json.NewDecoder(strings.NewReader(a.ConfigJSON))
+	d.UseNumber()
 	var m map[string]any
-	_ = json.Unmarshal([]byte(a.ConfigJSON), &m)
+	_ = d.Decode(&m)
+	for k, v := range m {
+		m[k] = typedNumber(v)
+	}
 	return m
+}
+
+func typedNumber(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return int(i)
+		}
+		f, _ := x.Float64()
+		return f
+	case []any:
+		for i := range x {
+			x[i] = typedNumber(x[i])
+		}
+	}
+	return v
 }
 
 // SetTraining switches dropout on or off, with a seed for its masks.
@@ -104,7 +135,7 @@ func New(base *layer.Linear, path, typ string, cfg map[string]any, plan *rpc.Pla
 		return nil, fmt.Errorf("%s: config: %w", path, err)
 	}
 	env := program.Env{In: base.In(), Out: base.Out(), Params: map[string][]int{}}
-	a := &Adapted{Base: base, Type: typ, ConfigJSON: string(cj), Fwd: plan.Forward, Mrg: plan.Merge}
+	a := &Adapted{Base: base, Type: typ, ConfigJSON: string(cj), Fwd: plan.Forward, Mrg: plan.Merge, Summary: plan.Summary, cfg: cfg}
 	for _, ps := range plan.Params {
 		if _, dup := env.Params[ps.Name]; dup {
 			return nil, fmt.Errorf("%s: %s plan declares parameter %q twice", path, typ, ps.Name)
@@ -195,18 +226,9 @@ func initValues(v []float32, ps rpc.ParamSpec, s program.Shape, computed map[str
 	return nil
 }
 
-// Forward runs the forward program on x [T, in]. Programs of LoRA's shape
-// run as one fused operator.
+// Forward runs the forward program on x [T, in] (see compile for what
+// runs fused).
 func (a *Adapted) Forward(x mat.Tensor) mat.Tensor {
-	if !a.matched {
-		if m, ok := matchLoRA(a.Fwd); ok {
-			a.fused = &m
-		}
-		a.matched = true
-	}
-	if a.fused != nil && !a.Unfused {
-		return a.fusedForward(x, *a.fused)
-	}
 	out, err := a.eval(a.Fwd, x)
 	if err != nil {
 		panic(err) // programs were checked when the layer was built
@@ -247,18 +269,113 @@ func (a *Adapted) Merged() (*layer.Linear, error) {
 	return l, nil
 }
 
+// compiled is a program's execution plan: the nodes to evaluate, and the
+// adds that run as one fused LoRA operator.
+type compiled struct {
+	needed []bool
+	// fusedAdd maps an add node to the lowrank node whose update it adds
+	// to linear(x) of the same x.
+	fusedAdd map[int]int
+}
+
+// compile plans a program's execution. An add of linear(x) and
+// lowrank(x, A, B) (either order, the same x node) runs as the fused LoRA
+// operator, y = x W^T + b + s d(x) A^T B^T; its two operands are then not
+// evaluated unless something else uses them. Every other node runs as its
+// own operator (lowrank as the fused low-rank operator).
+func compile(p *program.Program, unfused bool) *compiled {
+	c := &compiled{needed: make([]bool, len(p.Nodes)), fusedAdd: map[int]int{}}
+	if !unfused {
+		for i, n := range p.Nodes {
+			if n.Op != program.OpAdd {
+				continue
+			}
+			l, r := n.Args[0], n.Args[1]
+			if p.Nodes[l].Op == program.OpLowRank {
+				l, r = r, l
+			}
+			if p.Nodes[l].Op == program.OpLinear && p.Nodes[r].Op == program.OpLowRank && p.Nodes[l].Args[0] == p.Nodes[r].Args[0] {
+				c.fusedAdd[i] = r
+			}
+		}
+	}
+	var mark func(int)
+	mark = func(i int) {
+		if c.needed[i] {
+			return
+		}
+		c.needed[i] = true
+		if k, ok := c.fusedAdd[i]; ok {
+			for _, arg := range p.Nodes[k].Args {
+				mark(arg)
+			}
+			return
+		}
+		for _, arg := range p.Nodes[i].Args {
+			mark(arg)
+		}
+	}
+	for _, id := range p.Outputs {
+		mark(id)
+	}
+	return c
+}
+
 // eval runs a program. x is nil for merge programs.
 func (a *Adapted) eval(p *program.Program, x mat.Tensor) (map[string]mat.Tensor, error) {
+	var plan *compiled
+	if p == a.Fwd {
+		if a.fwdPlan == nil {
+			a.fwdPlan = compile(p, false)
+		}
+		plan = a.fwdPlan
+		if a.Unfused {
+			plan = compile(p, true)
+		}
+	} else {
+		plan = compile(p, a.Unfused)
+	}
 	vals := make([]mat.Tensor, len(p.Nodes))
 	params := map[string]mat.Tensor{}
 	for i, n := range a.Names {
 		params[n] = a.Values[i]
 	}
 	out := a.Base.Out()
+	var bias mat.Tensor
+	if a.Base.Bias != nil {
+		bias = a.Base.Bias
+	}
+	mask := func(x mat.Tensor, p float64) []float32 {
+		if !a.Training || a.rng == nil {
+			return nil
+		}
+		return ops.DropoutMask(x.Value().Size(), p, a.rng)
+	}
 	for i, n := range p.Nodes {
+		if !plan.needed[i] {
+			continue
+		}
 		arg := func(k int) mat.Tensor { return vals[n.Args[k]] }
+		if k, ok := plan.fusedAdd[i]; ok {
+			lr := p.Nodes[k]
+			xv := vals[lr.Args[0]]
+			vals[i] = ops.LoRA(xv, a.Base.Weight, bias, vals[lr.Args[1]], vals[lr.Args[2]], float32(lr.Value), mask(xv, lr.Value2))
+			continue
+		}
 		var v mat.Tensor
 		switch n.Op {
+		case program.OpLinear:
+			v = ops.Linear(arg(0), a.Base.Weight, bias)
+		case program.OpLowRank:
+			xv := arg(0)
+			if a.Unfused {
+				if a.Training && a.rng != nil && n.Value2 > 0 {
+					xv = ops.Dropout(xv, n.Value2, a.rng)
+				}
+				v = ops.Scale(ops.Linear(ops.Linear(xv, arg(1), nil), arg(2), nil), float32(n.Value))
+			} else {
+				v = ops.LowRank(xv, arg(1), arg(2), float32(n.Value), mask(xv, n.Value2))
+			}
 		case program.OpInput:
 			if x == nil {
 				return nil, fmt.Errorf("node %d: input used outside a forward program", i)

@@ -32,6 +32,17 @@ func Plan(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) {
 }
 
 // Adapters returns the component.
+// Form is how IA3 is saved: PEFT's IA3 type, feedforward_modules listing
+// the modules whose input is scaled.
+var Form = sdk.PEFTForm{
+	Type:      "IA3",
+	Params:    []string{ParamL},
+	Lists:     map[string]string{"feedforward": "feedforward_modules"},
+	Component: "ia3",
+	Constant:  map[string]any{"fan_in_fan_out": false, "init_ia3_weights": true},
+}
+
+// Adapters returns the IA3 component.
 func Adapters() []any {
-	return []any{sdk.NewAdapter("ia3", "(IA)^3: a learned vector scaling the output (or input) of a layer", Keys, Plan)}
+	return []any{sdk.NewAdapter("ia3", "(IA)^3: a learned vector scaling the output (or input) of a layer", Keys, Plan).WithPEFT(Form)}
 }

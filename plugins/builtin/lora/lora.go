@@ -48,6 +48,29 @@ func (c Config) Scale() float64 {
 	return c.Alpha / float64(c.R)
 }
 
+func (c Config) summary() sdk.Summary {
+	note := fmt.Sprintf("r=%d alpha=%g", c.R, c.Alpha)
+	if c.RSLoRA {
+		note += " rslora"
+	}
+	return sdk.Summary{Rank: c.R, Scale: c.Scale(), Alpha: c.Alpha, Note: note}
+}
+
+// Form is how the LoRA family is saved: PEFT's LORA type, rank_pattern and
+// alpha_pattern for per-module ranks, use_dora for DoRA.
+var Form = sdk.PEFTForm{
+	Type:      "LORA",
+	Params:    []string{ParamA, ParamB, ParamMagnitude},
+	Aliases:   map[string]string{"lora_magnitude_vector": ParamMagnitude},
+	Patterns:  map[string]string{"r": "rank_pattern", "lora_alpha": "alpha_pattern"},
+	Flags:     map[string]string{"dora": "use_dora"},
+	Component: "lora",
+	Constant:  map[string]any{"bias": "none", "fan_in_fan_out": false},
+	// Trained values replace any initialisation (a PiSSA adapter's saved
+	// A and B apply to the original weight like any LoRA's).
+	LoadOverrides: map[string]any{"init_lora_weights": true},
+}
+
 // Decode reads and validates a configuration for a layer.
 func Decode(c sdk.Config, l sdk.Layer) (Config, error) {
 	cfg := Config{R: c.Int("r"), Alpha: c.Float("lora_alpha"), Dropout: c.Float("lora_dropout"), RSLoRA: c.Bool("use_rslora")}
@@ -108,12 +131,11 @@ func PlanLoRA(c sdk.Config, l sdk.Layer) (*sdk.Plan, error) {
 	s := cfg.Scale()
 	f := sdk.NewProgram()
 	x := f.X()
-	lora := x.Dropout(cfg.Dropout).MatMulT(f.Param(ParamA)).MatMulT(f.Param(ParamB)).Scale(s)
-	f.Output("y", x.MatMulT(f.W()).Add(f.Bias()).Add(lora))
+	f.Output("y", x.Linear().Add(x.LowRank(f.Param(ParamA), f.Param(ParamB), s, cfg.Dropout)))
 	m := sdk.NewProgram()
 	m.Output("weight", m.W().Add(m.Param(ParamB).MatMul(m.Param(ParamA)).Scale(s)))
 	return &sdk.Plan{Params: params(cfg, l), Forward: f.Program(), Merge: m.Program(),
-		NeedsInit: cfg.Init == "pissa", ReplacesBase: cfg.Init == "pissa"}, nil
+		NeedsInit: cfg.Init == "pissa", ReplacesBase: cfg.Init == "pissa", Summary: cfg.summary()}, nil
 }
 
 // PlanMerged is LoRA applied as one weight: y = x (W + s B A)^T + b. Same
@@ -135,7 +157,7 @@ func PlanMerged(c sdk.Config, l sdk.Layer) (*sdk.Plan, error) {
 	m := sdk.NewProgram()
 	m.Output("weight", m.W().Add(m.Param(ParamB).MatMul(m.Param(ParamA)).Scale(s)))
 	return &sdk.Plan{Params: params(cfg, l), Forward: f.Program(), Merge: m.Program(),
-		NeedsInit: cfg.Init == "pissa", ReplacesBase: cfg.Init == "pissa"}, nil
+		NeedsInit: cfg.Init == "pissa", ReplacesBase: cfg.Init == "pissa", Summary: cfg.summary()}, nil
 }
 
 // PlanDoRA is weight-decomposed LoRA as PEFT computes it: with
@@ -157,12 +179,12 @@ func PlanDoRA(c sdk.Config, l sdk.Layer) (*sdk.Plan, error) {
 	scale := f.Param(ParamMagnitude).Div(v.RowNorm().StopGrad().T()) // [1,out]
 	base := x.MatMulT(f.W()).Add(f.Bias())
 	wd := xd.MatMulT(f.W())
-	lora := xd.MatMulT(f.Param(ParamA)).MatMulT(f.Param(ParamB)).Scale(s)
+	lora := xd.LowRank(f.Param(ParamA), f.Param(ParamB), s, 0)
 	f.Output("y", base.Add(scale.Sub(f.Const(1)).Mul(wd)).Add(scale.Mul(lora)))
 	m := sdk.NewProgram()
 	mv := m.W().Add(m.Param(ParamB).MatMul(m.Param(ParamA)).Scale(s))
 	m.Output("weight", mv.Mul(m.Param(ParamMagnitude).T().Div(mv.RowNorm())))
-	return &sdk.Plan{Params: ps, Forward: f.Program(), Merge: m.Program(), NeedsInit: true, ReplacesBase: cfg.Init == "pissa"}, nil
+	return &sdk.Plan{Params: ps, Forward: f.Program(), Merge: m.Program(), NeedsInit: true, ReplacesBase: cfg.Init == "pissa", Summary: cfg.summary()}, nil
 }
 
 // Init computes PiSSA's A and B (and the residual base weight) and DoRA's
@@ -249,12 +271,12 @@ func Adapters() []any {
 	return []any{
 		sdk.NewAdapter("lora", "LoRA: y = xW^T + b + s*x A^T B^T (PEFT LoraLayer)", Keys,
 			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { return PlanLoRA(c, l) }).WithInit(Init(false)).
-			WithResize(Resize).WithExtract(Extract),
+			WithResize(Resize).WithExtract(Extract).WithPEFT(Form),
 		sdk.NewAdapter("lora-merged", "LoRA applied as one weight W + s*B*A (same results as lora, the serving form)", Keys,
 			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { return PlanMerged(c, l) }).WithInit(Init(false)).
-			WithResize(Resize),
+			WithResize(Resize).WithPEFT(Form),
 		sdk.NewAdapter("dora", "DoRA: magnitude * (W + s*B*A)/||W + s*B*A||_row (PEFT use_dora)", Keys,
 			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { return PlanDoRA(c, l) }).WithInit(Init(true)).
-			WithResize(Resize),
+			WithResize(Resize).WithPEFT(Form),
 	}
 }

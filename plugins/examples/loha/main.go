@@ -31,10 +31,17 @@ func plan(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) {
 	f, m := sdk.NewProgram(), sdk.NewProgram()
 	f.Output("y", f.X().MatMulT(weight(f)).Add(f.Bias()))
 	m.Output("weight", weight(m))
-	return &sdk.Plan{Params: params, Forward: f.Program(), Merge: m.Program()}, nil
+	return &sdk.Plan{Params: params, Forward: f.Program(), Merge: m.Program(),
+		Summary: sdk.Summary{Rank: r, Alpha: c.Float("alpha"), Scale: s}}, nil
 }
 
+// form is how LoHa is saved: PEFT's LOHA type, rank_pattern/alpha_pattern.
+var form = sdk.PEFTForm{Type: "LOHA", Component: "loha",
+	Params:   []string{"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"},
+	Patterns: map[string]string{"r": "rank_pattern", "alpha": "alpha_pattern"},
+	Constant: map[string]any{"rank_dropout": 0.0, "module_dropout": 0.0, "use_effective_conv2d": false, "init_weights": true}}
+
 // Adapter is the LoHa component (exported for the conformance test).
-var Adapter = sdk.NewAdapter("loha", "LoHa: W + (w1_a w1_b) ⊙ (w2_a w2_b) * alpha/r (example plugin)", keys, plan)
+var Adapter = sdk.NewAdapter("loha", "LoHa: W + (w1_a w1_b) ⊙ (w2_a w2_b) * alpha/r (example plugin)", keys, plan).WithPEFT(form)
 
 func main() { sdk.Serve("loha", "0.1.0", Adapter) }

@@ -1,4 +1,4 @@
-// The surgeon plugin protocol, version 1. A plugin binary serves the Plugin
+// The surgeon plugin protocol, version 2. A plugin binary serves the Plugin
 // service over gRPC through hashicorp/go-plugin. The host owns autograd,
 // training and merging; adapter plugins describe parameters and programs,
 // converter plugins read and write files themselves.
@@ -7,9 +7,9 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: surgeon/plugin/v1/plugin.proto
+// source: surgeon/plugin/v2/plugin.proto
 
-package pluginv1
+package pluginv2
 
 import (
 	context "context"
@@ -24,12 +24,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Plugin_Describe_FullMethodName = "/surgeon.plugin.v1.Plugin/Describe"
-	Plugin_Plan_FullMethodName     = "/surgeon.plugin.v1.Plugin/Plan"
-	Plugin_Init_FullMethodName     = "/surgeon.plugin.v1.Plugin/Init"
-	Plugin_Convert_FullMethodName  = "/surgeon.plugin.v1.Plugin/Convert"
-	Plugin_Resize_FullMethodName   = "/surgeon.plugin.v1.Plugin/Resize"
-	Plugin_Extract_FullMethodName  = "/surgeon.plugin.v1.Plugin/Extract"
+	Plugin_Describe_FullMethodName    = "/surgeon.plugin.v2.Plugin/Describe"
+	Plugin_Plan_FullMethodName        = "/surgeon.plugin.v2.Plugin/Plan"
+	Plugin_Init_FullMethodName        = "/surgeon.plugin.v2.Plugin/Init"
+	Plugin_Convert_FullMethodName     = "/surgeon.plugin.v2.Plugin/Convert"
+	Plugin_Resize_FullMethodName      = "/surgeon.plugin.v2.Plugin/Resize"
+	Plugin_Extract_FullMethodName     = "/surgeon.plugin.v2.Plugin/Extract"
+	Plugin_SaveAdapter_FullMethodName = "/surgeon.plugin.v2.Plugin/SaveAdapter"
+	Plugin_LoadAdapter_FullMethodName = "/surgeon.plugin.v2.Plugin/LoadAdapter"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -58,6 +60,15 @@ type PluginClient interface {
 	// then the tensors "base" and "finetuned" [out, in] in chunks; the reply
 	// is as for Resize.
 	Extract(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RankRequest, RankResponse], error)
+	// SaveAdapter returns how the adapted modules of one run are saved as a
+	// Hugging Face PEFT folder: its adapter_config.json. The tensors of a
+	// module are saved under PEFT's prefix, the module path and the
+	// parameter names the plugin planned.
+	SaveAdapter(ctx context.Context, in *SaveRequest, opts ...grpc.CallOption) (*SaveResponse, error)
+	// LoadAdapter reads a PEFT folder's config and tensor list back into
+	// modules (adapter component, typed config, which tensors are its
+	// parameters). Tensors no module claims are fully trained model tensors.
+	LoadAdapter(ctx context.Context, in *LoadRequest, opts ...grpc.CallOption) (*LoadResponse, error)
 }
 
 type pluginClient struct {
@@ -146,6 +157,26 @@ func (c *pluginClient) Extract(ctx context.Context, opts ...grpc.CallOption) (gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_ExtractClient = grpc.BidiStreamingClient[RankRequest, RankResponse]
 
+func (c *pluginClient) SaveAdapter(ctx context.Context, in *SaveRequest, opts ...grpc.CallOption) (*SaveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SaveResponse)
+	err := c.cc.Invoke(ctx, Plugin_SaveAdapter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pluginClient) LoadAdapter(ctx context.Context, in *LoadRequest, opts ...grpc.CallOption) (*LoadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoadResponse)
+	err := c.cc.Invoke(ctx, Plugin_LoadAdapter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PluginServer is the server API for Plugin service.
 // All implementations must embed UnimplementedPluginServer
 // for forward compatibility.
@@ -172,6 +203,15 @@ type PluginServer interface {
 	// then the tensors "base" and "finetuned" [out, in] in chunks; the reply
 	// is as for Resize.
 	Extract(grpc.BidiStreamingServer[RankRequest, RankResponse]) error
+	// SaveAdapter returns how the adapted modules of one run are saved as a
+	// Hugging Face PEFT folder: its adapter_config.json. The tensors of a
+	// module are saved under PEFT's prefix, the module path and the
+	// parameter names the plugin planned.
+	SaveAdapter(context.Context, *SaveRequest) (*SaveResponse, error)
+	// LoadAdapter reads a PEFT folder's config and tensor list back into
+	// modules (adapter component, typed config, which tensors are its
+	// parameters). Tensors no module claims are fully trained model tensors.
+	LoadAdapter(context.Context, *LoadRequest) (*LoadResponse, error)
 	mustEmbedUnimplementedPluginServer()
 }
 
@@ -199,6 +239,12 @@ func (UnimplementedPluginServer) Resize(grpc.BidiStreamingServer[RankRequest, Ra
 }
 func (UnimplementedPluginServer) Extract(grpc.BidiStreamingServer[RankRequest, RankResponse]) error {
 	return status.Error(codes.Unimplemented, "method Extract not implemented")
+}
+func (UnimplementedPluginServer) SaveAdapter(context.Context, *SaveRequest) (*SaveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SaveAdapter not implemented")
+}
+func (UnimplementedPluginServer) LoadAdapter(context.Context, *LoadRequest) (*LoadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LoadAdapter not implemented")
 }
 func (UnimplementedPluginServer) mustEmbedUnimplementedPluginServer() {}
 func (UnimplementedPluginServer) testEmbeddedByValue()                {}
@@ -289,11 +335,47 @@ func _Plugin_Extract_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_ExtractServer = grpc.BidiStreamingServer[RankRequest, RankResponse]
 
+func _Plugin_SaveAdapter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SaveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).SaveAdapter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_SaveAdapter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).SaveAdapter(ctx, req.(*SaveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Plugin_LoadAdapter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).LoadAdapter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_LoadAdapter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).LoadAdapter(ctx, req.(*LoadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Plugin_ServiceDesc is the grpc.ServiceDesc for Plugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var Plugin_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "surgeon.plugin.v1.Plugin",
+	ServiceName: "surgeon.plugin.v2.Plugin",
 	HandlerType: (*PluginServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
@@ -303,6 +385,14 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Plan",
 			Handler:    _Plugin_Plan_Handler,
+		},
+		{
+			MethodName: "SaveAdapter",
+			Handler:    _Plugin_SaveAdapter_Handler,
+		},
+		{
+			MethodName: "LoadAdapter",
+			Handler:    _Plugin_LoadAdapter_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -330,5 +420,5 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
-	Metadata: "surgeon/plugin/v1/plugin.proto",
+	Metadata: "surgeon/plugin/v2/plugin.proto",
 }
