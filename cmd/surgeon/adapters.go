@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
-	"github.com/surgeon-ml/surgeon/formats/peft"
-	"github.com/surgeon-ml/surgeon/plugins/host"
 	"github.com/surgeon-ml/surgeon/surgery/attach"
 )
 
@@ -28,27 +26,6 @@ func (l *floatList) Set(v string) error {
 		return fmt.Errorf("%q is not a number", v)
 	}
 	*l = append(*l, f)
-	return nil
-}
-
-// attachPEFT attaches a PEFT adapter folder to a loaded model through the
-// adapter plugins, and applies its fully trained tensors.
-func attachPEFT(ctx context.Context, l *checkpoint.Loaded, mgr *host.Manager, dir string) error {
-	a, err := peft.Read(dir)
-	if err != nil {
-		return err
-	}
-	l.Model = attach.ForAdapter(l.Model, a)
-	targets, err := attach.FromPEFT(a)
-	if err != nil {
-		return fmt.Errorf("%s: %w", dir, err)
-	}
-	if _, err := attach.Attach(ctx, l.Model, mgr.Adapters(), targets, 0); err != nil {
-		return fmt.Errorf("%s: %w", dir, err)
-	}
-	if err := attach.ApplySaved(l.Model, a.Saved, 1); err != nil {
-		return fmt.Errorf("%s: %w", dir, err)
-	}
 	return nil
 }
 
@@ -73,7 +50,7 @@ func loadWithAdapters(ctx context.Context, path string, adapters []string) (l *c
 		}
 		closers = append(closers, mgr.Close)
 		for _, a := range adapters {
-			if err := attachPEFT(ctx, l, mgr, a); err != nil {
+			if l.Model, err = attach.AttachFolder(ctx, l.Model, mgr.Adapters(), a); err != nil {
 				closeAll()
 				return nil, nil, err
 			}

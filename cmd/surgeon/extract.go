@@ -5,15 +5,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
 	"github.com/surgeon-ml/surgeon/formats/peft"
+	"github.com/surgeon-ml/surgeon/plugins/rpc"
 	"github.com/surgeon-ml/surgeon/surgery/ranks"
 )
 
 func init() {
 	register("extract", command{
-		usage: "extract BASE FINETUNED (--rank R | --energy F [--rank MAX] | --method M --value V) -o ADAPTER [--adapter lora] [--save-changed=false] [--json]",
+		usage: "extract BASE FINETUNED (--rank R | --energy F [--rank MAX] | --method M --value V) -o ADAPTER [--adapter NAME] [--save-changed=false] [--json]",
 		short: "extract a LoRA adapter from the difference of two checkpoints (truncated SVD per layer)",
 		run:   runExtract,
 	})
@@ -23,7 +25,7 @@ func runExtract(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("extract", flag.ContinueOnError)
 	sf := addSelectionFlags(fs)
 	out := fs.String("o", "", "output PEFT adapter folder (required; written atomically)")
-	adapter := fs.String("adapter", "lora", "adapter component that extracts (a plugin offering the extract capability)")
+	adapter := fs.String("adapter", "", "adapter component that extracts (default: the one adapter whose plugin offers the extract capability)")
 	saveChanged := fs.Bool("save-changed", true, "save changed tensors that are not linear weights (embeddings, norms: modules_to_save; biases: bias \"all\") so the adapter reproduces them; false skips them")
 	asJSON := fs.Bool("json", false, "print the per-module results as JSON")
 	pos, err := parseArgs("extract", fs, args, stdout)
@@ -55,6 +57,13 @@ func runExtract(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer mgr.Close()
+	if *adapter == "" {
+		offering := mgr.Adapters().Offering(rpc.CapExtract)
+		if len(offering) != 1 {
+			return usagef("--adapter: name one of the adapters offering extract (%s)", strings.Join(offering, ", "))
+		}
+		*adapter = offering[0]
+	}
 	a, stats, err := ranks.Extract(ctx, mgr.Adapters(), base.Model, tuned.Model, ranks.ExtractOptions{
 		Adapter: *adapter, Select: sel, SaveChanged: *saveChanged, BaseModel: pos[0]})
 	if err != nil {

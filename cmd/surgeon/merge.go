@@ -136,15 +136,11 @@ func runMerge(ctx context.Context, args []string, stdout io.Writer) error {
 	defer l.Close()
 	if *method == "linear" {
 		for i, dir := range adapters {
-			a, err := peft.Read(dir)
+			a, targets, err := attach.Read(ctx, mgr.Adapters(), dir)
 			if err != nil {
 				return err
 			}
 			l.Model = attach.ForAdapter(l.Model, a)
-			targets, err := attach.FromPEFT(a)
-			if err != nil {
-				return fmt.Errorf("%s: %w", dir, err)
-			}
 			if _, err := attach.Attach(ctx, l.Model, mgr.Adapters(), targets, 0); err != nil {
 				return fmt.Errorf("%s: %w", dir, err)
 			}
@@ -221,12 +217,11 @@ func mergeAdapters(ctx context.Context, stdout io.Writer, mgr *host.Manager, met
 		return err
 	}
 	defer l.Close()
-	l.Model = attach.ForAdapter(l.Model, combined)
-	targets, err := attach.FromPEFT(combined)
+	targets, err := attach.Split(ctx, mgr.Adapters(), combined)
 	if err != nil {
 		return err
 	}
-	if _, err := attach.Attach(ctx, l.Model, mgr.Adapters(), targets, 0); err != nil {
+	if l.Model, err = attach.Load(ctx, l.Model, mgr.Adapters(), combined, targets); err != nil {
 		return err
 	}
 	if err := attach.Merge(l.Model); err != nil {

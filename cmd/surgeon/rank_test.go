@@ -565,7 +565,7 @@ func TestMergeMethodsCLI(t *testing.T) {
 	// ties and dare: the CLI result equals ranks.Combine on the adapters'
 	// deltas computed in-process (the arithmetic itself is checked by hand
 	// in surgery/ranks), and dare is determined by its seed.
-	inproc := sdktest.Connect(t, lora.Adapters()...)
+	inproc := attach.InProcess(sdktest.Connect(t, lora.Adapters()...))
 	want := func(method string, density float64, seed uint64) string {
 		l, err := checkpoint.Load(base)
 		if err != nil {

@@ -76,7 +76,11 @@ func init() { gob.Register(&Adapter{}) }
 
 // FromPEFT converts a PEFT adapter to native form.
 func FromPEFT(a *peft.Adapter) (*Adapter, error) {
-	cj, err := json.Marshal(a.Config)
+	var cfg any = a.Config
+	if a.Raw != nil {
+		cfg = a.Raw
+	}
+	cj, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +118,9 @@ func FromPEFT(a *peft.Adapter) (*Adapter, error) {
 func (a *Adapter) ToPEFT() (*peft.Adapter, error) {
 	out := &peft.Adapter{Modules: map[string]map[string]tensor.Tensor{}, Saved: map[string]tensor.Tensor{}}
 	if err := json.Unmarshal([]byte(a.ConfigJSON), &out.Config); err != nil {
+		return nil, fmt.Errorf("native adapter config: %w", err)
+	}
+	if err := json.Unmarshal([]byte(a.ConfigJSON), &out.Raw); err != nil {
 		return nil, fmt.Errorf("native adapter config: %w", err)
 	}
 	if len(a.Names) != len(a.Values) || len(a.Names) != len(a.Shapes) {

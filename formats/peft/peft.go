@@ -189,6 +189,26 @@ type Adapter struct {
 	Saved map[string]tensor.Tensor
 	// Metadata is the safetensors __metadata__.
 	Metadata map[string]string
+	// Raw is adapter_config.json as decoded JSON. Read sets it; Write
+	// writes it as is when set (the adapter plugin's own keys), else
+	// Config.
+	Raw map[string]any
+}
+
+// Tensors returns every tensor of the adapter by saved name without
+// PEFT's prefix: module parameters as "<module>.<param>", and the fully
+// trained tensors under their model names.
+func (a *Adapter) Tensors() map[string]tensor.Tensor {
+	out := map[string]tensor.Tensor{}
+	for m, params := range a.Modules {
+		for p, t := range params {
+			out[m+"."+p] = t
+		}
+	}
+	for n, t := range a.Saved {
+		out[n] = t
+	}
+	return out
 }
 
 // paramSuffixes are the PEFT parameter names surgeon understands, longest first.
@@ -197,8 +217,10 @@ var paramSuffixes = []string{
 	"lora_embedding_A", "lora_embedding_B",
 }
 
-// SplitKey splits a saved key into module path and PEFT parameter name. ok
-// is false for keys that are not adapter parameters (modules_to_save, biases).
+// SplitKey splits a saved key into module path and PEFT parameter name for
+// the LoRA and IA3 parameter names. ok is false for other keys (fully
+// trained tensors, and the parameters of other adapter types, which their
+// plugins tell apart: see surgery/attach).
 func SplitKey(key string) (module, param string, ok bool) {
 	k := strings.TrimPrefix(key, Prefix)
 	for _, s := range paramSuffixes {
@@ -220,14 +242,11 @@ func Read(dir string) (*Adapter, error) {
 	if err := json.Unmarshal(raw, &a.Config); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
-	switch strings.ToUpper(a.Config.PeftType) {
-	case "LORA":
-		if a.Config.R <= 0 {
-			return nil, fmt.Errorf("%s: r must be positive, got %d", cfgPath, a.Config.R)
-		}
-	case "IA3":
-	default:
-		return nil, fmt.Errorf("%s: peft_type %q not supported (LORA and IA3 are)", cfgPath, a.Config.PeftType)
+	if err := json.Unmarshal(raw, &a.Raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
+	}
+	if a.Config.PeftType == "" {
+		return nil, fmt.Errorf("%s: no peft_type", cfgPath)
 	}
 	wPath := filepath.Join(dir, WeightsFile)
 	f, err := safetensors.Open(wPath)
@@ -298,7 +317,12 @@ func Write(dir string, a *Adapter) (err error) {
 			os.RemoveAll(tmp)
 		}
 	}()
-	cfg, err := json.MarshalIndent(a.Config, "", "  ")
+	var cfg []byte
+	if a.Raw != nil {
+		cfg, err = json.MarshalIndent(a.Raw, "", "  ")
+	} else {
+		cfg, err = json.MarshalIndent(a.Config, "", "  ")
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", ConfigFile, err)
 	}

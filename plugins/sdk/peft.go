@@ -104,9 +104,6 @@ func canonical(v any) string {
 }
 
 func (f *PEFTForm) save(component string, keys []ConfigKey, mods []SavedModule) (map[string]any, error) {
-	if len(mods) == 0 {
-		return nil, fmt.Errorf("no modules to save")
-	}
 	out := map[string]any{"peft_type": f.Type}
 	for k, v := range f.Constant {
 		out[k] = v
@@ -114,7 +111,7 @@ func (f *PEFTForm) save(component string, keys []ConfigKey, mods []SavedModule) 
 	for comp, flag := range f.Flags {
 		out[flag] = comp == component
 	}
-	var targets []string
+	targets := []string{}
 	for _, m := range mods {
 		targets = append(targets, m.Path)
 	}
@@ -146,9 +143,10 @@ func (f *PEFTForm) save(component string, keys []ConfigKey, mods []SavedModule) 
 			out[list] = on
 			continue
 		}
-		best := ""
+		best := canonical(k.Default)
+		values[best] = k.Default
 		for c := range count {
-			if best == "" || count[c] > count[best] || count[c] == count[best] && less(values[c], values[best]) {
+			if count[best] == 0 || count[c] > count[best] || count[c] == count[best] && less(values[c], values[best]) {
 				best = c
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/surgeon-ml/surgeon/core/hub"
-	"github.com/surgeon-ml/surgeon/formats/peft"
 	"github.com/surgeon-ml/surgeon/plugins/builtin/lora"
 	"github.com/surgeon-ml/surgeon/plugins/sdk/sdktest"
 	"github.com/surgeon-ml/surgeon/surgery/attach"
@@ -70,7 +69,7 @@ func prepare(t *testing.T, path string, sets ...string) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Prepare(context.Background(), rec, Options{Planner: sdktest.Connect(t, lora.Adapters()...)})
+	return Prepare(context.Background(), rec, Options{Planner: attach.InProcess(sdktest.Connect(t, lora.Adapters()...))})
 }
 
 // Every bad recipe fails with one clear error before any training starts.
@@ -138,18 +137,7 @@ func TestApplySavesReproducibleAdapter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	a, err := peft.Read(filepath.Join(out, "adapter"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets, err := attach.FromPEFT(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := attach.Attach(context.Background(), fresh.Model, sdktest.Connect(t, lora.Adapters()...), targets, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := attach.ApplySaved(fresh.Model, a.Saved, 1); err != nil {
+	if _, err := attach.AttachFolder(context.Background(), fresh.Model, attach.InProcess(sdktest.Connect(t, lora.Adapters()...)), filepath.Join(out, "adapter")); err != nil {
 		t.Fatal(err)
 	}
 	got, err := fresh.Evaluate(rep.EvalSplit)

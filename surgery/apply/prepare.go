@@ -31,7 +31,7 @@ import (
 // Options configure a run.
 type Options struct {
 	// Planner provides adapter plans (the plugin host).
-	Planner attach.Planner
+	Planner attach.Store
 	// Hub configures hf:// model sources.
 	Hub hub.Options
 	// Log receives status lines (nil: discarded).
@@ -45,6 +45,8 @@ type Row struct {
 	Adapter   string         `json:"adapter"`
 	Group     string         `json:"group,omitempty"`
 	Rank      int            `json:"rank,omitempty"`
+	Scale     float64        `json:"scale,omitempty"`
+	Alpha     float64        `json:"alpha,omitempty"`
 	Config    map[string]any `json:"config,omitempty"`
 	Trainable int64          `json:"trainable"`
 }
@@ -239,10 +241,8 @@ func (r *Run) setupTargets(ctx context.Context) error {
 			r.Adapters = attach.Adapted(r.Model)
 			for _, s := range sels {
 				a := r.Adapters[s.Path]
-				row := Row{Module: s.Path, Shape: [2]int{a.Base.Out(), a.Base.In()}, Adapter: s.Adapter, Group: s.Group, Config: s.Config}
-				if v, ok := s.Config["r"]; ok {
-					row.Rank = toInt(v)
-				}
+				row := Row{Module: s.Path, Shape: [2]int{a.Base.Out(), a.Base.In()}, Adapter: s.Adapter, Group: s.Group, Config: s.Config,
+					Rank: a.Summary.Rank, Scale: a.Summary.Scale, Alpha: a.Summary.Alpha}
 				for i, p := range a.Values {
 					if a.Train[i] {
 						row.Trainable += int64(p.Size())

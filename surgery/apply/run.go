@@ -362,7 +362,7 @@ func (r *Run) Execute(ctx context.Context, progress func(train.Event)) (*Report,
 	if rep.After, err = r.Evaluate(split); err != nil {
 		return nil, fmt.Errorf("evaluation after training: %w", err)
 	}
-	if err := r.writeOutput(out, ckpt, rep, start); err != nil {
+	if err := r.writeOutput(context.WithoutCancel(ctx), out, ckpt, rep, start); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -437,7 +437,7 @@ func writeFileAtomic(path string, data []byte) error {
 // writeOutput assembles the output folder under a temporary name and
 // renames it into place, so an interrupted run never leaves a folder that
 // looks complete; the checkpoint is removed last.
-func (r *Run) writeOutput(out, ckpt string, rep *Report, start time.Time) (err error) {
+func (r *Run) writeOutput(ctx context.Context, out, ckpt string, rep *Report, start time.Time) (err error) {
 	rec := r.Recipe
 	tmp, err := atomicfs.TempDir(out)
 	if err != nil {
@@ -459,7 +459,7 @@ func (r *Run) writeOutput(out, ckpt string, rep *Report, start time.Time) (err e
 		}
 		files = append(files, "model/")
 	} else {
-		a, err := r.PEFTAdapter()
+		a, err := r.PEFTAdapter(ctx)
 		if err != nil {
 			return err
 		}

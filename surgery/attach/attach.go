@@ -21,6 +21,8 @@ import (
 	"github.com/surgeon-ml/surgeon/surgery/adapter"
 )
 
+func paramsOf(m nn.Model) []layer.Param { return layer.Params(m) }
+
 // Planner is what attaching needs from adapter plugins; an rpc.Interface
 // (in-process) and a host manager both provide it.
 type Planner interface {
@@ -177,49 +179,6 @@ func Unload(m nn.Model) {
 			s.Layer = a.Base
 		}
 	}
-}
-
-// FromPEFT turns a PEFT adapter into attachment targets with its saved
-// values, checking every module against target_modules.
-func FromPEFT(a *peft.Adapter) ([]Target, error) {
-	c := a.Config
-	var out []Target
-	for _, m := range a.ModuleNames() {
-		params := a.Modules[m]
-		t := Target{Path: m, Values: map[string][]float32{}}
-		for name, tt := range params {
-			v, err := tt.Float32()
-			if err != nil {
-				return nil, fmt.Errorf("%s.%s: %w", m, name, err)
-			}
-			t.Values[name] = v
-		}
-		switch strings.ToUpper(c.PeftType) {
-		case "LORA":
-			t.Adapter = "lora"
-			if c.UseDoRA {
-				t.Adapter = "dora"
-			}
-			r := c.RankFor(m)
-			if av, ok := params["lora_A.weight"]; ok && len(av.Shape) == 2 && av.Shape[0] != r {
-				return nil, fmt.Errorf("%s: lora_A has rank %d but the config says r=%d", m, av.Shape[0], r)
-			}
-			t.Config = map[string]any{"r": r, "lora_alpha": c.AlphaFor(m), "use_rslora": c.UseRSLoRA, "init_lora_weights": true}
-		case "IA3":
-			t.Adapter = "ia3"
-			ff := false
-			if c.FeedforwardModule != nil {
-				fc := peft.Config{TargetModules: c.FeedforwardModule}
-				var err error
-				if ff, err = fc.Targets(m); err != nil {
-					return nil, fmt.Errorf("feedforward_modules: %w", err)
-				}
-			}
-			t.Config = map[string]any{"feedforward": ff}
-		}
-		out = append(out, t)
-	}
-	return out, nil
 }
 
 // ApplySaved copies a PEFT adapter's fully trained tensors

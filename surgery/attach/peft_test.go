@@ -79,7 +79,7 @@ func TestPEFTReference(t *testing.T) {
 					t.Errorf("module %s not selected by target_modules %v (%v)", m, a.Config.TargetModules, err)
 				}
 			}
-			targets, err := FromPEFT(a)
+			targets, err := Split(context.Background(), InProcess(planner), a)
 			if err != nil {
 				t.Fatal(err)
 			}

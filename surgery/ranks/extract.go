@@ -16,7 +16,8 @@ import (
 
 // ExtractOptions control Extract.
 type ExtractOptions struct {
-	// Adapter is the adapter component that extracts (default "lora").
+	// Adapter is the adapter component that extracts (one offering the
+	// extract capability).
 	Adapter string
 	// Select chooses each module's rank.
 	Select rpc.RankSelection
@@ -39,7 +40,7 @@ type ExtractOptions struct {
 // rank_pattern, and target_modules lists the modules by full path.
 func Extract(ctx context.Context, s Surgeon, base, tuned model.Model, opts ExtractOptions) (*peft.Adapter, []Stat, error) {
 	if opts.Adapter == "" {
-		opts.Adapter = "lora"
+		return nil, nil, fmt.Errorf("extract: no adapter component named")
 	}
 	if err := opts.Select.Validate(); err != nil {
 		return nil, nil, err
@@ -50,10 +51,8 @@ func Extract(ctx context.Context, s Surgeon, base, tuned model.Model, opts Extra
 			return nil, nil, fmt.Errorf("linear layer %s of the fine-tuned model is not in the base", p)
 		}
 	}
-	out := &peft.Adapter{Modules: map[string]map[string]tensor.Tensor{}, Saved: map[string]tensor.Tensor{},
-		Metadata: map[string]string{"surgeon.extract": opts.Select.String()}}
-	ranks := map[string]int{}
-	alphas := map[string]float64{}
+	saved := map[string]tensor.Tensor{}
+	var mods []attach.Module
 	var stats []Stat
 	biasSaved := false
 	for _, path := range sortedKeys(bslots) {
@@ -84,7 +83,7 @@ func Extract(ctx context.Context, s Surgeon, base, tuned model.Model, opts Extra
 			}
 			st := Stat{Module: name, Skipped: true}
 			if opts.SaveChanged {
-				out.Saved[name] = f32Tensor(ops.Data(tl.Bias), []int{tl.Out()})
+				saved[name] = f32Tensor(ops.Data(tl.Bias), []int{tl.Out()})
 				biasSaved = true
 				st.Note = "bias changed: saved as a trained bias (PEFT bias \"all\")"
 			} else {
@@ -111,21 +110,18 @@ func Extract(ctx context.Context, s Surgeon, base, tuned model.Model, opts Extra
 		if err != nil {
 			return nil, nil, fmt.Errorf("module %s: %w", path, err)
 		}
-		out.Modules[path] = mod
-		if ranks[path], alphas[path], err = rankAlpha(r.Config); err != nil {
-			return nil, nil, fmt.Errorf("module %s: plugin result: %w", path, err)
-		}
+		mods = append(mods, attach.Module{Path: path, Layer: l, Config: r.Config, Tensors: mod})
 	}
-	saved, err := otherChanges(base, tuned, bslots)
+	others, err := otherChanges(base, tuned, bslots)
 	if err != nil {
 		return nil, nil, err
 	}
 	var toSave []string
-	for _, mod := range sortedKeys(saved) {
+	for _, mod := range sortedKeys(others) {
 		st := Stat{Module: mod, Skipped: true}
 		if opts.SaveChanged {
-			for name, t := range saved[mod] {
-				out.Saved[name] = t
+			for name, t := range others[mod] {
+				saved[name] = t
 			}
 			toSave = append(toSave, mod)
 			st.Note = "not a linear layer, changed: saved whole (modules_to_save)"
@@ -135,24 +131,19 @@ func Extract(ctx context.Context, s Surgeon, base, tuned model.Model, opts Extra
 		stats = append(stats, st)
 	}
 	sortStats(stats)
-	if len(out.Modules) == 0 && len(out.Saved) == 0 {
+	if len(mods) == 0 && len(saved) == 0 {
 		return nil, stats, fmt.Errorf("the two models are identical: nothing to extract")
 	}
-	task := "CAUSAL_LM"
+	info := attach.Info{TaskType: "CAUSAL_LM", BaseModel: opts.BaseModel, Saved: saved, ModulesToSave: toSave,
+		Metadata: map[string]string{"surgeon.extract": opts.Select.String()}}
 	if base.Task() == model.SequenceClassification {
-		task = "SEQ_CLS"
+		info.TaskType = "SEQ_CLS"
 	}
-	out.Config = peft.Config{PeftType: "LORA", TaskType: task, BaseModel: opts.BaseModel,
-		TargetModules: targetList(sortedKeys(out.Modules)), ModulesToSave: toSave, Bias: "none",
-		InitLoraWeights: true, InferenceMode: true, Extra: map[string]any{}}
 	if biasSaved {
-		out.Config.Bias = "all"
+		info.Extra = map[string]any{"bias": "all"}
 	}
-	if len(ranks) == 0 {
-		// Only saved tensors: PEFT still needs a rank.
-		out.Config.R, out.Config.LoraAlpha = 1, 1
-		out.Config.TargetModules = []any{}
-	} else if err := setPatterns(&out.Config, ranks, alphas); err != nil {
+	out, err := attach.Compose(ctx, s, opts.Adapter, mods, info)
+	if err != nil {
 		return nil, nil, err
 	}
 	return out, stats, nil

@@ -142,8 +142,8 @@ func SVD(ctx context.Context, s Surgeon, adapters []*peft.Adapter, weights []flo
 // saved - current for its fully trained tensors. It attaches the adapter
 // through the plugins, merges each layer with the adapter's merge program
 // and restores the model, so any adapter type works.
-func Deltas(ctx context.Context, m model.Model, p attach.Planner, a *peft.Adapter) (map[string][]float32, error) {
-	targets, err := attach.FromPEFT(a)
+func Deltas(ctx context.Context, m model.Model, p attach.Store, a *peft.Adapter) (map[string][]float32, error) {
+	targets, err := attach.Split(ctx, p, a)
 	if err != nil {
 		return nil, err
 	}

@@ -19,9 +19,10 @@ import (
 	"github.com/surgeon-ml/surgeon/surgery/attach"
 )
 
-// Surgeon is what rank surgery needs from the adapter plugins; a host
-// Router and an in-process rpc client both provide it.
+// Surgeon is what rank surgery needs from the adapter plugins (rank
+// surgery, and their saved forms); a host Router provides it.
 type Surgeon interface {
+	attach.Store
 	Resize(ctx context.Context, req rpc.RankRequest, params map[string]rpc.Tensor) (*rpc.RankResult, error)
 	Extract(ctx context.Context, req rpc.RankRequest, base, tuned []float32) (*rpc.RankResult, error)
 }
@@ -44,38 +45,35 @@ type Stat struct {
 }
 
 // Resize reduces the rank of every module of a PEFT adapter through the
-// plugin providing its adapter type (lora; dora resizes B*A and keeps the
-// magnitude) and returns the new adapter: the effective scale of each module
-// is kept, and ranks and alphas that differ between modules go to
-// rank_pattern and alpha_pattern. Fully trained tensors (modules_to_save)
-// are kept as they are.
+// plugin providing its adapter type and returns the new adapter, saved in
+// the plugin's form (for LoRA: the effective scale of each module is kept,
+// and ranks and alphas that differ between modules go to rank_pattern and
+// alpha_pattern). Fully trained tensors (modules_to_save) are kept as
+// they are.
 func Resize(ctx context.Context, s Surgeon, a *peft.Adapter, sel rpc.RankSelection) (*peft.Adapter, []Stat, error) {
 	if err := sel.Validate(); err != nil {
 		return nil, nil, err
 	}
-	targets, err := attach.FromPEFT(a)
+	targets, err := attach.Split(ctx, s, a)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := &peft.Adapter{Config: a.Config, Modules: map[string]map[string]tensor.Tensor{}, Saved: a.Saved, Metadata: a.Metadata}
-	ranks := map[string]int{}
-	alphas := map[string]float64{}
+	var mods []attach.Module
+	comp := ""
 	var stats []Stat
 	for _, t := range targets {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
+		if comp != "" && t.Adapter != comp {
+			return nil, nil, fmt.Errorf("modules of adapter types %s and %s in one folder", comp, t.Adapter)
+		}
+		comp = t.Adapter
 		params := map[string]rpc.Tensor{}
 		for name, tt := range a.Modules[t.Path] {
 			params[name] = rpc.Tensor{Shape: tt.Shape, Data: t.Values[name]}
 		}
 		l := rpc.Layer{Path: t.Path, Kind: "linear", DType: "F32"}
-		if av, ok := params["lora_A.weight"]; ok && len(av.Shape) == 2 {
-			l.In = av.Shape[1]
-		}
-		if bv, ok := params["lora_B.weight"]; ok && len(bv.Shape) == 2 {
-			l.Out = bv.Shape[0]
-		}
 		r, err := s.Resize(ctx, rpc.RankRequest{Adapter: t.Adapter, Layer: l, Config: t.Config, Select: sel}, params)
 		if err != nil {
 			return nil, nil, fmt.Errorf("module %s: %w", t.Path, err)
@@ -87,16 +85,12 @@ func Resize(ctx context.Context, s Surgeon, a *peft.Adapter, sel rpc.RankSelecti
 		if err != nil {
 			return nil, nil, fmt.Errorf("module %s: %w", t.Path, err)
 		}
-		out.Modules[t.Path] = mod
-		rank, alpha, err := rankAlpha(r.Config)
-		if err != nil {
-			return nil, nil, fmt.Errorf("module %s: plugin result: %w", t.Path, err)
-		}
-		ranks[t.Path], alphas[t.Path] = rank, alpha
+		mods = append(mods, attach.Module{Path: t.Path, Layer: l, Config: r.Config, Tensors: mod})
 		stats = append(stats, Stat{Module: t.Path, Adapter: t.Adapter, OldRank: r.OldRank, NewRank: r.NewRank,
 			Energy: r.Energy, SingularValues: r.SingularValues, Note: r.Note})
 	}
-	if err := setPatterns(&out.Config, ranks, alphas); err != nil {
+	out, err := attach.Compose(ctx, s, comp, mods, infoOf(a))
+	if err != nil {
 		return nil, nil, err
 	}
 	out.Metadata = withNote(a.Metadata, "surgeon.resize", sel.String())
@@ -104,17 +98,15 @@ func Resize(ctx context.Context, s Surgeon, a *peft.Adapter, sel rpc.RankSelecti
 	return out, stats, nil
 }
 
-// rankAlpha reads r and lora_alpha from a plugin's module configuration.
-func rankAlpha(cfg map[string]any) (int, float64, error) {
-	r, ok := number(cfg["r"])
-	if !ok || r < 1 || r != math.Trunc(r) {
-		return 0, 0, fmt.Errorf("config r = %v is not a positive integer", cfg["r"])
+// infoOf keeps an adapter's common keys and fully trained tensors for a
+// composed replacement.
+func infoOf(a *peft.Adapter) attach.Info {
+	info := attach.Info{TaskType: a.Config.TaskType, BaseModel: a.Config.BaseModel, Saved: a.Saved,
+		ModulesToSave: a.Config.ModulesToSave, Metadata: a.Metadata, Extra: map[string]any{}}
+	if b, ok := a.Raw["bias"]; ok {
+		info.Extra["bias"] = b
 	}
-	alpha, ok := number(cfg["lora_alpha"])
-	if !ok {
-		return 0, 0, fmt.Errorf("config lora_alpha = %v is not a number", cfg["lora_alpha"])
-	}
-	return int(r), alpha, nil
+	return info
 }
 
 func number(v any) (float64, bool) {

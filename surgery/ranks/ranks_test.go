@@ -15,6 +15,7 @@ import (
 	"github.com/surgeon-ml/surgeon/plugins/builtin/lora"
 	"github.com/surgeon-ml/surgeon/plugins/rpc"
 	"github.com/surgeon-ml/surgeon/plugins/sdk/sdktest"
+	"github.com/surgeon-ml/surgeon/surgery/attach"
 )
 
 // The references in testdata come from tools/refgen/rankgen.py (PyTorch,
@@ -25,7 +26,11 @@ const gpt2Fixture = "../../../shared/fixtures/peft-lora-gpt2-smartreview"
 
 func connect(t *testing.T) Surgeon {
 	t.Helper()
-	return sdktest.Connect(t, lora.Adapters()...).(Surgeon)
+	c := sdktest.Connect(t, lora.Adapters()...)
+	return struct {
+		attach.Store
+		rpc.RankSurgeon
+	}{attach.InProcess(c), c.(rpc.RankSurgeon)}
 }
 
 type expected struct {

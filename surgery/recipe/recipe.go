@@ -108,7 +108,8 @@ type Data struct {
 type TargetGroup struct {
 	// Name identifies the group in errors and reports. Default "targets.N".
 	Name string `toml:"name" json:"name"`
-	// Adapter is the adapter type, provided by a plugin. Default "lora".
+	// Adapter is the adapter type, provided by a plugin. Default
+	// DefaultAdapter.
 	Adapter string `toml:"adapter" json:"adapter"`
 	// Modules are globs over dotted module paths: '*' matches within a
 	// path segment, '**' across segments, and a glob without a dot also
@@ -239,7 +240,7 @@ func (r *Recipe) derive() {
 			g.Name = fmt.Sprintf("targets.%d", i)
 		}
 		if g.Adapter == "" {
-			g.Adapter = "lora"
+			g.Adapter = DefaultAdapter
 		}
 		if len(g.Kinds) == 0 {
 			g.Kinds = []string{"linear"}
@@ -352,3 +353,7 @@ func finite(v reflect.Value) any {
 	}
 	return v.Interface()
 }
+
+// DefaultAdapter is the adapter component of a target group that names
+// none (the LoRA plugin's).
+const DefaultAdapter = "lora"

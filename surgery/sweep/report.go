@@ -184,20 +184,18 @@ func (rep *Report) group() {
 			byName[p.Group] = g
 			rep.Groups = append(rep.Groups, g)
 			var series []string
+			var plan *apply.Plan
+			if p.Report != nil {
+				plan = p.Report.Plan
+			}
 			for _, v := range p.Values {
 				switch {
 				case v.Derived || v.Key == seedKey:
-				case isRank(v):
-					if n, ok := numberOf(v.Value); ok {
-						g.Rank = int(n.f)
-					}
+				case isRank(v, plan):
+					// The axis that sets the rank the adapter reported is the
+					// plot's x axis, not a series.
 				default:
 					series = append(series, v.Name+"="+display(v.Value))
-				}
-				if isAlpha(v) {
-					if n, ok := numberOf(v.Value); ok {
-						g.Alpha = n.f
-					}
 				}
 			}
 			g.Series = strings.Join(series, ",")
@@ -248,12 +246,12 @@ func (rep *Report) group() {
 	}
 }
 
-func isRank(v Value) bool {
-	return v.Key == Aliases["r"] || strings.HasSuffix(v.Key, ".config.r") || v.Name == "r" || v.Name == "rank"
-}
-
-func isAlpha(v Value) bool {
-	return strings.HasSuffix(v.Key, ".config.lora_alpha") || v.Name == "alpha"
+// isRank reports whether an axis value sets the rank: an adapter config
+// key whose value is the rank the plugin reported in the point's plan.
+func isRank(v Value, p *apply.Plan) bool {
+	n, ok := numberOf(v.Value)
+	r := planRank(p)
+	return ok && r > 0 && strings.Contains(v.Key, ".config.") && n.f == float64(r)
 }
 
 // planRank is the most common adapter rank of a plan (0: none).
@@ -276,15 +274,16 @@ func planRank(p *apply.Plan) int {
 	return best
 }
 
-// planAlpha is the most common lora_alpha of a plan (NaN: none).
+// planAlpha is the most common alpha (the scale's numerator, as the
+// adapter plugins reported it) of a plan (NaN: none).
 func planAlpha(p *apply.Plan) float64 {
 	if p == nil {
 		return math.NaN()
 	}
 	counts := map[float64]int{}
 	for _, r := range p.Rows {
-		if n, ok := numberOf(r.Config["lora_alpha"]); ok {
-			counts[n.f]++
+		if r.Alpha != 0 {
+			counts[r.Alpha]++
 		}
 	}
 	best, n := math.NaN(), 0

@@ -30,14 +30,13 @@ const (
 	ModeZip = "zip"
 )
 
-// Aliases are the short names expressions (and default axis names) use
-// for common recipe keys.
+// Aliases are the short names expressions use for common recipe keys.
+// An axis is also known by its key's last part (an adapter config key
+// such as targets.0.config.rank is known as rank); surgeon itself knows no adapter's
+// keys.
 var Aliases = map[string]string{
-	"rank":  "targets.0.config.r",
-	"r":     "targets.0.config.r",
-	"alpha": "targets.0.config.lora_alpha",
-	"lr":    "train.lr",
-	"seed":  "train.seed",
+	"lr":   "train.lr",
+	"seed": "train.seed",
 }
 
 // seedKey is the recipe key seeds set.
@@ -65,7 +64,7 @@ type Spec struct {
 type Axis struct {
 	// Key is the dotted recipe key, as in --set ("targets.0.config.r").
 	Key string
-	// Name is the short name used in point names and expressions ("r").
+	// Name is the short name used in point names and expressions (the key's last part).
 	Name string
 	// Values are the values the key takes; nil for a derived axis.
 	Values []any
@@ -381,15 +380,8 @@ func parseAxis(key string, v any) (Axis, error) {
 	return a, fmt.Errorf("want a list of values, a range string such as \"1,2,4..32\" or an expression such as \"2*rank\", got %s", show(v))
 }
 
-// shortName is an axis's default name: the alias of its key, else the
-// key's last part.
+// shortName is an axis's default name: its key's last part.
 func shortName(key string) string {
-	switch key {
-	case Aliases["r"]:
-		return "r"
-	case Aliases["alpha"]:
-		return "alpha"
-	}
 	i := strings.LastIndexByte(key, '.')
 	return key[i+1:]
 }

@@ -199,7 +199,7 @@ func selectGroup(mods []Module, g recipe.TargetGroup, name string, nLayers int) 
 	}
 	adapter := g.Adapter
 	if adapter == "" {
-		adapter = "lora"
+		adapter = recipe.DefaultAdapter
 	}
 	var cands []Module
 	for _, m := range mods {
