@@ -179,7 +179,7 @@ func TestRecipes(t *testing.T) {
 				t.Fatal(err)
 			}
 			r, err := Prepare(context.Background(), rec, Options{
-				Planner: sdktest.Connect(t, lora.Adapters()...),
+				Planner: attach.InProcess(sdktest.Connect(t, lora.Adapters()...)),
 				Hub:     hub.Options{Mirror: filepath.Join(fixtures, "hf-mirror"), Cache: t.TempDir()},
 			})
 			if err != nil {
