@@ -19,7 +19,7 @@ func TestRankSweep(t *testing.T) {
 	dir := t.TempDir()
 	rec := filepath.Join(dir, "s.toml")
 	body := strings.Replace(resumeRecipe(fx, filepath.Join(dir, "unused")), "epochs = 2", "epochs = 1\nmax_steps = 2", 1) +
-		"\n[sweep]\nseeds = [1]\n[sweep.axes]\n\"targets.0.config.r\" = [2, 4]\n\"targets.0.config.lora_alpha\" = \"2*rank\"\n"
+		"\n[sweep]\nseeds = [1]\n[sweep.axes]\n\"targets.0.config.r\" = [2, 4]\n\"targets.0.config.lora_alpha\" = \"2*r\"\n"
 	os.WriteFile(rec, []byte(body), 0o644)
 	out := filepath.Join(dir, "sweep")
 	cmd := exec.Command(bin, "sweep", rec, "--out", out)

@@ -55,7 +55,7 @@ batch_size = 8
 [sweep]
 [sweep.axes]
 "targets.0.config.r" = "1..2"
-"targets.0.config.lora_alpha" = "2*rank"
+"targets.0.config.lora_alpha" = "2*r"
 [sweep.baselines]
 head = { recipe = "head.toml" }
 `

@@ -180,6 +180,9 @@ type Info struct {
 	Extra map[string]any
 	// Metadata is the safetensors __metadata__.
 	Metadata map[string]string
+	// Base, when set, is the config of the adapter this one replaces (a
+	// resized adapter): its keys are kept unless the plugin sets them.
+	Base map[string]any
 }
 
 // Module is one module of an adapter being composed: its layer, adapter
@@ -252,6 +255,11 @@ func Compose(ctx context.Context, s Store, comp string, mods []Module, info Info
 	}
 	if _, ok := raw["peft_type"].(string); !ok {
 		return nil, fmt.Errorf("saving %s adapter: the plugin's adapter_config.json has no peft_type", comp)
+	}
+	for k, v := range info.Base {
+		if _, set := raw[k]; !set {
+			raw[k] = v
+		}
 	}
 	raw["task_type"] = info.TaskType
 	raw["base_model_name_or_path"] = info.BaseModel

@@ -8,6 +8,7 @@ package ranks
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -102,9 +103,11 @@ func Resize(ctx context.Context, s Surgeon, a *peft.Adapter, sel rpc.RankSelecti
 // composed replacement.
 func infoOf(a *peft.Adapter) attach.Info {
 	info := attach.Info{TaskType: a.Config.TaskType, BaseModel: a.Config.BaseModel, Saved: a.Saved,
-		ModulesToSave: a.Config.ModulesToSave, Metadata: a.Metadata, Extra: map[string]any{}}
-	if b, ok := a.Raw["bias"]; ok {
-		info.Extra["bias"] = b
+		ModulesToSave: a.Config.ModulesToSave, Metadata: a.Metadata, Base: a.Raw}
+	if info.Base == nil {
+		if raw, err := json.Marshal(a.Config); err == nil {
+			_ = json.Unmarshal(raw, &info.Base)
+		}
 	}
 	return info
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -298,7 +299,7 @@ func lookupName(spec *Spec, rec *recipe.Recipe, vals map[*Axis]any, seed *int64,
 	for _, a := range spec.Axes {
 		known = append(known, a.Name)
 	}
-	return number{}, fmt.Errorf("unknown name %q (axes: %s; aliases: rank, r, alpha, lr, seed; or a recipe key such as train.lr)",
+	return number{}, fmt.Errorf("unknown name %q (axes: %s; aliases: "+aliasList()+"; or a recipe key such as train.lr)",
 		name, strings.Join(known, ", "))
 }
 
@@ -365,4 +366,14 @@ func (s *Sweep) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", p.Index, p.Name, p.Recipe, strings.Join(p.Overrides, " "))
 	}
 	return tw.Flush()
+}
+
+// aliasList lists the expression aliases, sorted.
+func aliasList() string {
+	names := make([]string, 0, len(Aliases))
+	for k := range Aliases {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }

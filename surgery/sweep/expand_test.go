@@ -103,7 +103,7 @@ mode = "zip"
 seeds = [1, 2]
 [sweep.axes]
 "targets.0.config.r" = "2,4"
-"targets.0.config.lora_alpha" = "2*rank"
+"targets.0.config.lora_alpha" = "2*r"
 `, nil, []pointView{
 			{"r=2,seed=1", "r=2", []string{"targets.0.config.r=2", "targets.0.config.lora_alpha=4", "train.seed=1"}},
 			{"r=2,seed=2", "r=2", []string{"targets.0.config.r=2", "targets.0.config.lora_alpha=4", "train.seed=2"}},
@@ -115,12 +115,12 @@ seeds = [1, 2]
 "train.lr" = [0.001]
 "targets.0.config.r" = { values = [3], name = "rk" }
 "targets.0.config.lora_alpha" = { expr = "(rk + 1) / 2" }
-"targets.0.config.lora_dropout" = "alpha / 100 + train.max_steps"
+"targets.0.config.lora_dropout" = "lora_alpha / 100 + train.max_steps"
 `, nil, []pointView{{"lr=0.001,rk=3", "lr=0.001,rk=3", []string{"train.lr=0.001", "targets.0.config.r=3", "targets.0.config.lora_alpha=2.0", "targets.0.config.lora_dropout=2.02"}}}},
 		{"expression of the recipe's own rank", `
 [sweep.axes]
 "train.lr" = [0.1]
-"targets.0.config.lora_alpha" = "rank * 4"
+"targets.0.config.lora_alpha" = "targets.0.config.r * 4"
 `, nil, []pointView{{"lr=0.1", "lr=0.1", []string{"train.lr=0.1", "targets.0.config.lora_alpha=32"}}}},
 		{"ranges", `
 [sweep]
@@ -290,7 +290,7 @@ func TestParseRange(t *testing.T) {
 func TestExpr(t *testing.T) {
 	env := func(name string) (number, error) {
 		switch name {
-		case "rank":
+		case "r":
 			return number{8, true}, nil
 		case "lr":
 			return number{0.5, false}, nil
@@ -301,7 +301,7 @@ func TestExpr(t *testing.T) {
 		in   string
 		want any
 	}{
-		{"2*rank", int64(16)},
+		{"2*r", int64(16)},
 		{"rank/2", 4.0},
 		{"rank - 2 * 3", int64(2)},
 		{"(rank - 2) * 3", int64(18)},

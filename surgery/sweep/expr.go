@@ -8,14 +8,14 @@ import (
 )
 
 // expr is a parsed arithmetic expression over numbers and named values,
-// such as "2*rank" or "lr / (r + 1)".
+// such as "2*r" or "lr / (r + 1)".
 type expr interface {
 	eval(env func(name string) (number, error)) (number, error)
 	names(into []string) []string
 }
 
 // number is an expression value: integers stay integers through +, - and
-// * so that "2*rank" yields an integer lora_alpha; / and any float operand
+// * so that "2*r" yields an integer lora_alpha; / and any float operand
 // give a float.
 type number struct {
 	f     float64

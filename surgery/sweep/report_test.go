@@ -16,7 +16,7 @@ const reportTable = `
 seeds = [1, 2]
 [sweep.axes]
 "targets.0.config.r" = [1, 4, 16]
-"targets.0.config.lora_alpha" = "2*rank"
+"targets.0.config.lora_alpha" = "2*r"
 [sweep.baselines]
 head = { recipe = "head.toml", sets = ["train.mode=head"] }
 full = { recipe = "head.toml", sets = ["train.mode=full"], seeds = [1] }

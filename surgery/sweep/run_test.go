@@ -82,9 +82,17 @@ func fakeApply(args []string) int {
 	r, rows := int64(0), []apply.Row{}
 	switch rec.Train.Mode {
 	case recipe.ModeAdapter:
+		// As the LoRA plugin's plan summary reports them.
 		r = rec.Targets[0].Config["r"].(int64)
+		alpha := 0.0
+		switch a := rec.Targets[0].Config["lora_alpha"].(type) {
+		case int64:
+			alpha = float64(a)
+		case float64:
+			alpha = a
+		}
 		for _, m := range []string{"model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj"} {
-			rows = append(rows, apply.Row{Module: m, Adapter: "lora", Rank: int(r), Config: rec.Targets[0].Config, Trainable: 128 * r})
+			rows = append(rows, apply.Row{Module: m, Adapter: "lora", Rank: int(r), Alpha: alpha, Config: rec.Targets[0].Config, Trainable: 128 * r})
 		}
 		rows = append(rows, apply.Row{Module: "score", Adapter: "full (modules_to_save)", Trainable: 128})
 	case recipe.ModeHead:
@@ -177,7 +185,7 @@ const runTable = `
 seeds = [1, 2]
 [sweep.axes]
 "targets.0.config.r" = [1, 4]
-"targets.0.config.lora_alpha" = "2*rank"
+"targets.0.config.lora_alpha" = "2*r"
 [sweep.baselines]
 head = { recipe = "head.toml", sets = ["train.mode=head"], seeds = [1] }
 `

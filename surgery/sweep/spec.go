@@ -69,7 +69,7 @@ type Axis struct {
 	// Values are the values the key takes; nil for a derived axis.
 	Values []any
 	// Expr, for a derived axis, computes its value from other axes
-	// ("2*rank").
+	// ("2*r").
 	Expr string
 
 	expr expr
@@ -377,7 +377,7 @@ func parseAxis(key string, v any) (Axis, error) {
 		a.Expr, a.expr = x, e
 		return a, nil
 	}
-	return a, fmt.Errorf("want a list of values, a range string such as \"1,2,4..32\" or an expression such as \"2*rank\", got %s", show(v))
+	return a, fmt.Errorf("want a list of values, a range string such as \"1,2,4..32\" or an expression such as \"2*r\", got %s", show(v))
 }
 
 // shortName is an axis's default name: its key's last part.

@@ -65,7 +65,7 @@ var Form = sdk.PEFTForm{
 	Patterns:  map[string]string{"r": "rank_pattern", "lora_alpha": "alpha_pattern"},
 	Flags:     map[string]string{"dora": "use_dora"},
 	Component: "lora",
-	Constant:  map[string]any{"bias": "none", "fan_in_fan_out": false},
+	Constant:  map[string]any{"bias": "none"},
 	// Trained values replace any initialisation (a PiSSA adapter's saved
 	// A and B apply to the original weight like any LoRA's).
 	LoadOverrides: map[string]any{"init_lora_weights": true},
