@@ -290,7 +290,7 @@ func TestParseRange(t *testing.T) {
 func TestExpr(t *testing.T) {
 	env := func(name string) (number, error) {
 		switch name {
-		case "r":
+		case "r", "rank":
 			return number{8, true}, nil
 		case "lr":
 			return number{0.5, false}, nil
