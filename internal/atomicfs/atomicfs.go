@@ -96,9 +96,14 @@ func ReplaceDir(tmp, dir string) error {
 // last "*" is replaced by a random string, and opens it for reading and
 // writing.
 func CreateTemp(dir, pattern string) (*os.File, error) {
+	return CreateTempPerm(dir, pattern, FilePerm)
+}
+
+// CreateTempPerm is CreateTemp with the mode perm (before the umask).
+func CreateTempPerm(dir, pattern string, perm fs.FileMode) (*os.File, error) {
 	var f *os.File
 	err := tempName(dir, pattern, func(name string) (err error) {
-		f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, FilePerm)
+		f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
 		return err
 	})
 	return f, err
