@@ -267,7 +267,7 @@ func (r *Run) Execute(ctx context.Context, progress func(train.Event)) (*Report,
 		return nil, fmt.Errorf("%s: output folder %s exists (set output.overwrite = true or remove it)", rec.Path, out)
 	}
 	ckpt := r.checkpointDir()
-	if err := os.MkdirAll(ckpt, 0o755); err != nil {
+	if err := os.MkdirAll(ckpt, atomicfs.DirPerm); err != nil {
 		return nil, err
 	}
 	split := r.EvalSplit()
@@ -303,7 +303,7 @@ func (r *Run) Execute(ctx context.Context, progress func(train.Event)) (*Report,
 	if err := trimMetrics(metricsPath, ckpt, rec.Hash()); err != nil {
 		return nil, err
 	}
-	mf, err := os.OpenFile(metricsPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	mf, err := os.OpenFile(metricsPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, atomicfs.FilePerm)
 	if err != nil {
 		return nil, err
 	}
@@ -469,7 +469,7 @@ func (r *Run) writeOutput(out, ckpt string, rep *Report, start time.Time) (err e
 		files = append(files, "adapter/")
 	}
 	if raw, err := os.ReadFile(filepath.Join(ckpt, "metrics.csv")); err == nil {
-		if err := os.WriteFile(filepath.Join(tmp, "metrics.csv"), raw, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(tmp, "metrics.csv"), raw, atomicfs.FilePerm); err != nil {
 			return err
 		}
 		files = append(files, "metrics.csv")
@@ -507,7 +507,7 @@ func (r *Run) writeOutput(out, ckpt string, rep *Report, start time.Time) (err e
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "report.json"), append(raw, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "report.json"), append(raw, '\n'), atomicfs.FilePerm); err != nil {
 		return err
 	}
 	if err := atomicfs.ReplaceDir(tmp, out); err != nil {

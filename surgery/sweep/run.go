@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 )
 
 // Options configure Run and RunPoint.
@@ -233,10 +235,10 @@ func newRunner(s *Sweep, opts Options) (*runner, error) {
 	if opts.Exe == "" {
 		return nil, fmt.Errorf("sweep: no surgeon binary to run points with")
 	}
-	if err := os.MkdirAll(filepath.Join(s.Dir, "logs"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.Dir, "logs"), atomicfs.DirPerm); err != nil {
 		return nil, fmt.Errorf("sweep folder: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(s.Dir, "points"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.Dir, "points"), atomicfs.DirPerm); err != nil {
 		return nil, fmt.Errorf("sweep folder: %w", err)
 	}
 	return &runner{s: s, opts: opts, m: newManifest(s), start: map[int]time.Time{}}, nil
@@ -382,7 +384,7 @@ func (r *runner) exec(ctx context.Context, p *Point, procs, attempt int) (code i
 		args = append(args, "--set", s)
 	}
 	logPath := filepath.Join(r.s.Dir, "logs", p.Name+".log")
-	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, atomicfs.FilePerm)
 	if err != nil {
 		return -1, "", fmt.Errorf("log: %w", err)
 	}
