@@ -240,12 +240,9 @@ func saveMerged(ctx context.Context, stdout io.Writer, l *checkpoint.Loaded, out
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var extra map[string][]byte
-	if l.GGUF != nil {
-		var err error
-		if extra, err = checkpoint.TokenizerFiles(l); err != nil {
-			return err
-		}
+	extra, err := checkpoint.TokenizerFiles(l)
+	if err != nil {
+		return err
 	}
 	if err := checkpoint.SaveHF(out, l.Model, checkpoint.SaveOptions{DType: dt, Extra: extra}); err != nil {
 		return err
