@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/surgeon-ml/surgeon/internal/atomicfs"
+	"github.com/surgeon-ml/surgeon/internal/runlock"
 )
 
 // Options configure Run and RunPoint.
@@ -203,6 +204,9 @@ func RunPoint(ctx context.Context, s *Sweep, i int, opts Options) (*PointState, 
 		r.mu.Unlock()
 		return p, nil
 	}
+	if err := checkFree(s.PointDir(p.Name)); err != nil {
+		return p, fmt.Errorf("point %d (%s): %w", i, p.Name, err)
+	}
 	r.run(ctx, i, 0, r.begin(i))
 	switch {
 	case r.err != nil:
@@ -216,6 +220,21 @@ func RunPoint(ctx context.Context, s *Sweep, i int, opts Options) (*PointState, 
 		return p, fmt.Errorf("point %d (%s) failed: %s", i, p.Name, lastLine(p.Error))
 	}
 	return p, nil
+}
+
+// checkFree fails at once, naming the holder's PID, when the run folder
+// dir is locked by a run in progress (another job on the same point).
+// It does not keep the lock: the apply that runs the point takes it
+// before touching the folder or its checkpoint.
+func checkFree(dir string) error {
+	l, err := runlock.Acquire(runlock.PathFor(dir))
+	if err != nil {
+		if errors.Is(err, runlock.ErrBusy) {
+			return fmt.Errorf("run folder %s is in use by another run: %w", dir, err)
+		}
+		return fmt.Errorf("run folder %s: %w", dir, err)
+	}
+	return l.Release()
 }
 
 type runner struct {
