@@ -63,7 +63,11 @@ func runConvert(ctx context.Context, args []string, stdout io.Writer) error {
 	case *out == "":
 		return usagef("-o DST is required")
 	}
-	from, err := sourceFormat(pos[0])
+	local, err := resolvePath(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	from, err := sourceFormat(local)
 	if err != nil {
 		return err
 	}
@@ -76,7 +80,7 @@ func runConvert(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	src, _ := filepath.Abs(pos[0])
+	src, _ := filepath.Abs(local)
 	dst, _ := filepath.Abs(*out)
 	opts := map[string]any{}
 	if from == "gguf" || from == "hf" || from == "native" {

@@ -121,6 +121,13 @@ func runMerge(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usagef("--dtype: %v", err)
 	}
+	// MODEL and the adapters may be hf:// addresses.
+	if pos, err = resolvePaths(ctx, pos); err != nil {
+		return err
+	}
+	if adapters, err = resolvePaths(ctx, adapters); err != nil {
+		return err
+	}
 	mgr, err := newManager()
 	if err != nil {
 		return err
