@@ -5,8 +5,6 @@ PLUGINDIR := $(BIN)/plugins
 # A count (500000x) rather than a duration: Go 1.26 ends duration-limited
 # fuzzing with a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME  ?= 500000x
-# Fuzz targets as package:Target pairs.
-FUZZ_TARGETS := ./formats/safetensors:FuzzOpen ./formats/gguf:FuzzParse ./formats/pickle:FuzzUnpickle ./formats/pickle:FuzzRead ./core/tokenizer:FuzzParseModel
 
 .PHONY: all build plugins test bench fuzz lint generate clean demo
 
@@ -31,12 +29,10 @@ test:
 bench:
 	tools/bench/run.sh
 
+# Every fuzz target in the repository, FUZZTIME each; tools/fuzz.sh finds
+# them (tools/fuzz.sh --list shows the list).
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "== $$pkg $$name ($(FUZZTIME))"; \
-		$(GO) test -run XXX -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	done
+	GO="$(GO)" FUZZTIME="$(FUZZTIME)" tools/fuzz.sh
 
 demo: build
 	SURGEON_HF_MIRROR=$${SURGEON_HF_MIRROR:-../shared/fixtures/hf-mirror} $(BIN)/surgeon apply recipes/shakespeare.toml

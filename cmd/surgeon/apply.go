@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,7 +38,7 @@ func init() {
 	})
 }
 
-func runRecipe(ctx context.Context, args []string, stdout io.Writer, planOnly bool) error {
+func runRecipe(ctx context.Context, args []string, stdout io.Writer, planOnly bool) (err error) {
 	name := "apply"
 	if planOnly {
 		name = "plan"
@@ -67,6 +68,15 @@ func runRecipe(ctx context.Context, args []string, stdout io.Writer, planOnly bo
 			return err
 		}
 		fmt.Fprintln(stdout)
+	}
+	if !planOnly {
+		// Lock the output folder before loading anything, so that a second
+		// run on a busy folder fails at once.
+		lock, err := apply.LockOutput(rec)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, lock.Release()) }()
 	}
 	mgr, err := newManager()
 	if err != nil {
@@ -194,7 +204,11 @@ func runEval(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer run.Close()
 	if *adapter != "" {
-		if err := run.UseAdapter(ctx, *adapter); err != nil {
+		dir, err := resolvePath(ctx, *adapter)
+		if err != nil {
+			return err
+		}
+		if err := run.UseAdapter(ctx, dir); err != nil {
 			return err
 		}
 	}

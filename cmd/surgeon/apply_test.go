@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,6 +104,11 @@ func TestApplyResumesAfterSIGKILL(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "killed", "report.json")); err == nil {
 		t.Fatal("the killed run left a complete-looking output folder")
 	}
+	// Its lock file stays behind, but the kernel released the lock: the
+	// resumed run below must not be blocked by it.
+	if _, err := os.Stat(filepath.Join(dir, "killed.lock")); err != nil {
+		t.Fatalf("the killed run's lock file: %v", err)
+	}
 	out, err := run("killed").CombinedOutput()
 	if err != nil {
 		t.Fatalf("resumed apply: %v\n%s", err, out)
@@ -129,6 +135,100 @@ func TestApplyResumesAfterSIGKILL(t *testing.T) {
 	}
 	if n, m := countLines(filepath.Join(dir, "full", "metrics.csv")), countLines(filepath.Join(dir, "killed", "metrics.csv")); n != m {
 		t.Fatalf("metrics.csv has %d lines after resume, %d uninterrupted", m, n)
+	}
+}
+
+// A second apply on the output folder of a running one fails at once,
+// naming the first one's PID and the folder, and leaves the first run's
+// outputs complete. Under umask 022 those are readable by all
+// (drwxr-xr-x, -rw-r--r--).
+func TestApplyRefusesBusyOutput(t *testing.T) {
+	fx, _ := filepath.Abs(fixture(t, "."))
+	mgr := withPlugins(t, "lora")
+	bin := buildSurgeon(t)
+	defer syscall.Umask(syscall.Umask(0o022)) // the children inherit it
+	dir := t.TempDir()
+	out := filepath.Join(dir, "busy")
+	recipePath := filepath.Join(dir, "busy.toml")
+	// A short run: the second apply starts as soon as the first holds the
+	// lock, before it has loaded anything.
+	body := strings.NewReplacer("epochs = 2", "epochs = 1", "max_examples = 600", "max_examples = 200").Replace(resumeRecipe(fx, out))
+	if err := os.WriteFile(recipePath, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	apply := func() *exec.Cmd {
+		cmd := exec.Command(bin, "apply", recipePath)
+		cmd.Env = plugintest.Env(mgr)
+		return cmd
+	}
+	first := apply()
+	var firstOut bytes.Buffer
+	first.Stdout, first.Stderr = &firstOut, &firstOut
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Process.Kill()
+	pid := strconv.Itoa(first.Process.Pid)
+	// The first run holds the lock once its PID is in the lock file.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if raw, _ := os.ReadFile(out + ".lock"); strings.TrimSpace(string(raw)) == pid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first run never locked %s:\n%s", out, firstOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	msg, err := apply().CombinedOutput()
+	took := time.Since(start)
+	t.Logf("the second apply failed after %s: %s", took.Round(time.Millisecond), strings.TrimSpace(string(msg)))
+	if err == nil {
+		t.Fatalf("the second apply on a busy folder succeeded:\n%s", msg)
+	}
+	for _, want := range []string{"process " + pid, out} {
+		if !strings.Contains(string(msg), want) {
+			t.Errorf("the second apply's error does not name %q:\n%s", want, msg)
+		}
+	}
+	if took > time.Second {
+		t.Errorf("the second apply failed after %s, want at once", took.Round(time.Millisecond))
+	}
+	if err := first.Wait(); err != nil {
+		t.Fatalf("the first apply: %v\n%s", err, firstOut.String())
+	}
+	var rep struct {
+		Steps int      `json:"steps"`
+		Files []string `json:"files"`
+	}
+	readJSON(t, filepath.Join(out, "report.json"), &rep)
+	if n := countLines(filepath.Join(out, "metrics.csv")); rep.Steps == 0 || n != rep.Steps+1 {
+		t.Fatalf("metrics.csv has %d lines for %d steps", n, rep.Steps)
+	}
+	for _, f := range rep.Files {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("output %s: %v", f, err)
+		}
+	}
+	for _, p := range []string{out + ".checkpoint", out + ".lock"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left after the run", p)
+		}
+	}
+	for _, p := range []string{out, filepath.Join(out, "adapter"), filepath.Join(out, "metrics.csv"),
+		filepath.Join(out, "report.json"), filepath.Join(out, "adapter", "adapter_model.safetensors")} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "-rw-r--r--"
+		if st.IsDir() {
+			want = "drwxr-xr-x"
+		}
+		if got := st.Mode().String(); got != want {
+			t.Errorf("under umask 022, %s is %s, want %s", p, got, want)
+		}
 	}
 }
 

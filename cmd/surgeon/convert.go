@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/surgeon-ml/surgeon/formats/native"
+	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/plugins/rpc"
 )
 
@@ -22,49 +19,29 @@ func init() {
 	})
 }
 
-// sourceFormat tells what SRC holds, by content where possible.
-func sourceFormat(path string) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if st.IsDir() {
-		switch {
-		case exists(filepath.Join(path, "adapter_config.json")):
-			return "peft", nil
-		case exists(filepath.Join(path, "config.json")):
-			return "hf", nil
-		}
-		return "", fmt.Errorf("%s: folder has neither config.json nor adapter_config.json", path)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	head := make([]byte, 8)
-	n, _ := io.ReadFull(f, head)
-	head = head[:n]
-	ext := strings.ToLower(filepath.Ext(path))
-	switch {
-	case bytes.HasPrefix(head, []byte("GGUF")):
-		return "gguf", nil
-	case bytes.HasPrefix(head, []byte("PK\x03\x04")), len(head) > 0 && head[0] == 0x80, ext == ".bin" || ext == ".pt" || ext == ".pth":
-		return "pytorch", nil
-	case ext == ".safetensors":
-		return "safetensors", nil
-	case ext == native.Ext:
-		if a, err := native.LoadAdapter(path); err == nil && a.ConfigJSON != "" {
-			return "native-adapter", nil
-		}
-		return "native", nil
-	}
-	return "", fmt.Errorf("%s: cannot tell the format (GGUF, PyTorch pickle, .safetensors, %s, or a folder)", path, native.Ext)
+// converterFormats are the converter format names of what formats/detect
+// finds.
+var converterFormats = map[detect.Format]string{
+	detect.GGUF:          "gguf",
+	detect.HFModel:       "hf",
+	detect.Native:        "native",
+	detect.NativeAdapter: "native-adapter",
+	detect.PyTorch:       "pytorch",
+	detect.PEFTAdapter:   "peft",
+	detect.Safetensors:   "safetensors",
 }
 
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
+// sourceFormat tells what SRC holds, as a converter format name.
+func sourceFormat(path string) (string, error) {
+	f, err := detect.Path(path)
+	if err != nil {
+		return "", err
+	}
+	name, ok := converterFormats[f]
+	if !ok {
+		return "", fmt.Errorf("%s: a %s cannot be converted (convert a model folder, GGUF, PyTorch or native model, or an adapter)", path, f)
+	}
+	return name, nil
 }
 
 func runConvert(ctx context.Context, args []string, stdout io.Writer) error {
@@ -86,7 +63,11 @@ func runConvert(ctx context.Context, args []string, stdout io.Writer) error {
 	case *out == "":
 		return usagef("-o DST is required")
 	}
-	from, err := sourceFormat(pos[0])
+	local, err := resolvePath(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	from, err := sourceFormat(local)
 	if err != nil {
 		return err
 	}
@@ -99,7 +80,7 @@ func runConvert(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	src, _ := filepath.Abs(pos[0])
+	src, _ := filepath.Abs(local)
 	dst, _ := filepath.Abs(*out)
 	opts := map[string]any{}
 	if from == "gguf" || from == "hf" || from == "native" {

@@ -42,12 +42,16 @@ func runExtract(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	base, err := checkpoint.Load(pos[0])
+	local, err := resolvePaths(ctx, pos)
+	if err != nil {
+		return err
+	}
+	base, err := checkpoint.Load(local[0])
 	if err != nil {
 		return err
 	}
 	defer base.Close()
-	tuned, err := checkpoint.Load(pos[1])
+	tuned, err := checkpoint.Load(local[1])
 	if err != nil {
 		return err
 	}

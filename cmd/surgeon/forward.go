@@ -42,7 +42,14 @@ func runForward(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usagef("--tokens: %v", err)
 	}
-	l, closeAll, err := loadWithAdapters(ctx, pos[0], adapters)
+	path, err := resolvePath(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if adapters, err = resolvePaths(ctx, adapters); err != nil {
+		return err
+	}
+	l, closeAll, err := loadWithAdapters(ctx, path, adapters)
 	if err != nil {
 		return err
 	}

@@ -38,12 +38,19 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 	if *n < 0 {
 		return usagef("-n must be >= 0")
 	}
-	l, closeAll, err := loadWithAdapters(ctx, pos[0], adapters)
+	path, err := resolvePath(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if adapters, err = resolvePaths(ctx, adapters); err != nil {
+		return err
+	}
+	l, closeAll, err := loadWithAdapters(ctx, path, adapters)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
-	tok, err := checkpoint.LoadTokenizer(pos[0], l)
+	tok, err := checkpoint.LoadTokenizer(path, l)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,11 @@ func runInspect(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 1 {
 		return usagef("want exactly one PATH, got %d arguments", len(pos))
 	}
-	r, err := inspect.Path(pos[0])
+	path, err := resolvePath(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	r, err := inspect.Path(path)
 	if err != nil {
 		return err
 	}

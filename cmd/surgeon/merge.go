@@ -121,6 +121,13 @@ func runMerge(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usagef("--dtype: %v", err)
 	}
+	// MODEL and the adapters may be hf:// addresses.
+	if pos, err = resolvePaths(ctx, pos); err != nil {
+		return err
+	}
+	if adapters, err = resolvePaths(ctx, adapters); err != nil {
+		return err
+	}
 	mgr, err := newManager()
 	if err != nil {
 		return err
@@ -235,12 +242,9 @@ func saveMerged(ctx context.Context, stdout io.Writer, l *checkpoint.Loaded, out
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var extra map[string][]byte
-	if l.GGUF != nil {
-		var err error
-		if extra, err = checkpoint.TokenizerFiles(l); err != nil {
-			return err
-		}
+	extra, err := checkpoint.TokenizerFiles(l)
+	if err != nil {
+		return err
 	}
 	if err := checkpoint.SaveHF(out, l.Model, checkpoint.SaveOptions{DType: dt, Extra: extra}); err != nil {
 		return err

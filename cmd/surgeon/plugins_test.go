@@ -226,7 +226,7 @@ func TestPluginFailuresLeaveNoOutput(t *testing.T) {
 }
 
 // stories260K converted to a Hugging Face folder and to spago native
-// decodes the known text; the ids match an independent PyTorch Llama run on
+// decodes the known text (the native folder carries the tokenizer); the ids match an independent PyTorch Llama run on
 // the converted folder (core/testdata/reference/stories260K-greedy.json).
 func TestConvertStories(t *testing.T) {
 	model := fixture(t, "stories260K-gguf/stories260K.gguf")
@@ -247,9 +247,17 @@ func TestConvertStories(t *testing.T) {
 	if ref.Text != storiesText {
 		t.Fatalf("reference text %q", ref.Text)
 	}
-	code, out, errs := runCLI("generate", hf, "-n", "40")
-	if code != 0 || strings.TrimSpace(out) != storiesText {
-		t.Fatalf("generate on the HF folder: %d %q %s", code, out, errs)
+	for _, m := range []string{hf, nat} {
+		code, out, errs := runCLI("generate", m, "-n", "40")
+		if code != 0 || strings.TrimSpace(out) != storiesText {
+			t.Fatalf("generate on %s: %d %q %s", m, code, out, errs)
+		}
+	}
+	// The native folder's logits are the GGUF's, bit for bit.
+	_, o1, _ := runCLI("forward", model, "--tokens", "1,403,407,261,378", "--json")
+	_, o2, _ := runCLI("forward", nat, "--tokens", "1,403,407,261,378", "--json")
+	if o1 == "" || strings.Replace(o1, model, "", 1) != strings.Replace(o2, nat, "", 1) {
+		t.Errorf("native folder logits differ from the GGUF's")
 	}
 	// Same greedy ids as PyTorch: feeding the reference ids, every next
 	// token is the argmax of our logits.

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/surgeon-ml/surgeon/formats/peft"
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 	"github.com/surgeon-ml/surgeon/plugins/rpc"
 	"github.com/surgeon-ml/surgeon/surgery/apply"
 	"github.com/surgeon-ml/surgeon/surgery/ranks"
@@ -122,10 +123,10 @@ func runRankSweep(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(&md, "| %d | %s | %.4f | %.2f%% |\n", r.rank, r.trained, r.resized, 100*r.energy)
 		fmt.Fprintf(&csv, "%d,%q,%g,%g\n", r.rank, r.trained, r.resized, r.energy)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ranksweep.md"), []byte(md.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "ranksweep.md"), []byte(md.String()), atomicfs.FilePerm); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ranksweep.csv"), []byte(csv.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "ranksweep.csv"), []byte(csv.String()), atomicfs.FilePerm); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(dir, "ranksweep.md"), filepath.Join(dir, "ranksweep.csv"))

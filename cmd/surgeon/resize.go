@@ -106,7 +106,11 @@ func runResize(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	a, err := peft.Read(pos[0])
+	dir, err := resolvePath(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	a, err := peft.Read(dir)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 	"github.com/surgeon-ml/surgeon/surgery/sweep"
 )
 
@@ -94,9 +95,9 @@ func runSweep(ctx context.Context, args []string, stdout io.Writer) error {
 			_, err = stdout.Write(body)
 			return err
 		}
-		mode := os.FileMode(0o644)
+		mode := atomicfs.FilePerm // the umask decides
 		if *emit == "slurm" {
-			mode = 0o755
+			mode = atomicfs.ExecPerm
 		}
 		if err := os.WriteFile(*output, body, mode); err != nil {
 			return err

@@ -5,20 +5,18 @@
 package checkpoint
 
 import (
-	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	"encoding/json"
-
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
 	"github.com/surgeon-ml/surgeon/formats/native"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
@@ -28,70 +26,16 @@ import (
 	_ "github.com/surgeon-ml/surgeon/core/llama"
 )
 
-// Format names what a path holds.
-type Format string
-
-// The formats Detect recognises.
-const (
-	GGUF        Format = "gguf"
-	Safetensors Format = "safetensors"
-	HFFolder    Format = "hf-folder"
-	PEFTAdapter Format = "peft-adapter"
-	Native      Format = "native"
-)
-
-// Detect tells what path holds from its content: a GGUF file, a safetensors
-// file, a Hugging Face model folder (config.json), a PEFT adapter folder
-// (adapter_config.json) or a folder of safetensors shards.
-func Detect(path string) (Format, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if st.IsDir() {
-		switch {
-		case exists(filepath.Join(path, "adapter_config.json")):
-			return PEFTAdapter, nil
-		case exists(filepath.Join(path, "config.json")):
-			return HFFolder, nil
-		case exists(filepath.Join(path, safetensors.SingleFileName)), exists(filepath.Join(path, safetensors.IndexFileName)):
-			return Safetensors, nil
-		}
-		if m, _ := filepath.Glob(filepath.Join(path, "*.safetensors")); len(m) > 0 {
-			return Safetensors, nil
-		}
-		return "", fmt.Errorf("%s: folder holds no config.json, adapter_config.json or safetensors files", path)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	var head [9]byte
-	n, _ := io.ReadFull(f, head[:])
-	if n >= 4 && string(head[:4]) == "GGUF" {
-		return GGUF, nil
-	}
-	if strings.HasSuffix(path, ".safetensors") ||
-		(n == 9 && head[8] == '{' && binary.LittleEndian.Uint64(head[:8]) < uint64(st.Size())) {
-		return Safetensors, nil
-	}
-	if strings.HasSuffix(path, native.Ext) {
-		return Native, nil
-	}
-	return "", fmt.Errorf("%s: not a GGUF, safetensors or spago native (%s) file", path, native.Ext)
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
+// Format names what a path holds; formats/detect decides it.
+type Format = detect.Format
 
 // Loaded is a model with what came with it.
 type Loaded struct {
 	Model model.Model
 	// Format is where the model came from.
 	Format Format
+	// Path is the file or folder the model was loaded from.
+	Path string
 	// GGUF is the open GGUF file when the model came from one (for its
 	// tokenizer); nil otherwise. Close releases it.
 	GGUF *gguf.File
@@ -105,34 +49,37 @@ func (l *Loaded) Close() error {
 	return nil
 }
 
-// Load reads a model from a Hugging Face folder or a GGUF file. Parameters
-// are converted to float32; every model parameter must be present with its
-// Hugging Face shape, and checkpoint tensors the model does not use are an
-// error (apart from known buffers such as rotary inv_freq).
+// Load reads a model from a Hugging Face folder, a GGUF file or a spago
+// native model (folder or file). Parameters are converted to float32;
+// every model parameter must be present with its Hugging Face shape, and
+// checkpoint tensors the model does not use are an error (apart from known
+// buffers such as rotary inv_freq).
 func Load(path string) (*Loaded, error) {
-	format, err := Detect(path)
+	format, err := detect.Path(path)
 	if err != nil {
 		return nil, err
 	}
 	switch format {
-	case GGUF:
+	case detect.GGUF:
 		return loadGGUF(path)
-	case HFFolder:
+	case detect.HFModel:
 		m, err := loadHF(path)
 		if err != nil {
 			return nil, err
 		}
-		return &Loaded{Model: m, Format: HFFolder}, nil
-	case Native:
+		return &Loaded{Model: m, Format: format, Path: path}, nil
+	case detect.Native:
 		m, err := native.LoadModel(path)
 		if err != nil {
 			return nil, err
 		}
-		return &Loaded{Model: m, Format: Native}, nil
-	case PEFTAdapter:
-		return nil, fmt.Errorf("%s: is a PEFT adapter, not a model (pass it with --adapter)", path)
+		return &Loaded{Model: m, Format: format, Path: path}, nil
+	case detect.PEFTAdapter, detect.NativeAdapter:
+		return nil, fmt.Errorf("%s: is a %s, not a model (pass it with --adapter)", path, format)
+	case detect.PyTorch:
+		return nil, fmt.Errorf("%s: a bare PyTorch checkpoint cannot be loaded as a model: convert it to safetensors (surgeon convert %s --to safetensors) and put it in a folder with its config.json", path, path)
 	default:
-		return nil, fmt.Errorf("%s: safetensors without a config.json: cannot tell the architecture", path)
+		return nil, fmt.Errorf("%s: %s without a config.json: cannot tell the architecture", path, format)
 	}
 }
 
@@ -255,5 +202,5 @@ func loadGGUF(path string) (*Loaded, error) {
 	}
 	layer.Freeze(m, true)
 	ok = true
-	return &Loaded{Model: m, Format: GGUF, GGUF: f}, nil
+	return &Loaded{Model: m, Format: detect.GGUF, Path: path, GGUF: f}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/formats/native"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
 	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 )
@@ -76,4 +77,15 @@ func SaveHF(dir string, m model.Model, opts SaveOptions) (err error) {
 		return err
 	}
 	return atomicfs.ReplaceDir(tmp, dir)
+}
+
+// SaveNative writes l's model as a spago native folder (see formats/native)
+// with its config and the tokenizer files of its source (TokenizerFiles),
+// so that the folder runs like the checkpoint it came from.
+func SaveNative(dir string, l *Loaded) error {
+	files, err := TokenizerFiles(l)
+	if err != nil {
+		return err
+	}
+	return native.Save(dir, l.Model, files)
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/surgeon-ml/surgeon/core/tokenizer"
+	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
 )
 
@@ -17,14 +18,21 @@ import (
 // Face folder, read by transformers' slow LlamaTokenizer.
 const SentencePieceFile = "tokenizer.model"
 
-// TokenizerFiles returns the tokenizer files to write beside a Hugging Face
-// folder converted from l, so that surgeon and transformers' LlamaTokenizer
-// can tokenize for it: tokenizer.model, tokenizer_config.json and
-// special_tokens_map.json. It returns nil when l carries no tokenizer of its
-// own (only GGUF models do; a Hugging Face folder keeps its files).
+// tokenizerFiles are the tokenizer files of a model folder, copied along
+// when a model loaded from a folder is written elsewhere.
+var tokenizerFiles = []string{SentencePieceFile, VocabFile, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
+
+// TokenizerFiles returns the tokenizer files to write beside a model
+// converted from l (a Hugging Face or native folder), so that surgeon and
+// transformers can tokenize for it. For a GGUF model they are built from
+// its metadata: tokenizer.model, tokenizer_config.json and
+// special_tokens_map.json (for transformers' LlamaTokenizer). For a model
+// loaded from a folder they are the folder's own tokenizer files
+// (tokenizer.model, vocab.txt, tokenizer.json, tokenizer_config.json,
+// special_tokens_map.json). It returns nil when l carries no tokenizer.
 func TokenizerFiles(l *Loaded) (map[string][]byte, error) {
 	if l.GGUF == nil {
-		return nil, nil
+		return folderTokenizerFiles(l.Path)
 	}
 	tok, err := gguf.Tokenizer(l.GGUF)
 	if err != nil {
@@ -58,6 +66,29 @@ func TokenizerFiles(l *Loaded) (map[string][]byte, error) {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		files[name] = buf.Bytes()
+	}
+	return files, nil
+}
+
+// folderTokenizerFiles reads the tokenizer files of the folder dir; nil
+// when dir is not a folder or holds none.
+func folderTokenizerFiles(dir string) (map[string][]byte, error) {
+	if st, err := os.Stat(dir); dir == "" || err != nil || !st.IsDir() {
+		return nil, nil
+	}
+	var files map[string][]byte
+	for _, name := range tokenizerFiles {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tokenizer: %w", err)
+		}
+		if files == nil {
+			files = map[string][]byte{}
+		}
+		files[name] = data
 	}
 	return files, nil
 }
@@ -112,11 +143,11 @@ func contextLength(l *Loaded) int {
 const VocabFile = "vocab.txt"
 
 // LoadTokenizer returns the tokenizer of the model l loaded from path: the
-// one in the GGUF metadata for a GGUF model; for a Hugging Face folder, the
-// SentencePiece tokenizer of its tokenizer.model or else the WordPiece
-// tokenizer of its vocab.txt, lowercasing unless tokenizer_config.json
-// says "do_lower_case": false. l may be nil when path is a folder. Folders
-// with only a tokenizer.json are not supported yet.
+// one in the GGUF metadata for a GGUF model; for a Hugging Face or native
+// folder, the SentencePiece tokenizer of its tokenizer.model or else the
+// WordPiece tokenizer of its vocab.txt, lowercasing unless
+// tokenizer_config.json says "do_lower_case": false. l may be nil when path
+// is a folder. Folders with only a tokenizer.json are not supported yet.
 func LoadTokenizer(path string, l *Loaded) (tokenizer.Tokenizer, error) {
 	if l != nil && l.GGUF != nil {
 		tok, err := gguf.Tokenizer(l.GGUF)
@@ -130,19 +161,22 @@ func LoadTokenizer(path string, l *Loaded) (tokenizer.Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("%s: no tokenizer (only GGUF files and Hugging Face folders with a %s or %s carry one)", path, SentencePieceFile, VocabFile)
+		if l != nil && l.Format == detect.Native {
+			return nil, fmt.Errorf("%s: no tokenizer: a single-file spago native model carries none (convert the source again with --to native: the native folder it writes holds the tokenizer)", path)
+		}
+		return nil, fmt.Errorf("%s: no tokenizer (only GGUF files and Hugging Face or native folders with a %s or %s carry one)", path, SentencePieceFile, VocabFile)
 	}
 	file := filepath.Join(path, SentencePieceFile)
 	data, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
-		if exists(filepath.Join(path, VocabFile)) {
+		if fileExists(filepath.Join(path, VocabFile)) {
 			wp, err := loadWordPiece(path)
 			if err != nil {
 				return nil, err // not a nil *WordPiece in a non-nil Tokenizer
 			}
 			return wp, nil
 		}
-		if exists(filepath.Join(path, "tokenizer.json")) {
+		if fileExists(filepath.Join(path, "tokenizer.json")) {
 			return nil, fmt.Errorf("%s: folder has no %s or %s, only a tokenizer.json, which is not supported yet: %w", path, SentencePieceFile, VocabFile, err)
 		}
 		return nil, fmt.Errorf("%s: folder has no %s or %s (folders with only a tokenizer.json are not supported yet): %w", path, SentencePieceFile, VocabFile, err)
@@ -179,4 +213,9 @@ func loadWordPiece(dir string) (*tokenizer.WordPiece, error) {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	return tokenizer.LoadWordPiece(filepath.Join(dir, VocabFile), lower)
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }

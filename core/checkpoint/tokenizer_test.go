@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/surgeon-ml/surgeon/formats/detect"
 )
 
 func loadStories(t *testing.T) *Loaded {
@@ -148,7 +150,7 @@ func TestLoadTokenizerErrors(t *testing.T) {
 }
 
 func TestTokenizerFilesNotGGUF(t *testing.T) {
-	files, err := TokenizerFiles(&Loaded{Format: HFFolder})
+	files, err := TokenizerFiles(&Loaded{Format: detect.HFModel})
 	if files != nil || err != nil {
 		t.Fatalf("files %v, error %v", files, err)
 	}

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 )
 
 // Errors Resolve wraps, for errors.Is.
@@ -194,7 +196,7 @@ func download(ctx context.Context, r ref, rev, dest string, o Options) error {
 		segs = append(segs, url.PathEscape(s))
 	}
 	u := base.String() + "/" + strings.Join(segs, "/")
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dest), atomicfs.DirPerm); err != nil {
 		return fmt.Errorf("hub: %s: %w", r.uri, err)
 	}
 	partial := dest + ".partial"
@@ -292,7 +294,7 @@ func fetch(ctx context.Context, r ref, u, partial, dest string, o Options) (err 
 			return fmt.Errorf("hub: %s: resume: %w", r.uri, err)
 		}
 	}
-	f, err := os.OpenFile(partial, flags, 0o644)
+	f, err := os.OpenFile(partial, flags, atomicfs.FilePerm)
 	if err != nil {
 		return fmt.Errorf("hub: %s: %w", r.uri, err)
 	}
@@ -399,7 +401,7 @@ func hashFile(w io.Writer, path string) error {
 // writeAtomic writes content to path through a temporary file and a rename.
 func writeAtomic(path, content string) (err error) {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(content), atomicfs.FilePerm); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {

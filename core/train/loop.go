@@ -13,6 +13,7 @@ import (
 	"github.com/nlpodyssey/spago/nn"
 
 	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 )
 
 // Config describes a training run.
@@ -162,10 +163,10 @@ func LoadState(dir string) (*State, error) {
 }
 
 func saveState(dir string, s *State) (err error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, atomicfs.DirPerm); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".state-*")
+	f, err := atomicfs.CreateTemp(dir, ".state-*")
 	if err != nil {
 		return err
 	}

@@ -1,19 +1,26 @@
 // Package inspect describes any checkpoint surgeon can read (a safetensors
-// file, a sharded folder, a GGUF file, a Hugging Face model folder or a PEFT
-// adapter folder) as one neutral report: format, metadata, and a table of
+// file, a sharded folder, a GGUF file, a Hugging Face model folder, a PEFT
+// adapter folder, a PyTorch pickle, a spago native model or adapter) as one
+// neutral report: format, metadata, and a table of
 // tensors with dtypes and shapes.
 package inspect
 
 import (
 	"encoding/json"
 	"fmt"
-	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/surgeon-ml/surgeon/core/checkpoint"
+	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
+	"github.com/surgeon-ml/surgeon/formats/native"
 	"github.com/surgeon-ml/surgeon/formats/pickle"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
 )
@@ -45,85 +52,115 @@ type Report struct {
 	Tensors     []Tensor       `json:"tensors"`
 }
 
-// Path inspects the file or folder at path.
+// Path inspects the file or folder at path; formats/detect decides what it
+// holds.
 func Path(path string) (*Report, error) {
-	st, err := os.Stat(path)
+	format, err := detect.Path(path)
 	if err != nil {
 		return nil, err
 	}
-	if st.IsDir() {
-		return folder(path)
-	}
-	kind, err := sniff(path)
-	if err != nil {
-		return nil, err
-	}
-	switch kind {
-	case "gguf":
+	switch format {
+	case detect.GGUF:
 		return ggufFile(path)
-	case "pytorch":
+	case detect.PyTorch:
 		return pickleFile(path)
+	case detect.Safetensors:
+		return safetensorsPath(path, string(format))
+	case detect.Native:
+		return nativeModel(path)
+	case detect.NativeAdapter:
+		return nativeAdapter(path)
+	case detect.PEFTAdapter, detect.HFModel, detect.SafetensorsFolder:
+		return folder(path, format)
 	}
-	return safetensorsPath(path, "safetensors")
+	return nil, fmt.Errorf("%s: cannot inspect a %s", path, format)
 }
 
-func sniff(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	var head [9]byte
-	n, err := io.ReadFull(f, head[:])
-	if n >= 4 && string(head[:4]) == "GGUF" {
-		return "gguf", nil
-	}
-	if n == 9 && head[8] == '{' || filepath.Ext(path) == ".safetensors" {
-		return "safetensors", nil
-	}
-	if n >= 4 && string(head[:4]) == "PK\x03\x04" || n >= 1 && head[0] == 0x80 {
-		return "pytorch", nil
-	}
-	if err != nil && n < 9 {
-		return "", fmt.Errorf("%s: file of %d bytes is too short to be a checkpoint", path, n)
-	}
-	return "", fmt.Errorf("%s: not a safetensors or GGUF file (unrecognised header)", path)
-}
-
-func folder(dir string) (*Report, error) {
-	format := "safetensors-folder"
+// folder reports a PEFT adapter, Hugging Face model or safetensors folder.
+func folder(dir string, format detect.Format) (*Report, error) {
 	var cfg map[string]any
-	for _, c := range []struct{ file, format string }{
-		{"adapter_config.json", "peft-adapter"},
-		{"config.json", "hf-model"},
-	} {
-		p := filepath.Join(dir, c.file)
+	cfgFile := map[detect.Format]string{detect.PEFTAdapter: detect.AdapterConfigFile, detect.HFModel: detect.ConfigFile}[format]
+	if cfgFile != "" {
+		p := filepath.Join(dir, cfgFile)
 		raw, err := os.ReadFile(p)
 		if err != nil {
-			continue
+			return nil, err
 		}
 		if err := json.Unmarshal(raw, &cfg); err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		format = c.format
-		break
 	}
 	var r *Report
 	var err error
-	if format == "peft-adapter" {
+	if format == detect.PEFTAdapter {
 		p := filepath.Join(dir, "adapter_model.safetensors")
 		if _, statErr := os.Stat(p); statErr != nil {
 			return nil, fmt.Errorf("%s: PEFT adapter folder without adapter_model.safetensors", dir)
 		}
-		r, err = safetensorsPath(p, format)
+		r, err = safetensorsPath(p, string(format))
 	} else {
-		r, err = safetensorsPath(dir, format)
+		r, err = safetensorsPath(dir, string(format))
 	}
 	if err != nil {
 		return nil, err
 	}
 	r.Path = dir
 	r.Config = cfg
+	return r, nil
+}
+
+// nativeModel reports a spago native model (folder or file): its
+// parameters (float32), its config, and its tokenizer files.
+func nativeModel(path string) (*Report, error) {
+	l, err := checkpoint.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	r := &Report{Path: path, Format: string(detect.Native), Files: []string{path}, Config: l.Model.HFConfig()}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		r.Files = []string{filepath.Join(path, detect.NativeModelFile)}
+		tok, err := checkpoint.TokenizerFiles(l)
+		if err != nil {
+			return nil, err
+		}
+		names := slices.Sorted(maps.Keys(tok))
+		r.Metadata = map[string]string{"tokenizer_files": strings.Join(names, ", ")}
+		if len(names) == 0 {
+			r.Metadata["tokenizer_files"] = "(none)"
+		}
+	}
+	for _, p := range layer.Params(l.Model) {
+		r.Tensors = append(r.Tensors, Tensor{Name: p.Path, DType: string(tensor.F32), Shape: p.Shape})
+		r.ParamCount += int64(tensor.NumElements(p.Shape))
+	}
+	r.TensorCount = len(r.Tensors)
+	return r, nil
+}
+
+// nativeAdapter reports a spago native adapter file.
+func nativeAdapter(path string) (*Report, error) {
+	a, err := native.LoadAdapter(path)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Path: path, Format: string(detect.NativeAdapter), Files: []string{path}}
+	if err := json.Unmarshal([]byte(a.ConfigJSON), &r.Config); err != nil {
+		return nil, fmt.Errorf("%s: adapter config: %w", path, err)
+	}
+	if len(a.Names) != len(a.Shapes) {
+		return nil, fmt.Errorf("%s: %d names for %d shapes", path, len(a.Names), len(a.Shapes))
+	}
+	for i, n := range a.Names {
+		module, param, _ := strings.Cut(n, "|")
+		name := param
+		if module != "" {
+			name = module + "." + param
+		}
+		r.Tensors = append(r.Tensors, Tensor{Name: name, DType: string(tensor.F32), Shape: a.Shapes[i]})
+		r.ParamCount += int64(tensor.NumElements(a.Shapes[i]))
+	}
+	r.TensorCount = len(r.Tensors)
 	return r, nil
 }
 

@@ -1,6 +1,20 @@
 // Package native reads and writes spago's own serialization: a model (or an
 // adapter's parameters) encoded with encoding/gob exactly as spago's nn.Dump
 // does, so any spago program can nn.Load it given surgeon's model types.
+//
+// A native model is a folder (conventionally named NAME.spago) that carries
+// what running the model needs:
+//
+//	model.spago              the model, nn.Dump gob (nn.Load[*llama.Model] reads it)
+//	config.json              the model's Hugging Face config (the gob holds the same)
+//	tokenizer.model          SentencePiece model (Llama; from a GGUF's vocabulary too)
+//	vocab.txt                or a WordPiece vocabulary (BERT)
+//	tokenizer_config.json    tokenizer options (do_lower_case, special tokens)
+//	special_tokens_map.json
+//
+// Only model.spago is required. A bare model.spago-style gob file, as
+// earlier versions wrote and SaveModel still writes, loads too, without a
+// tokenizer.
 package native
 
 import (
@@ -10,6 +24,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 
@@ -20,15 +36,30 @@ import (
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/peft"
 	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 )
 
-// Ext is the conventional file extension of native files.
-const Ext = ".spago"
+// Ext is the conventional extension of native files and folders.
+const Ext = detect.NativeExt
 
-// SaveModel writes m with nn.Dump (gob of the concrete model type).
+// ModelFile is the gob-encoded model inside a native folder.
+const ModelFile = detect.NativeModelFile
+
+// ConfigFile is the model's Hugging Face config inside a native folder.
+const ConfigFile = detect.ConfigFile
+
+// SaveModel writes m alone as one file with nn.Dump (gob of the concrete
+// model type), without config.json or tokenizer; Save writes the folder.
 func SaveModel(path string, m model.Model) error {
+	if err := checkSavable(path, m); err != nil {
+		return err
+	}
+	return atomicfs.WriteFile(path, func(w io.Writer) error { return nn.Dump(m, w) })
+}
+
+func checkSavable(path string, m model.Model) error {
 	if len(layer.Params(m)) == 0 {
 		return fmt.Errorf("%s: model has no parameters", path)
 	}
@@ -37,26 +68,109 @@ func SaveModel(path string, m model.Model) error {
 			return fmt.Errorf("%s: the model has adapters attached; merge or unload them first", path)
 		}
 	}
-	return atomicfs.WriteFile(path, func(w io.Writer) error { return nn.Dump(m, w) })
+	return nil
+}
+
+// Save writes m as a native folder at dir: ModelFile (nn.Dump gob),
+// ConfigFile, and files (name -> content, typically the tokenizer files;
+// names must be plain file names). The folder is assembled under a
+// temporary name beside dir and renamed into place; an existing dir is
+// replaced only once the new one is complete.
+func Save(dir string, m model.Model, files map[string][]byte) (err error) {
+	if err := checkSavable(dir, m); err != nil {
+		return err
+	}
+	for name := range files {
+		if name == ModelFile || name == ConfigFile || name != filepath.Base(name) || name == "." || name == ".." {
+			return fmt.Errorf("%s: cannot write extra file %q into a native folder", dir, name)
+		}
+	}
+	cfg, err := json.MarshalIndent(m.HFConfig(), "", "  ")
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", dir, ConfigFile, err)
+	}
+	tmp, err := atomicfs.TempDir(dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := atomicfs.WriteFile(filepath.Join(tmp, ModelFile), func(w io.Writer) error { return nn.Dump(m, w) }); err != nil {
+		return err
+	}
+	files = maps.Clone(files)
+	if files == nil {
+		files = map[string][]byte{}
+	}
+	files[ConfigFile] = append(cfg, '\n')
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(tmp, name), data, atomicfs.FilePerm); err != nil {
+			return fmt.Errorf("%s: %w", dir, err)
+		}
+	}
+	return atomicfs.ReplaceDir(tmp, dir)
 }
 
 // ErrNotNative is returned when a file is not a native model of a known
 // architecture.
 var ErrNotNative = errors.New("not a spago native model of a known architecture")
 
-// LoadModel reads a native model file, trying every registered architecture.
+// LoadModel reads a native model, a folder (see the package doc) or a
+// single gob file, trying every registered architecture. In a folder, the
+// model's config must agree with config.json on the architecture.
 // Parameters come back frozen.
 func LoadModel(path string) (model.Model, error) {
-	data, err := os.ReadFile(path)
+	file := path
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		file = filepath.Join(path, ModelFile)
+	}
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
 	m, err := model.DecodeNative(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if st.IsDir() {
+		if err := checkConfig(filepath.Join(path, ConfigFile), m); err != nil {
+			return nil, err
+		}
 	}
 	layer.Freeze(m, true)
 	return m, nil
+}
+
+// checkConfig compares the architecture fields of the config.json at path
+// (when present) with the decoded model's own config.
+func checkConfig(path string, m model.Model) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var file map[string]any
+	if err := json.Unmarshal(data, &file); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	own := m.HFConfig()
+	for _, k := range []string{"model_type", "architectures"} {
+		a, _ := json.Marshal(file[k])
+		b, _ := json.Marshal(own[k])
+		if !bytes.Equal(a, b) {
+			return fmt.Errorf("%s: %s is %s but %s holds %s", path, k, a, ModelFile, b)
+		}
+	}
+	return nil
 }
 
 // Adapter is an adapter in native form: the PEFT configuration and the

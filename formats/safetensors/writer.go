@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 )
 
 // Descriptor announces one tensor to a [Writer] before its data is written.
@@ -31,7 +32,8 @@ type Descriptor struct {
 type Options struct {
 	// Metadata is written as the header's __metadata__ when not empty.
 	Metadata map[string]string
-	// Perm is the mode of a file made by Create (default 0o644).
+	// Perm is the mode of a file made by Create, masked by the umask like
+	// os.Create's (default 0o666).
 	Perm os.FileMode
 }
 
@@ -53,7 +55,6 @@ type Writer struct {
 	file    *os.File // nil for NewWriter
 	tmpPath string
 	path    string
-	perm    os.FileMode
 	err     error // sticky
 	closed  bool
 	scratch []byte
@@ -81,15 +82,17 @@ func Create(path string, descs []Descriptor, opts *Options) (*Writer, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	sw.path = path
-	sw.perm = 0o644
+	perm := atomicfs.FilePerm
 	if opts != nil && opts.Perm != 0 {
-		sw.perm = opts.Perm
+		perm = opts.Perm
 	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	// The temporary file gets its final mode when created, so the kernel
+	// applies the umask.
+	f, err := atomicfs.CreateTempPerm(dir, "."+base+".*.tmp", perm)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -428,9 +431,7 @@ func (w *Writer) Close() error {
 		return w.err
 	}
 	if w.err == nil {
-		if err := w.file.Chmod(w.perm); err != nil {
-			w.fail(err)
-		} else if err := w.file.Sync(); err != nil {
+		if err := w.file.Sync(); err != nil {
 			w.fail(err)
 		}
 	}
@@ -537,7 +538,7 @@ func WriteSharded(dir, basename string, tensors []tensor.Tensor, metadata map[st
 	if err != nil {
 		return fmt.Errorf("%s: %w", indexName, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, indexName), append(raw, '\n'), 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, indexName), append(raw, '\n')); err != nil {
 		return err
 	}
 	keep[indexName] = true
@@ -569,12 +570,12 @@ func removeStale(dir, basename string, keep map[string]bool) error {
 
 // writeFileAtomic writes data to a temporary file next to path, syncs it and
 // renames it into place.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+func writeFileAtomic(path string, data []byte) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	f, err := atomicfs.CreateTemp(dir, "."+base+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -585,9 +586,6 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err = f.Chmod(perm); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if err = f.Sync(); err != nil {

@@ -112,11 +112,23 @@ func TestWriterRoundTrip(t *testing.T) {
 			if e := mustFloat32(t, f, "empty"); len(e) != 0 {
 				t.Errorf("empty = %v", e)
 			}
-			if mode := fileMode(t, p); mode != 0o644 {
-				t.Errorf("mode %v", mode)
+			if mode, want := fileMode(t, p), createMode(t); mode != want {
+				t.Errorf("mode %v, want %v (os.Create's under this umask)", mode, want)
 			}
 		})
 	}
+}
+
+// createMode is the mode os.Create gives a new file under the process
+// umask, which Create must match.
+func createMode(t *testing.T) os.FileMode {
+	p := filepath.Join(t.TempDir(), "probe")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return fileMode(t, p)
 }
 
 func fileMode(t *testing.T, p string) os.FileMode {

@@ -54,7 +54,7 @@ func write(path string, f *ir.File, p printer.Printer) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
 		return nil
 	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := os.WriteFile(path, b, 0o666); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -49,7 +49,7 @@ func binary(t testing.TB, name string) string {
 		t.Fatalf("no plugin source for %q", name)
 	}
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("surgeon-plugintest-%d", os.Getpid()))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, host.Prefix+name)
@@ -79,7 +79,7 @@ func Build(t testing.TB, names ...string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, host.Prefix+n), data, 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, host.Prefix+n), data, 0o777); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -105,16 +105,11 @@ func (r *Run) Classifier() bool { return r.Recipe.Model.Task == recipe.TaskSeque
 // target selection, adapter plans, data files and fields. Nothing is trained.
 func Prepare(ctx context.Context, rec *recipe.Recipe, opts Options) (*Run, error) {
 	r := &Run{Recipe: rec, Opts: opts}
-	src := rec.Model.Path
-	if hub.IsURI(src) {
-		p, err := hub.Resolve(ctx, src, opts.Hub)
-		if err != nil {
-			return nil, fmt.Errorf("%s: model.path: %w", rec.Path, err)
-		}
-		r.ModelPath = p
-	} else {
-		r.ModelPath = rec.Resolve(src)
+	p, err := hub.Local(ctx, rec.Resolve(rec.Model.Path), opts.Hub)
+	if err != nil {
+		return nil, fmt.Errorf("%s: model.path: %w", rec.Path, err)
 	}
+	r.ModelPath = p
 	l, err := checkpoint.Load(r.ModelPath)
 	if err != nil {
 		return nil, fmt.Errorf("%s: model.path: %w", rec.Path, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
@@ -21,6 +23,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/train"
 	"github.com/surgeon-ml/surgeon/formats/native"
 	"github.com/surgeon-ml/surgeon/internal/atomicfs"
+	"github.com/surgeon-ml/surgeon/internal/runlock"
 	"github.com/surgeon-ml/surgeon/surgery/attach"
 	"github.com/surgeon-ml/surgeon/surgery/recipe"
 )
@@ -245,21 +248,146 @@ func (r *Run) EvalSplit() string {
 }
 
 // OutputDir is the run's output folder.
-func (r *Run) OutputDir() string {
-	d := r.Recipe.Output.Dir
+func (r *Run) OutputDir() string { return outputDir(r.Recipe) }
+
+// outputDir is rec's output folder: output.dir, else runs/<recipe name>,
+// relative to the recipe.
+func outputDir(rec *recipe.Recipe) string {
+	d := rec.Output.Dir
 	if d == "" {
-		stem := strings.TrimSuffix(filepath.Base(r.Recipe.Path), filepath.Ext(r.Recipe.Path))
+		stem := strings.TrimSuffix(filepath.Base(rec.Path), filepath.Ext(rec.Path))
 		d = filepath.Join("runs", stem)
 	}
-	return r.Recipe.Resolve(d)
+	return rec.Resolve(d)
 }
 
 // checkpointDir holds the resumable state of an unfinished run.
 func (r *Run) checkpointDir() string { return r.OutputDir() + ".checkpoint" }
 
+// OutputLock is the exclusive lock on a run's output folder and its
+// checkpoint, held by one process at a time (see LockOutput).
+type OutputLock struct {
+	dir  string
+	key  string
+	lock *runlock.Lock
+	busy bool // an Execute of this process is using the folder
+}
+
+// outputLocks are the output locks this process holds, by lock file.
+var outputLocks struct {
+	sync.Mutex
+	m map[string]*OutputLock
+}
+
+// LockOutput takes the exclusive lock on rec's output folder and its
+// checkpoint (a lock file DIR.lock beside them, holding this process's
+// PID), without waiting: while another process holds it, it fails with an
+// error naming the folder and that process's PID. The lock goes with the
+// process, however it ends, so a killed run never blocks the next one.
+//
+// Execute takes the lock itself for its duration. A caller that takes it
+// first, before Prepare, makes a second run on a busy folder fail at once
+// instead of after loading the model; Execute then uses the caller's lock,
+// which the caller releases.
+func LockOutput(rec *recipe.Recipe) (*OutputLock, error) {
+	dir := outputDir(rec)
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: output folder %s: %w", rec.Path, dir, err)
+	}
+	key := runlock.PathFor(abs)
+	outputLocks.Lock()
+	defer outputLocks.Unlock()
+	if o := outputLocks.m[key]; o != nil {
+		return nil, fmt.Errorf("%s: output folder %s is in use by another run of this process (PID %d)", rec.Path, dir, os.Getpid())
+	}
+	l, err := runlock.Acquire(key)
+	if err != nil {
+		if errors.Is(err, runlock.ErrBusy) {
+			return nil, fmt.Errorf("%s: output folder %s is in use by another run: %w", rec.Path, dir, err)
+		}
+		return nil, fmt.Errorf("%s: output folder %s: %w", rec.Path, dir, err)
+	}
+	o := &OutputLock{dir: dir, key: key, lock: l}
+	if outputLocks.m == nil {
+		outputLocks.m = map[string]*OutputLock{}
+	}
+	outputLocks.m[key] = o
+	return o, nil
+}
+
+// Dir is the locked output folder.
+func (o *OutputLock) Dir() string { return o.dir }
+
+// Release gives the lock back and removes its lock file. It is safe to
+// call more than once.
+func (o *OutputLock) Release() error {
+	if o == nil {
+		return nil
+	}
+	outputLocks.Lock()
+	defer outputLocks.Unlock()
+	if outputLocks.m[o.key] == o {
+		delete(outputLocks.m, o.key)
+	}
+	return o.lock.Release()
+}
+
+// useOutputLock makes r the one user of its output folder until done is
+// called: through the caller's lock when this process holds it (see
+// LockOutput), else through one of its own.
+func (r *Run) useOutputLock() (done func() error, err error) {
+	dir := r.OutputDir()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: output folder %s: %w", r.Recipe.Path, dir, err)
+	}
+	key := runlock.PathFor(abs)
+	outputLocks.Lock()
+	if o := outputLocks.m[key]; o != nil {
+		defer outputLocks.Unlock()
+		if o.busy {
+			return nil, fmt.Errorf("%s: output folder %s is in use by another run of this process (PID %d)", r.Recipe.Path, dir, os.Getpid())
+		}
+		o.busy = true
+		return func() error {
+			outputLocks.Lock()
+			o.busy = false
+			outputLocks.Unlock()
+			return nil
+		}, nil
+	}
+	outputLocks.Unlock()
+	o, err := LockOutput(r.Recipe)
+	if err != nil {
+		return nil, err
+	}
+	outputLocks.Lock()
+	o.busy = true
+	outputLocks.Unlock()
+	return o.Release, nil
+}
+
 // Execute trains, evaluates and writes the output folder. It resumes an
-// interrupted run of the same recipe from its checkpoint.
+// interrupted run of the same recipe from its checkpoint. It holds the
+// output lock (see LockOutput) while it runs: a run on a folder in use
+// fails before touching the folder or its checkpoint.
 func (r *Run) Execute(ctx context.Context, progress func(train.Event)) (*Report, error) {
+	done, err := r.useOutputLock()
+	if err != nil {
+		return nil, err
+	}
+	rep, err := r.execute(ctx, progress)
+	if uerr := done(); uerr != nil {
+		err = errors.Join(err, uerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func (r *Run) execute(ctx context.Context, progress func(train.Event)) (*Report, error) {
 	start := time.Now()
 	rec := r.Recipe
 	out := r.OutputDir()
@@ -267,7 +395,7 @@ func (r *Run) Execute(ctx context.Context, progress func(train.Event)) (*Report,
 		return nil, fmt.Errorf("%s: output folder %s exists (set output.overwrite = true or remove it)", rec.Path, out)
 	}
 	ckpt := r.checkpointDir()
-	if err := os.MkdirAll(ckpt, 0o755); err != nil {
+	if err := os.MkdirAll(ckpt, atomicfs.DirPerm); err != nil {
 		return nil, err
 	}
 	split := r.EvalSplit()
@@ -303,7 +431,7 @@ func (r *Run) Execute(ctx context.Context, progress func(train.Event)) (*Report,
 	if err := trimMetrics(metricsPath, ckpt, rec.Hash()); err != nil {
 		return nil, err
 	}
-	mf, err := os.OpenFile(metricsPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	mf, err := os.OpenFile(metricsPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, atomicfs.FilePerm)
 	if err != nil {
 		return nil, err
 	}
@@ -469,7 +597,7 @@ func (r *Run) writeOutput(ctx context.Context, out, ckpt string, rep *Report, st
 		files = append(files, "adapter/")
 	}
 	if raw, err := os.ReadFile(filepath.Join(ckpt, "metrics.csv")); err == nil {
-		if err := os.WriteFile(filepath.Join(tmp, "metrics.csv"), raw, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(tmp, "metrics.csv"), raw, atomicfs.FilePerm); err != nil {
 			return err
 		}
 		files = append(files, "metrics.csv")
@@ -507,7 +635,7 @@ func (r *Run) writeOutput(ctx context.Context, out, ckpt string, rep *Report, st
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "report.json"), append(raw, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "report.json"), append(raw, '\n'), atomicfs.FilePerm); err != nil {
 		return err
 	}
 	if err := atomicfs.ReplaceDir(tmp, out); err != nil {

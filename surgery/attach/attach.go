@@ -17,6 +17,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/peft"
+	"github.com/surgeon-ml/surgeon/internal/textdist"
 	"github.com/surgeon-ml/surgeon/plugins/rpc"
 	"github.com/surgeon-ml/surgeon/surgery/adapter"
 )
@@ -104,44 +105,16 @@ func Attach(ctx context.Context, m nn.Model, p Planner, targets []Target, seed u
 
 // nearest suggests the closest module paths for an error message.
 func nearest(path string, slots map[string]*layer.Slot) string {
-	type cand struct {
-		p string
-		d int
-	}
-	var cs []cand
+	paths := make([]string, 0, len(slots))
 	for p := range slots {
-		cs = append(cs, cand{p, distance(path, p)})
+		paths = append(paths, p)
 	}
-	sort.Slice(cs, func(i, j int) bool { return cs[i].d < cs[j].d || cs[i].d == cs[j].d && cs[i].p < cs[j].p })
-	var names []string
-	for i := 0; i < len(cs) && i < 3; i++ {
-		names = append(names, cs[i].p)
-	}
+	sort.Strings(paths)
+	names := textdist.Nearest(path, paths, 3)
 	if len(names) == 0 {
 		return ""
 	}
 	return " (nearest: " + strings.Join(names, ", ") + ")"
-}
-
-// distance is the Levenshtein distance.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := prev[j-1]
-			if a[i-1] != b[j-1] {
-				c++
-			}
-			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // Adapted returns the adapted layers of a model by path.

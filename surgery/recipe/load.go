@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/surgeon-ml/surgeon/internal/textdist"
 )
 
 // Load reads the recipe at path, applies the --set overrides in sets
@@ -395,36 +397,9 @@ func kindName(t reflect.Type) string {
 // nearestKey returns the known key closest to k if it is close enough to
 // be a typo.
 func nearestKey(k string, known []string) string {
-	best, bestD := "", 0
-	for _, c := range known {
-		dist := editDistance(k, c)
-		if best == "" || dist < bestD {
-			best, bestD = c, dist
-		}
-	}
-	if best == "" || bestD > max(2, len(k)/3) {
+	near := textdist.Nearest(k, known, 1)
+	if len(near) == 0 || textdist.Distance(k, near[0]) > max(2, len(k)/3) {
 		return ""
 	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			c := prev[j-1]
-			if ra[i-1] != rb[j-1] {
-				c++
-			}
-			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
+	return near[0]
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 )
 
 // States of a point in the manifest.
@@ -119,7 +121,7 @@ func writeAtomic(path string, data []byte) error {
 }
 
 func tempFile(path string, data []byte) (name string, err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := atomicfs.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
+	"github.com/surgeon-ml/surgeon/internal/runlock"
 )
 
 // Options configure Run and RunPoint.
@@ -201,6 +204,9 @@ func RunPoint(ctx context.Context, s *Sweep, i int, opts Options) (*PointState, 
 		r.mu.Unlock()
 		return p, nil
 	}
+	if err := checkFree(s.PointDir(p.Name)); err != nil {
+		return p, fmt.Errorf("point %d (%s): %w", i, p.Name, err)
+	}
 	r.run(ctx, i, 0, r.begin(i))
 	switch {
 	case r.err != nil:
@@ -214,6 +220,21 @@ func RunPoint(ctx context.Context, s *Sweep, i int, opts Options) (*PointState, 
 		return p, fmt.Errorf("point %d (%s) failed: %s", i, p.Name, lastLine(p.Error))
 	}
 	return p, nil
+}
+
+// checkFree fails at once, naming the holder's PID, when the run folder
+// dir is locked by a run in progress (another job on the same point).
+// It does not keep the lock: the apply that runs the point takes it
+// before touching the folder or its checkpoint.
+func checkFree(dir string) error {
+	l, err := runlock.Acquire(runlock.PathFor(dir))
+	if err != nil {
+		if errors.Is(err, runlock.ErrBusy) {
+			return fmt.Errorf("run folder %s is in use by another run: %w", dir, err)
+		}
+		return fmt.Errorf("run folder %s: %w", dir, err)
+	}
+	return l.Release()
 }
 
 type runner struct {
@@ -233,10 +254,10 @@ func newRunner(s *Sweep, opts Options) (*runner, error) {
 	if opts.Exe == "" {
 		return nil, fmt.Errorf("sweep: no surgeon binary to run points with")
 	}
-	if err := os.MkdirAll(filepath.Join(s.Dir, "logs"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.Dir, "logs"), atomicfs.DirPerm); err != nil {
 		return nil, fmt.Errorf("sweep folder: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(s.Dir, "points"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.Dir, "points"), atomicfs.DirPerm); err != nil {
 		return nil, fmt.Errorf("sweep folder: %w", err)
 	}
 	return &runner{s: s, opts: opts, m: newManifest(s), start: map[int]time.Time{}}, nil
@@ -382,7 +403,7 @@ func (r *runner) exec(ctx context.Context, p *Point, procs, attempt int) (code i
 		args = append(args, "--set", s)
 	}
 	logPath := filepath.Join(r.s.Dir, "logs", p.Name+".log")
-	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, atomicfs.FilePerm)
 	if err != nil {
 		return -1, "", fmt.Errorf("log: %w", err)
 	}

@@ -85,7 +85,7 @@ func convertModel(ctx context.Context, src, dst, to string, c sdk.Config, progre
 			return err
 		}
 	case Native:
-		if err := native.SaveModel(dst, l.Model); err != nil {
+		if err := checkpoint.SaveNative(dst, l); err != nil {
 			return err
 		}
 	default:
