@@ -256,7 +256,7 @@ func coerce(typ string, v any) (any, error) {
 	default:
 		return nil, fmt.Errorf("unknown key type %q", typ)
 	}
-	return nil, fmt.Errorf("%v (%T) is not a %s", v, v, typ)
+	return nil, fmt.Errorf("%v (%T) is not of type %s", v, v, typ)
 }
 
 // get returns a declared key's value, panicking with a *ConfigError when
