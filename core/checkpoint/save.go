@@ -51,11 +51,11 @@ func SaveHF(dir string, m model.Model, opts SaveOptions) (err error) {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "config.json"), append(cj, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "config.json"), append(cj, '\n'), atomicfs.FilePerm); err != nil {
 		return err
 	}
 	for name, data := range opts.Extra {
-		if err := os.WriteFile(filepath.Join(tmp, name), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(tmp, name), data, atomicfs.FilePerm); err != nil {
 			return err
 		}
 	}

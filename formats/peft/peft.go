@@ -326,7 +326,7 @@ func Write(dir string, a *Adapter) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", ConfigFile, err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, ConfigFile), append(cfg, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, ConfigFile), append(cfg, '\n'), atomicfs.FilePerm); err != nil {
 		return err
 	}
 	var ts []tensor.Tensor

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/surgeon-ml/surgeon/internal/atomicfs"
 	"github.com/surgeon-ml/surgeon/plugins/rpc"
 )
 
@@ -63,10 +64,10 @@ func (l *Lock) Write(path string) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), atomicfs.DirPerm); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".plugins.lock-*")
+	tmp, err := atomicfs.CreateTemp(filepath.Dir(path), ".plugins.lock-*")
 	if err != nil {
 		return err
 	}

@@ -617,7 +617,13 @@ func (r *Run) writeOutput(ctx context.Context, out, ckpt string, rep *Report, st
 			files = append(files, "merged/")
 		}
 		if rec.Output.SaveNative {
-			if err := native.SaveModel(filepath.Join(tmp, "model"+native.Ext), r.Model); err != nil {
+			// A native folder with config and tokenizer, so that it runs
+			// like the checkpoint it came from.
+			tok, err := checkpoint.TokenizerFiles(r.Loaded)
+			if err != nil {
+				return err
+			}
+			if err := native.Save(filepath.Join(tmp, "model"+native.Ext), r.Model, tok); err != nil {
 				return err
 			}
 			files = append(files, "model"+native.Ext)

@@ -2,8 +2,10 @@
 // author calls Run from a test with the plugin's components and a few
 // configurations; it talks to them over real gRPC, exactly as the host
 // does, and checks that every adapter describes itself, plans valid
-// programs, initialises, trains (gradients reach its trainable parameters)
-// and merges: forward(x) == x*merge(W)^T + merge(b).
+// programs, initialises, trains (gradients reach its trainable parameters,
+// and agree with finite differences of an independent interpreter of its
+// programs: see CheckGradients) and merges: forward(x) == x*merge(W)^T +
+// merge(b).
 package sdktest
 
 import (
@@ -145,6 +147,12 @@ func Run(t *testing.T, components []any, cases []Case) {
 			}
 			if a.Base.Weight.HasGrad() {
 				t.Errorf("the frozen base weight received a gradient")
+			}
+			// The forward value, the merge and the gradients are right:
+			// checked against a float64 interpreter of the programs and
+			// finite differences.
+			if err := CheckGradients(a, 3, 5); err != nil {
+				t.Error(err)
 			}
 			// Unknown configuration keys are refused.
 			bad := map[string]any{"no_such_key": 1}
