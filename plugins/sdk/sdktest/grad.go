@@ -49,7 +49,8 @@ const maxReported = 4
 // perturb the inputs, which gives the gradient autograd computes. The
 // layer's parameter values are left as they were and their gradients are
 // cleared. Errors name the adapter, its configuration, the tensor and the
-// element.
+// element. It evaluates the forward program twice per parameter element:
+// meant for small layers.
 func CheckGradients(a *adapter.Adapted, tokens int, seed uint64) error {
 	return checkGradients(a, tokens, seed, true)
 }

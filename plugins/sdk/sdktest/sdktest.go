@@ -89,7 +89,12 @@ func Build(t testing.TB, c rpc.Interface, cs Case, seed uint64) *adapter.Adapted
 	return a
 }
 
-// Run checks every case against the components.
+// Run checks every case against the components: description, planning,
+// initialisation, the merge, which parameters receive gradients, refusal of
+// unknown configuration keys, and CheckGradients (forward values, merge and
+// gradients against a float64 interpreter and finite differences). The
+// gradient check perturbs every parameter element in turn: keep the cases'
+// In and Out small (16 or less) so that it stays cheap.
 func Run(t *testing.T, components []any, cases []Case) {
 	c := Connect(t, components...)
 	d, err := c.Describe(context.Background())
