@@ -32,9 +32,9 @@ var mergeMethods = []string{"linear", "cat", "svd", "ties", "dare"}
 
 const mergeMethodDoc = `how adapters are combined:
   linear  each adapter's update applied in turn, scaled by its weight (default)
-  cat     the exact weighted sum of LoRA updates as one LoRA with the ranks concatenated
-          (A' stacks the A_i, B' the w_i*s_i*B_i; lora_alpha = r'); plain LoRA/rsLoRA only
-  svd     that sum truncated per module by SVD to --rank R (or --energy F); plain LoRA/rsLoRA only
+  cat     the exact weighted sum of the updates as one adapter, combined module by module by
+          the adapters' plugin (capability concat: LoRA and rsLoRA stack their factors)
+  svd     that sum truncated per module by SVD to --rank R (or --energy F); as cat, then resize
   ties    per parameter: each update trimmed to its top --density fraction by magnitude, a sign
           elected by the weighted sum, the disjoint weighted mean of the agreeing entries (any adapter type)
   dare    per parameter: entries dropped with probability 1-density (--seed), the rest rescaled
@@ -198,7 +198,7 @@ func mergeAdapters(ctx context.Context, stdout io.Writer, mgr *host.Manager, met
 	var combined *peft.Adapter
 	var err error
 	if method == "cat" {
-		combined, err = ranks.Cat(as, w)
+		combined, err = ranks.Cat(ctx, mgr.Adapters(), as, w)
 	} else {
 		var stats []ranks.Stat
 		combined, stats, err = ranks.SVD(ctx, mgr.Adapters(), as, w, sel)

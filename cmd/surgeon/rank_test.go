@@ -261,7 +261,7 @@ func TestRankSurgeryErrors(t *testing.T) {
 		{"merge ties without density", []string{"merge", base, "--adapter", src, "--method", "ties", "-o", out}, 2, []string{"needs --density"}},
 		{"merge ties adapter-out", []string{"merge", "--adapter", src, "--method", "ties", "--density", "0.5", "--adapter-out", out}, 2, []string{"--adapter-out applies to --method cat or svd"}},
 		{"merge rank with linear", []string{"merge", base, "--adapter", src, "--rank", "4", "-o", out}, 2, []string{"apply to --method svd"}},
-		{"merge cat of ia3", []string{"merge", "--adapter", ia3, "--method", "cat", "--adapter-out", out}, 1, []string{"adapter 1 is IA3"}},
+		{"merge cat of ia3", []string{"merge", "--adapter", ia3, "--method", "cat", "--adapter-out", out}, 1, []string{"adapter ia3 does not offer concat"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, errs := runCLI(tc.args...)

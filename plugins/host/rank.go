@@ -69,7 +69,32 @@ func (p *Plugin) Extract(ctx context.Context, req rpc.RankRequest, base, tuned [
 	return r, p.wrap(err)
 }
 
+// Concat combines one module of several adapters with the plugin's
+// adapter, bounded by the call timeout (thin factors).
+func (p *Plugin) Concat(ctx context.Context, req rpc.RankRequest, params map[string]rpc.Tensor) (*rpc.RankResult, error) {
+	if err := p.offers(req.Adapter, rpc.CapConcat); err != nil {
+		return nil, err
+	}
+	rs, err := p.surgeon()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	r, err := rs.Concat(ctx, req, params)
+	return r, p.wrap(err)
+}
+
 var _ rpc.RankSurgeon = (*Router)(nil)
+
+// Concat combines one module with the plugin that provides req.Adapter.
+func (r *Router) Concat(ctx context.Context, req rpc.RankRequest, params map[string]rpc.Tensor) (*rpc.RankResult, error) {
+	p, err := r.m.Find(ctx, rpc.KindAdapter, req.Adapter)
+	if err != nil {
+		return nil, err
+	}
+	return p.Concat(ctx, req, params)
+}
 
 // Resize resizes one module with the plugin that provides req.Adapter.
 func (r *Router) Resize(ctx context.Context, req rpc.RankRequest, params map[string]rpc.Tensor) (*rpc.RankResult, error) {

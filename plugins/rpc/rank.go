@@ -36,7 +36,10 @@ func receiveRank(stream rankStream) (RankRequest, map[string]Tensor, error) {
 	if h == nil {
 		return RankRequest{}, nil, status.Error(codes.InvalidArgument, "rank surgery: first message must be the header")
 	}
-	req := RankRequest{Adapter: h.Adapter, Layer: layerFromPB(h.Layer), Config: ConfigFromPB(h.Config)}
+	req := RankRequest{Adapter: h.Adapter, Layer: layerFromPB(h.Layer), Config: ConfigFromPB(h.Config), Weights: h.Weights}
+	for _, p := range h.Parts {
+		req.Parts = append(req.Parts, ConfigFromPB(p))
+	}
 	if sel := h.Select; sel != nil {
 		req.Select = RankSelection{Method: sel.Method, Rank: int(sel.Rank), Value: sel.Value}
 	}
@@ -130,6 +133,25 @@ func (s *server) Resize(stream pb.Plugin_ResizeServer) error {
 	return sendRank(stream, r)
 }
 
+func (s *server) Concat(stream pb.Plugin_ConcatServer) error {
+	rs, err := s.surgeon()
+	if err != nil {
+		return err
+	}
+	req, ts, err := receiveRank(stream)
+	if err != nil {
+		return err
+	}
+	if len(req.Parts) == 0 || len(req.Parts) != len(req.Weights) {
+		return status.Errorf(codes.InvalidArgument, "concat: %d parts, %d weights", len(req.Parts), len(req.Weights))
+	}
+	r, err := rs.Concat(stream.Context(), req, ts)
+	if err != nil {
+		return toStatus(err)
+	}
+	return sendRank(stream, r)
+}
+
 func (s *server) Extract(stream pb.Plugin_ExtractServer) error {
 	rs, err := s.surgeon()
 	if err != nil {
@@ -170,8 +192,16 @@ func (c *Client) rank(ctx context.Context, open func(context.Context) (clientRan
 	if err != nil {
 		return nil, c.fromStatus(err)
 	}
+	var parts []*pb.Config
+	for i, p := range req.Parts {
+		pc, err := ConfigToPB(p)
+		if err != nil {
+			return nil, fmt.Errorf("part %d: %w", i, err)
+		}
+		parts = append(parts, pc)
+	}
 	hdr := &pb.RankRequest{Msg: &pb.RankRequest_Header{Header: &pb.RankHeader{
-		Adapter: req.Adapter, Layer: layerToPB(req.Layer), Config: cfg,
+		Adapter: req.Adapter, Layer: layerToPB(req.Layer), Config: cfg, Parts: parts, Weights: req.Weights,
 		Select: &pb.RankSelection{Method: req.Select.Method, Rank: int64(req.Select.Rank), Value: req.Select.Value}}}}
 	if err := stream.Send(hdr); err != nil {
 		return nil, c.fromStatus(recvRankErr(stream, err))
@@ -237,6 +267,12 @@ func recvRankErr(stream clientRankStream, err error) error {
 // resized module.
 func (c *Client) Resize(ctx context.Context, req RankRequest, params map[string]Tensor) (*RankResult, error) {
 	return c.rank(ctx, func(ctx context.Context) (clientRankStream, error) { return c.c.Resize(ctx) }, req, params)
+}
+
+// Concat sends one module's parameters from several adapters to the
+// plugin and returns the combined module.
+func (c *Client) Concat(ctx context.Context, req RankRequest, params map[string]Tensor) (*RankResult, error) {
+	return c.rank(ctx, func(ctx context.Context) (clientRankStream, error) { return c.c.Concat(ctx) }, req, params)
 }
 
 // Extract sends one module's base and fine-tuned weights [out, in] to the

@@ -58,6 +58,9 @@ const (
 	// CapExtract: the adapter is computed from the difference of a base and
 	// a fine-tuned weight (Extract).
 	CapExtract = "extract"
+	// CapConcat: trained modules of several adapters combine exactly into
+	// one whose update is their weighted sum (Concat).
+	CapConcat = "concat"
 )
 
 // Offers reports whether the component lists capability c.
@@ -305,6 +308,10 @@ type RankRequest struct {
 	// lora_alpha...; for Extract: options of the new adapter).
 	Config map[string]any `json:"config"`
 	Select RankSelection  `json:"select"`
+	// Parts and Weights are, for Concat, each adapter's configuration of
+	// the module and its weight in the sum.
+	Parts   []map[string]any `json:"parts,omitempty"`
+	Weights []float64        `json:"weights,omitempty"`
 }
 
 // RankResult is a module after rank surgery.
@@ -341,7 +348,13 @@ type RankSurgeon interface {
 	// Extract computes one module's adapter from its base and fine-tuned
 	// weights, both [Layer.Out, Layer.In] row-major.
 	Extract(ctx context.Context, req RankRequest, base, tuned []float32) (*RankResult, error)
+	// Concat combines one module of several adapters (req.Parts,
+	// req.Weights) given their parameters named "<part>/<name>".
+	Concat(ctx context.Context, req RankRequest, params map[string]Tensor) (*RankResult, error)
 }
+
+// PartName names part i's parameter in a Concat request.
+func PartName(i int, name string) string { return fmt.Sprintf("%d/%s", i, name) }
 
 // ErrUnsupported reports that a plugin or component does not offer a service.
 var ErrUnsupported = errors.New("not supported")

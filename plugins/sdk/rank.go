@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/surgeon-ml/surgeon/plugins/rpc"
 )
@@ -33,6 +35,29 @@ type Resizer interface {
 // row-major (surgeon extract). It advertises the "extract" capability.
 type Extractor interface {
 	Extract(l Layer, c Config, sel RankSelection, base, tuned []float32) (*RankResult, error)
+}
+
+// Concatenator is implemented by adapters whose trained modules combine
+// exactly: given one module's configuration, weight and parameters in
+// several adapters, return one module whose update is the weighted sum of
+// theirs (surgeon merge --method cat and svd). It advertises the "concat"
+// capability.
+type Concatenator interface {
+	Concat(l Layer, parts []Config, weights []float64, params []map[string]Tensor) (*RankResult, error)
+}
+
+// ConcatFunc implements Concatenator for a FuncAdapter.
+type ConcatFunc func(l Layer, parts []Config, weights []float64, params []map[string]Tensor) (*RankResult, error)
+
+// WithConcat adds exact combination of several adapters' modules.
+func (a *FuncAdapter) WithConcat(f ConcatFunc) *FuncAdapter { a.concat = f; return a }
+
+// Concat calls the concat function.
+func (a *FuncAdapter) Concat(l Layer, parts []Config, weights []float64, params []map[string]Tensor) (*RankResult, error) {
+	if a.concat == nil {
+		return nil, fmt.Errorf("adapter %s offers no concat: %w", a.name, rpc.ErrUnsupported)
+	}
+	return a.concat(l, parts, weights, params)
 }
 
 // ResizeFunc implements Resizer for a FuncAdapter.
@@ -70,6 +95,8 @@ func (a *FuncAdapter) offers(capability string) bool {
 		return a.resize != nil
 	case rpc.CapExtract:
 		return a.extract != nil
+	case rpc.CapConcat:
+		return a.concat != nil
 	}
 	return false
 }
@@ -84,6 +111,9 @@ func capabilities(a Adapter) []string {
 	if _, ok := a.(Extractor); ok && (!isFunc || fa.offers(rpc.CapExtract)) {
 		out = append(out, rpc.CapExtract)
 	}
+	if _, ok := a.(Concatenator); ok && (!isFunc || fa.offers(rpc.CapConcat)) {
+		out = append(out, rpc.CapConcat)
+	}
 	return out
 }
 
@@ -94,6 +124,9 @@ func (s *server) rankAdapter(req rpc.RankRequest, capability string) (Adapter, C
 	}
 	for _, x := range capabilities(a) {
 		if x == capability {
+			if capability == rpc.CapConcat {
+				return a, c, nil
+			}
 			if err := req.Select.Validate(); err != nil {
 				return nil, Config{}, fmt.Errorf("adapter %s, module %s: %w", req.Adapter, req.Layer.Path, err)
 			}
@@ -112,6 +145,36 @@ func (s *server) Resize(_ context.Context, req rpc.RankRequest, params map[strin
 	r, err := a.(Resizer).Resize(req.Layer, c, req.Select, params)
 	if err != nil {
 		return nil, fmt.Errorf("adapter %s, module %s: resize: %w", req.Adapter, req.Layer.Path, err)
+	}
+	return r, nil
+}
+
+// Concat serves rpc.RankSurgeon for adapters that implement Concatenator:
+// params are named rpc.PartName(i, name).
+func (s *server) Concat(_ context.Context, req rpc.RankRequest, params map[string]Tensor) (*RankResult, error) {
+	a, _, err := s.rankAdapter(req, rpc.CapConcat)
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]Config, len(req.Parts))
+	split := make([]map[string]Tensor, len(req.Parts))
+	for i, pc := range req.Parts {
+		if parts[i], err = NewConfig(a.Config(), pc); err != nil {
+			return nil, fmt.Errorf("adapter %s, module %s, part %d: %w", req.Adapter, req.Layer.Path, i+1, err)
+		}
+		split[i] = map[string]Tensor{}
+	}
+	for name, t := range params {
+		i, p, ok := strings.Cut(name, "/")
+		k, err := strconv.Atoi(i)
+		if !ok || err != nil || k < 0 || k >= len(parts) {
+			return nil, fmt.Errorf("adapter %s, module %s: concat tensor %q is not named <part>/<name>", req.Adapter, req.Layer.Path, name)
+		}
+		split[k][p] = t
+	}
+	r, err := a.(Concatenator).Concat(req.Layer, parts, req.Weights, split)
+	if err != nil {
+		return nil, fmt.Errorf("adapter %s, module %s: concat: %w", req.Adapter, req.Layer.Path, err)
 	}
 	return r, nil
 }

@@ -108,6 +108,7 @@ type FuncAdapter struct {
 	init      InitFunc
 	resize    ResizeFunc
 	extract   ExtractFunc
+	concat    ConcatFunc
 	peft      *PEFTForm
 }
 

@@ -1,4 +1,4 @@
-package attach
+package attach_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/plugins/builtin/lora"
 	"github.com/surgeon-ml/surgeon/plugins/sdk/sdktest"
+	"github.com/surgeon-ml/surgeon/surgery/attach"
 )
 
 const storiesPath = "../../../shared/fixtures/stories260K-gguf/stories260K.gguf"
@@ -28,14 +29,14 @@ func BenchmarkLoRAStepStories(b *testing.B) {
 		b.Fatal(err)
 	}
 	m := l.Model.(*llama.Model).AsClassifier([]string{"ham", "spam"}, 1)
-	var ts []Target
+	var ts []attach.Target
 	for _, mod := range layer.Modules(m) {
 		if p := mod.Path; len(p) > 7 && (p[len(p)-6:] == "q_proj" || p[len(p)-6:] == "v_proj") {
-			ts = append(ts, Target{Path: p, Adapter: "lora", Config: map[string]any{"r": 8, "lora_alpha": 16.0}})
+			ts = append(ts, attach.Target{Path: p, Adapter: "lora", Config: map[string]any{"r": 8, "lora_alpha": 16.0}})
 		}
 	}
 	planner := sdktest.Connect(b, lora.Adapters()...)
-	if _, err := Attach(context.Background(), m, planner, ts, 1); err != nil {
+	if _, err := attach.Attach(context.Background(), m, planner, ts, 1); err != nil {
 		b.Fatal(err)
 	}
 	m.Score.Base().Weight.SetRequiresGrad(true)

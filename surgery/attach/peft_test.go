@@ -1,4 +1,4 @@
-package attach
+package attach_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/surgeon-ml/surgeon/plugins/builtin/ia3"
 	"github.com/surgeon-ml/surgeon/plugins/builtin/lora"
 	"github.com/surgeon-ml/surgeon/plugins/sdk/sdktest"
+	"github.com/surgeon-ml/surgeon/surgery/attach"
 )
 
 const peftDir = "../../core/testdata/reference/peft"
@@ -79,14 +80,14 @@ func TestPEFTReference(t *testing.T) {
 					t.Errorf("module %s not selected by target_modules %v (%v)", m, a.Config.TargetModules, err)
 				}
 			}
-			targets, err := Split(context.Background(), InProcess(planner), a)
+			targets, err := attach.Split(context.Background(), attach.InProcess(planner), a)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Attach(context.Background(), l.Model, planner, targets, 0); err != nil {
+			if _, err := attach.Attach(context.Background(), l.Model, planner, targets, 0); err != nil {
 				t.Fatal(err)
 			}
-			if err := ApplySaved(l.Model, a.Saved, 1); err != nil {
+			if err := attach.ApplySaved(l.Model, a.Saved, 1); err != nil {
 				t.Fatal(err)
 			}
 			onTheFly := make([][]float32, len(exp.Inputs))
@@ -104,7 +105,7 @@ func TestPEFTReference(t *testing.T) {
 				}
 			}
 			// Merge and compare the weights with the reference merge.
-			if err := Merge(l.Model); err != nil {
+			if err := attach.Merge(l.Model); err != nil {
 				t.Fatal(err)
 			}
 			merged, err := safetensors.Open(filepath.Join(dir, "merged.safetensors"))

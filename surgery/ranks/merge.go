@@ -10,7 +10,6 @@ import (
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
-	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/peft"
 	"github.com/surgeon-ml/surgeon/plugins/rpc"
 	"github.com/surgeon-ml/surgeon/surgery/attach"
@@ -24,11 +23,12 @@ import (
 //   - TIES and DARE: on the dense update of every parameter (any adapter
 //     type), producing merged weights.
 
-// Cat returns one LoRA adapter whose update is exactly sum_i w_i s_i B_i A_i
-// for every module: A' = [A_1; A_2; ...] (rows), B' = [w_1 s_1 B_1, ...]
-// (columns), r' = sum r_i and lora_alpha = r' (scale 1). Every adapter must
-// be a plain LoRA (rsLoRA allowed) without fully trained tensors.
-func Cat(adapters []*peft.Adapter, weights []float64) (*peft.Adapter, error) {
+// Cat returns one adapter whose update is exactly the weighted sum of the
+// adapters' updates, module by module: the plugin of their adapter type
+// combines each module (capability concat; LoRA stacks the factors, so
+// the rank is the sum of the ranks). The adapters must share one adapter
+// type and carry no fully trained tensors.
+func Cat(ctx context.Context, s Surgeon, adapters []*peft.Adapter, weights []float64) (*peft.Adapter, error) {
 	if len(adapters) == 0 {
 		return nil, fmt.Errorf("no adapters to concatenate")
 	}
@@ -36,84 +36,58 @@ func Cat(adapters []*peft.Adapter, weights []float64) (*peft.Adapter, error) {
 		return nil, fmt.Errorf("%d weights for %d adapters", len(weights), len(adapters))
 	}
 	type part struct {
-		a, b  []float32
-		r     int
-		scale float64
+		cfg    map[string]any
+		weight float64
+		params map[string]rpc.Tensor
 	}
 	parts := map[string][]part{}
-	dims := map[string][2]int{}
+	comp := ""
 	for i, a := range adapters {
-		if !isPlainLoRA(a) {
-			kind := a.Config.PeftType
-			if a.Config.UseDoRA {
-				kind = "DoRA"
-			}
-			return nil, fmt.Errorf("adapter %d is %s: its update is not a sum of low-rank terms B*A; use --method linear, ties or dare", i+1, kind)
+		targets, err := attach.Split(ctx, s, a)
+		if err != nil {
+			return nil, fmt.Errorf("adapter %d: %w", i+1, err)
 		}
 		if len(a.Saved) > 0 {
 			return nil, fmt.Errorf("adapter %d carries fully trained tensors (%s): they cannot be concatenated into one adapter; merge into a model instead", i+1, sortedKeys(a.Saved)[0])
 		}
-		if a.Config.FanInFanOut != adapters[0].Config.FanInFanOut {
-			return nil, fmt.Errorf("adapter %d has fan_in_fan_out %v, adapter 1 %v", i+1, a.Config.FanInFanOut, adapters[0].Config.FanInFanOut)
-		}
-		for _, m := range a.ModuleNames() {
-			at, okA := a.Modules[m]["lora_A.weight"]
-			bt, okB := a.Modules[m]["lora_B.weight"]
-			if !okA || !okB || len(at.Shape) != 2 || len(bt.Shape) != 2 || at.Shape[0] != bt.Shape[1] {
-				return nil, fmt.Errorf("adapter %d, module %s: want lora_A [r,in] and lora_B [out,r]", i+1, m)
+		for _, t := range targets {
+			if comp == "" {
+				comp = t.Adapter
+			} else if t.Adapter != comp {
+				return nil, fmt.Errorf("adapter %d, module %s is %s, adapter 1 is %s: one concatenated adapter holds one type", i+1, t.Path, t.Adapter, comp)
 			}
-			d := [2]int{bt.Shape[0], at.Shape[1]}
-			if old, ok := dims[m]; ok && old != d {
-				return nil, fmt.Errorf("adapter %d, module %s: update [%d,%d], an earlier adapter's is [%d,%d]", i+1, m, d[0], d[1], old[0], old[1])
+			ps := map[string]rpc.Tensor{}
+			for name, tt := range a.Modules[t.Path] {
+				ps[name] = rpc.Tensor{Shape: tt.Shape, Data: t.Values[name]}
 			}
-			dims[m] = d
-			av, err := at.Float32()
-			if err != nil {
-				return nil, fmt.Errorf("adapter %d, %s.lora_A: %w", i+1, m, err)
-			}
-			bv, err := bt.Float32()
-			if err != nil {
-				return nil, fmt.Errorf("adapter %d, %s.lora_B: %w", i+1, m, err)
-			}
-			parts[m] = append(parts[m], part{av, bv, at.Shape[0], weights[i] * scale(&a.Config, m)})
+			parts[t.Path] = append(parts[t.Path], part{t.Config, weights[i], ps})
 		}
 	}
-	first := adapters[0].Config
-	out := &peft.Adapter{Modules: map[string]map[string]tensor.Tensor{}, Saved: map[string]tensor.Tensor{},
-		Metadata: map[string]string{"surgeon.merge": "cat"}}
-	ranks := map[string]int{}
-	alphas := map[string]float64{}
+	var mods []attach.Module
 	for _, m := range sortedKeys(parts) {
-		out_, in := dims[m][0], dims[m][1]
-		r := 0
-		for _, p := range parts[m] {
-			r += p.r
-		}
-		a := make([]float32, 0, r*in)
-		b := make([]float32, out_*r)
-		col := 0
-		for _, p := range parts[m] {
-			a = append(a, p.a...)
-			for i := 0; i < out_; i++ {
-				for c := 0; c < p.r; c++ {
-					b[i*r+col+c] = float32(p.scale * float64(p.b[i*p.r+c]))
-				}
+		req := rpc.RankRequest{Adapter: comp, Layer: rpc.Layer{Path: m, Kind: "linear", DType: "F32"}, Config: parts[m][0].cfg}
+		params := map[string]rpc.Tensor{}
+		for j, p := range parts[m] {
+			req.Parts = append(req.Parts, p.cfg)
+			req.Weights = append(req.Weights, p.weight)
+			for name, t := range p.params {
+				params[rpc.PartName(j, name)] = t
 			}
-			col += p.r
 		}
-		out.Modules[m] = map[string]tensor.Tensor{
-			"lora_A.weight": f32Tensor(a, []int{r, in}),
-			"lora_B.weight": f32Tensor(b, []int{out_, r}),
+		r, err := s.Concat(ctx, req, params)
+		if err != nil {
+			return nil, fmt.Errorf("module %s: %w (--method linear, ties and dare work with any adapter)", m, err)
 		}
-		ranks[m], alphas[m] = r, float64(r)
+		ts, err := toTensors(r.Tensors)
+		if err != nil {
+			return nil, fmt.Errorf("module %s: %w", m, err)
+		}
+		mods = append(mods, attach.Module{Path: m, Layer: req.Layer, Config: r.Config, Tensors: ts})
 	}
-	out.Config = peft.Config{PeftType: "LORA", TaskType: first.TaskType, BaseModel: first.BaseModel,
-		TargetModules: targetList(sortedKeys(out.Modules)), FanInFanOut: first.FanInFanOut, Bias: "none",
-		InitLoraWeights: true, InferenceMode: true, Extra: map[string]any{}}
-	if err := setPatterns(&out.Config, ranks, alphas); err != nil {
-		return nil, err
-	}
-	return out, nil
+	info := infoOf(adapters[0])
+	info.Saved, info.ModulesToSave = nil, nil
+	info.Metadata = map[string]string{"surgeon.merge": "cat"}
+	return attach.Compose(ctx, s, comp, mods, info)
 }
 
 // SVD returns one LoRA adapter whose update is the weighted sum of the
@@ -124,7 +98,7 @@ func SVD(ctx context.Context, s Surgeon, adapters []*peft.Adapter, weights []flo
 	if err := sel.Validate(); err != nil {
 		return nil, nil, err
 	}
-	cat, err := Cat(adapters, weights)
+	cat, err := Cat(ctx, s, adapters, weights)
 	if err != nil {
 		return nil, nil, err
 	}

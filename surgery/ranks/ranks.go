@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 
@@ -26,6 +25,7 @@ type Surgeon interface {
 	attach.Store
 	Resize(ctx context.Context, req rpc.RankRequest, params map[string]rpc.Tensor) (*rpc.RankResult, error)
 	Extract(ctx context.Context, req rpc.RankRequest, base, tuned []float32) (*rpc.RankResult, error)
+	Concat(ctx context.Context, req rpc.RankRequest, params map[string]rpc.Tensor) (*rpc.RankResult, error)
 }
 
 // Stat is one module's outcome.
@@ -112,18 +112,6 @@ func infoOf(a *peft.Adapter) attach.Info {
 	return info
 }
 
-func number(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	}
-	return 0, false
-}
-
 // toTensors turns plugin tensors into F32 PEFT tensors.
 func toTensors(ts map[string]rpc.Tensor) (map[string]tensor.Tensor, error) {
 	out := map[string]tensor.Tensor{}
@@ -137,53 +125,6 @@ func toTensors(ts map[string]rpc.Tensor) (map[string]tensor.Tensor, error) {
 	return out, nil
 }
 
-// setPatterns writes per-module ranks and alphas into a PEFT config: r and
-// lora_alpha take the most common values, rank_pattern and alpha_pattern
-// list the modules (by full path) that differ. It checks that PEFT's
-// pattern matching gives every module back its own values.
-func setPatterns(c *peft.Config, ranks map[string]int, alphas map[string]float64) error {
-	c.R = mostCommon(ranks, func(a, b int) bool { return a < b }, nil)
-	c.LoraAlpha = mostCommon(alphas, func(a, b float64) bool { return a < b }, func(m string) bool { return ranks[m] == c.R })
-	c.RankPattern = map[string]int{}
-	c.AlphaPattern = map[string]float64{}
-	for m, r := range ranks {
-		if r != c.R {
-			c.RankPattern[m] = r
-		}
-		if alphas[m] != c.LoraAlpha {
-			c.AlphaPattern[m] = alphas[m]
-		}
-	}
-	for m, r := range ranks {
-		if got := c.RankFor(m); got != r {
-			return fmt.Errorf("module %s: rank_pattern gives rank %d, want %d", m, got, r)
-		}
-		if got := c.AlphaFor(m); got != alphas[m] {
-			return fmt.Errorf("module %s: alpha_pattern gives lora_alpha %v, want %v", m, got, alphas[m])
-		}
-	}
-	return nil
-}
-
-// mostCommon returns the value held by most keys (among those keep
-// accepts), the smallest on ties, so the choice is deterministic.
-func mostCommon[V comparable](m map[string]V, less func(a, b V) bool, keep func(string) bool) V {
-	count := map[V]int{}
-	for k, v := range m {
-		if keep == nil || keep(k) {
-			count[v]++
-		}
-	}
-	var best V
-	n := -1
-	for v, c := range count {
-		if c > n || c == n && less(v, best) {
-			best, n = v, c
-		}
-	}
-	return best
-}
-
 // withNote copies metadata adding key = value.
 func withNote(md map[string]string, key, value string) map[string]string {
 	out := map[string]string{}
@@ -194,15 +135,6 @@ func withNote(md map[string]string, key, value string) map[string]string {
 	return out
 }
 
-// scale returns a PEFT LoRA module's scaling factor.
-func scale(c *peft.Config, module string) float64 {
-	r := float64(c.RankFor(module))
-	if c.UseRSLoRA {
-		return c.AlphaFor(module) / math.Sqrt(r)
-	}
-	return c.AlphaFor(module) / r
-}
-
 // sortedKeys returns a map's keys in order.
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
@@ -211,20 +143,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// targetList is a target_modules value listing full module paths.
-func targetList(modules []string) []any {
-	out := make([]any, len(modules))
-	for i, m := range modules {
-		out[i] = m
-	}
-	return out
-}
-
-// isPlainLoRA reports whether a PEFT adapter is LoRA without DoRA.
-func isPlainLoRA(a *peft.Adapter) bool {
-	return strings.EqualFold(a.Config.PeftType, "LORA") && !a.Config.UseDoRA
 }
 
 // sortStats orders results by module path with numbers compared as numbers

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -368,7 +369,7 @@ func TestCatAndSVDMatchTorch(t *testing.T) {
 		as = append(as, a)
 	}
 	w := exp.Merge.Weights
-	cat, err := Cat(as, w)
+	cat, err := Cat(context.Background(), connect(t), as, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,9 +404,13 @@ func TestCatAndSVDMatchTorch(t *testing.T) {
 	}
 	// DoRA and fully trained tensors are refused with a reason.
 	dora := *as[0]
-	dora.Config.UseDoRA = true
-	if _, err := Cat([]*peft.Adapter{&dora}, []float64{1}); err == nil {
-		t.Fatal("cat accepted a DoRA adapter")
+	dora.Raw = map[string]any{}
+	for k, v := range as[0].Raw {
+		dora.Raw[k] = v
+	}
+	dora.Raw["use_dora"] = true
+	if _, err := Cat(context.Background(), connect(t), []*peft.Adapter{&dora}, []float64{1}); !errors.Is(err, rpc.ErrUnsupported) {
+		t.Fatalf("cat of a DoRA adapter: %v", err)
 	}
 }
 
@@ -415,4 +420,14 @@ func TestNaturalLess(t *testing.T) {
 			t.Errorf("%q < %q expected", c[0], c[1])
 		}
 	}
+}
+
+// scale is a PEFT LoRA module's scaling factor, read from the config as
+// PEFT does (the test's own reading, independent of the plugin).
+func scale(c *peft.Config, module string) float64 {
+	r := float64(c.RankFor(module))
+	if c.UseRSLoRA {
+		return c.AlphaFor(module) / math.Sqrt(r)
+	}
+	return c.AlphaFor(module) / r
 }

@@ -65,7 +65,7 @@ var Form = sdk.PEFTForm{
 	Patterns:  map[string]string{"r": "rank_pattern", "lora_alpha": "alpha_pattern"},
 	Flags:     map[string]string{"dora": "use_dora"},
 	Component: "lora",
-	Constant:  map[string]any{"bias": "none"},
+	Constant:  map[string]any{"bias": "none", "layers_to_transform": nil, "layers_pattern": nil},
 	// Trained values replace any initialisation (a PiSSA adapter's saved
 	// A and B apply to the original weight like any LoRA's).
 	LoadOverrides: map[string]any{"init_lora_weights": true},
@@ -271,10 +271,10 @@ func Adapters() []any {
 	return []any{
 		sdk.NewAdapter("lora", "LoRA: y = xW^T + b + s*x A^T B^T (PEFT LoraLayer)", Keys,
 			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { return PlanLoRA(c, l) }).WithInit(Init(false)).
-			WithResize(Resize).WithExtract(Extract).WithPEFT(Form),
+			WithResize(Resize).WithExtract(Extract).WithConcat(Concat).WithPEFT(Form),
 		sdk.NewAdapter("lora-merged", "LoRA applied as one weight W + s*B*A (same results as lora, the serving form)", Keys,
 			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { return PlanMerged(c, l) }).WithInit(Init(false)).
-			WithResize(Resize).WithPEFT(Form),
+			WithResize(Resize).WithConcat(Concat).WithPEFT(Form),
 		sdk.NewAdapter("dora", "DoRA: magnitude * (W + s*B*A)/||W + s*B*A||_row (PEFT use_dora)", Keys,
 			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { return PlanDoRA(c, l) }).WithInit(Init(true)).
 			WithResize(Resize).WithPEFT(Form),

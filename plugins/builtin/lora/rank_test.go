@@ -227,7 +227,7 @@ func TestRankSurgeryErrors(t *testing.T) {
 	for _, comp := range d.Components {
 		caps[comp.Name] = comp.Capabilities
 	}
-	if len(caps["lora"]) != 2 || len(caps["dora"]) != 1 || caps["dora"][0] != rpc.CapResize {
+	if len(caps["lora"]) != 3 || len(caps["lora-merged"]) != 2 || len(caps["dora"]) != 1 || caps["dora"][0] != rpc.CapResize {
 		t.Fatalf("capabilities %v", caps)
 	}
 	ok := map[string]rpc.Tensor{ParamA: {Shape: []int{2, 3}, Data: make([]float32, 6)}, ParamB: {Shape: []int{4, 2}, Data: make([]float32, 8)}}

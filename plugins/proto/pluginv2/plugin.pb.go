@@ -1594,7 +1594,10 @@ type RankHeader struct {
 	Layer  *Layer         `protobuf:"bytes,2,opt,name=layer,proto3" json:"layer,omitempty"`
 	Select *RankSelection `protobuf:"bytes,4,opt,name=select,proto3" json:"select,omitempty"`
 	// The module's adapter configuration.
-	Config        *Config `protobuf:"bytes,5,opt,name=config,proto3" json:"config,omitempty"`
+	Config *Config `protobuf:"bytes,5,opt,name=config,proto3" json:"config,omitempty"`
+	// Concat: each part's configuration and weight.
+	Parts         []*Config `protobuf:"bytes,6,rep,name=parts,proto3" json:"parts,omitempty"`
+	Weights       []float64 `protobuf:"fixed64,7,rep,packed,name=weights,proto3" json:"weights,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1653,6 +1656,20 @@ func (x *RankHeader) GetSelect() *RankSelection {
 func (x *RankHeader) GetConfig() *Config {
 	if x != nil {
 		return x.Config
+	}
+	return nil
+}
+
+func (x *RankHeader) GetParts() []*Config {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+func (x *RankHeader) GetWeights() []float64 {
+	if x != nil {
+		return x.Weights
 	}
 	return nil
 }
@@ -2445,13 +2462,15 @@ const file_surgeon_plugin_v2_plugin_proto_rawDesc = "" +
 	"\rRankSelection\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
 	"\x04rank\x18\x02 \x01(\x03R\x04rank\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\x01R\x05value\"\xc9\x01\n" +
+	"\x05value\x18\x03 \x01(\x01R\x05value\"\x94\x02\n" +
 	"\n" +
 	"RankHeader\x12\x18\n" +
 	"\aadapter\x18\x01 \x01(\tR\aadapter\x12.\n" +
 	"\x05layer\x18\x02 \x01(\v2\x18.surgeon.plugin.v2.LayerR\x05layer\x128\n" +
 	"\x06select\x18\x04 \x01(\v2 .surgeon.plugin.v2.RankSelectionR\x06select\x121\n" +
-	"\x06config\x18\x05 \x01(\v2\x19.surgeon.plugin.v2.ConfigR\x06configJ\x04\b\x03\x10\x04\"\x87\x01\n" +
+	"\x06config\x18\x05 \x01(\v2\x19.surgeon.plugin.v2.ConfigR\x06config\x12/\n" +
+	"\x05parts\x18\x06 \x03(\v2\x19.surgeon.plugin.v2.ConfigR\x05parts\x12\x18\n" +
+	"\aweights\x18\a \x03(\x01R\aweightsJ\x04\b\x03\x10\x04\"\x87\x01\n" +
 	"\vRankRequest\x127\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.surgeon.plugin.v2.RankHeaderH\x00R\x06header\x128\n" +
 	"\x06tensor\x18\x02 \x01(\v2\x1e.surgeon.plugin.v2.TensorChunkH\x00R\x06tensorB\x05\n" +
@@ -2501,14 +2520,15 @@ const file_surgeon_plugin_v2_plugin_proto_rawDesc = "" +
 	"\rComponentKind\x12\x1e\n" +
 	"\x1aCOMPONENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16COMPONENT_KIND_ADAPTER\x10\x01\x12\x1c\n" +
-	"\x18COMPONENT_KIND_CONVERTER\x10\x022\x85\x05\n" +
+	"\x18COMPONENT_KIND_CONVERTER\x10\x022\xd4\x05\n" +
 	"\x06Plugin\x12S\n" +
 	"\bDescribe\x12\".surgeon.plugin.v2.DescribeRequest\x1a#.surgeon.plugin.v2.DescribeResponse\x12G\n" +
 	"\x04Plan\x12\x1e.surgeon.plugin.v2.PlanRequest\x1a\x1f.surgeon.plugin.v2.PlanResponse\x12J\n" +
 	"\x04Init\x12\x1e.surgeon.plugin.v2.InitMessage\x1a\x1e.surgeon.plugin.v2.TensorChunk(\x010\x01\x12R\n" +
 	"\aConvert\x12!.surgeon.plugin.v2.ConvertRequest\x1a\".surgeon.plugin.v2.ConvertProgress0\x01\x12M\n" +
 	"\x06Resize\x12\x1e.surgeon.plugin.v2.RankRequest\x1a\x1f.surgeon.plugin.v2.RankResponse(\x010\x01\x12N\n" +
-	"\aExtract\x12\x1e.surgeon.plugin.v2.RankRequest\x1a\x1f.surgeon.plugin.v2.RankResponse(\x010\x01\x12N\n" +
+	"\aExtract\x12\x1e.surgeon.plugin.v2.RankRequest\x1a\x1f.surgeon.plugin.v2.RankResponse(\x010\x01\x12M\n" +
+	"\x06Concat\x12\x1e.surgeon.plugin.v2.RankRequest\x1a\x1f.surgeon.plugin.v2.RankResponse(\x010\x01\x12N\n" +
 	"\vSaveAdapter\x12\x1e.surgeon.plugin.v2.SaveRequest\x1a\x1f.surgeon.plugin.v2.SaveResponse\x12N\n" +
 	"\vLoadAdapter\x12\x1e.surgeon.plugin.v2.LoadRequest\x1a\x1f.surgeon.plugin.v2.LoadResponseB?Z=github.com/surgeon-ml/surgeon/plugins/proto/pluginv2;pluginv2b\x06proto3"
 
@@ -2589,41 +2609,44 @@ var file_surgeon_plugin_v2_plugin_proto_depIdxs = []int32{
 	8,  // 21: surgeon.plugin.v2.RankHeader.layer:type_name -> surgeon.plugin.v2.Layer
 	21, // 22: surgeon.plugin.v2.RankHeader.select:type_name -> surgeon.plugin.v2.RankSelection
 	3,  // 23: surgeon.plugin.v2.RankHeader.config:type_name -> surgeon.plugin.v2.Config
-	22, // 24: surgeon.plugin.v2.RankRequest.header:type_name -> surgeon.plugin.v2.RankHeader
-	17, // 25: surgeon.plugin.v2.RankRequest.tensor:type_name -> surgeon.plugin.v2.TensorChunk
-	3,  // 26: surgeon.plugin.v2.RankStats.config:type_name -> surgeon.plugin.v2.Config
-	17, // 27: surgeon.plugin.v2.RankResponse.tensor:type_name -> surgeon.plugin.v2.TensorChunk
-	24, // 28: surgeon.plugin.v2.RankResponse.stats:type_name -> surgeon.plugin.v2.RankStats
-	8,  // 29: surgeon.plugin.v2.SavedModule.layer:type_name -> surgeon.plugin.v2.Layer
-	3,  // 30: surgeon.plugin.v2.SavedModule.config:type_name -> surgeon.plugin.v2.Config
-	29, // 31: surgeon.plugin.v2.SavedModule.params:type_name -> surgeon.plugin.v2.TensorInfo
-	26, // 32: surgeon.plugin.v2.SaveRequest.modules:type_name -> surgeon.plugin.v2.SavedModule
-	29, // 33: surgeon.plugin.v2.LoadRequest.tensors:type_name -> surgeon.plugin.v2.TensorInfo
-	3,  // 34: surgeon.plugin.v2.LoadedModule.config:type_name -> surgeon.plugin.v2.Config
-	35, // 35: surgeon.plugin.v2.LoadedModule.params:type_name -> surgeon.plugin.v2.LoadedModule.ParamsEntry
-	31, // 36: surgeon.plugin.v2.LoadResponse.modules:type_name -> surgeon.plugin.v2.LoadedModule
-	1,  // 37: surgeon.plugin.v2.Config.ValuesEntry.value:type_name -> surgeon.plugin.v2.Value
-	4,  // 38: surgeon.plugin.v2.Plugin.Describe:input_type -> surgeon.plugin.v2.DescribeRequest
-	9,  // 39: surgeon.plugin.v2.Plugin.Plan:input_type -> surgeon.plugin.v2.PlanRequest
-	18, // 40: surgeon.plugin.v2.Plugin.Init:input_type -> surgeon.plugin.v2.InitMessage
-	19, // 41: surgeon.plugin.v2.Plugin.Convert:input_type -> surgeon.plugin.v2.ConvertRequest
-	23, // 42: surgeon.plugin.v2.Plugin.Resize:input_type -> surgeon.plugin.v2.RankRequest
-	23, // 43: surgeon.plugin.v2.Plugin.Extract:input_type -> surgeon.plugin.v2.RankRequest
-	27, // 44: surgeon.plugin.v2.Plugin.SaveAdapter:input_type -> surgeon.plugin.v2.SaveRequest
-	30, // 45: surgeon.plugin.v2.Plugin.LoadAdapter:input_type -> surgeon.plugin.v2.LoadRequest
-	5,  // 46: surgeon.plugin.v2.Plugin.Describe:output_type -> surgeon.plugin.v2.DescribeResponse
-	14, // 47: surgeon.plugin.v2.Plugin.Plan:output_type -> surgeon.plugin.v2.PlanResponse
-	17, // 48: surgeon.plugin.v2.Plugin.Init:output_type -> surgeon.plugin.v2.TensorChunk
-	20, // 49: surgeon.plugin.v2.Plugin.Convert:output_type -> surgeon.plugin.v2.ConvertProgress
-	25, // 50: surgeon.plugin.v2.Plugin.Resize:output_type -> surgeon.plugin.v2.RankResponse
-	25, // 51: surgeon.plugin.v2.Plugin.Extract:output_type -> surgeon.plugin.v2.RankResponse
-	28, // 52: surgeon.plugin.v2.Plugin.SaveAdapter:output_type -> surgeon.plugin.v2.SaveResponse
-	32, // 53: surgeon.plugin.v2.Plugin.LoadAdapter:output_type -> surgeon.plugin.v2.LoadResponse
-	46, // [46:54] is the sub-list for method output_type
-	38, // [38:46] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	3,  // 24: surgeon.plugin.v2.RankHeader.parts:type_name -> surgeon.plugin.v2.Config
+	22, // 25: surgeon.plugin.v2.RankRequest.header:type_name -> surgeon.plugin.v2.RankHeader
+	17, // 26: surgeon.plugin.v2.RankRequest.tensor:type_name -> surgeon.plugin.v2.TensorChunk
+	3,  // 27: surgeon.plugin.v2.RankStats.config:type_name -> surgeon.plugin.v2.Config
+	17, // 28: surgeon.plugin.v2.RankResponse.tensor:type_name -> surgeon.plugin.v2.TensorChunk
+	24, // 29: surgeon.plugin.v2.RankResponse.stats:type_name -> surgeon.plugin.v2.RankStats
+	8,  // 30: surgeon.plugin.v2.SavedModule.layer:type_name -> surgeon.plugin.v2.Layer
+	3,  // 31: surgeon.plugin.v2.SavedModule.config:type_name -> surgeon.plugin.v2.Config
+	29, // 32: surgeon.plugin.v2.SavedModule.params:type_name -> surgeon.plugin.v2.TensorInfo
+	26, // 33: surgeon.plugin.v2.SaveRequest.modules:type_name -> surgeon.plugin.v2.SavedModule
+	29, // 34: surgeon.plugin.v2.LoadRequest.tensors:type_name -> surgeon.plugin.v2.TensorInfo
+	3,  // 35: surgeon.plugin.v2.LoadedModule.config:type_name -> surgeon.plugin.v2.Config
+	35, // 36: surgeon.plugin.v2.LoadedModule.params:type_name -> surgeon.plugin.v2.LoadedModule.ParamsEntry
+	31, // 37: surgeon.plugin.v2.LoadResponse.modules:type_name -> surgeon.plugin.v2.LoadedModule
+	1,  // 38: surgeon.plugin.v2.Config.ValuesEntry.value:type_name -> surgeon.plugin.v2.Value
+	4,  // 39: surgeon.plugin.v2.Plugin.Describe:input_type -> surgeon.plugin.v2.DescribeRequest
+	9,  // 40: surgeon.plugin.v2.Plugin.Plan:input_type -> surgeon.plugin.v2.PlanRequest
+	18, // 41: surgeon.plugin.v2.Plugin.Init:input_type -> surgeon.plugin.v2.InitMessage
+	19, // 42: surgeon.plugin.v2.Plugin.Convert:input_type -> surgeon.plugin.v2.ConvertRequest
+	23, // 43: surgeon.plugin.v2.Plugin.Resize:input_type -> surgeon.plugin.v2.RankRequest
+	23, // 44: surgeon.plugin.v2.Plugin.Extract:input_type -> surgeon.plugin.v2.RankRequest
+	23, // 45: surgeon.plugin.v2.Plugin.Concat:input_type -> surgeon.plugin.v2.RankRequest
+	27, // 46: surgeon.plugin.v2.Plugin.SaveAdapter:input_type -> surgeon.plugin.v2.SaveRequest
+	30, // 47: surgeon.plugin.v2.Plugin.LoadAdapter:input_type -> surgeon.plugin.v2.LoadRequest
+	5,  // 48: surgeon.plugin.v2.Plugin.Describe:output_type -> surgeon.plugin.v2.DescribeResponse
+	14, // 49: surgeon.plugin.v2.Plugin.Plan:output_type -> surgeon.plugin.v2.PlanResponse
+	17, // 50: surgeon.plugin.v2.Plugin.Init:output_type -> surgeon.plugin.v2.TensorChunk
+	20, // 51: surgeon.plugin.v2.Plugin.Convert:output_type -> surgeon.plugin.v2.ConvertProgress
+	25, // 52: surgeon.plugin.v2.Plugin.Resize:output_type -> surgeon.plugin.v2.RankResponse
+	25, // 53: surgeon.plugin.v2.Plugin.Extract:output_type -> surgeon.plugin.v2.RankResponse
+	25, // 54: surgeon.plugin.v2.Plugin.Concat:output_type -> surgeon.plugin.v2.RankResponse
+	28, // 55: surgeon.plugin.v2.Plugin.SaveAdapter:output_type -> surgeon.plugin.v2.SaveResponse
+	32, // 56: surgeon.plugin.v2.Plugin.LoadAdapter:output_type -> surgeon.plugin.v2.LoadResponse
+	48, // [48:57] is the sub-list for method output_type
+	39, // [39:48] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_surgeon_plugin_v2_plugin_proto_init() }

@@ -30,6 +30,7 @@ const (
 	Plugin_Convert_FullMethodName     = "/surgeon.plugin.v2.Plugin/Convert"
 	Plugin_Resize_FullMethodName      = "/surgeon.plugin.v2.Plugin/Resize"
 	Plugin_Extract_FullMethodName     = "/surgeon.plugin.v2.Plugin/Extract"
+	Plugin_Concat_FullMethodName      = "/surgeon.plugin.v2.Plugin/Concat"
 	Plugin_SaveAdapter_FullMethodName = "/surgeon.plugin.v2.Plugin/SaveAdapter"
 	Plugin_LoadAdapter_FullMethodName = "/surgeon.plugin.v2.Plugin/LoadAdapter"
 )
@@ -60,6 +61,12 @@ type PluginClient interface {
 	// then the tensors "base" and "finetuned" [out, in] in chunks; the reply
 	// is as for Resize.
 	Extract(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RankRequest, RankResponse], error)
+	// Concat combines one module's updates from several trained adapters
+	// into one module whose update is their weighted sum (capability
+	// "concat"). The header's parts and weights give each adapter's config
+	// and weight; tensors are named "<part index>/<parameter name>". The
+	// reply is as for Resize.
+	Concat(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RankRequest, RankResponse], error)
 	// SaveAdapter returns how the adapted modules of one run are saved as a
 	// Hugging Face PEFT folder: its adapter_config.json. The tensors of a
 	// module are saved under PEFT's prefix, the module path and the
@@ -157,6 +164,19 @@ func (c *pluginClient) Extract(ctx context.Context, opts ...grpc.CallOption) (gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_ExtractClient = grpc.BidiStreamingClient[RankRequest, RankResponse]
 
+func (c *pluginClient) Concat(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RankRequest, RankResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[4], Plugin_Concat_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RankRequest, RankResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_ConcatClient = grpc.BidiStreamingClient[RankRequest, RankResponse]
+
 func (c *pluginClient) SaveAdapter(ctx context.Context, in *SaveRequest, opts ...grpc.CallOption) (*SaveResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SaveResponse)
@@ -203,6 +223,12 @@ type PluginServer interface {
 	// then the tensors "base" and "finetuned" [out, in] in chunks; the reply
 	// is as for Resize.
 	Extract(grpc.BidiStreamingServer[RankRequest, RankResponse]) error
+	// Concat combines one module's updates from several trained adapters
+	// into one module whose update is their weighted sum (capability
+	// "concat"). The header's parts and weights give each adapter's config
+	// and weight; tensors are named "<part index>/<parameter name>". The
+	// reply is as for Resize.
+	Concat(grpc.BidiStreamingServer[RankRequest, RankResponse]) error
 	// SaveAdapter returns how the adapted modules of one run are saved as a
 	// Hugging Face PEFT folder: its adapter_config.json. The tensors of a
 	// module are saved under PEFT's prefix, the module path and the
@@ -239,6 +265,9 @@ func (UnimplementedPluginServer) Resize(grpc.BidiStreamingServer[RankRequest, Ra
 }
 func (UnimplementedPluginServer) Extract(grpc.BidiStreamingServer[RankRequest, RankResponse]) error {
 	return status.Error(codes.Unimplemented, "method Extract not implemented")
+}
+func (UnimplementedPluginServer) Concat(grpc.BidiStreamingServer[RankRequest, RankResponse]) error {
+	return status.Error(codes.Unimplemented, "method Concat not implemented")
 }
 func (UnimplementedPluginServer) SaveAdapter(context.Context, *SaveRequest) (*SaveResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SaveAdapter not implemented")
@@ -335,6 +364,13 @@ func _Plugin_Extract_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_ExtractServer = grpc.BidiStreamingServer[RankRequest, RankResponse]
 
+func _Plugin_Concat_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PluginServer).Concat(&grpc.GenericServerStream[RankRequest, RankResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_ConcatServer = grpc.BidiStreamingServer[RankRequest, RankResponse]
+
 func _Plugin_SaveAdapter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SaveRequest)
 	if err := dec(in); err != nil {
@@ -416,6 +452,12 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Extract",
 			Handler:       _Plugin_Extract_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Concat",
+			Handler:       _Plugin_Concat_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
