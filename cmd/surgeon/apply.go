@@ -120,16 +120,20 @@ func runRecipe(ctx context.Context, args []string, stdout io.Writer, planOnly bo
 func printPlan(w io.Writer, p *apply.Plan) {
 	fmt.Fprintf(w, "plan: %s on %s (%s, mode %s)\n", p.Recipe, p.Model, p.Task, p.Mode)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODULE\tSHAPE\tADAPTER\tRANK\tTRAINABLE")
+	// Rank and scale are what the adapter's plugin reported with its plan.
+	fmt.Fprintln(tw, "MODULE\tSHAPE\tADAPTER\tRANK\tSCALE\tTRAINABLE")
 	for _, r := range p.Rows {
-		shape, rank := "", ""
+		shape, rank, scale := "", "", ""
 		if r.Shape[0] > 0 {
 			shape = fmt.Sprintf("%dx%d", r.Shape[0], r.Shape[1])
 		}
 		if r.Rank > 0 {
 			rank = fmt.Sprint(r.Rank)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", r.Module, shape, r.Adapter, rank, r.Trainable)
+		if r.Scale != 0 {
+			scale = fmt.Sprintf("%.4g", r.Scale)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.Module, shape, r.Adapter, rank, scale, r.Trainable)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "trainable params: %d || all params: %d || trainable%%: %.4f\n", p.Trainable, p.Total, p.Percent())

@@ -112,6 +112,9 @@ func runPlugins(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			for _, c := range r.Components {
 				fmt.Fprintf(stdout, "  %s %s: %s\n", c.Kind, c.Name, c.Doc)
+				if len(c.PEFTTypes) > 0 {
+					fmt.Fprintf(stdout, "    reads PEFT folders of peft_type %s\n", strings.Join(c.PEFTTypes, ", "))
+				}
 				if len(c.Capabilities) > 0 {
 					fmt.Fprintf(stdout, "    offers: %s\n", strings.Join(c.Capabilities, ", "))
 				}

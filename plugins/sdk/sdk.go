@@ -5,8 +5,19 @@
 //	func main() {
 //		sdk.Serve("myadapter", "0.1.0", sdk.NewAdapter("myadapter", "what it does",
 //			[]sdk.ConfigKey{{Name: "r", Type: "int", Default: 8, Doc: "rank"}},
-//			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { ... }))
+//			func(l sdk.Layer, c sdk.Config) (*sdk.Plan, error) { ... }).
+//			WithPEFT(sdk.PEFTForm{Type: "MYTYPE", Component: "myadapter", Params: []string{"my_A", "my_B"}}))
 //	}
+//
+// The plan function reads its configuration with typed accessors
+// (c.Int("r")); values arrive typed, and a key the adapter did not declare
+// is reported to the host as an error. It returns the parameters, the
+// forward and merge programs (write a low-rank update with Expr.LowRank to
+// get the fused kernel) and a Summary (rank, alpha, scale) for reports.
+// WithPEFT gives the adapter a saved form, so that surgeon writes and reads
+// its Hugging Face PEFT folders; an adapter with an unusual form
+// implements Saver and Loader itself. plugins/examples/loha is a complete
+// example, and plugins/sdk/sdktest the conformance suite to run against it.
 //
 // The host discovers the binary when it is named surgeon-plugin-NAME and lies
 // in bin/plugins next to the surgeon binary or on SURGEON_PLUGIN_PATH.
