@@ -176,6 +176,21 @@ func New(c *Config) *Model {
 // Task reports SequenceClassification.
 func (m *Model) Task() model.Task { return model.SequenceClassification }
 
+var _ model.Classifier = (*Model)(nil)
+
+// ClassifierFor returns the model itself when its classifier has as many
+// classes as labels; a BERT checkpoint's head is part of the checkpoint,
+// so another number of classes is an error.
+func (m *Model) ClassifierFor(labels []string, _ uint64) (model.Model, error) {
+	if m.Config.NumLabels != len(labels) {
+		return nil, fmt.Errorf("the BERT classifier has %d classes, not %d", m.Config.NumLabels, len(labels))
+	}
+	return m, nil
+}
+
+// HeadModules names the classification head: classifier.
+func (m *Model) HeadModules() []string { return []string{"classifier"} }
+
 // VocabSize returns the vocabulary size.
 func (m *Model) VocabSize() int { return m.Config.VocabSize }
 

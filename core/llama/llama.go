@@ -177,6 +177,24 @@ func LastTokens(b model.Batch) []int {
 	return idx
 }
 
+var _ model.Classifier = (*Model)(nil)
+
+// ClassifierFor returns the model as LlamaForSequenceClassification over
+// labels: itself when its score head already has that many classes, else
+// the backbone with a new head (AsClassifier).
+func (m *Model) ClassifierFor(labels []string, seed uint64) (model.Model, error) {
+	if len(labels) == 0 {
+		return nil, fmt.Errorf("llama: a classifier needs at least one label")
+	}
+	if m.Score != nil && m.Config.NumLabels() == len(labels) {
+		return m, nil
+	}
+	return m.AsClassifier(labels, seed), nil
+}
+
+// HeadModules names the classification head: score.
+func (m *Model) HeadModules() []string { return []string{"score"} }
+
 // AsClassifier turns a causal LM into LlamaForSequenceClassification with
 // labels classes, sharing the backbone's parameters. The new score head is
 // initialised from N(0, 0.02^2) (transformers' initializer_range) with seed.

@@ -229,3 +229,38 @@ func DecodeNative(data []byte) (Model, error) {
 	}
 	return nil, fmt.Errorf("not a spago native model of a known architecture (%s)", strings.Join(errs, "; "))
 }
+
+// Classifier is implemented by families with a sequence-classification
+// head. The rest of surgeon reaches classification only through it, so a
+// new family needs no switch elsewhere.
+type Classifier interface {
+	Model
+	// ClassifierFor returns the model as a sequence classifier over labels:
+	// itself when it already classifies that many labels, else a model
+	// sharing its backbone with a new head initialised from seed. An error
+	// says why the model cannot classify labels.
+	ClassifierFor(labels []string, seed uint64) (Model, error)
+	// HeadModules names the modules of the classification head (the
+	// default of train.modules_to_save): "score" for decoders,
+	// "classifier" for BERT.
+	HeadModules() []string
+}
+
+// NumLabels returns the number of classes of a sequence classifier's head
+// from its config (num_labels, else id2label), 0 when it has none.
+func NumLabels(m Model) int {
+	c := m.HFConfig()
+	if n, ok := c["num_labels"].(float64); ok && n > 0 {
+		return int(n)
+	}
+	if n, ok := c["num_labels"].(int); ok && n > 0 {
+		return n
+	}
+	if l, ok := c["id2label"].(map[string]any); ok {
+		return len(l)
+	}
+	if l, ok := c["id2label"].(map[string]string); ok {
+		return len(l)
+	}
+	return 0
+}

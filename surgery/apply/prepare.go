@@ -15,12 +15,10 @@ import (
 
 	"github.com/nlpodyssey/spago/nn"
 
-	"github.com/surgeon-ml/surgeon/core/bert"
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
 	"github.com/surgeon-ml/surgeon/core/data"
 	"github.com/surgeon-ml/surgeon/core/hub"
 	"github.com/surgeon-ml/surgeon/core/layer"
-	"github.com/surgeon-ml/surgeon/core/llama"
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/surgery/adapter"
 	"github.com/surgeon-ml/surgeon/surgery/attach"
@@ -79,9 +77,12 @@ type Run struct {
 	ModelPath string
 	Tokenizer data.Tokenizer
 	BOS, EOS  int
-	Pad       int
-	Plan      *Plan
-	Adapters  map[string]*adapter.Adapted
+	// Specials are the special tokens put around each text: the
+	// tokenizer's own settings, or the recipe's data.add_bos/add_eos.
+	Specials checkpoint.Specials
+	Pad      int
+	Plan     *Plan
+	Adapters map[string]*adapter.Adapted
 	// Trainable are the parameters the optimizer updates, in a fixed order.
 	Trainable []*nn.Param
 	// Saved are the fully trained modules (modules_to_save), by path.
@@ -147,18 +148,15 @@ func (r *Run) setupModel() error {
 			return fmt.Errorf("%s: model.task is causal-lm but %s is a %s model", rec.Path, r.ModelPath, m.Task())
 		}
 	case recipe.TaskSequenceClassification:
-		switch mm := m.(type) {
-		case *llama.Model:
-			if mm.Score == nil || mm.Config.NumLabels() != len(rec.Model.Labels) {
-				m = mm.AsClassifier(rec.Model.Labels, uint64(rec.Train.Seed))
-			}
-		case *bert.Model:
-			if mm.Config.NumLabels != len(rec.Model.Labels) {
-				return fmt.Errorf("%s: model.labels has %d classes but %s classifies %d", rec.Path, len(rec.Model.Labels), r.ModelPath, mm.Config.NumLabels)
-			}
-		default:
-			return fmt.Errorf("%s: %T cannot be a sequence classifier", rec.Path, m)
+		c, ok := m.(model.Classifier)
+		if !ok {
+			return fmt.Errorf("%s: %s (%s) has no sequence-classification head", rec.Path, r.ModelPath, modelType(m))
 		}
+		cm, err := c.ClassifierFor(rec.Model.Labels, uint64(rec.Train.Seed))
+		if err != nil {
+			return fmt.Errorf("%s: model.labels has %d classes: %s: %w", rec.Path, len(rec.Model.Labels), r.ModelPath, err)
+		}
+		m = cm
 	}
 	layer.Freeze(m, true)
 	r.Model = m
@@ -172,6 +170,20 @@ func (r *Run) setupTokenizer() error {
 	}
 	r.Tokenizer = tok
 	r.BOS, r.EOS = tok.BOS(), tok.EOS()
+	r.Specials = checkpoint.SpecialTokens(r.ModelPath, r.Loaded, tok)
+	d := r.Recipe.Data
+	if d.AddBOS != nil || d.AddEOS != nil {
+		if d.AddBOS != nil {
+			r.Specials.BOS = *d.AddBOS
+		}
+		if d.AddEOS != nil {
+			r.Specials.EOS = *d.AddEOS
+		}
+		r.Specials.From = "recipe (data.add_bos / data.add_eos)"
+	}
+	if r.Specials.EOS && r.EOS < 0 {
+		return fmt.Errorf("%s: data.add_eos: the tokenizer has no EOS token", r.Recipe.Path)
+	}
 	r.Pad = max(0, tok.EOS())
 	if p, ok := tok.(interface{ Pad() int }); ok && p.Pad() >= 0 {
 		r.Pad = p.Pad()
@@ -188,11 +200,8 @@ func (r *Run) headPatterns() []string {
 	if !r.Classifier() {
 		return nil
 	}
-	switch r.Model.(type) {
-	case *llama.Model:
-		return []string{"score"}
-	case *bert.Model:
-		return []string{"classifier"}
+	if c, ok := r.Model.(model.Classifier); ok {
+		return c.HeadModules()
 	}
 	return nil
 }
@@ -361,14 +370,15 @@ func (r *Run) setupData() error {
 	}
 	maxLen := rec.Model.MaxLength
 	if r.Classifier() {
-		// Llama classifies from the last token, so end each text with EOS.
+		// Special tokens as the tokenizer's settings (or the recipe) say;
+		// a decoder classifier pools the last real token either way.
 		eos := -1
-		if _, ok := r.Model.(*llama.Model); ok {
+		if r.Specials.EOS {
 			eos = r.EOS
 		}
-		r.Train = data.Encode(r.Tokenizer, train, maxLen, true, eos)
-		r.Val = data.Encode(r.Tokenizer, val, maxLen, true, eos)
-		r.Test = data.Encode(r.Tokenizer, test, maxLen, true, eos)
+		r.Train = data.Encode(r.Tokenizer, train, maxLen, r.Specials.BOS, eos)
+		r.Val = data.Encode(r.Tokenizer, val, maxLen, r.Specials.BOS, eos)
+		r.Test = data.Encode(r.Tokenizer, test, maxLen, r.Specials.BOS, eos)
 		if len(r.Train) == 0 {
 			return fmt.Errorf("%s: no training examples", rec.Path)
 		}
@@ -379,9 +389,13 @@ func (r *Run) setupData() error {
 	if seqLen <= 0 {
 		seqLen = maxLen
 	}
-	r.TrainChunks = data.Chunks(r.Tokenizer, train, seqLen, r.BOS)
-	r.ValChunks = data.Chunks(r.Tokenizer, val, seqLen, r.BOS)
-	r.TestChunks = data.Chunks(r.Tokenizer, test, seqLen, r.BOS)
+	bos := -1
+	if r.Specials.BOS {
+		bos = r.BOS
+	}
+	r.TrainChunks = data.Chunks(r.Tokenizer, train, seqLen, bos)
+	r.ValChunks = data.Chunks(r.Tokenizer, val, seqLen, bos)
+	r.TestChunks = data.Chunks(r.Tokenizer, test, seqLen, bos)
 	if lmSplit {
 		n := len(r.TrainChunks)
 		nt := int(math.Round(tf * float64(n)))
@@ -418,4 +432,12 @@ func absDir(p string) string {
 		return p
 	}
 	return a
+}
+
+// modelType names a model's Hugging Face model_type for messages.
+func modelType(m model.Model) string {
+	if t, ok := m.HFConfig()["model_type"].(string); ok {
+		return t
+	}
+	return fmt.Sprintf("%T", m)
 }

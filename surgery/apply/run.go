@@ -30,28 +30,31 @@ import (
 
 // Report is report.json.
 type Report struct {
-	Recipe       string              `json:"recipe"`
-	RecipeHash   string              `json:"recipe_hash"`
-	Model        string              `json:"model"`
-	Task         string              `json:"task"`
-	Plan         *Plan               `json:"plan"`
-	Trainable    int64               `json:"trainable_params"`
-	Total        int64               `json:"total_params"`
-	TrainablePct float64             `json:"trainable_percent"`
-	EvalSplit    string              `json:"eval_split"`
-	Before       map[string]float64  `json:"metrics_before"`
-	After        map[string]float64  `json:"metrics_after"`
-	Epochs       []train.EpochResult `json:"epochs"`
-	BestEpoch    int                 `json:"best_epoch"`
-	Steps        int                 `json:"steps"`
-	TrainTokens  int64               `json:"train_tokens"`
-	TrainSeconds float64             `json:"train_seconds"`
-	TokensPerSec float64             `json:"tokens_per_second"`
-	WallSeconds  float64             `json:"wall_seconds"`
-	PeakRSSBytes int64               `json:"peak_rss_bytes"`
-	Resumed      bool                `json:"resumed"`
-	Files        []string            `json:"files"`
-	Extra        map[string]any      `json:"extra,omitempty"`
+	Recipe     string `json:"recipe"`
+	RecipeHash string `json:"recipe_hash"`
+	Model      string `json:"model"`
+	Task       string `json:"task"`
+	Plan       *Plan  `json:"plan"`
+	// SpecialTokens are the special tokens put around each text and what
+	// decided them.
+	SpecialTokens checkpoint.Specials `json:"special_tokens"`
+	Trainable     int64               `json:"trainable_params"`
+	Total         int64               `json:"total_params"`
+	TrainablePct  float64             `json:"trainable_percent"`
+	EvalSplit     string              `json:"eval_split"`
+	Before        map[string]float64  `json:"metrics_before"`
+	After         map[string]float64  `json:"metrics_after"`
+	Epochs        []train.EpochResult `json:"epochs"`
+	BestEpoch     int                 `json:"best_epoch"`
+	Steps         int                 `json:"steps"`
+	TrainTokens   int64               `json:"train_tokens"`
+	TrainSeconds  float64             `json:"train_seconds"`
+	TokensPerSec  float64             `json:"tokens_per_second"`
+	WallSeconds   float64             `json:"wall_seconds"`
+	PeakRSSBytes  int64               `json:"peak_rss_bytes"`
+	Resumed       bool                `json:"resumed"`
+	Files         []string            `json:"files"`
+	Extra         map[string]any      `json:"extra,omitempty"`
 }
 
 // batches returns the training batches of an epoch (deterministic).
@@ -399,7 +402,7 @@ func (r *Run) execute(ctx context.Context, progress func(train.Event)) (*Report,
 		return nil, err
 	}
 	split := r.EvalSplit()
-	rep := &Report{Recipe: rec.Path, RecipeHash: rec.Hash(), Model: rec.Model.Path, Task: rec.Model.Task, Plan: r.Plan,
+	rep := &Report{Recipe: rec.Path, RecipeHash: rec.Hash(), Model: rec.Model.Path, Task: rec.Model.Task, Plan: r.Plan, SpecialTokens: r.Specials,
 		Trainable: r.Plan.Trainable, Total: r.Plan.Total, TrainablePct: r.Plan.Percent(), EvalSplit: split}
 	// Metrics before training are computed once and kept with the checkpoint.
 	beforePath := filepath.Join(ckpt, "before-"+rec.Hash()[:16]+".json")

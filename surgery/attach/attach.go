@@ -12,7 +12,6 @@ import (
 	"github.com/nlpodyssey/spago/nn"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
-	"github.com/surgeon-ml/surgeon/core/llama"
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
@@ -193,21 +192,33 @@ func ApplySaved(m nn.Model, saved map[string]tensor.Tensor, weight float64) erro
 	return nil
 }
 
-// ForAdapter returns the model a PEFT adapter expects: a causal Llama
-// becomes a sequence classifier when the adapter is SEQ_CLS and carries a
-// new score head (its row count gives the number of labels).
+// ForAdapter returns the model a PEFT adapter expects: a causal LM becomes
+// a sequence classifier when the adapter is SEQ_CLS and carries a new head
+// (the weight of the family's head module; its row count gives the number
+// of labels).
 func ForAdapter(m model.Model, a *peft.Adapter) model.Model {
-	lm, ok := m.(*llama.Model)
-	if !ok || lm.Score != nil || !strings.EqualFold(a.Config.TaskType, "SEQ_CLS") {
+	c, ok := m.(model.Classifier)
+	if !ok || m.Task() != model.CausalLM || !strings.EqualFold(a.Config.TaskType, "SEQ_CLS") {
 		return m
 	}
-	score, ok := a.Saved["score.weight"]
-	if !ok || len(score.Shape) != 2 {
+	heads := c.HeadModules()
+	if len(heads) == 0 {
 		return m
 	}
-	labels := make([]string, score.Shape[0])
+	head, ok := a.Saved[heads[0]+".weight"]
+	if !ok {
+		head, ok = a.Saved[heads[0]+".modules_to_save.default.weight"]
+	}
+	if !ok || len(head.Shape) != 2 {
+		return m
+	}
+	labels := make([]string, head.Shape[0])
 	for i := range labels {
 		labels[i] = fmt.Sprintf("LABEL_%d", i)
 	}
-	return lm.AsClassifier(labels, 0)
+	cm, err := c.ClassifierFor(labels, 0)
+	if err != nil {
+		return m
+	}
+	return cm
 }

@@ -101,6 +101,10 @@ type Data struct {
 	Separator string `toml:"separator" json:"separator,omitempty"`
 	// MaxExamples caps the number of examples read (0: all).
 	MaxExamples int `toml:"max_examples" json:"max_examples"`
+	// AddBOS and AddEOS override the tokenizer's own settings for the
+	// special tokens put around each text (nil: follow the tokenizer).
+	AddBOS *bool `toml:"add_bos" json:"add_bos,omitempty"`
+	AddEOS *bool `toml:"add_eos" json:"add_eos,omitempty"`
 }
 
 // TargetGroup selects modules of the model and the adapter to attach to
