@@ -55,6 +55,9 @@ func runInspect(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "tensors:    %d\n", r.TensorCount)
 	fmt.Fprintf(stdout, "parameters: %d (%s)\n", r.ParamCount, human(r.ParamCount))
+	if r.BitsPerWeight > 0 {
+		fmt.Fprintf(stdout, "bits/weight: %.4g\n", r.BitsPerWeight)
+	}
 	if len(r.Config) > 0 {
 		fmt.Fprintln(stdout, "config:")
 		keys := make([]string, 0, len(r.Config))

@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/surgeon-ml/surgeon/internal/atomicfs"
@@ -18,7 +22,7 @@ import (
 
 func init() {
 	register("sweep", command{
-		usage: "sweep RECIPE.toml [--set key=value ...] [--parallel N] [--out DIR] [--list | --point I | --emit kubernetes|slurm]\n       surgeon sweep report DIR\n       surgeon sweep ranks DIR [--from POINT]",
+		usage: "sweep RECIPE.toml [--set key=value ...] [--parallel N] [--out DIR] [--list | --point I | --emit kubernetes|slurm [--missing]]\n       surgeon sweep report DIR\n       surgeon sweep status DIR [--json]\n       surgeon sweep ranks DIR [--from POINT]",
 		short: "run the points of a recipe's [sweep] (ranks, seeds, baselines) and report them in a table and plots",
 		run:   runSweep,
 	})
@@ -27,6 +31,9 @@ func init() {
 func runSweep(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "ranks" {
 		return runRankSweep(ctx, args[1:], stdout)
+	}
+	if len(args) > 0 && args[0] == "status" {
+		return sweepStatus(args[1:], stdout)
 	}
 	fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
 	var sets, env listFlag
@@ -43,7 +50,12 @@ func runSweep(ctx context.Context, args []string, stdout io.Writer) error {
 	cpus := fs.Int("cpus", 1, "--emit: CPUs per point")
 	memory := fs.String("memory", "", "--emit: memory per point, e.g. 4Gi")
 	name := fs.String("name", "", "--emit: job name (default surgeon-<sweep folder name>)")
-	workdir := fs.String("workdir", "", "--emit: working directory of the points (where RECIPE resolves)")
+	workdir := fs.String("workdir", "", "--emit: working directory of the points (slurm default: this folder; kubernetes: where a relative RECIPE resolves in the image)")
+	binary := fs.String("binary", "", "--emit: the surgeon binary the points run (slurm default: this one, by absolute path; kubernetes: surgeon)")
+	cache := fs.String("cache", "", "--emit: SURGEON_CACHE of the points, on storage the nodes share (slurm default: $SURGEON_CACHE, else DIR/.cache; kubernetes: MOUNT/.cache)")
+	missing := fs.Bool("missing", false, "--emit: only the points without results that no run is working on (resubmit after failures)")
+	expectHash := fs.String("expect-hash", "", "--point: refuse to run unless the recipe has this hash (what emitted jobs pass)")
+	indices := fs.String("indices", "", "--point I runs the I-th point of this comma-separated list (what emitted jobs of --missing pass)")
 	fs.Var(&env, "env", "--emit: KEY=VALUE environment variable of the points (repeatable)")
 	pos, err := parseArgs("sweep", fs, args, stdout)
 	if err != nil {
@@ -54,6 +66,9 @@ func runSweep(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if len(pos) != 1 {
 		return usagef("want exactly one RECIPE (or: report DIR), got %d arguments", len(pos))
+	}
+	if *missing && *emit == "" {
+		return usagef("--missing goes with --emit")
 	}
 	if *parallel < 1 {
 		return usagef("--parallel must be >= 1")
@@ -76,17 +91,47 @@ func runSweep(ctx context.Context, args []string, stdout io.Writer) error {
 		return s.WriteTable(stdout)
 	case *emit != "":
 		o := sweep.EmitOptions{Out: *out, Parallel: *parallel, CPUs: *cpus, Memory: *memory, Name: *name, WorkDir: *workdir,
-			Env: env, Image: *image, PVC: *pvc, MountPath: *mount}
+			Env: env, Image: *image, PVC: *pvc, MountPath: *mount, Binary: *binary, Cache: *cache}
+		if *emit != "kubernetes" && *emit != "k8s" && *emit != "slurm" {
+			return usagef("--emit %q: want kubernetes or slurm", *emit)
+		}
+		inputs, err := sweep.Inputs(s)
+		if err != nil {
+			return fmt.Errorf("--emit: the jobs would not find their inputs: %w", err)
+		}
+		if *missing {
+			idx, stale := sweep.Missing(s)
+			for _, n := range stale {
+				fmt.Fprintf(os.Stderr, "surgeon sweep: point %s holds results of a different recipe: left out (remove %s to run it)\n", n, s.PointDir(n))
+			}
+			if len(idx) == 0 {
+				fmt.Fprintf(stdout, "nothing to submit: no point of %s is missing\n", s.Dir)
+				return nil
+			}
+			o.Indices = idx
+		}
 		var body []byte
 		switch *emit {
 		case "kubernetes", "k8s":
 			body, err = sweep.KubernetesYAML(s, o)
 		case "slurm":
+			o.Out = s.Dir
+			if o.Binary == "" {
+				o.Binary = surgeonBinary()
+			}
+			for _, in := range inputs {
+				if m := os.Getenv("SURGEON_HF_MIRROR"); in.Hub && m != "" && !hasEnv(o.Env, "SURGEON_HF_MIRROR") {
+					if m, err = filepath.Abs(m); err == nil {
+						o.Env = append(o.Env, "SURGEON_HF_MIRROR="+m)
+					}
+				}
+			}
+			if err := sweep.Prepare(s); err != nil {
+				return err
+			}
 			var script string
 			script, err = sweep.Slurm(s, o)
 			body = []byte(script)
-		default:
-			return usagef("--emit %q: want kubernetes or slurm", *emit)
 		}
 		if err != nil {
 			return err
@@ -112,8 +157,20 @@ func runSweep(ctx context.Context, args []string, stdout io.Writer) error {
 	pr := &sweepProgress{w: stdout}
 	opts := sweep.Options{Exe: exe, Parallel: *parallel, Progress: pr.event}
 	if *point >= 0 {
+		i := *point
+		if *indices != "" {
+			list, err := parseIndices(*indices)
+			if err != nil {
+				return usagef("--indices: %v", err)
+			}
+			if i >= len(list) {
+				return usagef("--point %d: --indices lists %d points", i, len(list))
+			}
+			i = list[i]
+		}
 		opts.Output = stdout
-		_, err := sweep.RunPoint(ctx, s, *point, opts)
+		opts.ExpectHash = *expectHash
+		_, err := sweep.RunPoint(ctx, s, i, opts)
 		return err
 	}
 	fmt.Fprintf(stdout, "sweep %s: %d points, %d at a time, in %s\n", s.Recipe, len(s.Points), *parallel, s.Dir)
@@ -128,6 +185,91 @@ func runSweep(ctx context.Context, args []string, stdout io.Writer) error {
 		return errors.Join(runErr, err)
 	}
 	return runErr
+}
+
+// surgeonBinary is the surgeon binary emitted Slurm jobs run: this one
+// by absolute path (a shared file system), else surgeon on PATH.
+func surgeonBinary() string {
+	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "surgeon" {
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			return exe
+		}
+	}
+	if p, err := exec.LookPath("surgeon"); err == nil {
+		if p, err = filepath.Abs(p); err == nil {
+			return p
+		}
+	}
+	return "surgeon"
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// parseIndices reads "3,5,7".
+func parseIndices(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q: want point numbers such as 3,5,7", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// sweepStatus prints the state of every point of a sweep folder.
+func sweepStatus(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("sweep status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	pos, err := parseArgs("sweep status", fs, args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("sweep status: want one sweep folder, got %d arguments", len(pos))
+	}
+	st, err := sweep.ReadStatus(pos[0])
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	fmt.Fprintf(stdout, "sweep %s (recipe %s): %s\n", st.Dir, st.Recipe, st.Summary())
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tpoint\tstate\tattempts\twhen\twhere\tdetail")
+	for _, p := range st.Points {
+		when, detail := "", ""
+		switch {
+		case p.End != nil && p.State != sweep.StateRunning:
+			when = "ended " + p.End.Local().Format("01-02 15:04:05")
+		case p.Start != nil:
+			when = "since " + p.Start.Local().Format("01-02 15:04:05")
+		}
+		where := strings.TrimSpace(p.Job + " " + p.Host)
+		if p.State != sweep.StateDone && p.State != sweep.StatePending {
+			detail = p.Error
+			if p.Log != "" {
+				detail = strings.TrimSpace(detail + " (log " + p.Log + ")")
+			}
+		}
+		attempts := ""
+		if p.Attempts > 0 {
+			attempts = strconv.Itoa(p.Attempts)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Index, p.Name, p.State, attempts, when, where, detail)
+	}
+	return tw.Flush()
 }
 
 // sweepReport writes the report files of the sweep in dir and prints the

@@ -461,9 +461,9 @@ func (r *reader) tensorInfo(i uint64) (TensorInfo, error) {
 	tr, known := ggmlTypes[ti.Type]
 	if !known {
 		if old, ok := removedTypes[ti.Type]; ok {
-			return ti, malformed("tensor %q: ggml type %d (%s) has been removed from ggml", name, t, old)
+			return ti, malformed("tensor %q: ggml type %d (%s) has been removed from ggml (supported: %s)", name, t, old, supportedList())
 		}
-		return ti, malformed("tensor %q: unknown ggml type %d", name, t)
+		return ti, malformed("tensor %q: unknown ggml type %d (supported: %s)", name, t, supportedList())
 	}
 	// Every dimension, and the element count, is bounded by what the whole
 	// file could hold, which also rules out overflow below.

@@ -334,7 +334,7 @@ func TestTensorDTypes(t *testing.T) {
 	}
 	t.Run("quantized", func(t *testing.T) {
 		_, err := f.Tensor("blk.0.attn_q.weight")
-		want := "tensor blk.0.attn_q.weight: ggml type Q4_K is quantized; only F32, F16 and BF16 are supported"
+		want := `tensor "blk.0.attn_q.weight": ggml type Q4_K is quantized and has no plain dtype`
 		if !errors.Is(err, ErrUnsupportedType) || !strings.Contains(err.Error(), want) {
 			t.Fatalf("error %v, want %q", err, want)
 		}

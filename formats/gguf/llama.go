@@ -219,7 +219,8 @@ func LlamaName(name string) (string, bool) {
 }
 
 // LlamaTensorSeq yields the tensors of a llama GGUF file under Hugging Face
-// names and layouts, in file order: float32 data, row-major shapes, and the
+// names and layouts, in file order: float32 data (quantized tensors
+// dequantized as ggml does), row-major shapes, and the
 // q/k projections un-permuted from GGUF's interleaved rotary layout to the
 // rotate-half layout (see UnpermuteQK). Data of F32 tensors that need no
 // permutation aliases the file (valid until Close); every other tensor gets
@@ -264,9 +265,23 @@ func (f *File) llamaTensor(ti *TensorInfo, h llamaHParams) (tensor.Tensor, error
 			return tensor.Tensor{}, fmt.Errorf("%s: tensor %q: block %d but llama.block_count is %d", f.name, ti.Name, n, h.layers)
 		}
 	}
-	t, err := f.Tensor(ti.Name)
-	if err != nil {
-		return tensor.Tensor{}, err
+	var t tensor.Tensor
+	var err error
+	if ti.Type == TypeF32 {
+		if t, err = f.Tensor(ti.Name); err != nil {
+			return tensor.Tensor{}, err
+		}
+	} else {
+		// Everything else, quantized blocks included, is dequantized to
+		// float32 in new memory.
+		v, shape, err := f.Float32(ti.Name)
+		if err != nil {
+			return tensor.Tensor{}, err
+		}
+		if t.Data, err = tensor.FromFloat32(tensor.F32, v); err != nil {
+			return tensor.Tensor{}, fmt.Errorf("%s: tensor %q: %w", f.name, ti.Name, err)
+		}
+		t.Name, t.DType, t.Shape = ti.Name, tensor.F32, shape
 	}
 	nHead := 0
 	switch {
@@ -274,16 +289,6 @@ func (f *File) llamaTensor(ti *TensorInfo, h llamaHParams) (tensor.Tensor, error
 		nHead = h.heads
 	case strings.HasSuffix(ti.Name, ".attn_k.weight"):
 		nHead = h.kvHeads
-	}
-	if t.DType != tensor.F32 {
-		v, err := t.Float32()
-		if err != nil {
-			return tensor.Tensor{}, fmt.Errorf("%s: %w", f.name, err)
-		}
-		if t.Data, err = tensor.FromFloat32(tensor.F32, v); err != nil {
-			return tensor.Tensor{}, fmt.Errorf("%s: tensor %q: %w", f.name, ti.Name, err)
-		}
-		t.DType = tensor.F32
 	}
 	if nHead > 0 {
 		if t, err = UnpermuteQK(t, nHead); err != nil {

@@ -28,9 +28,10 @@ func (f *File) TensorData(name string) ([]byte, error) {
 
 // Tensor returns the named tensor as a neutral tensor record with its Shape
 // in row-major order (the reverse of the file's Dims). F32, F16, BF16, F64,
-// I8, I16, I32 and I64 tensors are supported; quantized types yield an error
-// wrapping ErrUnsupportedType. Data aliases the file and is valid until
-// Close; copy it to keep it longer.
+// I8, I16, I32 and I64 tensors are supported; quantized types, which have
+// no neutral dtype, yield an error wrapping ErrUnsupportedType (Float32
+// dequantizes them). Data aliases the file and is valid until Close; copy
+// it to keep it longer.
 func (f *File) Tensor(name string) (tensor.Tensor, error) {
 	data, err := f.TensorData(name)
 	if err != nil {
@@ -40,16 +41,30 @@ func (f *File) Tensor(name string) (tensor.Tensor, error) {
 	dt := ti.Type.DType()
 	if dt == tensor.Unknown {
 		if ti.Type.Quantized() {
-			return tensor.Tensor{}, fmt.Errorf("%s: tensor %s: ggml type %s is quantized; only F32, F16 and BF16 are supported: %w", f.name, name, ti.Type, ErrUnsupportedType)
+			return tensor.Tensor{}, fmt.Errorf("%s: tensor %q: ggml type %s is quantized and has no plain dtype (Float32 dequantizes it): %w", f.name, name, ti.Type, ErrUnsupportedType)
 		}
-		return tensor.Tensor{}, fmt.Errorf("%s: tensor %s: ggml type %s cannot be read: %w", f.name, name, ti.Type, ErrUnsupportedType)
+		return tensor.Tensor{}, fmt.Errorf("%s: tensor %q: ggml type %s cannot be read: %w", f.name, name, ti.Type, ErrUnsupportedType)
 	}
 	return tensor.Tensor{Name: name, DType: dt, Shape: ti.Shape(), Data: data}, nil
 }
 
 // Float32 returns the named tensor converted to float32 in a new slice, with
-// its row-major shape. Any type Tensor accepts is converted.
+// its row-major shape. Plain types are converted as Tensor reads them;
+// quantized types are dequantized as ggml's dequantize_row_* does (see
+// Dequantize and DequantizableTypes).
 func (f *File) Float32(name string) ([]float32, []int, error) {
+	data, err := f.TensorData(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ti := &f.tensors[f.byName[name]]
+	if ti.Type.Dequantizable() || ti.Type.Quantized() {
+		v := make([]float32, ti.NumElements())
+		if err := Dequantize(ti.Type, v, data); err != nil {
+			return nil, nil, fmt.Errorf("%s: tensor %q: %w", f.name, name, err)
+		}
+		return v, ti.Shape(), nil
+	}
 	t, err := f.Tensor(name)
 	if err != nil {
 		return nil, nil, err
@@ -59,4 +74,19 @@ func (f *File) Float32(name string) ([]float32, []int, error) {
 		return nil, nil, fmt.Errorf("%s: %w", f.name, err)
 	}
 	return v, t.Shape, nil
+}
+
+// BitsPerWeight returns the file's tensor data bits per element: the bytes
+// of every tensor times 8 over their element count (32 for an all-F32
+// file, about 4.5 for Q4_K), or 0 for a file without elements.
+func (f *File) BitsPerWeight() float64 {
+	var bytes, n uint64
+	for i := range f.tensors {
+		bytes += f.tensors[i].Size
+		n += f.tensors[i].NumElements()
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(bytes) * 8 / float64(n)
 }

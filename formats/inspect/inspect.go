@@ -46,10 +46,13 @@ type Report struct {
 	// summarised).
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// Config is config.json or adapter_config.json, when present.
-	Config      map[string]any `json:"config,omitempty"`
-	TensorCount int            `json:"tensor_count"`
-	ParamCount  int64          `json:"param_count"`
-	Tensors     []Tensor       `json:"tensors"`
+	Config map[string]any `json:"config,omitempty"`
+	// BitsPerWeight is a GGUF file's tensor data bits per element (32 for
+	// all-F32, about 4.5 for Q4_K); 0 for other formats.
+	BitsPerWeight float64  `json:"bits_per_weight,omitempty"`
+	TensorCount   int      `json:"tensor_count"`
+	ParamCount    int64    `json:"param_count"`
+	Tensors       []Tensor `json:"tensors"`
 }
 
 // Path inspects the file or folder at path; formats/detect decides what it
@@ -212,6 +215,7 @@ func ggufFile(path string) (*Report, error) {
 		r.ParamCount += int64(ti.NumElements())
 	}
 	r.TensorCount = len(r.Tensors)
+	r.BitsPerWeight = f.BitsPerWeight()
 	return r, nil
 }
 

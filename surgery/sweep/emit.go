@@ -2,6 +2,7 @@ package sweep
 
 import (
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -32,9 +33,21 @@ type EmitOptions struct {
 	// Binary is the surgeon command in the image or on the nodes
 	// (default "surgeon").
 	Binary string
-	// WorkDir is where the recipe path resolves (default: the image's or
-	// the submit directory).
+	// WorkDir is the points' working directory. Slurm: default the
+	// folder the job was emitted from (#SBATCH --chdir), so that nothing
+	// depends on where sbatch runs. Kubernetes: the container's
+	// workingDir, where a relative recipe path resolves in the image
+	// (default: the recipe's absolute path, which must exist in the pod).
 	WorkDir string
+	// Cache is SURGEON_CACHE of the points, where hf:// models are
+	// downloaded once for all of them: storage every node shares. Default
+	// for Kubernetes MountPath/.cache (the results volume); for Slurm the
+	// emitting environment's SURGEON_CACHE, else <sweep folder>/.cache.
+	Cache string
+	// Indices, when set, are the points the job runs (by index, as
+	// --list numbers them), for example only the missing ones; default
+	// every point.
+	Indices []int
 	// Env are extra KEY=VALUE variables for the points.
 	Env []string
 	// Image is the container image (Kubernetes; default "surgeon:latest").
@@ -84,11 +97,56 @@ func (o *EmitOptions) defaults(s *Sweep, kube bool) error {
 			o.Out = s.Dir
 		}
 	}
+	if !kube {
+		// A Slurm task starts wherever sbatch ran: every path it uses is
+		// absolute, resolved now.
+		var err error
+		if o.Out, err = filepath.Abs(o.Out); err != nil {
+			return fmt.Errorf("sweep folder: %w", err)
+		}
+		if o.WorkDir == "" {
+			if o.WorkDir, err = os.Getwd(); err != nil {
+				return fmt.Errorf("working directory: %w", err)
+			}
+		}
+		if o.WorkDir, err = filepath.Abs(o.WorkDir); err != nil {
+			return fmt.Errorf("working directory: %w", err)
+		}
+		if o.Cache == "" {
+			o.Cache = os.Getenv("SURGEON_CACHE")
+		}
+		if o.Cache == "" {
+			o.Cache = filepath.Join(o.Out, ".cache")
+		}
+		if o.Cache, err = filepath.Abs(o.Cache); err != nil {
+			return fmt.Errorf("cache folder: %w", err)
+		}
+	} else if o.Cache == "" {
+		o.Cache = path.Join(o.MountPath, ".cache")
+	}
+	seen := map[int]bool{}
+	for _, i := range o.Indices {
+		if i < 0 || i >= len(s.Points) {
+			return fmt.Errorf("no point %d: the sweep has %d (0 to %d)", i, len(s.Points), len(s.Points)-1)
+		}
+		if seen[i] {
+			return fmt.Errorf("point %d listed twice", i)
+		}
+		seen[i] = true
+	}
+	var env []string
 	for _, kv := range o.Env {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
 			return fmt.Errorf("env %q: want KEY=VALUE", kv)
 		}
+		if k == "SURGEON_CACHE" {
+			o.Cache = v // one SURGEON_CACHE, the one asked for
+			continue
+		}
+		env = append(env, kv)
 	}
+	o.Env = env
 	if len(s.Points) == 0 {
 		return fmt.Errorf("the sweep has no points")
 	}
@@ -100,14 +158,38 @@ func (s *Sweep) stem() string {
 }
 
 // PointArgs are the arguments after the surgeon binary that run point
-// index (a number or a variable such as IndexVar) with its results in
-// out.
-func (s *Sweep) PointArgs(index, out string) []string {
-	args := []string{"sweep", s.Recipe, "--point", index, "--out", out}
+// index (a number or a variable such as IndexVar) of the recipe file
+// recipe with its results in out. The point refuses to run unless the
+// recipe still has the hash it had when the job was written
+// (--expect-hash). With indices, index counts into that list
+// (--indices): the job runs only those points.
+func (s *Sweep) PointArgs(recipe, index, out string, indices []int) []string {
+	args := []string{"sweep", recipe, "--point", index, "--out", out, "--expect-hash", s.Hash}
+	if len(indices) > 0 {
+		args = append(args, "--indices", joinInts(indices))
+	}
 	for _, kv := range s.Sets {
 		args = append(args, "--set", kv)
 	}
 	return args
+}
+
+// joinInts writes 3,5,7.
+func joinInts(v []int) string {
+	out := make([]string, len(v))
+	for i, n := range v {
+		out[i] = strconv.Itoa(n)
+	}
+	return strings.Join(out, ",")
+}
+
+// absRecipe is the sweep recipe as an absolute path.
+func (s *Sweep) absRecipe() (string, error) {
+	p, err := filepath.Abs(s.Recipe)
+	if err != nil {
+		return "", fmt.Errorf("recipe %s: %w", s.Recipe, err)
+	}
+	return p, nil
 }
 
 // Kubernetes returns the sweep as a batch/v1 Job in Indexed completion
@@ -121,6 +203,9 @@ func Kubernetes(s *Sweep, o EmitOptions) (*batchv1.Job, error) {
 		return nil, err
 	}
 	n := int32(len(s.Points))
+	if len(o.Indices) > 0 {
+		n = int32(len(o.Indices))
+	}
 	par := n
 	if o.Parallel > 0 && int32(o.Parallel) < n {
 		par = int32(o.Parallel)
@@ -130,6 +215,7 @@ func Kubernetes(s *Sweep, o EmitOptions) (*batchv1.Job, error) {
 		{Name: "JOB_COMPLETION_INDEX", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
 			FieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
 		{Name: "GOMAXPROCS", Value: strconv.Itoa(o.CPUs)},
+		{Name: "SURGEON_CACHE", Value: o.Cache},
 	}
 	for _, kv := range o.Env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -142,6 +228,18 @@ func Kubernetes(s *Sweep, o EmitOptions) (*batchv1.Job, error) {
 			return nil, fmt.Errorf("memory %q: %w", o.Memory, err)
 		}
 		req[corev1.ResourceMemory] = q
+	}
+	// The recipe as the pod sees it: relative to WorkDir in the image,
+	// else the absolute path it has here (on a volume mounted at the same
+	// place, or baked into the image there).
+	rec := s.Recipe
+	if o.WorkDir == "" || filepath.IsAbs(rec) {
+		var err error
+		if rec, err = s.absRecipe(); err != nil {
+			return nil, err
+		}
+	} else {
+		rec = filepath.ToSlash(rec)
 	}
 	mode := batchv1.IndexedCompletion
 	retries := int32(2)
@@ -161,7 +259,7 @@ func Kubernetes(s *Sweep, o EmitOptions) (*batchv1.Job, error) {
 						Name:         "surgeon",
 						Image:        o.Image,
 						Command:      []string{o.Binary},
-						Args:         s.PointArgs(IndexVar, o.Out),
+						Args:         s.PointArgs(rec, IndexVar, o.Out, o.Indices),
 						WorkingDir:   o.WorkDir,
 						Env:          env,
 						Resources:    corev1.ResourceRequirements{Requests: req},
@@ -199,14 +297,23 @@ func Slurm(s *Sweep, o EmitOptions) (string, error) {
 	if err := o.defaults(s, false); err != nil {
 		return "", err
 	}
+	rec, err := s.absRecipe()
+	if err != nil {
+		return "", err
+	}
 	n := len(s.Points)
 	array := fmt.Sprintf("0-%d", n-1)
+	if len(o.Indices) > 0 {
+		n = len(o.Indices)
+		array = joinInts(o.Indices)
+	}
 	if o.Parallel > 0 && o.Parallel < n {
 		array += fmt.Sprintf("%%%d", o.Parallel)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "#!/bin/bash\n")
-	fmt.Fprintf(&b, "# Sweep %s: %d points as a Slurm job array.\n", s.Recipe, n)
+	fmt.Fprintf(&b, "# Sweep %s: %d of its %d points as a Slurm job array (hash %.12s).\n", rec, n, len(s.Points), s.Hash)
+	fmt.Fprintf(&b, "# Every path is absolute: submit from any folder. Each task checks the recipe's hash.\n")
 	fmt.Fprintf(&b, "# sbatch THIS_FILE; then: surgeon sweep report %s\n", shellQuote(o.Out))
 	fmt.Fprintf(&b, "#SBATCH --job-name=%s\n", o.Name)
 	fmt.Fprintf(&b, "#SBATCH --array=%s\n", array)
@@ -214,17 +321,17 @@ func Slurm(s *Sweep, o EmitOptions) (string, error) {
 	if o.Memory != "" {
 		fmt.Fprintf(&b, "#SBATCH --mem=%s\n", strings.TrimSuffix(strings.TrimSuffix(o.Memory, "i"), "B"))
 	}
-	fmt.Fprintf(&b, "#SBATCH --output=%s-%%A_%%a.out\n", o.Name)
+	fmt.Fprintf(&b, "#SBATCH --chdir=%s\n", o.WorkDir)
+	fmt.Fprintf(&b, "#SBATCH --output=%s\n", filepath.Join(o.Out, "logs", "slurm-%A_%a.out"))
 	fmt.Fprintf(&b, "set -euo pipefail\n")
-	if o.WorkDir != "" {
-		fmt.Fprintf(&b, "cd %s\n", shellQuote(o.WorkDir))
-	}
+	fmt.Fprintf(&b, "cd %s\n", shellQuote(o.WorkDir))
+	fmt.Fprintf(&b, "export SURGEON_CACHE=%s\n", shellQuote(o.Cache))
 	fmt.Fprintf(&b, "export GOMAXPROCS=\"${SLURM_CPUS_PER_TASK:-%d}\"\n", o.CPUs)
 	for _, kv := range o.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v))
 	}
-	args := s.PointArgs("@INDEX@", o.Out)
+	args := s.PointArgs(rec, "@INDEX@", o.Out, nil)
 	line := "exec " + shellQuote(o.Binary) + " " + quoteArgs(args)
 	line = strings.Replace(line, "@INDEX@", `"$SLURM_ARRAY_TASK_ID"`, 1)
 	fmt.Fprintf(&b, "%s\n", line)

@@ -121,11 +121,11 @@ func TestKubernetesJob(t *testing.T) {
 	if e := env["JOB_COMPLETION_INDEX"]; e.ValueFrom == nil || !strings.Contains(e.ValueFrom.FieldRef.FieldPath, "job-completion-index") {
 		t.Fatalf("JOB_COMPLETION_INDEX %+v", e)
 	}
-	if env["GOMAXPROCS"].Value != "2" || env["SURGEON_HF_MIRROR"].Value != "/mirror" {
+	if env["GOMAXPROCS"].Value != "2" || env["SURGEON_HF_MIRROR"].Value != "/mirror" || env["SURGEON_CACHE"].Value != "/results/.cache" {
 		t.Fatalf("env %+v", c.Env)
 	}
 	cmdline := append(append([]string(nil), c.Command...), c.Args...)
-	want := []string{"surgeon", "sweep", s.Recipe, "--point", IndexVar, "--out", "/results/s-sweep", "--set", "train.max_steps=3"}
+	want := []string{"surgeon", "sweep", s.Recipe, "--point", IndexVar, "--out", "/results/s-sweep", "--expect-hash", s.Hash, "--set", "train.max_steps=3"}
 	if strings.Join(cmdline, " ") != strings.Join(want, " ") {
 		t.Fatalf("command %q, want %q", cmdline, want)
 	}
@@ -167,7 +167,8 @@ func TestSlurmScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"#!/bin/bash\n", "#SBATCH --array=0-4%2\n", "#SBATCH --cpus-per-task=3\n", "export X='a b'\n",
-		`--point "$SLURM_ARRAY_TASK_ID" --out ` + out + " --set train.max_steps=3\n"} {
+		`--point "$SLURM_ARRAY_TASK_ID" --out ` + out + " --expect-hash " + s.Hash + " --set train.max_steps=3\n",
+		"#SBATCH --output=" + out + "/logs/slurm-%A_%a.out\n", "export SURGEON_CACHE=" + out + "/.cache\n"} {
 		if !strings.Contains(script, want) {
 			t.Fatalf("script lacks %q:\n%s", want, script)
 		}

@@ -39,6 +39,10 @@ type Options struct {
 	// StopTimeout is how long an interrupted point may take to checkpoint
 	// and exit before it is killed (default 1 minute).
 	StopTimeout time.Duration
+	// ExpectHash, when set, is the sweep recipe's hash when the cluster
+	// job was written (RunPoint only): a recipe edited since is refused
+	// with ErrRecipeChanged instead of being mixed into the sweep.
+	ExpectHash string
 }
 
 // Event is a change of a point's state.
@@ -82,6 +86,10 @@ func (e *FailedError) Error() string {
 
 // ErrStale marks a point folder holding results of a different recipe.
 var ErrStale = errors.New("results of a different recipe")
+
+// ErrRecipeChanged marks a point whose recipe no longer has the hash the
+// sweep was written (emitted) with.
+var ErrRecipeChanged = errors.New("recipe changed since the sweep was written")
 
 // Run runs every unfinished point of s and returns the final manifest. A
 // point is finished when points/NAME/report.json exists and carries the
@@ -190,7 +198,14 @@ func RunPoint(ctx context.Context, s *Sweep, i int, opts Options) (*PointState, 
 		return nil, err
 	}
 	r.shared = true
+	if opts.ExpectHash != "" && opts.ExpectHash != s.Hash {
+		return nil, fmt.Errorf("point %d: %s: %w (hash %.12s, the job was written for %.12s): restore the recipe, or emit the sweep again into another folder",
+			i, s.Recipe, ErrRecipeChanged, s.Hash, opts.ExpectHash)
+	}
 	if err := r.m.createOnce(); err != nil {
+		return nil, err
+	}
+	if err := sameRecipe(s, i); err != nil {
 		return nil, err
 	}
 	p := &r.m.Points[i]
@@ -349,9 +364,16 @@ func (r *runner) begin(i int) int {
 	p := &r.m.Points[i]
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	p.State, p.Start, p.End, p.ExitCode, p.Error, p.Seconds = StateRunning, &now, nil, nil, "", 0
+	if r.shared {
+		// A cluster job: earlier attempts are in the point's record.
+		if old, err := readRecord(r.s.Dir, p.Name); err == nil && old.Hash == p.Hash {
+			p.Attempts = old.Attempts
+		}
+	}
 	p.Attempts++
 	r.start[i] = time.Now()
 	r.save()
+	r.record(i)
 	r.emit(i, 0, false)
 	return p.Attempts
 }
@@ -392,6 +414,7 @@ func (r *runner) run(ctx context.Context, i, procs, attempt int) {
 		}
 	}
 	r.save()
+	r.record(i)
 	r.emit(i, took, false)
 }
 

@@ -133,13 +133,23 @@ func fakeApply(args []string) int {
 // [--set ...]`, running the point with the fake apply.
 func fakeSweepPoint(args []string) int {
 	var sets []string
-	var rec, out string
+	var rec, out, hash string
+	var list []int
 	point := -1
 	for i := 0; i < len(args); i++ {
 		switch args[i] {
 		case "--point":
 			i++
 			point, _ = strconv.Atoi(args[i])
+		case "--expect-hash":
+			i++
+			hash = args[i]
+		case "--indices":
+			i++
+			for _, f := range strings.Split(args[i], ",") {
+				n, _ := strconv.Atoi(f)
+				list = append(list, n)
+			}
 		case "--out":
 			i++
 			out = args[i]
@@ -155,8 +165,11 @@ func fakeSweepPoint(args []string) int {
 		fmt.Fprintln(os.Stderr, "surgeon sweep:", err)
 		return 1
 	}
+	if list != nil {
+		point = list[point]
+	}
 	exe, _ := os.Executable()
-	if _, err := RunPoint(context.Background(), s, point, Options{Exe: exe}); err != nil {
+	if _, err := RunPoint(context.Background(), s, point, Options{Exe: exe, ExpectHash: hash}); err != nil {
 		fmt.Fprintln(os.Stderr, "surgeon sweep:", err)
 		return 1
 	}
