@@ -192,12 +192,43 @@ func drawCurves(curves []curve, title, xLabel, yLabel string, marks bool) (*plot
 	legend.ThumbnailWidth = vg.Points(24)
 	legend.TextStyle.Color = color.Black
 	legend.Padding = vg.Points(2)
+	p.Title.Padding = vg.Points(8)
+	xmin, xmax, ymin, ymax := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
+	baselines := 0
+	for _, c := range curves {
+		for _, xy := range c.xys {
+			xmin, xmax = math.Min(xmin, xy.X), math.Max(xmax, xy.X)
+			ymin, ymax = math.Min(ymin, xy.Y), math.Max(ymax, xy.Y)
+		}
+	}
+	if len(curves) > 0 {
+		// Fixed ranges: a little room around the data (markers at the
+		// ends stay whole), and a visible band around a flat line.
+		pad := 0.05 * (ymax - ymin)
+		if pad == 0 {
+			pad = math.Max(0.01, 0.05*math.Abs(ymax))
+		}
+		p.Y.Min, p.Y.Max = ymin-pad, ymax+pad
+		xpad := 0.0
+		if marks {
+			xpad = math.Max(0.2, 0.03*(xmax-xmin))
+		}
+		p.X.Min, p.X.Max = xmin-xpad, xmax+xpad
+		if p.X.Min == p.X.Max {
+			p.X.Min, p.X.Max = xmin-0.5, xmax+0.5
+		}
+	}
 	for _, c := range curves {
 		line, err := plotter.NewLine(c.xys)
 		if err != nil {
 			return nil, nil, fmt.Errorf("plot %s: %w", c.label, err)
 		}
 		line.Color = plotutil.Color(c.color)
+		if c.baseline {
+			// Baselines in black and greys, never a color of a swept line.
+			line.Color = baselineColors[baselines%len(baselineColors)]
+			baselines++
+		}
 		line.Width = vg.Points(1.2)
 		thumbs := []plot.Thumbnailer{line}
 		if c.baseline {
@@ -219,6 +250,8 @@ func drawCurves(curves []curve, title, xLabel, yLabel string, marks bool) (*plot
 	}
 	return p, &legend, nil
 }
+
+var baselineColors = []color.Color{color.Black, color.Gray{Y: 110}, color.Gray{Y: 160}}
 
 // saveWithLegend writes p as name.png and name.svg in dir, with the
 // legend in a panel to the right of the axes, so it never covers a line.
