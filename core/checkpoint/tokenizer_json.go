@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"github.com/surgeon-ml/surgeon/core/tokenizer"
+	"github.com/surgeon-ml/surgeon/formats/detect"
+	"github.com/surgeon-ml/surgeon/formats/gguf"
 )
 
 // TokenizerJSONFile is the Hugging Face tokenizers pipeline of a model
@@ -72,4 +74,38 @@ func readHFConfig(file string) (*tokenizer.HFConfig, error) {
 		*f.dst = obj.Content
 	}
 	return &cfg, nil
+}
+
+// OpenTokenizer returns the tokenizer a path holds without loading a model:
+// a model folder (as LoadTokenizer reads it), a tokenizer.json file, or a
+// GGUF file (its tokenizer metadata). What a file is comes from its
+// content: GGUF by its magic bytes, anything else is read as a
+// tokenizer.json.
+func OpenTokenizer(path string) (tokenizer.Tokenizer, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if st.IsDir() {
+		return LoadTokenizer(path, nil)
+	}
+	if f, err := detect.Path(path); err == nil && f == detect.GGUF {
+		g, err := gguf.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		tok, err := gguf.Tokenizer(g)
+		if cerr := g.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: tokenizer: %w", path, err)
+		}
+		return tok, nil
+	}
+	h, err := LoadTokenizerJSON(path)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
 }
