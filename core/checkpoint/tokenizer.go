@@ -20,7 +20,7 @@ const SentencePieceFile = "tokenizer.model"
 
 // tokenizerFiles are the tokenizer files of a model folder, copied along
 // when a model loaded from a folder is written elsewhere.
-var tokenizerFiles = []string{SentencePieceFile, VocabFile, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
+var tokenizerFiles = []string{SentencePieceFile, VocabFile, TokenizerJSONFile, "tokenizer_config.json", "special_tokens_map.json"}
 
 // TokenizerFiles returns the tokenizer files to write beside a model
 // converted from l (a Hugging Face or native folder), so that surgeon and
@@ -144,10 +144,11 @@ const VocabFile = "vocab.txt"
 
 // LoadTokenizer returns the tokenizer of the model l loaded from path: the
 // one in the GGUF metadata for a GGUF model; for a Hugging Face or native
-// folder, the SentencePiece tokenizer of its tokenizer.model or else the
-// WordPiece tokenizer of its vocab.txt, lowercasing unless
-// tokenizer_config.json says "do_lower_case": false. l may be nil when path
-// is a folder. Folders with only a tokenizer.json are not supported yet.
+// folder, the Hugging Face tokenizers pipeline of its tokenizer.json
+// (*tokenizer.HF, preferred as transformers prefers fast tokenizers), else
+// the SentencePiece tokenizer of its tokenizer.model, else the WordPiece
+// tokenizer of its vocab.txt, lowercasing unless tokenizer_config.json says
+// "do_lower_case": false. l may be nil when path is a folder.
 func LoadTokenizer(path string, l *Loaded) (tokenizer.Tokenizer, error) {
 	if l != nil && l.GGUF != nil {
 		tok, err := gguf.Tokenizer(l.GGUF)
@@ -164,7 +165,14 @@ func LoadTokenizer(path string, l *Loaded) (tokenizer.Tokenizer, error) {
 		if l != nil && l.Format == detect.Native {
 			return nil, fmt.Errorf("%s: no tokenizer: a single-file spago native model carries none (convert the source again with --to native: the native folder it writes holds the tokenizer)", path)
 		}
-		return nil, fmt.Errorf("%s: no tokenizer (only GGUF files and Hugging Face or native folders with a %s or %s carry one)", path, SentencePieceFile, VocabFile)
+		return nil, fmt.Errorf("%s: no tokenizer (only GGUF files and Hugging Face or native folders with a %s, %s or %s carry one)", path, TokenizerJSONFile, SentencePieceFile, VocabFile)
+	}
+	if fileExists(filepath.Join(path, TokenizerJSONFile)) {
+		h, err := LoadTokenizerJSON(path)
+		if err != nil {
+			return nil, err // not a nil *HF in a non-nil Tokenizer
+		}
+		return h, nil
 	}
 	file := filepath.Join(path, SentencePieceFile)
 	data, err := os.ReadFile(file)
@@ -176,10 +184,7 @@ func LoadTokenizer(path string, l *Loaded) (tokenizer.Tokenizer, error) {
 			}
 			return wp, nil
 		}
-		if fileExists(filepath.Join(path, "tokenizer.json")) {
-			return nil, fmt.Errorf("%s: folder has no %s or %s, only a tokenizer.json, which is not supported yet: %w", path, SentencePieceFile, VocabFile, err)
-		}
-		return nil, fmt.Errorf("%s: folder has no %s or %s (folders with only a tokenizer.json are not supported yet): %w", path, SentencePieceFile, VocabFile, err)
+		return nil, fmt.Errorf("%s: folder has no %s, %s or %s: %w", path, TokenizerJSONFile, SentencePieceFile, VocabFile, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)

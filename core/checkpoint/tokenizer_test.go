@@ -133,8 +133,8 @@ func TestLoadTokenizerErrors(t *testing.T) {
 	cases := []struct {
 		name, path, sub string
 	}{
-		{"no tokenizer.model", empty, "folder has no tokenizer.model or vocab.txt"},
-		{"tokenizer.json only", jsonOnly, "only a tokenizer.json, which is not supported yet"},
+		{"no tokenizer.model", empty, "folder has no tokenizer.json, tokenizer.model or vocab.txt"},
+		{"tokenizer.json without model", jsonOnly, "tokenizer.json: model: missing"},
 		{"malformed", bad, "malformed sentencepiece model"},
 		{"file", file, "no tokenizer"},
 		{"missing", filepath.Join(empty, "nope"), "no such file"},

@@ -112,14 +112,55 @@ func LoadHF(path string, cfg *HFConfig) (*HF, error) {
 // ParseHF builds the pipeline a tokenizer.json describes. cfg may be nil;
 // a special token it names that the vocabulary lacks is ignored.
 func ParseHF(data []byte, cfg *HFConfig) (*HF, error) {
+	// The top level is read by hand, the model in place: encoding/json
+	// would scan the 30 MB of a large vocabulary several times.
 	var f hfFile
-	if err := json.Unmarshal(data, &f); err != nil {
+	var model hfModel
+	var modelErr error
+	j := &jsonScan{data: data}
+	err := j.object(func(k string) error {
+		if k == "model" && j.peek() == '{' {
+			model, modelErr = parseModelScan(j, "model")
+			return modelErr
+		}
+		v, err := j.skip()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "normalizer":
+			f.Normalizer = v
+		case "pre_tokenizer":
+			f.PreTokenizer = v
+		case "model":
+			f.Model = v
+		case "post_processor":
+			f.PostProcessor = v
+		case "decoder":
+			f.Decoder = v
+		case "added_tokens":
+			if !isNull(v) {
+				if err := json.Unmarshal(v, &f.AddedTokens); err != nil {
+					return fmt.Errorf("added_tokens: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+	if modelErr != nil {
+		return nil, modelErr
+	}
+	if err == nil && j.peek() != 0 {
+		err = fmt.Errorf("%w: data after the object at byte %d", errJSON, j.pos)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("not a tokenizer.json: %w", err)
 	}
 	h := &HF{cacheLimit: 1 << 16, bos: -1, eos: -1, pad: -1}
-	var err error
-	if h.model, err = parseModel(f.Model, "model"); err != nil {
-		return nil, err
+	if h.model = model; model == nil {
+		if h.model, err = parseModel(f.Model, "model"); err != nil {
+			return nil, err
+		}
 	}
 	if h.norm, err = parseNormalizer(f.Normalizer, "normalizer"); err != nil {
 		return nil, err

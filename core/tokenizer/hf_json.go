@@ -245,3 +245,101 @@ func (j *jsonScan) object(item func(key string) error) error {
 		}
 	}
 }
+
+// strBytes reads a JSON string, returning the raw bytes without a copy
+// when it holds no escapes.
+func (j *jsonScan) strBytes() ([]byte, error) {
+	if err := j.expect('"'); err != nil {
+		return nil, err
+	}
+	start := j.pos
+	for j.pos < len(j.data) {
+		c := j.data[j.pos]
+		if c == '"' {
+			j.pos++
+			return j.data[start : j.pos-1], nil
+		}
+		if c == '\\' {
+			s, err := j.strSlow(start)
+			return []byte(s), err
+		}
+		j.pos++
+	}
+	return nil, fmt.Errorf("%w: unterminated string", errJSON)
+}
+
+// skip passes over one JSON value and returns its bytes.
+func (j *jsonScan) skip() ([]byte, error) {
+	j.ws()
+	start := j.pos
+	depth := 0
+	for j.pos < len(j.data) {
+		c := j.data[j.pos]
+		switch c {
+		case '"':
+			j.pos++
+			for j.pos < len(j.data) && j.data[j.pos] != '"' {
+				if j.data[j.pos] == '\\' {
+					j.pos++
+				}
+				j.pos++
+			}
+			if j.pos >= len(j.data) {
+				return nil, fmt.Errorf("%w: unterminated string", errJSON)
+			}
+			j.pos++
+		case '{', '[':
+			depth++
+			j.pos++
+		case '}', ']':
+			if depth == 0 {
+				return j.value(start)
+			}
+			depth--
+			j.pos++
+		case ',':
+			if depth == 0 {
+				return j.value(start)
+			}
+			j.pos++
+		default:
+			j.pos++
+		}
+		if depth == 0 && (c == '"' || c == '}' || c == ']') {
+			return j.value(start)
+		}
+	}
+	if depth != 0 {
+		return nil, fmt.Errorf("%w: unterminated value", errJSON)
+	}
+	return j.value(start)
+}
+
+func (j *jsonScan) value(start int) ([]byte, error) {
+	v := j.data[start:j.pos]
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\n' || v[len(v)-1] == '\t' || v[len(v)-1] == '\r') {
+		v = v[:len(v)-1]
+	}
+	if len(v) == 0 {
+		return nil, fmt.Errorf("%w: missing value at byte %d", errJSON, start)
+	}
+	return v, nil
+}
+
+// jsonFields splits a JSON object into its raw values by key.
+func jsonFields(data []byte) (map[string][]byte, error) {
+	j := &jsonScan{data: data}
+	out := map[string][]byte{}
+	err := j.object(func(k string) error {
+		v, err := j.skip()
+		out[k] = v
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if j.peek() != 0 {
+		return nil, fmt.Errorf("%w: data after the object at byte %d", errJSON, j.pos)
+	}
+	return out, nil
+}

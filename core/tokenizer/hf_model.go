@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -22,18 +23,90 @@ type modelJSON struct {
 	IgnoreMerges            bool            `json:"ignore_merges"`
 	MaxInputCharsPerWord    *int            `json:"max_input_chars_per_word"`
 	Dropout                 *float64        `json:"dropout"`
-	Vocab                   json.RawMessage `json:"vocab"`
-	Merges                  json.RawMessage `json:"merges"`
+	Vocab                   json.RawMessage `json:"-"`
+	Merges                  json.RawMessage `json:"-"`
+
+	parsedVocab *vocab           // the vocabulary object, read in place
+	rawMerges   [][2][]byte      // the merges, read in place
+	merges      map[uint64]merge // the merges, resolved in place
 }
 
 func parseModel(raw json.RawMessage, path string) (hfModel, error) {
 	if isNull(raw) {
 		return nil, fmt.Errorf("%s: missing", path)
 	}
+	return parseModelScan(&jsonScan{data: raw}, path)
+}
+
+// parseModelScan reads the model object at the scanner in one pass: the
+// vocabulary and merges by jsonScan, the small settings by encoding/json.
+func parseModelScan(j *jsonScan, path string) (hfModel, error) {
+	small := []byte{'{'}
 	var c modelJSON
-	if err := json.Unmarshal(raw, &c); err != nil {
+	var vocabErr error
+	prefix, prefixKnown := "", false
+	err := j.object(func(k string) error {
+		switch {
+		case k == "vocab" && j.peek() == '{':
+			c.parsedVocab, vocabErr = parseVocabScan(j, path+".vocab")
+			c.Vocab = json.RawMessage("{}")
+			return vocabErr
+		case k == "merges" && j.peek() == '[' && c.parsedVocab != nil && prefixKnown:
+			// The usual order (settings, vocab, merges): resolve each
+			// merge as it is read, keeping no copy of the list.
+			var err error
+			c.merges, err = resolveMerges(j, c.parsedVocab, prefix, path)
+			if err != nil {
+				return err
+			}
+			c.Merges = json.RawMessage("[]")
+			return nil
+		case k == "merges" && j.peek() == '[':
+			var err error
+			c.rawMerges, err = scanMerges(j)
+			if err != nil {
+				return fmt.Errorf("%s.merges%w", path, err)
+			}
+			c.Merges = json.RawMessage("[]")
+			return nil
+		}
+		v, err := j.skip()
+		if err != nil {
+			return err
+		}
+		if k == "vocab" {
+			c.Vocab = v
+			return nil
+		}
+		if k == "continuing_subword_prefix" {
+			var p *string
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("%s.%s: %w", path, k, err)
+			}
+			prefix, prefixKnown = "", true
+			if p != nil {
+				prefix = *p
+			}
+		}
+		if len(small) > 1 {
+			small = append(small, ',')
+		}
+		small = strconv.AppendQuote(small, k)
+		small = append(append(small, ':'), v...)
+		return nil
+	})
+	if vocabErr != nil {
+		return nil, vocabErr
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	small = append(small, '}')
+	saved := c
+	if err := json.Unmarshal(small, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Vocab, c.Merges, c.rawMerges, c.parsedVocab, c.merges = saved.Vocab, saved.Merges, saved.rawMerges, saved.parsedVocab, saved.merges
 	typ := c.Type
 	if typ == "" { // older files leave the model untagged
 		switch {
@@ -51,7 +124,7 @@ func parseModel(raw json.RawMessage, path string) (hfModel, error) {
 	case "BPE":
 		return newBPE(&c, path)
 	case "WordPiece":
-		v, err := parseVocab(c.Vocab, path+".vocab")
+		v, err := modelVocab(&c, path+".vocab")
 		if err != nil {
 			return nil, err
 		}
@@ -71,7 +144,7 @@ func parseModel(raw json.RawMessage, path string) (hfModel, error) {
 		}
 		return m, nil
 	case "WordLevel":
-		v, err := parseVocab(c.Vocab, path+".vocab")
+		v, err := modelVocab(&c, path+".vocab")
 		if err != nil {
 			return nil, err
 		}
@@ -137,20 +210,166 @@ func parseVocab(raw json.RawMessage, path string) (*vocab, error) {
 	if isNull(raw) {
 		return nil, fmt.Errorf("%s: missing", path)
 	}
-	v := &vocab{ids: make(map[string]int, len(raw)/12)}
-	j := &jsonScan{data: raw}
-	err := j.object(func(k string) error {
-		id, err := j.int()
-		if err != nil {
-			return err
+	return parseVocabScan(&jsonScan{data: raw}, path)
+}
+
+// modelVocab returns the vocabulary a model object held.
+func modelVocab(c *modelJSON, path string) (*vocab, error) {
+	if c.parsedVocab != nil {
+		return c.parsedVocab, nil
+	}
+	return parseVocab(c.Vocab, path)
+}
+
+func parseVocabScan(j *jsonScan, path string) (*vocab, error) {
+	// Tokens are gathered in one arena and become substrings of a single
+	// string: one allocation rather than one per token.
+	type entry struct{ off, n, id int }
+	var arena []byte
+	var entries []entry
+	if j.peek() != '{' {
+		return nil, fmt.Errorf("%s: not an object", path)
+	}
+	j.pos++
+	if j.peek() == '}' {
+		j.pos++
+	} else {
+		for {
+			k, err := j.strBytes()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			if err := j.expect(':'); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			id, err := j.int()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			entries = append(entries, entry{len(arena), len(k), id})
+			arena = append(arena, k...)
+			c := j.peek()
+			j.pos++
+			if c == '}' {
+				break
+			}
+			if c != ',' {
+				return nil, fmt.Errorf("%s: %w: want , or } at byte %d", path, errJSON, j.pos-1)
+			}
 		}
-		return v.add(k, id, path)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	all := string(arena)
+	v := &vocab{ids: make(map[string]int, len(entries))}
+	for _, e := range entries {
+		if err := v.add(all[e.off:e.off+e.n], e.id, path); err != nil {
+			return nil, err
+		}
 	}
 	v.trim()
 	return v, nil
+}
+
+// resolveMerges reads BPE merges (string or pair form) into the map from
+// token pairs to their rank and merged token.
+func resolveMerges(j *jsonScan, v *vocab, prefix, path string) (map[uint64]merge, error) {
+	out := make(map[uint64]merge, 2*len(v.ids))
+	var buf []byte
+	pre := []byte(prefix)
+	err := j.list(func(i int) error {
+		var a, b []byte
+		if j.peek() == '[' {
+			n := 0
+			if err := j.list(func(k int) error {
+				s, err := j.strBytes()
+				switch k {
+				case 0:
+					a = s
+				case 1:
+					b = s
+				}
+				n++
+				return err
+			}); err != nil {
+				return err
+			}
+			if n != 2 {
+				return fmt.Errorf("[%d]: %d parts, want 2", i, n)
+			}
+		} else {
+			s, err := j.strBytes()
+			if err != nil {
+				return err
+			}
+			k := bytes.IndexByte(s, ' ')
+			if k < 0 {
+				return fmt.Errorf("[%d]: %q is not two tokens separated by a space", i, s)
+			}
+			a, b = s[:k], s[k+1:]
+			if k2 := bytes.IndexByte(b, ' '); k2 >= 0 {
+				b = b[:k2]
+			}
+		}
+		ia, oka := v.ids[string(a)]
+		ib, okb := v.ids[string(b)]
+		buf = append(append(buf[:0], a...), bytes.TrimPrefix(b, pre)...)
+		im, okm := v.ids[string(buf)]
+		if !oka || !okb || !okm {
+			return fmt.Errorf("[%d]: %q + %q: token not in the vocabulary", i, a, b)
+		}
+		out[pairKey(int32(ia), int32(ib))] = merge{int32(i), int32(im)}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s.merges%w", path, err)
+	}
+	return out, nil
+}
+
+// scanMerges reads BPE merges, in the string form "a b" or the pair form
+// ["a", "b"], as byte slices of the input where they hold no escapes.
+func scanMerges(j *jsonScan) ([][2][]byte, error) {
+	var out [][2][]byte
+	err := j.list(func(i int) error {
+		var a, b []byte
+		if j.peek() == '[' {
+			n := 0
+			if err := j.list(func(k int) error {
+				s, err := j.strBytes()
+				switch k {
+				case 0:
+					a = s
+				case 1:
+					b = s
+				}
+				n++
+				return err
+			}); err != nil {
+				return err
+			}
+			if n != 2 {
+				return fmt.Errorf("[%d]: %d parts, want 2", i, n)
+			}
+		} else {
+			s, err := j.strBytes()
+			if err != nil {
+				return err
+			}
+			k := bytes.IndexByte(s, ' ')
+			if k < 0 {
+				return fmt.Errorf("[%d]: %q is not two tokens separated by a space", i, s)
+			}
+			a, b = s[:k], s[k+1:]
+			if k2 := bytes.IndexByte(b, ' '); k2 >= 0 {
+				b = b[:k2]
+			}
+		}
+		out = append(out, [2][]byte{a, b})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf(": %w", err)
+	}
+	return out, nil
 }
 
 // byteToken is SentencePiece's spelling of a byte, "<0x0A>".
@@ -180,7 +399,7 @@ type merge struct{ rank, id int32 }
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
 func newBPE(c *modelJSON, path string) (*bpe, error) {
-	v, err := parseVocab(c.Vocab, path+".vocab")
+	v, err := modelVocab(c, path+".vocab")
 	if err != nil {
 		return nil, err
 	}
@@ -205,55 +424,37 @@ func newBPE(c *modelJSON, path string) (*bpe, error) {
 			m.byteIDs[b] = int32(id)
 		}
 	}
-	m.merges = make(map[uint64]merge, len(c.Merges)/10)
-	if isNull(c.Merges) {
+	if c.merges != nil {
+		m.merges = c.merges
 		return m, nil
 	}
-	j := &jsonScan{data: c.Merges}
-	err = j.list(func(i int) error {
-		var a, b string
-		if j.peek() == '[' {
-			var parts []string
-			if err := j.list(func(int) error {
-				s, err := j.str()
-				parts = append(parts, s)
-				return err
-			}); err != nil {
-				return err
-			}
-			if len(parts) != 2 {
-				return fmt.Errorf("%s.merges[%d]: %d parts, want 2", path, i, len(parts))
-			}
-			a, b = parts[0], parts[1]
-		} else {
-			s, err := j.str()
-			if err != nil {
-				return err
-			}
-			k := strings.IndexByte(s, ' ')
-			if k < 0 {
-				return fmt.Errorf("%s.merges[%d]: %q is not two tokens separated by a space", path, i, s)
-			}
-			a, b = s[:k], s[k+1:]
-			if k2 := strings.IndexByte(b, ' '); k2 >= 0 {
-				b = b[:k2]
-			}
+	if c.rawMerges == nil && !isNull(c.Merges) {
+		raw, err := scanMerges(&jsonScan{data: c.Merges})
+		if err != nil {
+			return nil, fmt.Errorf("%s.merges%w", path, err)
 		}
-		ia, oka := v.ids[a]
-		ib, okb := v.ids[b]
-		merged := a + strings.TrimPrefix(b, m.prefix)
-		if m.prefix == "" {
-			merged = a + b
-		}
-		im, okm := v.ids[merged]
+		c.rawMerges = raw
+	}
+	type triple struct {
+		key uint64
+		id  int32
+	}
+	var list []triple
+	var buf []byte
+	for i, p := range c.rawMerges {
+		a, b := p[0], p[1]
+		ia, oka := v.ids[string(a)]
+		ib, okb := v.ids[string(b)]
+		buf = append(append(buf[:0], a...), bytes.TrimPrefix(b, []byte(m.prefix))...)
+		im, okm := v.ids[string(buf)]
 		if !oka || !okb || !okm {
-			return fmt.Errorf("%s.merges[%d]: %q + %q: token not in the vocabulary", path, i, a, b)
+			return nil, fmt.Errorf("%s.merges[%d]: %q + %q: token not in the vocabulary", path, i, a, b)
 		}
-		m.merges[pairKey(int32(ia), int32(ib))] = merge{int32(i), int32(im)}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s.merges: %w", path, err)
+		list = append(list, triple{pairKey(int32(ia), int32(ib)), int32(im)})
+	}
+	m.merges = make(map[uint64]merge, len(list))
+	for i, t := range list {
+		m.merges[t.key] = merge{int32(i), t.id}
 	}
 	return m, nil
 }

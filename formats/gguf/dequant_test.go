@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -307,6 +308,48 @@ func TestDequantizeErrors(t *testing.T) {
 			}
 			if c.is != nil && !errors.Is(err, c.is) {
 				t.Fatalf("%v does not wrap %v", err, c.is)
+			}
+		})
+	}
+}
+
+// TestFloat32Rows decodes row ranges of quantized tensors and compares them
+// with the whole tensor.
+func TestFloat32Rows(t *testing.T) {
+	rows := 5
+	var tts []testTensor
+	for _, typ := range []GGMLType{TypeQ4_K, TypeQ8_0, TypeF16, TypeIQ4_XS} {
+		rowLen := 256
+		x := make([]float32, rows*rowLen)
+		for i := range x {
+			x[i] = float32(math.Sin(float64(i)*0.37)) * float32(1+i%7)
+		}
+		q, err := Quantize(typ, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tts = append(tts, testTensor{name: typ.String(), dims: []uint64{uint64(rowLen), uint64(rows)}, typ: typ, data: q})
+	}
+	f := mustParse(t, testFile{tensors: tts}.bytes())
+	for _, tt := range tts {
+		t.Run(tt.name, func(t *testing.T) {
+			all, _, err := f.Float32(tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range [][2]int{{0, 5}, {1, 2}, {4, 1}, {3, 0}} {
+				got, err := f.Float32Rows(tt.name, r[0], r[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i, ok := sameBits(got, all[r[0]*256:(r[0]+r[1])*256]); !ok {
+					t.Fatalf("rows %v differ at %d", r, i)
+				}
+			}
+			for _, r := range [][2]int{{-1, 1}, {5, 1}, {0, 6}, {2, -1}} {
+				if _, err := f.Float32Rows(tt.name, r[0], r[1]); err == nil || !strings.Contains(err.Error(), tt.name) {
+					t.Errorf("rows %v: %v", r, err)
+				}
 			}
 		})
 	}

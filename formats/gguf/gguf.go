@@ -8,6 +8,14 @@
 // huge allocation. Tensor data is not copied: tensors returned by File.Tensor
 // alias the mapping and stay valid until Close.
 //
+// Tensors of the common ggml types are decoded to float32 exactly as ggml's
+// reference dequantize_row_* functions decode them: F32, F16, BF16, Q4_0,
+// Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS
+// (see Dequantize, which works on any block range, and File.Float32Rows).
+// Quantize encodes the same types as ggml's quantize_row_*_ref. Other
+// types ggml knows are sized and validated, so such files open and list
+// their tensors, but reading those tensors is an error naming the type.
+//
 // GGUF versions 2 and 3 are supported, little-endian only. The Llama helpers
 // (LlamaConfig, LlamaTensors, Tokenizer) translate a llama.cpp model into
 // Hugging Face names and layouts.
@@ -48,8 +56,8 @@ var (
 	ErrUnsupportedVersion = errors.New("unsupported GGUF version")
 	// ErrNotFound means no tensor has the requested name.
 	ErrNotFound = errors.New("tensor not found")
-	// ErrUnsupportedType means a tensor's ggml type cannot be decoded,
-	// typically because it is quantized.
+	// ErrUnsupportedType means a tensor's ggml type cannot be decoded
+	// (see DequantizableTypes) or has no plain dtype.
 	ErrUnsupportedType = errors.New("unsupported ggml type")
 	// ErrClosed means the File was closed.
 	ErrClosed = errors.New("file closed")

@@ -90,3 +90,30 @@ func (f *File) BitsPerWeight() float64 {
 	}
 	return float64(bytes) * 8 / float64(n)
 }
+
+// Float32Rows dequantizes rows [first, first+n) of the named tensor (a row
+// is Dims[0] elements, a whole number of blocks) into a new slice, without
+// decoding the rest: the per-block-range access that lets callers keep a
+// quantized tensor in its blocks and decode rows as they need them.
+func (f *File) Float32Rows(name string, first, n int) ([]float32, error) {
+	data, err := f.TensorData(name)
+	if err != nil {
+		return nil, err
+	}
+	ti := &f.tensors[f.byName[name]]
+	if len(ti.Dims) == 0 {
+		return nil, fmt.Errorf("%s: tensor %q is a scalar, it has no rows", f.name, name)
+	}
+	rowLen := ti.Dims[0]
+	rows := ti.NumElements() / max(rowLen, 1)
+	if first < 0 || n < 0 || uint64(first) > rows || uint64(n) > rows-uint64(first) {
+		return nil, fmt.Errorf("%s: tensor %q: rows [%d, %d) out of range [0, %d)", f.name, name, first, first+n, rows)
+	}
+	rowBytes := rowLen / uint64(ti.Type.BlockSize()) * uint64(ti.Type.BlockBytes())
+	out := make([]float32, uint64(n)*rowLen)
+	src := data[uint64(first)*rowBytes : uint64(first+n)*rowBytes]
+	if err := Dequantize(ti.Type, out, src); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", f.name, name, err)
+	}
+	return out, nil
+}

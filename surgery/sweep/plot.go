@@ -19,8 +19,11 @@ import (
 // metric-vs-rank (log2 rank axis; one line per combination of the other
 // axes, error bars of one standard deviation) when the groups have
 // ranks, and metric-vs-params (log trainable-parameter axis). Baselines
-// are horizontal dashed lines. It returns the files written; no plot is
-// made without finished points.
+// are horizontal dashed lines. Then the learning curves: loss-vs-step
+// (training loss against optimizer steps) and eval-vs-epoch (the metric
+// after every epoch), one line per group, baselines dashed, the legend
+// beside the axes. It returns the files written; no plot is made without
+// finished points.
 func (rep *Report) Plot(dir string) ([]string, error) {
 	var files []string
 	save := func(p *plot.Plot, name string) error {
@@ -50,7 +53,11 @@ func (rep *Report) Plot(dir string) ([]string, error) {
 			return nil, err
 		}
 	}
-	return files, nil
+	curves, err := rep.plotCurves(dir)
+	if err != nil {
+		return nil, err
+	}
+	return append(files, curves...), nil
 }
 
 type errXYs struct {

@@ -476,11 +476,21 @@ func (rep *Report) WriteMarkdown(w io.Writer, plots []string) error {
 	if len(plots) > 0 {
 		b.WriteString("\n## Plots\n\n")
 		for _, p := range plots {
-			what := "rank"
-			if strings.Contains(p, "params") {
-				what = "trainable parameters"
+			stem := strings.TrimSuffix(p, filepath.Ext(p))
+			alt := rep.Metric + " vs rank"
+			switch stem {
+			case PlotParams:
+				alt = rep.Metric + " vs trainable parameters"
+			case PlotLoss:
+				alt = "training loss vs step, one line per point (seeds averaged), baselines dashed"
+			case PlotEval:
+				alt = rep.Metric + " per epoch, one line per point (seeds averaged), baselines dashed"
 			}
-			fmt.Fprintf(&b, "![%s vs %s](%s)\n", rep.Metric, what, p)
+			fmt.Fprintf(&b, "![%s](%s)\n", alt, p)
+			if filepath.Ext(p) == ".svg" {
+				fmt.Fprintf(&b, "([PNG](%s.png))\n", stem)
+			}
+			b.WriteString("\n")
 		}
 	}
 	_, err := w.Write(b.Bytes())

@@ -89,7 +89,8 @@ func TestReportGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"metric-vs-params.png", "metric-vs-params.svg", "metric-vs-rank.png", "metric-vs-rank.svg", PointsCSV, ReportCSV, ReportMarkdown}
+	want := []string{"eval-vs-epoch.png", "eval-vs-epoch.svg", "loss-vs-step.png", "loss-vs-step.svg",
+		"metric-vs-params.png", "metric-vs-params.svg", "metric-vs-rank.png", "metric-vs-rank.svg", PointsCSV, ReportCSV, ReportMarkdown}
 	if strings.Join(files, " ") != strings.Join(want, " ") {
 		t.Fatalf("files %v, want %v", files, want)
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeon-ml/surgeon/core/train"
 	"github.com/surgeon-ml/surgeon/surgery/apply"
 	"github.com/surgeon-ml/surgeon/surgery/recipe"
 )
@@ -112,6 +113,14 @@ func fakeApply(args []string) int {
 		Plan: &apply.Plan{Mode: rec.Train.Mode, Rows: rows, Trainable: trainable, Total: 300000}, Trainable: trainable, Total: 300000,
 		EvalSplit: "test", After: map[string]float64{"accuracy": acc, "f1": acc - 0.1, "examples": 40},
 		WallSeconds: 10 + float64(r), TokensPerSec: 1000 + float64(r), Extra: map[string]any{"gomaxprocs": os.Getenv("GOMAXPROCS")}}
+	// Learning curves: a loss per step in metrics.csv, the metric per epoch.
+	metrics := "step,epoch,loss,lr\n"
+	for step := 1; step <= 8; step++ {
+		loss := 0.7/float64(step) + 0.01*float64(rec.Train.Seed%3) + 0.05/float64(max(r, 1))
+		metrics += fmt.Sprintf("%d,%d,%.4f,0.001\n", step, (step-1)/4+1, loss)
+	}
+	rep.Epochs = []train.EpochResult{{Epoch: 1, Step: 4, Loss: 0.3, Metrics: map[string]float64{"accuracy": acc - 0.05}},
+		{Epoch: 2, Step: 8, Loss: 0.2, Metrics: map[string]float64{"accuracy": acc}}}
 	raw, _ := json.MarshalIndent(rep, "", "  ")
 	tmp := out + ".tmp"
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
@@ -119,6 +128,10 @@ func fakeApply(args []string) int {
 		return 1
 	}
 	if err := os.WriteFile(filepath.Join(tmp, "report.json"), raw, 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "surgeon apply:", err)
+		return 1
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "metrics.csv"), []byte(metrics), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "surgeon apply:", err)
 		return 1
 	}
