@@ -24,6 +24,8 @@ import (
 	// The architectures a checkpoint can hold.
 	_ "github.com/surgeon-ml/surgeon/core/bert"
 	_ "github.com/surgeon-ml/surgeon/core/llama"
+	_ "github.com/surgeon-ml/surgeon/core/qwen2"
+	_ "github.com/surgeon-ml/surgeon/core/qwen3"
 )
 
 // Format names what a path holds; formats/detect decides it.

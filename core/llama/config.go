@@ -7,6 +7,7 @@ package llama
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Config mirrors the fields of a Hugging Face LlamaConfig that affect the
@@ -34,6 +35,19 @@ type Config struct {
 	PadTokenID            *int              `json:"pad_token_id,omitempty"`
 	ID2Label              map[string]string `json:"id2label,omitempty"`
 	TorchDtype            string            `json:"torch_dtype,omitempty"`
+
+	// Options of the families built on this implementation (Qwen2,
+	// Qwen3), set by their packages from their own config keys; Llama
+	// leaves them zero.
+
+	// ArchPrefix names the architecture classes ("Llama", "Qwen2"):
+	// <prefix>ForCausalLM, <prefix>ForSequenceClassification.
+	ArchPrefix string `json:"-"`
+	// QKVBias: the q, k and v projections have biases, o_proj none (Qwen2).
+	QKVBias bool `json:"-"`
+	// QKNorm: each head's query and key features are RMS-normalised
+	// (q_norm, k_norm over head_dim) before the rotary embedding (Qwen3).
+	QKNorm bool `json:"-"`
 }
 
 // ParseConfig decodes and validates a config.json document, applying
@@ -67,10 +81,18 @@ func ParseConfig(data []byte) (*Config, error) {
 	return c, nil
 }
 
-// IsClassifier reports whether the config describes
-// LlamaForSequenceClassification.
+// IsClassifier reports whether the config describes a sequence classifier
+// (LlamaForSequenceClassification, Qwen2ForSequenceClassification, ...).
 func (c *Config) IsClassifier() bool {
-	return len(c.Architectures) > 0 && c.Architectures[0] == "LlamaForSequenceClassification"
+	return len(c.Architectures) > 0 && strings.HasSuffix(c.Architectures[0], "ForSequenceClassification")
+}
+
+// Prefix returns the architecture class prefix ("Llama" by default).
+func (c *Config) Prefix() string {
+	if c.ArchPrefix == "" {
+		return "Llama"
+	}
+	return c.ArchPrefix
 }
 
 // NumLabels returns the number of classes of a classifier (2 by default).

@@ -64,6 +64,9 @@ type Attention struct {
 	KProj *layer.Slot `hf:"k_proj"`
 	VProj *layer.Slot `hf:"v_proj"`
 	OProj *layer.Slot `hf:"o_proj"`
+	// QNorm and KNorm normalise each head (Qwen3); nil otherwise.
+	QNorm *layer.RMSNorm `hf:"q_norm"`
+	KNorm *layer.RMSNorm `hf:"k_norm"`
 }
 
 // MLP is the SwiGLU feed-forward block.
@@ -83,15 +86,21 @@ func New(c *Config) *Model {
 		EmbedTokens: layer.NewEmbedding(c.VocabSize, c.HiddenSize),
 		Norm:        layer.NewRMSNorm(c.HiddenSize, eps),
 	}}
+	qkvBias := c.AttentionBias || c.QKVBias
 	for i := 0; i < c.NumHiddenLayers; i++ {
+		att := &Attention{
+			QProj: lin(c.HiddenSize, d, qkvBias),
+			KProj: lin(c.HiddenSize, kv, qkvBias),
+			VProj: lin(c.HiddenSize, kv, qkvBias),
+			OProj: lin(d, c.HiddenSize, c.AttentionBias),
+		}
+		if c.QKNorm {
+			att.QNorm = layer.NewRMSNorm(c.HeadDim, eps)
+			att.KNorm = layer.NewRMSNorm(c.HeadDim, eps)
+		}
 		m.Base.Layers = append(m.Base.Layers, &Decoder{
-			InputLayernorm: layer.NewRMSNorm(c.HiddenSize, eps),
-			SelfAttn: &Attention{
-				QProj: lin(c.HiddenSize, d, c.AttentionBias),
-				KProj: lin(c.HiddenSize, kv, c.AttentionBias),
-				VProj: lin(c.HiddenSize, kv, c.AttentionBias),
-				OProj: lin(d, c.HiddenSize, c.AttentionBias),
-			},
+			InputLayernorm:         layer.NewRMSNorm(c.HiddenSize, eps),
+			SelfAttn:               att,
 			PostAttentionLayernorm: layer.NewRMSNorm(c.HiddenSize, eps),
 			MLP: &MLP{
 				GateProj: lin(c.HiddenSize, c.IntermediateSize, c.MLPBias),
@@ -132,8 +141,13 @@ func (m *Model) Hidden(b model.Batch) mat.Tensor {
 	for _, l := range m.Base.Layers {
 		x := l.InputLayernorm.Forward(h)
 		a := l.SelfAttn
-		q := ops.Rotary(a.QProj.Forward(x), pos, c.NumAttentionHeads, c.RopeTheta)
-		k := ops.Rotary(a.KProj.Forward(x), pos, c.NumKeyValueHeads, c.RopeTheta)
+		q, k := a.QProj.Forward(x), a.KProj.Forward(x)
+		if a.QNorm != nil {
+			q = headNorm(a.QNorm, q, c.NumAttentionHeads)
+			k = headNorm(a.KNorm, k, c.NumKeyValueHeads)
+		}
+		q = ops.Rotary(q, pos, c.NumAttentionHeads, c.RopeTheta)
+		k = ops.Rotary(k, pos, c.NumKeyValueHeads, c.RopeTheta)
 		v := a.VProj.Forward(x)
 		att := ops.Attention(q, k, v, lay, c.NumAttentionHeads, c.NumKeyValueHeads, true)
 		h = ops.Add(h, a.OProj.Forward(att))
@@ -142,6 +156,14 @@ func (m *Model) Hidden(b model.Batch) mat.Tensor {
 		h = ops.Add(h, f.DownProj.Forward(ops.SwiGLU(f.GateProj.Forward(x), f.UpProj.Forward(x))))
 	}
 	return m.Base.Norm.Forward(h)
+}
+
+// headNorm applies an RMSNorm over each head's features of x [rows,
+// heads*dh].
+func headNorm(n *layer.RMSNorm, x mat.Tensor, heads int) mat.Tensor {
+	rows, d := ops.Rows(x), ops.Cols(x)
+	y := n.Forward(ops.Reshape(x, rows*heads, d/heads))
+	return ops.Reshape(y, rows, d)
 }
 
 // Logits returns next-token logits [Batch*Len, vocab] for a causal LM, or
@@ -200,7 +222,7 @@ func (m *Model) HeadModules() []string { return []string{"score"} }
 // initialised from N(0, 0.02^2) (transformers' initializer_range) with seed.
 func (m *Model) AsClassifier(labels []string, seed uint64) *Model {
 	c := *m.Config
-	c.Architectures = []string{"LlamaForSequenceClassification"}
+	c.Architectures = []string{c.Prefix() + "ForSequenceClassification"}
 	c.ID2Label = map[string]string{}
 	for i, l := range labels {
 		c.ID2Label[fmt.Sprint(i)] = l

@@ -375,3 +375,32 @@ func (f *dropoutFn) Backward(gy mat.Tensor) error {
 	}
 	return nil
 }
+
+// reshapeFn views x's row-major values as another shape.
+type reshapeFn struct {
+	x          mat.Tensor
+	rows, cols int
+}
+
+// Reshape returns x's values, row-major, as a [rows, cols] matrix (for
+// example [tokens, heads*dh] as [tokens*heads, dh] to normalise each head).
+// rows*cols must equal x's size.
+func Reshape(x mat.Tensor, rows, cols int) mat.Tensor {
+	if rows*cols != Rows(x)*Cols(x) {
+		panic("ops: Reshape: sizes do not match")
+	}
+	return run(&reshapeFn{x: x, rows: rows, cols: cols})
+}
+
+func (f *reshapeFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
+
+func (f *reshapeFn) Forward() (mat.Tensor, error) {
+	return New(f.rows, f.cols, append([]float32(nil), Data(f.x)...)), nil
+}
+
+func (f *reshapeFn) Backward(gy mat.Tensor) error {
+	if f.x.RequiresGrad() {
+		accGrad(f.x, Rows(f.x), Cols(f.x), append([]float32(nil), Data(gy)...))
+	}
+	return nil
+}
