@@ -6,7 +6,7 @@ PLUGINDIR := $(BIN)/plugins
 # fuzzing with a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME  ?= 500000x
 
-.PHONY: all build plugins test bench fuzz lint generate clean demo
+.PHONY: all build plugins test bench fuzz lint generate clean demo static image image-test cluster-test
 
 all: build
 
@@ -23,6 +23,34 @@ build:
 test:
 	$(GO) vet ./...
 	SURGEON_POOL_POISON=1 $(GO) test -count=1 ./...
+
+# Static binaries (no cgo) for the container image: bin/static/surgeon
+# and bin/static/plugins/, which FROM scratch can run.
+static:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/static/surgeon ./cmd/surgeon
+	@mkdir -p $(BIN)/static/plugins
+	@for d in $$(ls -d plugins/cmd/*/ plugins/examples/*/ 2>/dev/null); do \
+		n=$$(basename $$d); \
+		echo "CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/static/plugins/surgeon-plugin-$$n ./$$d"; \
+		CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/static/plugins/surgeon-plugin-$$n ./$$d || exit 1; \
+	done
+
+# The container image (Containerfile, FROM scratch) from the static
+# binaries, built with buildah without a daemon (tools/image/build.sh).
+IMAGE ?= surgeon:latest
+image: static
+	tools/image/build.sh $(IMAGE)
+
+# Builds the image, then runs plugins verify and a tiny apply inside it
+# with buildah (tools/image/test.sh; about a minute).
+image-test:
+	tools/image/test.sh
+
+# A real one-node Slurm on localhost runs an emitted sweep, a killed task
+# and its resubmission (tools/cluster/test.sh; a few minutes). Bounded:
+# the script's own deadline, then timeout.
+cluster-test: build
+	timeout --kill-after=60 1200 tools/cluster/test.sh
 
 # Go benchmarks side by side with a PyTorch peer, then a table of ratios
 # (tools/bench/run.sh; about 7 minutes on an idle machine). Not part of test.

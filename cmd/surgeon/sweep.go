@@ -147,6 +147,10 @@ func runSweep(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := os.WriteFile(*output, body, mode); err != nil {
 			return err
 		}
+		if len(o.Indices) > 0 {
+			fmt.Fprintf(stdout, "wrote %s: %d of %d points (%s) as a %s job\n", *output, len(o.Indices), len(s.Points), missingNames(s, o.Indices), *emit)
+			return nil
+		}
 		fmt.Fprintf(stdout, "wrote %s: %d points as a %s job\n", *output, len(s.Points), *emit)
 		return nil
 	}
@@ -210,6 +214,15 @@ func hasEnv(env []string, key string) bool {
 		}
 	}
 	return false
+}
+
+// missingNames lists the points of indices: "#0 r=1,seed=1, #3 head".
+func missingNames(s *sweep.Sweep, indices []int) string {
+	var names []string
+	for _, i := range indices {
+		names = append(names, fmt.Sprintf("#%d %s", i, s.Points[i].Name))
+	}
+	return strings.Join(names, ", ")
 }
 
 // parseIndices reads "3,5,7".

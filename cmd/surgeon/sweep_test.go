@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,6 +225,34 @@ func TestSweepCLI(t *testing.T) {
 	}
 	if code, _, errs := runCLI("sweep", "report", slurmOut); code != 0 {
 		t.Fatalf("sweep report: %s", errs)
+	}
+	for _, want := range []string{"#SBATCH --chdir=", "#SBATCH --output=" + slurmOut + "/logs/slurm-%A_%a.out", "--expect-hash "} {
+		if raw, _ := os.ReadFile(script); !strings.Contains(string(raw), want) {
+			t.Fatalf("the Slurm script lacks %q:\n%s", want, raw)
+		}
+	}
+
+	// Watching and resubmitting: every point is done, nothing is missing.
+	code, out, errs = runCLI("sweep", "status", slurmOut)
+	if code != 0 || !strings.Contains(out, ": 3/3 done\n") || !strings.Contains(out, "head") {
+		t.Fatalf("sweep status: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI("sweep", "status", slurmOut, "--json")
+	var st sweep.Status
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Done != 3 || st.Total != 3 || st.Points[0].State != sweep.StateDone {
+		t.Fatalf("sweep status --json: exit %d, %v\n%s%s", code, err, out, errs)
+	}
+	code, out, errs = runCLI("sweep", rec, "--emit", "slurm", "--out", slurmOut, "--missing")
+	if code != 0 || !strings.Contains(out, "nothing to submit") {
+		t.Fatalf("--missing of a complete sweep: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := runCLI("sweep", "status", t.TempDir()); code == 0 || !strings.Contains(errs, "manifest.json") {
+		t.Fatalf("status of an empty folder: exit %d: %s", code, errs)
+	}
+	for _, f := range []string{"loss-vs-step.svg", "loss-vs-step.png", "eval-vs-epoch.svg", "eval-vs-epoch.png"} {
+		if st, err := os.Stat(filepath.Join(slurmOut, f)); err != nil || st.Size() == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
 	}
 
 	for _, f := range []string{"report.csv", "points.csv"} {

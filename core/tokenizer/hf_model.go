@@ -43,7 +43,7 @@ func parseModel(raw json.RawMessage, path string) (hfModel, error) {
 func parseModelScan(j *jsonScan, path string) (hfModel, error) {
 	small := []byte{'{'}
 	var c modelJSON
-	var vocabErr error
+	var vocabErr error // errors that already name their path
 	prefix, prefixKnown := "", false
 	err := j.object(func(k string) error {
 		switch {
@@ -54,10 +54,9 @@ func parseModelScan(j *jsonScan, path string) (hfModel, error) {
 		case k == "merges" && j.peek() == '[' && c.parsedVocab != nil && prefixKnown:
 			// The usual order (settings, vocab, merges): resolve each
 			// merge as it is read, keeping no copy of the list.
-			var err error
-			c.merges, err = resolveMerges(j, c.parsedVocab, prefix, path)
-			if err != nil {
-				return err
+			c.merges, vocabErr = resolveMerges(j, c.parsedVocab, prefix, path)
+			if vocabErr != nil {
+				return vocabErr
 			}
 			c.Merges = json.RawMessage("[]")
 			return nil
@@ -65,7 +64,8 @@ func parseModelScan(j *jsonScan, path string) (hfModel, error) {
 			var err error
 			c.rawMerges, err = scanMerges(j)
 			if err != nil {
-				return fmt.Errorf("%s.merges%w", path, err)
+				vocabErr = fmt.Errorf("%s.merges%w", path, err)
+				return vocabErr
 			}
 			c.Merges = json.RawMessage("[]")
 			return nil
@@ -367,7 +367,7 @@ func scanMerges(j *jsonScan) ([][2][]byte, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf(": %w", err)
+		return nil, err
 	}
 	return out, nil
 }

@@ -91,7 +91,7 @@ func parsePreTokenizer(raw json.RawMessage, path string) (preTokenizer, error) {
 		}
 		return m, nil
 	case "Whitespace":
-		return splitPre{m: wordsMatcher{}, behavior: isolated, invert: true}, nil
+		return splitPre{m: wordsMatcher{}, behavior: removed, invert: true}, nil
 	case "WhitespaceSplit":
 		return splitPre{m: runePred(unicode.IsSpace), behavior: removed}, nil
 	case "BertPreTokenizer":
