@@ -38,6 +38,18 @@ func TestSlurmSubmittedElsewhere(t *testing.T) {
 			t.Fatalf("script lacks %q:\n%s", want, script)
 		}
 	}
+	// Kubernetes: a relative recipe resolves in --workdir in the image;
+	// without one the pod gets the absolute path it has here.
+	for workdir, want := range map[string]string{"/inputs": "s.toml", "": filepath.Join(dir, "s.toml")} {
+		job, err := Kubernetes(s, EmitOptions{WorkDir: workdir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := job.Spec.Template.Spec.Containers[0]
+		if c.Args[1] != want || c.WorkingDir != workdir {
+			t.Fatalf("workdir %q: recipe %q in %q, want %q", workdir, c.Args[1], c.WorkingDir, want)
+		}
+	}
 	bin := t.TempDir()
 	exe, _ := os.Executable()
 	if err := os.Symlink(exe, filepath.Join(bin, "surgeon")); err != nil {
