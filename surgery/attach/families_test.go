@@ -1,0 +1,104 @@
+package attach_test
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/surgeon-ml/surgeon/core/checkpoint"
+	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/formats/peft"
+	"github.com/surgeon-ml/surgeon/plugins/builtin/lora"
+	"github.com/surgeon-ml/surgeon/plugins/sdk/sdktest"
+	"github.com/surgeon-ml/surgeon/surgery/attach"
+)
+
+// LoRA on every linear layer of each decoder family (q/k/v with biases in
+// Qwen2, per-head norms in Qwen3): the adapter saved as a PEFT folder loads
+// back to the same logits, and merging gives the adapter's logits.
+func TestLoRAOnFamilies(t *testing.T) {
+	store := attach.InProcess(sdktest.Connect(t, lora.Adapters()...))
+	ctx := context.Background()
+	for _, name := range []string{"llama-gqa-f32", "qwen2-gqa-f32", "qwen3-gqa-f32", "qwen2-tied-bf16-sharded"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("../../core/testdata/reference", name)
+			load := func() model.Model {
+				l, err := checkpoint.Load(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { l.Close() })
+				return l.Model
+			}
+			m := load()
+			var ts []attach.Target
+			for p := range attach.Slots(m) {
+				if p != "lm_head" {
+					ts = append(ts, attach.Target{Path: p, Adapter: "lora", Config: map[string]any{"r": 2, "lora_alpha": 4.0}})
+				}
+			}
+			adapted, err := attach.Attach(ctx, m, store, ts, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range adapted { // make B non-zero
+				for i := range ops.Data(a.Param(lora.ParamB)) {
+					ops.Data(a.Param(lora.ParamB))[i] = float32(math.Sin(float64(i))) * 0.3
+				}
+			}
+			ids := [][]int{{1, 5, 9, 17, 33, 41, 7}}
+			logits := func(m model.Model) []float32 {
+				y, err := m.Logits(model.NewBatch(ids, 0))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return append([]float32(nil), ops.Data(y)...)
+			}
+			want := logits(m)
+			// Save through the plugin's saved form and load onto a fresh base.
+			a, err := attach.ToPEFT(ctx, store, attach.Adapted(m), attach.Info{TaskType: "CAUSAL_LM"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "adapter")
+			if err := peft.Write(out, a); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(out, peft.ConfigFile)); err != nil {
+				t.Fatal(err)
+			}
+			fresh, err := attach.AttachFolder(ctx, load(), store, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := logits(fresh)
+			base := logits(load())
+			moved := 0.0
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("logit %d after save and load %v, before %v", i, got[i], want[i])
+				}
+				moved = math.Max(moved, math.Abs(float64(want[i]-base[i])))
+			}
+			if moved < 1e-3 {
+				t.Fatalf("the adapter does not change the logits")
+			}
+			if err := attach.Merge(fresh); err != nil {
+				t.Fatal(err)
+			}
+			merged := logits(fresh)
+			for i := range want {
+				if math.Abs(float64(merged[i]-want[i])) > 1e-4*math.Max(1, math.Abs(float64(want[i]))) {
+					t.Fatalf("merged logit %d = %v, adapter %v", i, merged[i], want[i])
+				}
+			}
+			if n := len(layer.Params(fresh)); n == 0 {
+				t.Fatal("no params")
+			}
+		})
+	}
+}
