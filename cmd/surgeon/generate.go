@@ -26,6 +26,7 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 	temperature := fs.Float64("temperature", 0, "sampling temperature (0: greedy)")
 	seed := fs.Uint64("seed", 0, "random seed for sampling")
 	tokens := fs.String("tokens", "", "prompt as comma-separated token ids instead of text")
+	asJSON := fs.Bool("json", false, "print {\"prompt_ids\", \"ids\" (the generated ids), \"text\"} as JSON")
 	var adapters listFlag
 	fs.Var(&adapters, "adapter", "PEFT adapter folder to apply on the fly (repeatable)")
 	pos, err := parseArgs("generate", fs, args, stdout)
@@ -73,7 +74,16 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 		MaxNew: *n, Temperature: *temperature, Seed: *seed, EOS: tok.EOS(), MaxContext: maxCtx,
 	})
 	text := tok.Decode(append(ids, out...))
-	fmt.Fprintln(stdout, text)
+	if *asJSON {
+		if out == nil {
+			out = []int{}
+		}
+		if jerr := writeJSON(stdout, map[string]any{"prompt_ids": ids, "ids": out, "text": text}); jerr != nil {
+			return jerr
+		}
+	} else {
+		fmt.Fprintln(stdout, text)
+	}
 	if errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -384,7 +384,7 @@ func (m *Manager) FindConverter(ctx context.Context, from, to string) (*Plugin, 
 			}
 			for _, f := range c.From {
 				for _, t := range c.To {
-					if f == t {
+					if f == t && f != "gguf" { // gguf -> gguf re-quantizes
 						continue
 					}
 					if f == from && t == to {

@@ -58,6 +58,25 @@ var modelKeys = []sdk.ConfigKey{
 	{Name: "max_shard_bytes", Type: "int", Default: 0, Doc: "split Hugging Face output into shards of at most this many bytes (0: one file)"},
 }
 
+// convertToGGUF loads a model and writes it as a llama.cpp GGUF file.
+func convertToGGUF(ctx context.Context, src, dst, _ string, c sdk.Config, progress func(int64, int64, string)) error {
+	progress(0, 3, "loading "+src)
+	l, err := checkpoint.Load(src)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	progress(1, 3, "writing "+dst+" ("+c.String("type")+")")
+	if err := checkpoint.SaveGGUF(dst, l, c.String("type")); err != nil {
+		return err
+	}
+	progress(3, 3, "wrote "+dst)
+	return nil
+}
+
 // convertModel loads any model surgeon reads and writes it as to.
 func convertModel(ctx context.Context, src, dst, to string, c sdk.Config, progress func(int64, int64, string)) error {
 	progress(0, 3, "loading "+src)
@@ -141,6 +160,9 @@ func Converters() []any {
 	return []any{
 		&converter{name: "gguf", doc: "GGUF (Llama) to a Hugging Face folder (HF names, rotate-half q/k layout, tokenizer.model) or spago native",
 			keys: modelKeys, from: []string{GGUF}, to: []string{HF, Native, Safetensors}, run: convertModel},
+		&converter{name: "to-gguf", doc: "Llama model (GGUF, Hugging Face folder or spago native) to a llama.cpp GGUF file, quantized as --type says",
+			keys: []sdk.ConfigKey{{Name: "type", Type: "string", Default: "f16", Doc: "type of the 2-D weights: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k (vectors stay F32; rows that do not divide into blocks F16)"}},
+			from: []string{GGUF, HF, Native}, to: []string{GGUF}, run: convertToGGUF},
 		&converter{name: "hf-native", doc: "Hugging Face folder <-> spago native model (nn.Dump/nn.Load gob)",
 			keys: modelKeys, from: []string{HF, Native}, to: []string{Native, HF, Safetensors}, run: convertModel},
 		&converter{name: "pytorch", doc: "PyTorch pickle (.bin, .pt, .pth) to safetensors, through a restricted unpickler",

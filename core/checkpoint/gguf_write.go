@@ -1,0 +1,96 @@
+package checkpoint
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/core/tokenizer"
+	"github.com/surgeon-ml/surgeon/formats/gguf"
+)
+
+// SaveGGUF writes l's model as a llama.cpp GGUF file of the given type
+// (a gguf.FileTypes name: f32, f16, bf16, q8_0, q4_0, ...) with its
+// tokenizer: the source GGUF's tokenizer.ggml.* metadata, or the
+// SentencePiece tokenizer.model of a folder. Only Llama causal LMs are
+// written (the architectures llama.cpp shares with surgeon today).
+func SaveGGUF(path string, l *Loaded, typ string) error {
+	m := l.Model
+	cfg := m.HFConfig()
+	if m.Task() != model.CausalLM {
+		return fmt.Errorf("%s: GGUF holds causal LMs; this model is a %s", path, m.Task())
+	}
+	tok, err := ggufTokenizer(l)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	var ts []tensor.Tensor
+	for _, p := range layer.Params(m) {
+		data, err := tensor.FromFloat32(tensor.F32, ops.Data(p.Param))
+		if err != nil {
+			return err
+		}
+		ts = append(ts, tensor.Tensor{Name: p.Path, DType: tensor.F32, Shape: p.Shape, Data: data})
+	}
+	name, _ := cfg["_name_or_path"].(string)
+	if name == "" {
+		name = strings.TrimSuffix(l.Path, "/")
+		if i := strings.LastIndexByte(name, '/'); i >= 0 {
+			name = name[i+1:]
+		}
+	}
+	return gguf.WriteLlama(path, gguf.LlamaWrite{Config: cfg, Type: typ, Name: name, Tokenizer: tok}, ts)
+}
+
+// ggufTokenizer returns the tokenizer.ggml.* metadata for l's tokenizer.
+func ggufTokenizer(l *Loaded) ([]gguf.KV, error) {
+	if l.GGUF != nil {
+		var kvs []gguf.KV
+		for _, k := range l.GGUF.Keys() {
+			if strings.HasPrefix(k, "tokenizer.") {
+				v, err := l.GGUF.Value(k)
+				if err != nil {
+					return nil, err
+				}
+				kvs = append(kvs, gguf.KV{Key: k, Value: gguf.ValueOf(v)})
+			}
+		}
+		return kvs, nil
+	}
+	tok, err := LoadTokenizer(l.Path, l)
+	if err != nil {
+		return nil, err
+	}
+	spm, ok := tok.(*tokenizer.SPM)
+	if !ok {
+		return nil, fmt.Errorf("writing GGUF needs a SentencePiece tokenizer (tokenizer.model); this model's is %T", tok)
+	}
+	n := spm.VocabSize()
+	tokens := make([]string, n)
+	scores := make([]float32, n)
+	types := make([]int32, n)
+	for i := 0; i < n; i++ {
+		tokens[i], scores[i], types[i] = spm.Piece(i), spm.Score(i), int32(spm.Type(i))
+	}
+	sp := SpecialTokens(l.Path, l, tok)
+	kvs := []gguf.KV{
+		{Key: "tokenizer.ggml.model", Value: "llama"},
+		{Key: "tokenizer.ggml.tokens", Value: tokens},
+		{Key: "tokenizer.ggml.scores", Value: scores},
+		{Key: "tokenizer.ggml.token_type", Value: types},
+		{Key: "tokenizer.ggml.add_bos_token", Value: sp.BOS},
+		{Key: "tokenizer.ggml.add_eos_token", Value: sp.EOS},
+	}
+	for _, id := range []struct {
+		key string
+		id  int
+	}{{"tokenizer.ggml.bos_token_id", spm.BOS()}, {"tokenizer.ggml.eos_token_id", spm.EOS()}, {"tokenizer.ggml.unknown_token_id", spm.UNK()}} {
+		if id.id >= 0 {
+			kvs = append(kvs, gguf.KV{Key: id.key, Value: uint32(id.id)})
+		}
+	}
+	return kvs, nil
+}
