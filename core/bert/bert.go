@@ -213,19 +213,35 @@ func (m *Model) Hidden(b model.Batch) (mat.Tensor, error) {
 	for i := range pos {
 		pos[i] = i % lay.Len
 	}
-	e := m.Bert.Embeddings
-	types := make([]int, len(pos))
-	x := ops.Add(ops.Add(e.WordEmbeddings.Forward(b.Flat()), e.PositionEmbeddings.Forward(pos)), e.TokenTypeEmbeddings.Forward(types))
-	x = e.LayerNorm.Forward(x)
+	x := m.Bert.Embeddings.Forward(b.Flat(), pos, make([]int, len(pos)))
 	for _, l := range m.Bert.Encoder.Layer {
-		s := l.Attention.Self
-		att := ops.Attention(s.Query.Forward(x), s.Key.Forward(x), s.Value.Forward(x), lay, c.NumAttentionHeads, c.NumAttentionHeads, false)
-		o := l.Attention.Output
-		x = o.LayerNorm.Forward(ops.Add(x, o.Dense.Forward(att)))
-		f := ops.GELU(l.Intermediate.Dense.Forward(x))
-		x = l.Output.LayerNorm.Forward(ops.Add(x, l.Output.Dense.Forward(f)))
+		x = l.Forward(x, lay, c.NumAttentionHeads)
 	}
 	return x, nil
+}
+
+// Forward returns LayerNorm(word + position + token type embeddings) for
+// tokens ids at positions pos with token types types (one per token,
+// [tokens, hidden]). A nil TokenTypeEmbeddings table (DistilBERT has
+// none) adds nothing, and types may then be nil.
+func (e *Embeddings) Forward(ids, pos, types []int) mat.Tensor {
+	x := ops.Add(e.WordEmbeddings.Forward(ids), e.PositionEmbeddings.Forward(pos))
+	if e.TokenTypeEmbeddings != nil {
+		x = ops.Add(x, e.TokenTypeEmbeddings.Forward(types))
+	}
+	return e.LayerNorm.Forward(x)
+}
+
+// Forward runs the layer on hidden states x [tokens, hidden] laid out as
+// lay (padding keys masked): post-norm self-attention over heads heads,
+// then the exact-GELU feed-forward block.
+func (l *Layer) Forward(x mat.Tensor, lay ops.Layout, heads int) mat.Tensor {
+	s := l.Attention.Self
+	att := ops.Attention(s.Query.Forward(x), s.Key.Forward(x), s.Value.Forward(x), lay, heads, heads, false)
+	o := l.Attention.Output
+	x = o.LayerNorm.Forward(ops.Add(x, o.Dense.Forward(att)))
+	f := ops.GELU(l.Intermediate.Dense.Forward(x))
+	return l.Output.LayerNorm.Forward(ops.Add(x, l.Output.Dense.Forward(f)))
 }
 
 // Logits returns class logits [Batch, labels] from the pooled first token.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
-	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/native"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
@@ -61,7 +60,7 @@ func SaveHF(dir string, m model.Model, opts SaveOptions) (err error) {
 	}
 	var ts []tensor.Tensor
 	for _, p := range layer.Params(m) {
-		data, err := tensor.FromFloat32(opts.DType, ops.Data(p.Param))
+		data, err := tensor.FromFloat32(opts.DType, p.Stored())
 		if err != nil {
 			return err
 		}

@@ -48,6 +48,12 @@ type Linear struct {
 	nn.Module
 	Weight *nn.Param `hf:"weight"`
 	Bias   *nn.Param `hf:"bias,vector"`
+	// Conv1D marks a layer that Hugging Face implements as transformers'
+	// Conv1D (GPT-2): the same map, with the weight saved transposed,
+	// [in, out]. The layer still holds W as [out, in]; the walk reports the
+	// weight with the saved shape and Param.Transposed set, so checkpoints
+	// load and save without renaming or reshaping.
+	Conv1D bool
 }
 
 // NewLinear returns a zero-initialised linear layer, with a bias if bias is set.
@@ -67,6 +73,16 @@ func (l *Linear) Out() int { return l.Weight.Shape()[0] }
 
 // Kind reports "linear".
 func (l *Linear) Kind() string { return "linear" }
+
+// HFKind names the Hugging Face module class the layer is saved as:
+// "conv1d" for a Conv1D layer, else "linear". Adapter plugins are told it,
+// because PEFT's saved form depends on it (fan_in_fan_out).
+func (l *Linear) HFKind() string {
+	if l.Conv1D {
+		return "conv1d"
+	}
+	return "linear"
+}
 
 // Forward returns x*W^T + b.
 func (l *Linear) Forward(x mat.Tensor) mat.Tensor {

@@ -37,8 +37,46 @@ type Param struct {
 	Path string
 	// Param is the spago parameter.
 	Param *nn.Param
-	// Shape is the shape Hugging Face stores: 1-D for vector parameters.
+	// Shape is the shape Hugging Face stores: 1-D for vector parameters,
+	// [in, out] for a Conv1D weight.
 	Shape []int
+	// Transposed is set for a matrix that Hugging Face stores transposed
+	// relative to the parameter ([in, out] for a Conv1D weight held as
+	// [out, in]); Stored and SetStored convert.
+	Transposed bool
+}
+
+// Stored returns the parameter's values in the layout Hugging Face stores
+// (row-major over Shape): the parameter's own data, or a transposed copy.
+func (p Param) Stored() []float32 {
+	d := ops.Data(p.Param)
+	if !p.Transposed {
+		return d
+	}
+	return transpose(d, p.Shape[1], p.Shape[0])
+}
+
+// FromStored returns values given in the stored layout in the parameter's
+// own layout: v itself, or a transposed copy.
+func (p Param) FromStored(v []float32) []float32 {
+	if !p.Transposed {
+		return v
+	}
+	return transpose(v, p.Shape[0], p.Shape[1])
+}
+
+// SetStored copies values given in the stored layout into the parameter.
+func (p Param) SetStored(v []float32) { copy(ops.Data(p.Param), p.FromStored(v)) }
+
+// transpose returns the [cols, rows] transpose of the row-major [rows, cols] x.
+func transpose(x []float32, rows, cols int) []float32 {
+	out := make([]float32, len(x))
+	for i := 0; i < rows; i++ {
+		for j, v := range x[i*cols : (i+1)*cols] {
+			out[j*rows+i] = v
+		}
+	}
+	return out
 }
 
 // ParamLister is implemented by modules whose parameters are not struct
@@ -107,6 +145,8 @@ func walk(v reflect.Value, path string, onModule func(string, nn.Model), onParam
 			onParam(Param{Path: join(path, np.Path), Param: np.Param, Shape: np.Shape})
 		}
 	}
+	lin, _ := v.Interface().(*Linear)
+	conv1D := lin != nil && lin.Conv1D
 	if v.Kind() == reflect.Ptr {
 		v = v.Elem()
 	}
@@ -130,10 +170,13 @@ func walk(v reflect.Value, path string, onModule func(string, nn.Model), onParam
 			}
 			par := fv.Interface().(*nn.Param)
 			shape := append([]int(nil), par.Shape()...)
+			transposed := false
 			if opts == "vector" {
 				shape = []int{par.Size()}
+			} else if conv1D && name == "weight" && len(shape) == 2 {
+				shape, transposed = []int{shape[1], shape[0]}, true
 			}
-			onParam(Param{Path: p, Param: par, Shape: shape})
+			onParam(Param{Path: p, Param: par, Shape: shape, Transposed: transposed})
 		case fv.Kind() == reflect.Slice:
 			for j := 0; j < fv.Len(); j++ {
 				walk(fv.Index(j), join(p, strconv.Itoa(j)), onModule, onParam)
@@ -161,7 +204,7 @@ func Load(m nn.Model, src Source) error {
 		if !sameShape(shape, p.Shape) {
 			return fmt.Errorf("parameter %s: checkpoint shape %v, model expects %v", p.Path, shape, p.Shape)
 		}
-		copy(ops.Data(p.Param), vals)
+		p.SetStored(vals)
 	}
 	return nil
 }

@@ -48,37 +48,78 @@ type Config struct {
 	// QKNorm: each head's query and key features are RMS-normalised
 	// (q_norm, k_norm over head_dim) before the rotary embedding (Qwen3).
 	QKNorm bool `json:"-"`
+	// SlidingWindow, when positive, limits attention to the SlidingWindow
+	// latest keys, the query's own included (Mistral's and Phi-3's
+	// sliding_window; see ops.AttentionWindow).
+	SlidingWindow int `json:"-"`
+	// Fused: one qkv_proj [q; k; v] replaces q_proj, k_proj and v_proj, and
+	// one gate_up_proj [gate; up] replaces gate_proj and up_proj (Phi-3).
+	Fused bool `json:"-"`
+	// NormUnitOffset: every RMSNorm scales by (1 + weight) (Gemma).
+	NormUnitOffset bool `json:"-"`
+	// ScaleEmbeddings: token embeddings are multiplied by
+	// sqrt(hidden_size), rounded to float32, the compute dtype (Gemma).
+	ScaleEmbeddings bool `json:"-"`
+	// Activation is the MLP's gate activation when it is not hidden_act's
+	// silu: "gelu_pytorch_tanh" (Gemma). Empty means hidden_act.
+	Activation string `json:"-"`
+	// Extra holds a family's own config.json keys (sliding_window,
+	// hidden_activation, ...), written back by Map.
+	Extra map[string]json.RawMessage `json:"-"`
 }
 
 // ParseConfig decodes and validates a config.json document, applying
 // Hugging Face's defaults.
 func ParseConfig(data []byte) (*Config, error) {
+	c, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Decode decodes a config.json document with LlamaConfig's defaults,
+// without validating it: a family sets its options, then calls Validate.
+func Decode(data []byte) (*Config, error) {
 	c := &Config{RMSNormEps: 1e-6, RopeTheta: 10000, HiddenAct: "silu", MaxPositionEmbeddings: 2048}
 	if err := json.Unmarshal(data, c); err != nil {
 		return nil, fmt.Errorf("llama config: %w", err)
 	}
+	return c, nil
+}
+
+// Validate checks the config and fills in what follows from it
+// (num_key_value_heads, head_dim).
+func (c *Config) Validate() error {
 	if c.NumKeyValueHeads == 0 {
 		c.NumKeyValueHeads = c.NumAttentionHeads
 	}
 	switch {
 	case c.HiddenSize <= 0 || c.IntermediateSize <= 0 || c.NumHiddenLayers <= 0 || c.NumAttentionHeads <= 0 || c.VocabSize <= 0:
-		return nil, fmt.Errorf("llama config: hidden_size, intermediate_size, num_hidden_layers, num_attention_heads and vocab_size must be positive")
-	case c.NumAttentionHeads%c.NumKeyValueHeads != 0:
-		return nil, fmt.Errorf("llama config: num_attention_heads %d is not a multiple of num_key_value_heads %d", c.NumAttentionHeads, c.NumKeyValueHeads)
+		return fmt.Errorf("llama config: hidden_size, intermediate_size, num_hidden_layers, num_attention_heads and vocab_size must be positive")
+	case c.NumKeyValueHeads < 0 || c.NumAttentionHeads%c.NumKeyValueHeads != 0:
+		return fmt.Errorf("llama config: num_attention_heads %d is not a multiple of num_key_value_heads %d", c.NumAttentionHeads, c.NumKeyValueHeads)
 	case c.HeadDim == 0 && c.HiddenSize%c.NumAttentionHeads != 0:
-		return nil, fmt.Errorf("llama config: hidden_size %d is not a multiple of num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
-	case c.HiddenAct != "silu":
-		return nil, fmt.Errorf("llama config: hidden_act %q not supported (only silu)", c.HiddenAct)
+		return fmt.Errorf("llama config: hidden_size %d is not a multiple of num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
+	case c.Activation == "" && c.HiddenAct != "silu":
+		return fmt.Errorf("llama config: hidden_act %q not supported (only silu)", c.HiddenAct)
+	case c.Activation != "" && c.Activation != "gelu_pytorch_tanh":
+		return fmt.Errorf("llama config: MLP activation %q not supported", c.Activation)
 	case len(c.RopeScaling) > 0 && string(c.RopeScaling) != "null":
-		return nil, fmt.Errorf("llama config: rope_scaling is not supported")
+		return fmt.Errorf("llama config: rope_scaling is not supported")
+	case c.SlidingWindow < 0:
+		return fmt.Errorf("llama config: sliding_window %d is negative", c.SlidingWindow)
 	}
 	if c.HeadDim == 0 {
 		c.HeadDim = c.HiddenSize / c.NumAttentionHeads
 	}
 	if c.HeadDim%2 != 0 {
-		return nil, fmt.Errorf("llama config: head_dim %d must be even for rotary embeddings", c.HeadDim)
+		return fmt.Errorf("llama config: head_dim %d must be even for rotary embeddings", c.HeadDim)
 	}
-	return c, nil
+	return nil
 }
 
 // IsClassifier reports whether the config describes a sequence classifier
@@ -103,10 +144,17 @@ func (c *Config) NumLabels() int {
 	return 2
 }
 
-// Map returns the config as a generic JSON object.
+// Map returns the config as a generic JSON object, the family's own keys
+// (Extra) included.
 func (c *Config) Map() map[string]any {
 	b, _ := json.Marshal(c)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
+	for k, raw := range c.Extra {
+		var v any
+		if json.Unmarshal(raw, &v) == nil {
+			m[k] = v
+		}
+	}
 	return m
 }

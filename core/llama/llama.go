@@ -3,7 +3,9 @@ package llama
 import (
 	"encoding/gob"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
@@ -63,18 +65,25 @@ type Attention struct {
 	QProj *layer.Slot `hf:"q_proj"`
 	KProj *layer.Slot `hf:"k_proj"`
 	VProj *layer.Slot `hf:"v_proj"`
-	OProj *layer.Slot `hf:"o_proj"`
+	// QKVProj replaces QProj, KProj and VProj when they are fused into one
+	// [q; k; v] projection (Phi-3); nil otherwise.
+	QKVProj *layer.Slot `hf:"qkv_proj"`
+	OProj   *layer.Slot `hf:"o_proj"`
 	// QNorm and KNorm normalise each head (Qwen3); nil otherwise.
 	QNorm *layer.RMSNorm `hf:"q_norm"`
 	KNorm *layer.RMSNorm `hf:"k_norm"`
 }
 
-// MLP is the SwiGLU feed-forward block.
+// MLP is the gated feed-forward block: down(act(gate(x)) * up(x)), act
+// silu (SwiGLU) or GELU-tanh (Gemma).
 type MLP struct {
 	nn.Module
 	GateProj *layer.Slot `hf:"gate_proj"`
 	UpProj   *layer.Slot `hf:"up_proj"`
-	DownProj *layer.Slot `hf:"down_proj"`
+	// GateUpProj replaces GateProj and UpProj when they are fused into one
+	// [gate; up] projection (Phi-3); nil otherwise.
+	GateUpProj *layer.Slot `hf:"gate_up_proj"`
+	DownProj   *layer.Slot `hf:"down_proj"`
 }
 
 // New returns an untrained model of the given configuration.
@@ -88,11 +97,17 @@ func New(c *Config) *Model {
 	}}
 	qkvBias := c.AttentionBias || c.QKVBias
 	for i := 0; i < c.NumHiddenLayers; i++ {
-		att := &Attention{
-			QProj: lin(c.HiddenSize, d, qkvBias),
-			KProj: lin(c.HiddenSize, kv, qkvBias),
-			VProj: lin(c.HiddenSize, kv, qkvBias),
-			OProj: lin(d, c.HiddenSize, c.AttentionBias),
+		att := &Attention{OProj: lin(d, c.HiddenSize, c.AttentionBias)}
+		mlp := &MLP{DownProj: lin(c.IntermediateSize, c.HiddenSize, c.MLPBias)}
+		if c.Fused {
+			att.QKVProj = lin(c.HiddenSize, d+2*kv, qkvBias)
+			mlp.GateUpProj = lin(c.HiddenSize, 2*c.IntermediateSize, c.MLPBias)
+		} else {
+			att.QProj = lin(c.HiddenSize, d, qkvBias)
+			att.KProj = lin(c.HiddenSize, kv, qkvBias)
+			att.VProj = lin(c.HiddenSize, kv, qkvBias)
+			mlp.GateProj = lin(c.HiddenSize, c.IntermediateSize, c.MLPBias)
+			mlp.UpProj = lin(c.HiddenSize, c.IntermediateSize, c.MLPBias)
 		}
 		if c.QKNorm {
 			att.QNorm = layer.NewRMSNorm(c.HeadDim, eps)
@@ -102,12 +117,15 @@ func New(c *Config) *Model {
 			InputLayernorm:         layer.NewRMSNorm(c.HiddenSize, eps),
 			SelfAttn:               att,
 			PostAttentionLayernorm: layer.NewRMSNorm(c.HiddenSize, eps),
-			MLP: &MLP{
-				GateProj: lin(c.HiddenSize, c.IntermediateSize, c.MLPBias),
-				UpProj:   lin(c.HiddenSize, c.IntermediateSize, c.MLPBias),
-				DownProj: lin(c.IntermediateSize, c.HiddenSize, c.MLPBias),
-			},
+			MLP:                    mlp,
 		})
+	}
+	if c.NormUnitOffset { // (1 + w) with w = 0 is the identity scale
+		for _, p := range layer.Params(m) {
+			if strings.HasSuffix(p.Path, "norm.weight") {
+				clear(ops.Data(p.Param))
+			}
+		}
 	}
 	switch {
 	case c.IsClassifier():
@@ -138,24 +156,65 @@ func (m *Model) Hidden(b model.Batch) mat.Tensor {
 	lay := b.Layout()
 	pos := lay.Positions()
 	h := m.Base.EmbedTokens.Forward(b.Flat())
+	if c.ScaleEmbeddings {
+		h = ops.Scale(h, float32(math.Sqrt(float64(c.HiddenSize))))
+	}
 	for _, l := range m.Base.Layers {
-		x := l.InputLayernorm.Forward(h)
+		x := m.norm(l.InputLayernorm, h)
 		a := l.SelfAttn
-		q, k := a.QProj.Forward(x), a.KProj.Forward(x)
+		var q, k, v mat.Tensor
+		if a.QKVProj != nil {
+			d, kv := c.NumAttentionHeads*c.HeadDim, c.NumKeyValueHeads*c.HeadDim
+			qkv := a.QKVProj.Forward(x)
+			q, k, v = ops.SliceCols(qkv, 0, d), ops.SliceCols(qkv, d, d+kv), ops.SliceCols(qkv, d+kv, d+2*kv)
+		} else {
+			q, k = a.QProj.Forward(x), a.KProj.Forward(x)
+		}
 		if a.QNorm != nil {
 			q = headNorm(a.QNorm, q, c.NumAttentionHeads)
 			k = headNorm(a.KNorm, k, c.NumKeyValueHeads)
 		}
 		q = ops.Rotary(q, pos, c.NumAttentionHeads, c.RopeTheta)
 		k = ops.Rotary(k, pos, c.NumKeyValueHeads, c.RopeTheta)
-		v := a.VProj.Forward(x)
-		att := ops.Attention(q, k, v, lay, c.NumAttentionHeads, c.NumKeyValueHeads, true)
+		if v == nil {
+			v = a.VProj.Forward(x)
+		}
+		var att mat.Tensor
+		if c.SlidingWindow > 0 {
+			att = ops.AttentionWindow(q, k, v, lay, c.NumAttentionHeads, c.NumKeyValueHeads, c.SlidingWindow)
+		} else {
+			att = ops.Attention(q, k, v, lay, c.NumAttentionHeads, c.NumKeyValueHeads, true)
+		}
 		h = ops.Add(h, a.OProj.Forward(att))
-		x = l.PostAttentionLayernorm.Forward(h)
-		f := l.MLP
-		h = ops.Add(h, f.DownProj.Forward(ops.SwiGLU(f.GateProj.Forward(x), f.UpProj.Forward(x))))
+		x = m.norm(l.PostAttentionLayernorm, h)
+		h = ops.Add(h, l.MLP.DownProj.Forward(m.gate(l.MLP, x)))
 	}
-	return m.Base.Norm.Forward(h)
+	return m.norm(m.Base.Norm, h)
+}
+
+// norm applies an RMSNorm: x * rsqrt(mean(x^2) + eps) * w, or * (1 + w)
+// with NormUnitOffset (Gemma), both in float32.
+func (m *Model) norm(n *layer.RMSNorm, x mat.Tensor) mat.Tensor {
+	if !m.Config.NormUnitOffset {
+		return n.Forward(x)
+	}
+	return ops.RMSNorm(x, ops.Binary(ops.AddOp, n.Weight, ops.New(1, 1, []float32{1})), n.Eps)
+}
+
+// gate returns the MLP's gated activation act(gate(x)) * up(x).
+func (m *Model) gate(f *MLP, x mat.Tensor) mat.Tensor {
+	var g, u mat.Tensor
+	if f.GateUpProj != nil {
+		gu := f.GateUpProj.Forward(x)
+		n := m.Config.IntermediateSize
+		g, u = ops.SliceCols(gu, 0, n), ops.SliceCols(gu, n, 2*n)
+	} else {
+		g, u = f.GateProj.Forward(x), f.UpProj.Forward(x)
+	}
+	if m.Config.Activation == "gelu_pytorch_tanh" {
+		return ops.GELUTanhGate(g, u)
+	}
+	return ops.SwiGLU(g, u)
 }
 
 // headNorm applies an RMSNorm over each head's features of x [rows,

@@ -154,7 +154,10 @@ type attentionFn struct {
 	lay       Layout
 	heads, kv int
 	causal    bool
-	scale     float32
+	// window, when positive, limits a causal query i to the keys j with
+	// i-j < window (Hugging Face's sliding_window); 0 means no limit.
+	window int
+	scale  float32
 	// Kept when backward needs them: the probabilities [batch, heads, len,
 	// len] and the head-major copies of q [batch, heads, len, dh] and of k
 	// and v [batch, kv, len, dh].
@@ -167,13 +170,34 @@ type attentionFn struct {
 // [rows, kvHeads*dh], and query head h reads key/value head h/(heads/kvHeads).
 // Padding keys are masked, and so are future keys when causal is set.
 func Attention(q, k, v mat.Tensor, lay Layout, heads, kvHeads int, causal bool) mat.Tensor {
+	return attention(q, k, v, lay, heads, kvHeads, causal, 0)
+}
+
+// AttentionWindow is causal Attention with a sliding window, as Mistral's
+// and Phi-3's sliding_window in Hugging Face transformers (masking_utils'
+// sliding_window_overlay: kv_idx > q_idx - window): the query at index i of
+// its sequence attends to the keys j with i-window < j <= i, that is at most
+// window keys including itself, padding keys excluded. Indices count every
+// row of the sequence, padding included, as HF's cache positions do. A
+// window of 0 (or at least the sequence length) is plain causal attention.
+func AttentionWindow(q, k, v mat.Tensor, lay Layout, heads, kvHeads, window int) mat.Tensor {
+	if window < 0 {
+		panic("ops: AttentionWindow: negative window")
+	}
+	if window >= lay.Len {
+		window = 0
+	}
+	return attention(q, k, v, lay, heads, kvHeads, true, window)
+}
+
+func attention(q, k, v mat.Tensor, lay Layout, heads, kvHeads int, causal bool, window int) mat.Tensor {
 	n := Rows(q)
 	if n != lay.Batch*lay.Len || Rows(k) != n || Rows(v) != n || heads%kvHeads != 0 ||
 		Cols(q)%heads != 0 || Cols(k) != Cols(q)/heads*kvHeads || Cols(v) != Cols(k) {
 		panic("ops: Attention: bad shapes")
 	}
 	dh := Cols(q) / heads
-	return run(&attentionFn{q: q, k: k, v: v, lay: lay, heads: heads, kv: kvHeads, causal: causal,
+	return run(&attentionFn{q: q, k: k, v: v, lay: lay, heads: heads, kv: kvHeads, causal: causal, window: window,
 		scale: float32(1 / math.Sqrt(float64(dh)))})
 }
 
@@ -263,19 +287,35 @@ func (f *attentionFn) keys(i int) int {
 	return f.lay.Len
 }
 
+// first returns the first key query i may see: 0, or the start of its
+// sliding window.
+func (f *attentionFn) first(i int) int {
+	if f.window > 0 {
+		return max(0, i-f.window+1)
+	}
+	return 0
+}
+
 // softmaxRow turns the scores of query i into probabilities in place: it
-// scales the first keys(i) of them, masks the padding keys among those,
+// scales the keys first(i)..keys(i)-1, masks the padding keys among those,
 // and normalizes; the rest of the row is zeroed. A query with no key to
 // attend to gets a zero row.
 func (f *attentionFn) softmaxRow(row []float32, i int, pad []int) {
 	n := f.keys(i)
-	r := row[:n]
+	lo := 0
+	if f.window > 0 {
+		lo = f.first(i)
+		clear(row[:lo])
+	}
+	r := row[lo:n]
 	vmath.Scale(r, f.scale)
 	for _, j := range pad {
 		if j >= n {
 			break
 		}
-		r[j] = float32(math.Inf(-1)) // exp gives 0
+		if j >= lo {
+			r[j-lo] = float32(math.Inf(-1)) // exp gives 0
+		}
 	}
 	clear(row[n:])
 	mx := vmath.Max(r)
@@ -356,9 +396,14 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 		linalg.MatMulNT(ds, gb, vh[kv:kv+T*dh], T, T, dh, false)
 		scale := f.scale
 		for i := 0; i < T; i++ {
-			n := f.keys(i) // p is zero past n
-			pr := p[i*T : i*T+n]
-			dr := ds[i*T : i*T+n]
+			n := f.keys(i) // p is zero past n and before lo
+			lo := 0
+			if f.window > 0 {
+				lo = f.first(i)
+				clear(ds[i*T : i*T+lo])
+			}
+			pr := p[i*T+lo : i*T+n]
+			dr := ds[i*T+lo : i*T+n]
 			dr = dr[:len(pr)]
 			vmath.SoftmaxGrad(dr, pr, linalg.Dot(pr, dr), scale)
 			clear(ds[i*T+n : (i+1)*T])

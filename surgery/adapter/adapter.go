@@ -169,7 +169,7 @@ func New(base *layer.Linear, path, typ string, cfg map[string]any, plan *rpc.Pla
 		if len(w) != base.In()*base.Out() {
 			return nil, fmt.Errorf("%s: %s promised a replacement base weight of %d values, got %d", path, typ, base.In()*base.Out(), len(w))
 		}
-		nb := &layer.Linear{Weight: nn.NewParam(ops.New(base.Out(), base.In(), append([]float32(nil), w...))), Bias: base.Bias}
+		nb := &layer.Linear{Weight: nn.NewParam(ops.New(base.Out(), base.In(), append([]float32(nil), w...))), Bias: base.Bias, Conv1D: base.Conv1D}
 		nb.Weight.SetRequiresGrad(false)
 		a.Base = nb
 	}
@@ -245,7 +245,7 @@ func (a *Adapted) Merged() (*layer.Linear, error) {
 		return nil, err
 	}
 	w := append([]float32(nil), ops.Data(out["weight"])...)
-	l := &layer.Linear{Weight: nn.NewParam(ops.New(a.Base.Out(), a.Base.In(), w))}
+	l := &layer.Linear{Weight: nn.NewParam(ops.New(a.Base.Out(), a.Base.In(), w)), Conv1D: a.Base.Conv1D}
 	l.Weight.SetRequiresGrad(false)
 	var bias []float32
 	if b, ok := out["bias"]; ok {

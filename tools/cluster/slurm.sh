@@ -55,7 +55,7 @@ start)
   slurmd -f "$SLURM_CONF" -N "$host"
   # The node comes up idle within seconds.
   for _ in $(seq 150); do
-    if sinfo -h -N -o '%T' 2>/dev/null | grep -qx idle; then
+    if [ "$(sinfo -h -N -o '%T' 2>/dev/null || true)" = idle ]; then
       echo "$SLURM_CONF"
       exit 0
     fi

@@ -73,8 +73,11 @@ mkdir -p "$T/elsewhere"
 # wait_job ID: until squeue no longer lists the job, within the deadline.
 wait_job() {
   local id=$1
-  while squeue -h -j "$id" 2>/dev/null | grep -q .; do
-    [ $SECONDS -lt $deadline ] || fail "job $id still queued or running at the deadline: $(squeue -h -j "$id" | head -3)"
+  local q
+  # (Outputs are read whole before testing them: with pipefail, a reader
+  # that stops early would fail the pipeline with SIGPIPE.)
+  while q=$(squeue -h -j "$id" 2>/dev/null) && [ -n "$q" ]; do
+    [ $SECONDS -lt $deadline ] || fail "job $id still queued or running at the deadline: $q"
     sleep 1
   done
 }
@@ -85,25 +88,33 @@ wait_job() {
 states() {
   grep -E "ArrayJobId=$1 " "$T/slurm/jobcomp.txt" | sed -E 's/.*JobState=([A-Z_]+).* ArrayTaskId=([0-9]+).*/\2 \1/' | sort -n
 }
+# count_points SETS...: the number of points of the sweep (--list's first
+# line says "...: N points in DIR"; read whole, so no SIGPIPE).
+count_points() {
+  local list
+  list=$("$SURGEON" sweep "$recipe" "$@" --list)
+  sed -nE '1s/.*: ([0-9]+) points.*/\1/p' <<<"$list"
+}
 # check_status DIR WANT: surgeon sweep status says WANT (its summary).
 check_status() {
   local out
   out=$("$SURGEON" sweep status "$1")
   echo "$out"
-  head -1 <<<"$out" | grep -q ": $2\$" || fail "sweep status of $1: want \"$2\""
+  [[ "${out%%$'\n'*}" == *": $2" ]] || fail "sweep status of $1: want \"$2\""
 }
 
 say "1. the sweep, emitted from the repository root and submitted from $T/elsewhere"
 sets=(--set train.max_steps=12 --set data.max_examples=400)
 "$SURGEON" sweep "$recipe" "${sets[@]}" --out "$T/sweep1" --emit slurm --parallel 2 -o "$T/sweep1.sbatch"
 cat "$T/sweep1.sbatch"
-n=$("$SURGEON" sweep "$recipe" "${sets[@]}" --list | head -1 | sed -E 's/.*: ([0-9]+) points.*/\1/')
+n=$(count_points "${sets[@]}")
 [ "$n" -ge 6 ] || fail "the sweep has $n points, want at least 6"
 # --export=NONE: the script must carry everything a task needs.
 job=$(cd "$T/elsewhere" && sbatch --parsable --export=NONE "$T/sweep1.sbatch")
 say "job $job: $n array tasks"
 wait_job "$job"
-sacct --completion -o JobID,JobName,State,Start,End 2>/dev/null | tail -n +3 | head -n "$n"
+acct=$(sacct --completion -o JobID,JobName,State,Start,End 2>/dev/null || true)
+sed -n "1,$((n + 2))p" <<<"$acct"
 bad=$(states "$job" | grep -vc ' COMPLETED$' || true)
 got=$(states "$job" | grep -c ' COMPLETED$' || true)
 [ "$bad" = 0 ] && [ "$got" = "$n" ] || fail "job $job: $got of $n tasks completed"
@@ -117,7 +128,7 @@ done
 say "2. a task killed mid-training (scancel --signal=KILL), then only the missing point resubmitted"
 sets2=(--set data.max_examples=1000 --set train.checkpoint_every=4 --set 'sweep.seeds=[1]')
 "$SURGEON" sweep "$recipe" "${sets2[@]}" --out "$T/sweep2" --emit slurm --parallel 2 -o "$T/sweep2.sbatch"
-n2=$("$SURGEON" sweep "$recipe" "${sets2[@]}" --list | head -1 | sed -E 's/.*: ([0-9]+) points.*/\1/')
+n2=$(count_points "${sets2[@]}")
 job2=$(cd "$T/elsewhere" && sbatch --parsable --export=NONE "$T/sweep2.sbatch")
 victim="r=1,seed=1" # index 0
 ckpt="$T/sweep2/points/$victim.checkpoint"
@@ -146,7 +157,7 @@ grep -q '"resumed": true' "$T/sweep2/points/$victim/report.json" || fail "$victi
 grep -q "== attempt 2" "$T/sweep2/logs/$victim.log" || fail "no second attempt in the log of $victim"
 "$SURGEON" sweep report "$T/sweep2" | grep -E "points, .* done"
 grep -q "$n2 points, $n2 done" "$T/sweep2/report.md" || fail "report.md of $T/sweep2 is not complete"
-"$SURGEON" sweep "$recipe" "${sets2[@]}" --out "$T/sweep2" --emit slurm --missing | grep -q "nothing to submit" ||
-  fail "--missing of a complete sweep should submit nothing"
+again=$("$SURGEON" sweep "$recipe" "${sets2[@]}" --out "$T/sweep2" --emit slurm --missing)
+grep -q "nothing to submit" <<<"$again" || fail "--missing of a complete sweep should submit nothing: $again"
 
 say "PASS in $((SECONDS - start)) s"

@@ -32,7 +32,8 @@ say "building $tag"
 make --no-print-directory image IMAGE="$tag"
 for b in bin/static/surgeon bin/static/plugins/surgeon-plugin-*; do
   # A static binary has no program interpreter (no PT_INTERP header).
-  if od -An -c -N 4096 "$b" | tr -d ' \n' | grep -q 'ld-linux'; then fail "$b is dynamically linked"; fi
+  head=$(od -An -c -N 4096 "$b" | tr -d ' \n')
+  if [[ $head == *ld-linux* ]]; then fail "$b is dynamically linked"; fi
 done
 
 T=$(mktemp -d /tmp/surgeon-image.XXXXXX)
@@ -89,4 +90,7 @@ run surgeon apply /out/tiny.toml
 [ -s "$T/out/run/report.json" ] || fail "no report.json from the apply in the image"
 grep -q '"steps": 2' "$T/out/run/report.json" || fail "the apply in the image did not train 2 steps"
 [ "$(stat -c %u "$T/out/run/report.json")" = 65532 ] || fail "report.json was not written by the image's user"
+# Earlier builds of the tag are left untagged by this one: drop them, so
+# that repeated runs do not fill the disk (vfs keeps full copies).
+buildah --storage-driver "$driver" rmi --prune >/dev/null 2>&1 || true
 say "PASS in $((SECONDS - start)) s"
