@@ -13,7 +13,7 @@ import (
 
 func init() {
 	register("convert", command{
-		usage: "convert SRC --to FORMAT -o DST [--dtype F32|F16|BF16] [--max-shard-bytes N] [--type f16|f32|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k]",
+		usage: "convert SRC --to FORMAT -o DST [--dtype F32|F16|BF16] [--max-shard-bytes N] [--type f16|f32|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k] | convert ADAPTER --to gguf-lora --base MODEL -o A.gguf",
 		short: "convert a checkpoint: gguf, hf, native, pytorch, safetensors, peft, native-adapter",
 		run:   runConvert,
 	})
@@ -46,12 +46,13 @@ func sourceFormat(path string) (string, error) {
 
 func runConvert(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
-	to := fs.String("to", "", "target format: hf, native, safetensors, gguf, peft, native-adapter (required)")
+	to := fs.String("to", "", "target format: hf, native, safetensors, gguf, gguf-lora, peft, native-adapter (required)")
 	out := fs.String("o", "", "output path (required)")
 	dtype := fs.String("dtype", "F32", "weight dtype for hf output")
 	shard := fs.Int64("max-shard-bytes", 0, "shard hf output into files of at most N bytes")
 	ggufType := fs.String("type", "f16", "gguf output: type of the 2-D weights (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)")
 	quiet := fs.Bool("q", false, "no progress output")
+	base := fs.String("base", "", "gguf-lora output: the base model the adapter belongs to (required)")
 	pos, err := parseArgs("convert", fs, args, stdout)
 	if err != nil {
 		return err
@@ -67,6 +68,9 @@ func runConvert(ctx context.Context, args []string, stdout io.Writer) error {
 	local, err := resolvePath(ctx, pos[0])
 	if err != nil {
 		return err
+	}
+	if *to == "gguf-lora" {
+		return convertGGUFLoRA(ctx, stdout, local, *base, *out)
 	}
 	from, err := sourceFormat(local)
 	if err != nil {

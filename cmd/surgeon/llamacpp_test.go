@@ -73,3 +73,116 @@ func TestLlamaCppGreedy(t *testing.T) {
 		})
 	}
 }
+
+// A LoRA trained by surgeon apply on stories260K, written with --to
+// gguf-lora and loaded by llama.cpp next to the base, decodes the same
+// greedy ids as surgeon generate --adapter; merged into a GGUF, the same
+// again in both.
+func TestLlamaCppLoRA(t *testing.T) {
+	fx, _ := filepath.Abs(fixture(t, "."))
+	script := llamaCppPeer(t)
+	withPlugins(t, "lora", "convert")
+	dir := t.TempDir()
+	base := filepath.Join(fx, "stories260K-gguf", "stories260K.gguf")
+	rec := filepath.Join(dir, "r.toml")
+	body := `
+[model]
+path = "` + base + `"
+task = "causal-lm"
+max_length = 64
+
+[data]
+train = "` + fx + `/tinyshakespeare/input.txt"
+format = "text"
+
+[[targets]]
+modules = ["q_proj", "k_proj", "v_proj", "o_proj"]
+config = { r = 4, lora_alpha = 8 }
+
+[[targets]]
+modules = ["down_proj"]
+config = { r = 2, lora_alpha = 8 }
+
+[train]
+epochs = 1
+steps_per_epoch = 8
+batch_size = 4
+seq_len = 32
+lr = 5e-2
+
+[output]
+dir = "` + filepath.Join(dir, "run") + `"
+`
+	if err := os.WriteFile(rec, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runCLI("apply", rec); code != 0 {
+		t.Fatalf("apply: %s", errs)
+	}
+	adapter := filepath.Join(dir, "run", "adapter")
+	loraGGUF := filepath.Join(dir, "lora.gguf")
+	if code, _, errs := runCLI("convert", adapter, "--to", "gguf-lora", "--base", base, "-o", loraGGUF); code != 0 {
+		t.Fatalf("convert --to gguf-lora: %s", errs)
+	}
+	merged := filepath.Join(dir, "merged.gguf")
+	if code, _, errs := runCLI("merge", base, "--adapter", adapter, "--type", "f32", "-o", merged); code != 0 {
+		t.Fatalf("merge to gguf: %s", errs)
+	}
+	const prompt = "1,403,407,261,378"
+	surgeonIDs := func(args ...string) []int {
+		t.Helper()
+		code, out, errs := runCLI(append([]string{"generate", "--tokens", prompt, "-n", "40", "--json"}, args...)...)
+		if code != 0 {
+			t.Fatalf("generate %v: %s", args, errs)
+		}
+		var r struct {
+			IDs []int `json:"ids"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.IDs
+	}
+	peerIDs := func(args ...string) []int {
+		t.Helper()
+		raw, err := exec.Command("node", append([]string{script}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("llama.cpp peer %v: %v", args, err)
+		}
+		var r struct {
+			IDs []int `json:"ids"`
+		}
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.IDs
+	}
+	plain := surgeonIDs(base)
+	ours := surgeonIDs(base, "--adapter", adapter)
+	if equalInts(plain, ours) {
+		t.Fatal("the adapter does not change the greedy ids: the test could not tell")
+	}
+	for name, theirs := range map[string][]int{
+		"llama.cpp base + LoRA GGUF": peerIDs(base, "40", prompt, loraGGUF),
+		"llama.cpp merged GGUF":      peerIDs(merged, "40", prompt),
+		"surgeon merged GGUF":        surgeonIDs(merged),
+	} {
+		for i, id := range ours {
+			if i >= len(theirs) || theirs[i] != id {
+				t.Fatalf("%s: token %d differs\nsurgeon --adapter %v\n%s %v", name, i, ours, name, theirs)
+			}
+		}
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

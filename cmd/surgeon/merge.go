@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/nlpodyssey/spago/nn"
 
@@ -21,7 +22,7 @@ import (
 func init() {
 	register("merge", command{
 		usage: "merge [MODEL] --adapter PEFT_DIR [--adapter PEFT_DIR ... --weight W ...] [--method linear|cat|svd|ties|dare] " +
-			"[--rank R | --energy F] [--density D] [--seed S] (-o OUT | --adapter-out DIR) [--dtype F32|F16|BF16]",
+			"[--rank R | --energy F] [--density D] [--seed S] (-o OUT | --adapter-out DIR) [--dtype F32|F16|BF16] [--type T for OUT.gguf]",
 		short: "fold PEFT adapters into a model's weights (or combine them into one adapter)",
 		run:   runMerge,
 	})
@@ -51,6 +52,7 @@ func runMerge(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("o", "", "output folder of the merged model (a Hugging Face folder)")
 	adapterOut := fs.String("adapter-out", "", "output PEFT folder of the combined adapter (--method cat or svd)")
 	dtype := fs.String("dtype", "F32", "weight dtype of the output: F32, F16 or BF16")
+	ggufType := fs.String("type", "f16", "when OUT ends in .gguf: type of the 2-D weights (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)")
 	method := fs.String("method", "linear", mergeMethodDoc)
 	rank := fs.Int("rank", 0, "svd: the rank of the combined adapter (with --energy: the largest rank allowed)")
 	energy := fs.Float64("energy", 0, "svd: keep per module the smallest rank holding this fraction of the squared Frobenius norm")
@@ -134,7 +136,7 @@ func runMerge(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer mgr.Close()
 	if *method == "cat" || *method == "svd" {
-		return mergeAdapters(ctx, stdout, mgr, *method, adapters, w, sel, pos, *out, *adapterOut, dt)
+		return mergeAdapters(ctx, stdout, mgr, *method, adapters, w, sel, pos, *out, *adapterOut, dt, *ggufType)
 	}
 	l, err := checkpoint.Load(pos[0])
 	if err != nil {
@@ -180,13 +182,13 @@ func runMerge(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "merged %d adapters by %s (%s, weights %v)\n", len(adapters), *method, desc, w)
 	}
-	return saveMerged(ctx, stdout, l, *out, dt)
+	return saveMerged(ctx, stdout, l, *out, dt, *ggufType)
 }
 
 // mergeAdapters combines adapters into one (cat or svd), writes it with
 // --adapter-out and, with -o, merges it into MODEL.
 func mergeAdapters(ctx context.Context, stdout io.Writer, mgr *host.Manager, method string, dirs []string, w []float64,
-	sel rpc.RankSelection, pos []string, out, adapterOut string, dt tensor.DType) error {
+	sel rpc.RankSelection, pos []string, out, adapterOut string, dt tensor.DType, ggufType string) error {
 	var as []*peft.Adapter
 	for _, dir := range dirs {
 		a, err := peft.Read(dir)
@@ -234,13 +236,21 @@ func mergeAdapters(ctx context.Context, stdout io.Writer, mgr *host.Manager, met
 	if err := attach.Merge(l.Model); err != nil {
 		return err
 	}
-	return saveMerged(ctx, stdout, l, out, dt)
+	return saveMerged(ctx, stdout, l, out, dt, ggufType)
 }
 
-// saveMerged writes the merged model as a Hugging Face folder.
-func saveMerged(ctx context.Context, stdout io.Writer, l *checkpoint.Loaded, out string, dt tensor.DType) error {
+// saveMerged writes the merged model as a Hugging Face folder, or as a
+// llama.cpp GGUF file when out ends in .gguf.
+func saveMerged(ctx context.Context, stdout io.Writer, l *checkpoint.Loaded, out string, dt tensor.DType, ggufType string) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if strings.HasSuffix(strings.ToLower(out), ".gguf") {
+		if err := checkpoint.SaveGGUF(out, l, ggufType); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s (GGUF %s)\n", out, ggufType)
+		return nil
 	}
 	extra, err := checkpoint.TokenizerFiles(l)
 	if err != nil {

@@ -40,8 +40,8 @@ type LlamaWrite struct {
 	Tokenizer []KV
 }
 
-// llamaGGUFName maps a Hugging Face Llama tensor name to llama.cpp's.
-func llamaGGUFName(hf string) (string, bool) {
+// LlamaGGUFName maps a Hugging Face Llama tensor name to llama.cpp's.
+func LlamaGGUFName(hf string) (string, bool) {
 	for g, h := range llamaTopNames {
 		if h == hf {
 			return g, true
@@ -139,7 +139,7 @@ func WriteLlama(path string, o LlamaWrite, tensors []tensor.Tensor) error {
 	kvs = append(kvs, o.Tokenizer...)
 	var out []WriteTensor
 	for _, t := range tensors {
-		name, ok := llamaGGUFName(t.Name)
+		name, ok := LlamaGGUFName(t.Name)
 		if !ok {
 			return fmt.Errorf("%s: tensor %q has no llama.cpp name", path, t.Name)
 		}
@@ -178,4 +178,88 @@ func sortStrings(s []string) []string {
 		}
 	}
 	return s
+}
+
+// LoRAModule is one module of a LoRA adapter to write for llama.cpp: the
+// Hugging Face module path ("model.layers.0.self_attn.q_proj"), A [r, in]
+// and B [out, r] row-major, and the scale of its update (s B A).
+type LoRAModule struct {
+	Module  string
+	A, B    []float32
+	R       int
+	In, Out int
+	Scale   float64
+}
+
+// WriteLlamaLoRA writes a LoRA adapter of a Llama model in llama.cpp's
+// adapter GGUF format: general.type "adapter", adapter.type "lora",
+// adapter.lora.alpha, and tensors "<base tensor>.lora_a" (ne [in, r]) and
+// ".lora_b" (ne [r, out]), F32, with the rows of B permuted like the base
+// q and k weights. llama.cpp scales each module by alpha/r (by 1 when
+// alpha is 0): when every module's scale times its rank is the same
+// number, that number is alpha; otherwise alpha is 0 and each B carries
+// its scale. cfg is the base model's Hugging Face config.
+func WriteLlamaLoRA(path string, cfg map[string]any, name string, mods []LoRAModule) error {
+	if mt, _ := cfg["model_type"].(string); mt != "llama" {
+		return fmt.Errorf("%s: llama.cpp LoRA adapters are written for Llama bases, not model_type %q", path, mt)
+	}
+	heads, err := cfgInt(cfg, "num_attention_heads")
+	if err != nil {
+		return err
+	}
+	kvHeads, err := cfgInt(cfg, "num_key_value_heads")
+	if err != nil {
+		kvHeads = heads
+	}
+	if len(mods) == 0 {
+		return fmt.Errorf("%s: no LoRA modules to write", path)
+	}
+	alpha := mods[0].Scale * float64(mods[0].R)
+	for _, m := range mods {
+		if d := m.Scale*float64(m.R) - alpha; d > 1e-9*alpha || d < -1e-9*alpha {
+			alpha = 0
+			break
+		}
+	}
+	kvs := []KV{
+		{"general.architecture", "llama"},
+		{"general.type", "adapter"},
+		{"general.name", name},
+		{"adapter.type", "lora"},
+		{"adapter.lora.alpha", float32(alpha)},
+	}
+	var ts []WriteTensor
+	for _, m := range mods {
+		base, ok := LlamaGGUFName(m.Module + ".weight")
+		if !ok {
+			return fmt.Errorf("%s: module %q has no llama.cpp tensor", path, m.Module)
+		}
+		if len(m.A) != m.R*m.In || len(m.B) != m.Out*m.R {
+			return fmt.Errorf("%s: module %q: A of %d and B of %d values for rank %d, [%d,%d]", path, m.Module, len(m.A), len(m.B), m.R, m.Out, m.In)
+		}
+		b := append([]float32(nil), m.B...)
+		if alpha == 0 {
+			for i := range b {
+				b[i] = float32(float64(b[i]) * m.Scale)
+			}
+		}
+		bt := tensor.Tensor{Name: m.Module + ".lora_B", DType: tensor.F32, Shape: []int{m.Out, m.R}}
+		if bt.Data, err = tensor.FromFloat32(tensor.F32, b); err != nil {
+			return err
+		}
+		switch {
+		case strings.HasSuffix(base, ".attn_q.weight"):
+			bt, err = PermuteQK(bt, heads)
+		case strings.HasSuffix(base, ".attn_k.weight"):
+			bt, err = PermuteQK(bt, kvHeads)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		stem := strings.TrimSuffix(base, ".weight")
+		ad, _ := Quantize(TypeF32, m.A)
+		ts = append(ts, WriteTensor{Name: stem + ".weight.lora_a", Shape: []int{m.R, m.In}, Type: TypeF32, Data: ad},
+			WriteTensor{Name: stem + ".weight.lora_b", Shape: []int{m.Out, m.R}, Type: TypeF32, Data: bt.Data})
+	}
+	return Write(path, kvs, ts)
 }

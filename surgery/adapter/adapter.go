@@ -467,3 +467,30 @@ func (a *Adapted) CheckMerge(tokens int, seed uint64, tol float64) error {
 	}
 	return nil
 }
+
+// LowRank reports whether the adapter is a plain low-rank update of its
+// layer: its forward program's output is add(linear(x), lowrank(x, A, B))
+// with A and B parameters (the fused LoRA form), so that
+// y = x W^T + b + scale x A^T B^T. It returns A [r, in], B [out, r] and
+// the scale. Formats that store only low-rank factors (llama.cpp's LoRA
+// GGUF) accept exactly these adapters, whatever their plugin calls them.
+func (a *Adapted) LowRank() (A, B *nn.Param, scale float64, ok bool) {
+	p := a.Fwd
+	id, has := p.Outputs["y"]
+	if !has {
+		return nil, nil, 0, false
+	}
+	k, fused := compile(p, false).fusedAdd[id]
+	if !fused {
+		return nil, nil, 0, false
+	}
+	lr := p.Nodes[k]
+	if p.Nodes[lr.Args[0]].Op != program.OpInput || p.Nodes[lr.Args[1]].Op != program.OpParam || p.Nodes[lr.Args[2]].Op != program.OpParam {
+		return nil, nil, 0, false
+	}
+	A, B = a.Param(p.Nodes[lr.Args[1]].Name), a.Param(p.Nodes[lr.Args[2]].Name)
+	if A == nil || B == nil {
+		return nil, nil, 0, false
+	}
+	return A, B, lr.Value, true
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+
+	"github.com/surgeon-ml/surgeon/core/checkpoint"
+	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/formats/gguf"
+	"github.com/surgeon-ml/surgeon/surgery/attach"
+)
+
+// convertGGUFLoRA writes a saved adapter folder as a llama.cpp LoRA GGUF
+// for the base model: the adapter is attached through its plugin, and
+// every module must be a plain low-rank update (adapter.LowRank); others
+// are refused with the way out (merge into a GGUF).
+func convertGGUFLoRA(ctx context.Context, stdout io.Writer, adapterDir, basePath, out string) error {
+	if basePath == "" {
+		return usagef("--to gguf-lora needs --base MODEL (its layout and head counts)")
+	}
+	basePath, err := resolvePath(ctx, basePath)
+	if err != nil {
+		return err
+	}
+	l, err := checkpoint.Load(basePath)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	mgr, err := newManager()
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+	m, err := attach.AttachFolder(ctx, l.Model, mgr.Adapters(), adapterDir)
+	if err != nil {
+		return err
+	}
+	adapted := attach.Adapted(m)
+	paths := make([]string, 0, len(adapted))
+	for p := range adapted {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	var mods []gguf.LoRAModule
+	for _, p := range paths {
+		a := adapted[p]
+		A, B, s, ok := a.LowRank()
+		if !ok {
+			return fmt.Errorf("%s: module %s (%s) is not a plain low-rank update, which is all llama.cpp's LoRA format holds; merge it instead: surgeon merge %s --adapter %s -o OUT.gguf",
+				adapterDir, p, a.Type, basePath, adapterDir)
+		}
+		r := ops.Rows(A)
+		mods = append(mods, gguf.LoRAModule{Module: p, A: ops.Data(A), B: ops.Data(B), R: r, In: a.Base.In(), Out: a.Base.Out(), Scale: s})
+	}
+	if err := gguf.WriteLlamaLoRA(out, m.HFConfig(), filepath.Base(adapterDir), mods); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d LoRA modules for llama.cpp)\n", out, len(mods))
+	return nil
+}
