@@ -28,6 +28,7 @@ import (
 	_ "github.com/surgeon-ml/surgeon/core/gpt2"
 	_ "github.com/surgeon-ml/surgeon/core/llama"
 	_ "github.com/surgeon-ml/surgeon/core/mistral"
+	_ "github.com/surgeon-ml/surgeon/core/phi3"
 	_ "github.com/surgeon-ml/surgeon/core/qwen2"
 	_ "github.com/surgeon-ml/surgeon/core/qwen3"
 	_ "github.com/surgeon-ml/surgeon/core/roberta"
