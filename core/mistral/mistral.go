@@ -35,13 +35,13 @@ const DefaultSlidingWindow = 4096
 func ParseConfig(data []byte) (*llama.Config, error) {
 	var extra struct {
 		SlidingWindow json.RawMessage `json:"sliding_window"`
-		AttentionBias json.RawMessage `json:"attention_bias"`
-		MLPBias       json.RawMessage `json:"mlp_bias"`
+		AttentionBias *bool           `json:"attention_bias"`
+		MLPBias       *bool           `json:"mlp_bias"`
 	}
 	if err := json.Unmarshal(data, &extra); err != nil {
 		return nil, fmt.Errorf("mistral config: %w", err)
 	}
-	if extra.AttentionBias != nil || extra.MLPBias != nil {
+	if extra.AttentionBias != nil && *extra.AttentionBias || extra.MLPBias != nil && *extra.MLPBias {
 		return nil, fmt.Errorf("mistral config: attention_bias and mlp_bias are not Mistral keys (Mistral has no biases)")
 	}
 	window, raw, err := llama.ParseSlidingWindow(extra.SlidingWindow, DefaultSlidingWindow)
