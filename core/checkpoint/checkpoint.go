@@ -24,9 +24,11 @@ import (
 	// The architectures a checkpoint can hold.
 	_ "github.com/surgeon-ml/surgeon/core/bert"
 	_ "github.com/surgeon-ml/surgeon/core/distilbert"
+	_ "github.com/surgeon-ml/surgeon/core/gemma"
 	_ "github.com/surgeon-ml/surgeon/core/gpt2"
 	_ "github.com/surgeon-ml/surgeon/core/llama"
 	_ "github.com/surgeon-ml/surgeon/core/mistral"
+	_ "github.com/surgeon-ml/surgeon/core/phi3"
 	_ "github.com/surgeon-ml/surgeon/core/qwen2"
 	_ "github.com/surgeon-ml/surgeon/core/qwen3"
 	_ "github.com/surgeon-ml/surgeon/core/roberta"

@@ -158,3 +158,24 @@ func (c *Config) Map() map[string]any {
 	}
 	return m
 }
+
+// ParseSlidingWindow reads a config's sliding_window value: absent gives def,
+// null gives 0 (no window), else a positive integer. It also returns the
+// value to write back to config.json.
+func ParseSlidingWindow(raw json.RawMessage, def int) (int, json.RawMessage, error) {
+	if raw == nil {
+		b, _ := json.Marshal(def)
+		if def == 0 {
+			b = []byte("null")
+		}
+		return def, b, nil
+	}
+	if string(raw) == "null" {
+		return 0, raw, nil
+	}
+	var w int
+	if err := json.Unmarshal(raw, &w); err != nil || w <= 0 {
+		return 0, nil, fmt.Errorf("sliding_window %s is not a positive integer or null", raw)
+	}
+	return w, raw, nil
+}

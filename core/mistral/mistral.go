@@ -35,16 +35,16 @@ const DefaultSlidingWindow = 4096
 func ParseConfig(data []byte) (*llama.Config, error) {
 	var extra struct {
 		SlidingWindow json.RawMessage `json:"sliding_window"`
-		AttentionBias json.RawMessage `json:"attention_bias"`
-		MLPBias       json.RawMessage `json:"mlp_bias"`
+		AttentionBias *bool           `json:"attention_bias"`
+		MLPBias       *bool           `json:"mlp_bias"`
 	}
 	if err := json.Unmarshal(data, &extra); err != nil {
 		return nil, fmt.Errorf("mistral config: %w", err)
 	}
-	if extra.AttentionBias != nil || extra.MLPBias != nil {
+	if extra.AttentionBias != nil && *extra.AttentionBias || extra.MLPBias != nil && *extra.MLPBias {
 		return nil, fmt.Errorf("mistral config: attention_bias and mlp_bias are not Mistral keys (Mistral has no biases)")
 	}
-	window, raw, err := SlidingWindow(extra.SlidingWindow, DefaultSlidingWindow)
+	window, raw, err := llama.ParseSlidingWindow(extra.SlidingWindow, DefaultSlidingWindow)
 	if err != nil {
 		return nil, fmt.Errorf("mistral config: %w", err)
 	}
@@ -58,25 +58,4 @@ func ParseConfig(data []byte) (*llama.Config, error) {
 		return nil, fmt.Errorf("mistral: %w", err)
 	}
 	return c, nil
-}
-
-// SlidingWindow reads a config's sliding_window value: absent gives def,
-// null gives 0 (no window), else a positive integer. It also returns the
-// value to write back to config.json.
-func SlidingWindow(raw json.RawMessage, def int) (int, json.RawMessage, error) {
-	if raw == nil {
-		b, _ := json.Marshal(def)
-		if def == 0 {
-			b = []byte("null")
-		}
-		return def, b, nil
-	}
-	if string(raw) == "null" {
-		return 0, raw, nil
-	}
-	var w int
-	if err := json.Unmarshal(raw, &w); err != nil || w <= 0 {
-		return 0, nil, fmt.Errorf("sliding_window %s is not a positive integer or null", raw)
-	}
-	return w, raw, nil
 }

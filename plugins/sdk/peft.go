@@ -64,6 +64,11 @@ type PEFTForm struct {
 	Component string
 	// Constant keys written into every config (e.g. "bias": "none").
 	Constant map[string]any
+	// KindFlags maps a bool config key to a layer kind (rpc.Layer.Kind):
+	// the key is written true when a saved module's layer is of that kind
+	// and left out otherwise, e.g. PEFT's "fan_in_fan_out" for "conv1d"
+	// layers (GPT-2's Conv1D, whose weights are saved [in, out]).
+	KindFlags map[string]string
 	// LoadOverrides are configuration values forced on loaded modules
 	// (e.g. an initialisation that does not apply to trained values).
 	LoadOverrides map[string]any
@@ -110,6 +115,13 @@ func (f *PEFTForm) save(component string, keys []ConfigKey, mods []SavedModule) 
 	}
 	for comp, flag := range f.Flags {
 		out[flag] = comp == component
+	}
+	for key, kind := range f.KindFlags {
+		for _, m := range mods {
+			if m.Layer.Kind == kind {
+				out[key] = true
+			}
+		}
 	}
 	targets := []string{}
 	for _, m := range mods {

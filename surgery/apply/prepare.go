@@ -20,6 +20,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/hub"
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/core/tokenizer"
 	"github.com/surgeon-ml/surgeon/surgery/adapter"
 	"github.com/surgeon-ml/surgeon/surgery/attach"
 	"github.com/surgeon-ml/surgeon/surgery/recipe"
@@ -208,13 +209,18 @@ func (r *Run) headPatterns() []string {
 
 func (r *Run) setupTargets(ctx context.Context) error {
 	rec := r.Recipe
-	var mods []target.Module
+	// mods are the modules adapters can target; modules_to_save may also
+	// name a container (RoBERTa's classifier head holds dense and out_proj).
+	var mods, all []target.Module
 	for _, m := range layer.Modules(r.Model) {
 		tm := target.Module{Path: m.Path, Kind: m.Kind()}
 		if s, ok := m.Model.(*layer.Slot); ok {
 			if b := s.Base(); b != nil {
 				tm.In, tm.Out = b.In(), b.Out()
 			}
+		}
+		if m.Path != "" {
+			all = append(all, tm)
 		}
 		if tm.Kind == "" {
 			continue
@@ -260,7 +266,7 @@ func (r *Run) setupTargets(ctx context.Context) error {
 			return fmt.Errorf("%s: train.mode = \"head\" needs train.modules_to_save (no default head for a causal LM)", rec.Path)
 		}
 		if len(heads) > 0 {
-			saved, err := target.FullyTrained(mods, heads)
+			saved, err := target.FullyTrained(all, heads)
 			if err != nil {
 				return fmt.Errorf("%s: train.modules_to_save: %w", rec.Path, err)
 			}
@@ -376,9 +382,21 @@ func (r *Run) setupData() error {
 		if r.Specials.EOS {
 			eos = r.EOS
 		}
-		r.Train = data.Encode(r.Tokenizer, train, maxLen, r.Specials.BOS, eos)
-		r.Val = data.Encode(r.Tokenizer, val, maxLen, r.Specials.BOS, eos)
-		r.Test = data.Encode(r.Tokenizer, test, maxLen, r.Specials.BOS, eos)
+		var tok data.Tokenizer = r.Tokenizer
+		// Tokenizers that end a text with a special token of their own
+		// (RoBERTa's </s> from tokenizer.json, BERT's [SEP]) encode without
+		// it, and data.Encode appends it after truncation, as Hugging
+		// Face's truncation keeps it; EOS is then not appended a second
+		// time. The recipe's data.add_eos, when set, decides instead.
+		if end, ok := trailingSpecial(r.Tokenizer); ok && r.Specials.BOS {
+			tok = dropSuffix{r.Tokenizer}
+			if rec.Data.AddEOS == nil {
+				eos = end
+			}
+		}
+		r.Train = data.Encode(tok, train, maxLen, r.Specials.BOS, eos)
+		r.Val = data.Encode(tok, val, maxLen, r.Specials.BOS, eos)
+		r.Test = data.Encode(tok, test, maxLen, r.Specials.BOS, eos)
 		if len(r.Train) == 0 {
 			return fmt.Errorf("%s: no training examples", rec.Path)
 		}
@@ -440,4 +458,33 @@ func modelType(m model.Model) string {
 		return t
 	}
 	return fmt.Sprintf("%T", m)
+}
+
+// trailingSpecial returns the special token a tokenizer puts after the
+// text when it encodes with special tokens, if it puts exactly one.
+func trailingSpecial(tok data.Tokenizer) (int, bool) {
+	switch t := tok.(type) {
+	case interface{ Template() ([]int, []int) }:
+		if _, suffix := t.Template(); len(suffix) == 1 {
+			return suffix[0], true
+		}
+	case *tokenizer.WordPiece:
+		if t.EOS() >= 0 {
+			return t.EOS(), true
+		}
+	}
+	return 0, false
+}
+
+// dropSuffix encodes with a tokenizer whose special tokens end with one
+// token after the text, leaving that token out.
+type dropSuffix struct{ data.Tokenizer }
+
+// Encode returns the ids without the trailing special token.
+func (d dropSuffix) Encode(text string, special bool) []int {
+	ids := d.Tokenizer.Encode(text, special)
+	if special && len(ids) > 0 {
+		ids = ids[:len(ids)-1]
+	}
+	return ids
 }

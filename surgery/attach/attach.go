@@ -75,7 +75,7 @@ func Attach(ctx context.Context, m nn.Model, p Planner, targets []Target, seed u
 		if base == nil {
 			return nil, fmt.Errorf("module %s already holds an adapter", t.Path)
 		}
-		l := rpc.Layer{Path: t.Path, Kind: "linear", In: base.In(), Out: base.Out(), HasBias: base.Bias != nil, DType: "F32"}
+		l := rpc.Layer{Path: t.Path, Kind: base.HFKind(), In: base.In(), Out: base.Out(), HasBias: base.Bias != nil, DType: "F32"}
 		req := rpc.PlanRequest{Adapter: t.Adapter, Layer: l, Config: t.Config}
 		plan, err := p.Plan(ctx, req)
 		if err != nil {
@@ -184,6 +184,7 @@ func ApplySaved(m nn.Model, saved map[string]tensor.Tensor, weight float64) erro
 		if len(v) != p.Param.Size() {
 			return fmt.Errorf("saved tensor %s: shape %v, model has %v", name, t.Shape, p.Shape)
 		}
+		v = p.FromStored(v)
 		d := ops.Data(p.Param)
 		for i := range d {
 			d[i] += float32(weight) * (v[i] - d[i])

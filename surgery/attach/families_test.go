@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
@@ -24,7 +25,8 @@ func TestLoRAOnFamilies(t *testing.T) {
 	store := attach.InProcess(sdktest.Connect(t, lora.Adapters()...))
 	ctx := context.Background()
 	for _, name := range []string{"llama-gqa-f32", "qwen2-gqa-f32", "qwen3-gqa-f32", "qwen2-tied-bf16-sharded",
-		"mistral-gqa-window3-f32"} {
+		"mistral-gqa-window3-f32", "gpt2-f32", "gpt2-bf16-sharded",
+		"gemma-gqa-f32", "phi3-gqa-f32", "phi3-mha-window5-f16"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("../../core/testdata/reference", name)
 			load := func() model.Model {
@@ -64,6 +66,10 @@ func TestLoRAOnFamilies(t *testing.T) {
 			a, err := attach.ToPEFT(ctx, store, attach.Adapted(m), attach.Info{TaskType: "CAUSAL_LM"})
 			if err != nil {
 				t.Fatal(err)
+			}
+			// PEFT adapts GPT-2's Conv1D layers with fan_in_fan_out.
+			if ffo, _ := a.Raw["fan_in_fan_out"].(bool); ffo != strings.HasPrefix(name, "gpt2") {
+				t.Fatalf("fan_in_fan_out = %v", a.Raw["fan_in_fan_out"])
 			}
 			out := filepath.Join(t.TempDir(), "adapter")
 			if err := peft.Write(out, a); err != nil {

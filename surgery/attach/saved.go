@@ -213,7 +213,7 @@ func ToPEFT(ctx context.Context, s Store, adapted map[string]*adapter.Adapted, i
 			return nil, fmt.Errorf("modules %s (%s) and %s (%s): one PEFT folder holds one adapter type", paths[0], comp, p, ad.Type)
 		}
 		m := Module{Path: p, Config: ad.Config(), Tensors: map[string]tensor.Tensor{},
-			Layer: rpc.Layer{Path: p, Kind: "linear", In: ad.Base.In(), Out: ad.Base.Out(), HasBias: ad.Base.Bias != nil, DType: "F32"}}
+			Layer: rpc.Layer{Path: p, Kind: ad.Base.HFKind(), In: ad.Base.In(), Out: ad.Base.Out(), HasBias: ad.Base.Bias != nil, DType: "F32"}}
 		for k, name := range ad.Names {
 			data, err := tensor.FromFloat32(tensor.F32, ops.Data(ad.Values[k]))
 			if err != nil {
@@ -296,7 +296,7 @@ func SavedTensors(m nn.Model, modules []string) map[string]tensor.Tensor {
 	for _, p := range paramsOf(m) {
 		for _, s := range modules {
 			if p.Path == s || strings.HasPrefix(p.Path, s+".") {
-				data, _ := tensor.FromFloat32(tensor.F32, ops.Data(p.Param))
+				data, _ := tensor.FromFloat32(tensor.F32, p.Stored())
 				out[p.Path] = tensor.Tensor{Name: p.Path, DType: tensor.F32, Shape: p.Shape, Data: data}
 			}
 		}

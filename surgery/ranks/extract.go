@@ -95,7 +95,7 @@ func Extract(ctx context.Context, s Surgeon, base, tuned model.Model, opts Extra
 			stats = append(stats, Stat{Module: path, Adapter: opts.Adapter, Skipped: true, Note: "unchanged"})
 			continue
 		}
-		l := rpc.Layer{Path: path, Kind: "linear", In: bl.In(), Out: bl.Out(), HasBias: bl.Bias != nil, DType: "F32"}
+		l := rpc.Layer{Path: path, Kind: bl.HFKind(), In: bl.In(), Out: bl.Out(), HasBias: bl.Bias != nil, DType: "F32"}
 		r, err := s.Extract(ctx, rpc.RankRequest{Adapter: opts.Adapter, Layer: l, Config: map[string]any{}, Select: opts.Select}, bw, tw)
 		if err != nil {
 			return nil, nil, fmt.Errorf("module %s: %w", path, err)

@@ -244,13 +244,13 @@ CASES = [
     # root is not exact in float32.
     dict(name="gemma-gqa-f32", family="gemma", seed=5001, hidden=48, inter=128, layers=2, heads=4, kv=2,
          head_dim=16, vocab=96, theta=10000, tied=True, dtype="F32", shards=None, batch=True,
-         embed_std=0.3, proj_std=0.15, head_std=None, lengths=[5, 7, 9]),
+         embed_std=0.15, proj_std=0.25, head_std=None, lengths=[5, 7, 9]),
     dict(name="gemma-mqa-f16", family="gemma", seed=5002, hidden=40, inter=96, layers=2, heads=4, kv=1,
          head_dim=24, vocab=128, theta=10000, tied=True, dtype="F16", shards=None, batch=False,
-         embed_std=0.3, proj_std=0.2, head_std=None, lengths=[6, 8, 9]),
+         embed_std=0.15, proj_std=0.25, head_std=None, lengths=[6, 8, 9]),
     dict(name="gemma-bf16-sharded", family="gemma", seed=5003, hidden=56, inter=112, layers=3, heads=4, kv=2,
          head_dim=32, vocab=80, theta=10000, tied=True, dtype="BF16", shards=3, batch=False,
-         embed_std=0.3, proj_std=0.15, head_std=None, lengths=[5, 8, 9]),
+         embed_std=0.15, proj_std=0.25, head_std=None, lengths=[5, 8, 9]),
     # Phi-3: fused qkv_proj and gate_up_proj.
     dict(name="phi3-gqa-f32", family="phi3", seed=6001, hidden=64, inter=160, layers=2, heads=4, kv=2,
          head_dim=16, vocab=96, theta=10000, tied=False, dtype="F32", shards=None, batch=True,
@@ -340,8 +340,12 @@ def run(c, outroot, gen, only):
         else:  # head_dim != hidden/heads: Llama's reference cannot express it
             print("    (head_dim %d != hidden/heads: no llama reduction)" % c["head_dim"])
     if fam == "gemma":
-        for v in ["plain_norm", "no_embed_scale", "exact_gelu"]:
+        for v in ["plain_norm", "no_embed_scale"]:
             sensitivity(v, base, dec_forward(fcfg, W, fam, t, variant=v)[0], noise)
+        # Exact and tanh GELU differ by < 1e-3 at most: visible above the
+        # noise, though not by 1000x (ops' unit test pins the function).
+        sensitivity("exact_gelu", base, dec_forward(fcfg, W, fam, t, variant="exact_gelu")[0], noise,
+                    factor=30, min_rel=1e-5)
         d = maxdiff(base, dec_forward(fcfg, W, fam, t, variant="normalizer_bf16")[0])
         print("    (normalizer rounded to bfloat16 instead of float32: max|diff| %.3g)" % d)
     if fam == "phi3":

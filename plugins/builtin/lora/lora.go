@@ -66,6 +66,9 @@ var Form = sdk.PEFTForm{
 	Flags:     map[string]string{"dora": "use_dora"},
 	Component: "lora",
 	Constant:  map[string]any{"bias": "none", "layers_to_transform": nil, "layers_pattern": nil},
+	// PEFT adapts GPT-2's Conv1D layers with fan_in_fan_out: the same
+	// A [r, in] and B [out, r], merged into the weight saved [in, out].
+	KindFlags: map[string]string{"fan_in_fan_out": "conv1d"},
 	// Trained values replace any initialisation (a PiSSA adapter's saved
 	// A and B apply to the original weight like any LoRA's).
 	LoadOverrides: map[string]any{"init_lora_weights": true},
