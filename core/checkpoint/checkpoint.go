@@ -107,10 +107,17 @@ func loadHF(dir string) (model.Model, error) {
 	}
 	defer st.Close()
 	src := stSource{st}
-	if err := layer.Load(m, src); err != nil {
+	shape := func(name string) ([]int, bool) {
+		info, err := st.Info(name)
+		if err != nil {
+			return nil, false
+		}
+		return info.Shape, true
+	}
+	if err := checkTensors(m, shape, st.Names()); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	if err := checkUnused(m, st.Names()); err != nil {
+	if err := layer.Load(m, src); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	layer.Freeze(m, true)

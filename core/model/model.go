@@ -264,3 +264,11 @@ func NumLabels(m Model) int {
 	}
 	return 0
 }
+
+// ShapeExplainer is implemented by families that can say which config
+// keys set each dimension of a parameter (["num_key_value_heads",
+// "head_dim"] for the rows of k_proj), so that a checkpoint whose tensors
+// contradict its config.json is reported by key. nil means unknown.
+type ShapeExplainer interface {
+	ShapeKeys(param string) [][]string
+}
