@@ -158,6 +158,10 @@ type attentionFn struct {
 	// i-j < window (Hugging Face's sliding_window); 0 means no limit.
 	window int
 	scale  float32
+	// softcap, when positive, turns the scaled scores s into
+	// softcap*tanh(s/softcap) before masking (Gemma 2's
+	// attn_logit_softcapping); 0 leaves them as they are.
+	softcap float32
 	// Kept when backward needs them: the probabilities [batch, heads, len,
 	// len] and the head-major copies of q [batch, heads, len, dh] and of k
 	// and v [batch, kv, len, dh].
@@ -170,7 +174,7 @@ type attentionFn struct {
 // [rows, kvHeads*dh], and query head h reads key/value head h/(heads/kvHeads).
 // Padding keys are masked, and so are future keys when causal is set.
 func Attention(q, k, v mat.Tensor, lay Layout, heads, kvHeads int, causal bool) mat.Tensor {
-	return attention(q, k, v, lay, heads, kvHeads, causal, 0)
+	return attention(q, k, v, lay, heads, kvHeads, causal, AttentionOptions{})
 }
 
 // AttentionWindow is causal Attention with a sliding window, as Mistral's
@@ -187,18 +191,51 @@ func AttentionWindow(q, k, v mat.Tensor, lay Layout, heads, kvHeads, window int)
 	if window >= lay.Len {
 		window = 0
 	}
-	return attention(q, k, v, lay, heads, kvHeads, true, window)
+	return attention(q, k, v, lay, heads, kvHeads, true, AttentionOptions{Window: window})
 }
 
-func attention(q, k, v mat.Tensor, lay Layout, heads, kvHeads int, causal bool, window int) mat.Tensor {
+// AttentionOptions are the variants of causal attention a family may ask
+// for. The zero value is plain causal attention scaled by 1/sqrt(head_dim).
+type AttentionOptions struct {
+	// Window is the sliding window of AttentionWindow; 0 means none.
+	Window int
+	// Scale multiplies the scores Q K^T; 0 means 1/sqrt(head_dim). Gemma 2
+	// uses query_pre_attn_scalar^-0.5.
+	Scale float32
+	// Softcap, when positive, caps the scaled scores s to
+	// Softcap*tanh(s/Softcap) before the causal, window and padding masks
+	// are applied, as Gemma 2's attn_logit_softcapping does in Hugging Face
+	// transformers' eager attention; 0 means no capping.
+	Softcap float32
+}
+
+// AttentionWith is causal Attention with the options o: a sliding window
+// (as AttentionWindow), a score scale and logit soft-capping. Options left
+// zero cost nothing: AttentionWith with the zero options runs the same
+// kernel as Attention.
+func AttentionWith(q, k, v mat.Tensor, lay Layout, heads, kvHeads int, o AttentionOptions) mat.Tensor {
+	if o.Window < 0 || o.Softcap < 0 || o.Scale < 0 {
+		panic("ops: AttentionWith: negative window, scale or softcap")
+	}
+	if o.Window >= lay.Len {
+		o.Window = 0
+	}
+	return attention(q, k, v, lay, heads, kvHeads, true, o)
+}
+
+func attention(q, k, v mat.Tensor, lay Layout, heads, kvHeads int, causal bool, o AttentionOptions) mat.Tensor {
 	n := Rows(q)
 	if n != lay.Batch*lay.Len || Rows(k) != n || Rows(v) != n || heads%kvHeads != 0 ||
 		Cols(q)%heads != 0 || Cols(k) != Cols(q)/heads*kvHeads || Cols(v) != Cols(k) {
 		panic("ops: Attention: bad shapes")
 	}
 	dh := Cols(q) / heads
-	return run(&attentionFn{q: q, k: k, v: v, lay: lay, heads: heads, kv: kvHeads, causal: causal, window: window,
-		scale: float32(1 / math.Sqrt(float64(dh)))})
+	scale := o.Scale
+	if scale == 0 {
+		scale = float32(1 / math.Sqrt(float64(dh)))
+	}
+	return run(&attentionFn{q: q, k: k, v: v, lay: lay, heads: heads, kv: kvHeads, causal: causal, window: o.Window,
+		scale: scale, softcap: o.Softcap})
 }
 
 func (f *attentionFn) Operands() []mat.Tensor { return []mat.Tensor{f.q, f.k, f.v} }
@@ -309,6 +346,9 @@ func (f *attentionFn) softmaxRow(row []float32, i int, pad []int) {
 	}
 	r := row[lo:n]
 	vmath.Scale(r, f.scale)
+	if f.softcap > 0 {
+		softcap(r, f.softcap)
+	}
 	for _, j := range pad {
 		if j >= n {
 			break
@@ -324,6 +364,23 @@ func (f *attentionFn) softmaxRow(row []float32, i int, pad []int) {
 		return
 	}
 	vmath.Scale(r, 1/vmath.ExpSum(r, r, mx))
+}
+
+// softcap replaces every score s of r by c*tanh(s/c).
+func softcap(r []float32, c float32) {
+	for j, s := range r {
+		r[j] = c * float32(math.Tanh(float64(s/c)))
+	}
+}
+
+// softcapGrad multiplies the gradients d of capped scores by the
+// derivative of c*tanh(s/c), 1 - tanh(s/c)^2, where s = raw*scale are the
+// scaled scores recomputed from the raw products raw.
+func softcapGrad(d, raw []float32, scale, c float32) {
+	for j, x := range raw[:len(d)] {
+		t := math.Tanh(float64(x * scale / c))
+		d[j] *= float32(1 - t*t)
+	}
 }
 
 func (f *attentionFn) Forward() (mat.Tensor, error) {
@@ -384,10 +441,19 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 	gqH := allocDirty(B * H * T * dh)
 	gkH := allocDirty(B * H * T * dh)
 	gvH := allocDirty(B * H * T * dh)
-	parallel(B*H, T*T, func(bh int, ds []float32) {
+	scratch := T * T
+	if f.softcap > 0 {
+		scratch *= 2 // the raw scores, recomputed
+	}
+	parallel(B*H, scratch, func(bh int, ds []float32) {
 		b, h := bh/H, bh%H
 		kv := (b*KV + h/group) * T * dh
 		head := bh * T * dh
+		var raw []float32
+		if f.softcap > 0 {
+			ds, raw = ds[:T*T], ds[T*T:]
+			linalg.MatMulNT(raw, qh[head:head+T*dh], kh[kv:kv+T*dh], T, T, dh, false)
+		}
 		p := f.probs[bh*T*T : (bh+1)*T*T]
 		gb := gh[head : head+T*dh]
 		// dV = P^T dO
@@ -406,6 +472,9 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 			dr := ds[i*T+lo : i*T+n]
 			dr = dr[:len(pr)]
 			vmath.SoftmaxGrad(dr, pr, linalg.Dot(pr, dr), scale)
+			if raw != nil {
+				softcapGrad(dr, raw[i*T+lo:i*T+n], scale, f.softcap)
+			}
 			clear(ds[i*T+n : (i+1)*T])
 		}
 		// dQ = dS K, dK = dS^T Q
