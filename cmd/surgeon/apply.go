@@ -137,6 +137,10 @@ func printPlan(w io.Writer, p *apply.Plan) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "trainable params: %d || all params: %d || trainable%%: %.4f\n", p.Trainable, p.Total, p.Percent())
+	if m := p.Memory; m.Total > 0 {
+		fmt.Fprintf(w, "memory estimate: %.0f MiB (weights %.0f, gradients and optimizer state %.0f, activations of a batch %.0f, runtime %.0f)\n",
+			mb(m.Total), mb(m.Weights), mb(m.TrainState), mb(m.Activations), mb(m.Runtime))
+	}
 }
 
 // progress shows training progress: a bar redrawn in place on a terminal,
@@ -235,3 +239,5 @@ func runEval(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	return nil
 }
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }

@@ -59,6 +59,8 @@ type Plan struct {
 	Rows      []Row  `json:"rows"`
 	Trainable int64  `json:"trainable"`
 	Total     int64  `json:"total"`
+	// Memory estimates what training needs (see Run.estimateMemory).
+	Memory Memory `json:"memory"`
 }
 
 // Percent is the trainable share of all parameters.
@@ -129,6 +131,7 @@ func Prepare(ctx context.Context, rec *recipe.Recipe, opts Options) (*Run, error
 	if err := r.setupData(); err != nil {
 		return nil, err
 	}
+	r.Plan.Memory = r.estimateMemory()
 	return r, nil
 }
 

@@ -376,6 +376,9 @@ func (r *Run) useOutputLock() (done func() error, err error) {
 // output lock (see LockOutput) while it runs: a run on a folder in use
 // fails before touching the folder or its checkpoint.
 func (r *Run) Execute(ctx context.Context, progress func(train.Event)) (*Report, error) {
+	if err := r.checkMemory(); err != nil {
+		return nil, err
+	}
 	done, err := r.useOutputLock()
 	if err != nil {
 		return nil, err

@@ -1,0 +1,173 @@
+package apply
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/surgery/recipe"
+)
+
+// Memory is an estimate of the memory a run needs, in bytes, by part.
+type Memory struct {
+	// Weights are every parameter as held in memory (float32 today).
+	Weights int64 `json:"weights"`
+	// TrainState is the gradient and the two AdamW moments of every
+	// trainable parameter.
+	TrainState int64 `json:"train_state"`
+	// Activations are what one training batch keeps for backward: each
+	// linear layer's input and output, and the attention probabilities.
+	Activations int64 `json:"activations"`
+	// Runtime is the process itself, the buffer pool and the collector's
+	// headroom.
+	Runtime int64 `json:"runtime"`
+	// Total is the sum.
+	Total int64 `json:"total"`
+}
+
+// runtimeBase is the resident size of the process beyond the model
+// (binary, plugins' clients, tokenizer, data) plus the buffer pool's cap.
+const runtimeBase = 256 << 20
+
+// estimateMemory estimates the run's memory from its plan, the model's
+// linear layers and the recipe's batch, whatever the family.
+func (r *Run) estimateMemory() Memory {
+	rec := r.Recipe
+	var m Memory
+	m.Weights = 4 * r.Plan.Total
+	m.TrainState = 3 * 4 * r.Plan.Trainable
+	tokens := int64(rec.Train.BatchSize)
+	if r.Classifier() {
+		tokens *= int64(rec.Model.MaxLength)
+	} else {
+		tokens *= int64(rec.Train.SeqLen)
+	}
+	var perToken int64
+	for _, mod := range layer.Modules(r.Model) {
+		if s, ok := mod.Model.(*layer.Slot); ok {
+			if b := s.Base(); b != nil {
+				perToken += int64(b.In() + b.Out())
+			}
+		}
+	}
+	cfg := r.Model.HFConfig()
+	heads, layers := cfgInt(cfg, "num_attention_heads", "n_head", "n_heads"), cfgInt(cfg, "num_hidden_layers", "n_layer", "n_layers")
+	seq := int64(rec.Model.MaxLength)
+	if !r.Classifier() && rec.Train.SeqLen > 0 {
+		seq = int64(rec.Train.SeqLen)
+	}
+	perToken += int64(heads*layers) * seq
+	// Norms, activations and residual sums keep about half as much again.
+	m.Activations = 4 * tokens * perToken * 3 / 2
+	live := m.Weights + m.TrainState + m.Activations
+	m.Runtime = runtimeBase + max(128<<20, live*15/100)
+	if rec.Train.Mode == recipe.ModeFull {
+		m.Runtime += m.Weights // the best-epoch copy of a fully trained model
+	}
+	m.Total = live + m.Runtime
+	return m
+}
+
+func cfgInt(cfg map[string]any, keys ...string) int {
+	for _, k := range keys {
+		switch v := cfg[k].(type) {
+		case float64:
+			return int(v)
+		case int:
+			return v
+		}
+	}
+	return 0
+}
+
+// MemoryEnv overrides the memory surgeon believes is available, in bytes
+// or with a K/M/G suffix (for example on a cluster node whose limit the
+// process cannot read).
+const MemoryEnv = "SURGEON_MEMORY_AVAILABLE"
+
+// availableMemory returns the memory this process may use and where the
+// figure comes from: SURGEON_MEMORY_AVAILABLE, else the smaller of the
+// cgroup's limit (v2 memory.max, v1 memory.limit_in_bytes) and the
+// kernel's MemAvailable. ok is false when nothing can be read.
+func availableMemory() (bytes int64, from string, ok bool, err error) {
+	if v := os.Getenv(MemoryEnv); v != "" {
+		n, err := parseBytes(v)
+		if err != nil {
+			return 0, "", false, fmt.Errorf("%s=%q: %w", MemoryEnv, v, err)
+		}
+		return n, MemoryEnv, true, nil
+	}
+	if n, ok := meminfoAvailable(); ok {
+		bytes, from = n, "MemAvailable in /proc/meminfo"
+	}
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
+		if err != nil || n <= 0 || n >= 1<<60 {
+			continue // "max" or the v1 "unlimited" value
+		}
+		if from == "" || n < bytes {
+			bytes, from = n, "the cgroup limit in "+f
+		}
+	}
+	return bytes, from, from != "", nil
+}
+
+func meminfoAvailable() (int64, bool) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemAvailable:"); ok {
+			fields := strings.Fields(rest)
+			if len(fields) >= 1 {
+				if kb, err := strconv.ParseInt(fields[0], 10, 64); err == nil {
+					return kb << 10, true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToUpper(s))
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40} {
+		if t, ok := strings.CutSuffix(strings.TrimSuffix(strings.TrimSuffix(s, "B"), "I"), suffix); ok {
+			s, mult = t, m
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("not a positive size")
+	}
+	return int64(n * float64(mult)), nil
+}
+
+// mib formats bytes in MiB.
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// checkMemory refuses a run whose estimate exceeds the memory available.
+func (r *Run) checkMemory() error {
+	est := r.Plan.Memory
+	avail, from, ok, err := availableMemory()
+	if err != nil {
+		return err
+	}
+	if !ok || est.Total <= avail {
+		return nil
+	}
+	return fmt.Errorf("%s: the run needs about %s (weights %s, gradients and optimizer state %s, activations of a batch of %d %s, runtime %s) but %s available (%s); lower train.batch_size or the sequence length, or train fewer parameters",
+		r.Recipe.Path, mib(est.Total), mib(est.Weights), mib(est.TrainState), r.Recipe.Train.BatchSize, mib(est.Activations), mib(est.Runtime), mib(avail)+" is", from)
+}
