@@ -25,6 +25,7 @@ import (
 	_ "github.com/surgeon-ml/surgeon/core/bert"
 	_ "github.com/surgeon-ml/surgeon/core/distilbert"
 	_ "github.com/surgeon-ml/surgeon/core/gemma"
+	_ "github.com/surgeon-ml/surgeon/core/gemma2"
 	_ "github.com/surgeon-ml/surgeon/core/gpt2"
 	_ "github.com/surgeon-ml/surgeon/core/llama"
 	_ "github.com/surgeon-ml/surgeon/core/mistral"
