@@ -26,7 +26,7 @@ func TestLoRAOnFamilies(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"llama-gqa-f32", "qwen2-gqa-f32", "qwen3-gqa-f32", "qwen2-tied-bf16-sharded",
 		"mistral-gqa-window3-f32", "gpt2-f32", "gpt2-bf16-sharded",
-		"gemma-gqa-f32", "phi3-gqa-f32", "phi3-mha-window5-f16"} {
+		"gemma-gqa-f32", "phi3-gqa-f32", "phi3-mha-window5-f16", "gemma2-gqa-window3-f32", "gemma2-bf16-sharded"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("../../core/testdata/reference", name)
 			load := func() model.Model {
