@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
+	"time"
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
 	"github.com/surgeon-ml/surgeon/core/generate"
@@ -13,7 +17,7 @@ import (
 
 func init() {
 	register("generate", command{
-		usage: "generate MODEL [--adapter PEFT_DIR ...] [--prompt TEXT] [-n N] [--temperature T] [--seed S]",
+		usage: "generate MODEL [--adapter PEFT_DIR ...] [--prompt TEXT | --tokens IDS] [-n N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--json] [--timings]",
 		short: "generate text with a causal language model",
 		run:   runGenerate,
 	})
@@ -25,6 +29,13 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 	n := fs.Int("n", 64, "number of tokens to generate")
 	temperature := fs.Float64("temperature", 0, "sampling temperature (0: greedy)")
 	seed := fs.Uint64("seed", 0, "random seed for sampling")
+	topK := fs.Int("top-k", 0, "sample among the K most likely tokens (0: all)")
+	topP := fs.Float64("top-p", 1, "sample among the most likely tokens whose probabilities add up to P (1: all)")
+	minP := fs.Float64("min-p", 0, "drop tokens less likely than P times the most likely one (0: none)")
+	repeatPenalty := fs.Float64("repeat-penalty", 1, "penalise the tokens of the last --repeat-last-n (1: off)")
+	repeatLastN := fs.Int("repeat-last-n", 64, "tokens the repeat penalty looks back at (-1: the whole sequence)")
+	noCache := fs.Bool("no-cache", false, "recompute the whole prefix for every token instead of using the key/value cache")
+	timings := fs.Bool("timings", false, "print prompt and decode tokens/s to stderr as JSON")
 	tokens := fs.String("tokens", "", "prompt as comma-separated token ids instead of text")
 	asJSON := fs.Bool("json", false, "print {\"prompt_ids\", \"ids\" (the generated ids), \"text\"} as JSON")
 	var adapters listFlag
@@ -70,9 +81,32 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 	if v, ok := l.Model.HFConfig()["max_position_embeddings"].(float64); ok {
 		maxCtx = int(v)
 	}
-	out, err := generate.Generate(ctx, l.Model, ids, generate.Options{
-		MaxNew: *n, Temperature: *temperature, Seed: *seed, EOS: tok.EOS(), MaxContext: maxCtx,
-	})
+	if *repeatLastN == 0 { // no look-back: nothing to penalise
+		*repeatPenalty = 1
+	}
+	var stats generate.Stats
+	opts := generate.Options{
+		MaxNew: *n, Temperature: *temperature, TopK: *topK, TopP: *topP, MinP: *minP,
+		RepeatPenalty: *repeatPenalty, RepeatLastN: *repeatLastN, Seed: *seed,
+		EOS: tok.EOS(), MaxContext: maxCtx, NoCache: *noCache, Stats: &stats,
+	}
+	out, err := generate.Generate(ctx, l.Model, ids, opts)
+	if *timings {
+		rate := func(n int, d time.Duration) float64 {
+			if d <= 0 {
+				return 0
+			}
+			return float64(n) / d.Seconds()
+		}
+		tj, _ := json.Marshal(map[string]any{
+			"cached": stats.Cached, "threads": runtime.GOMAXPROCS(0),
+			"prompt_tokens": stats.PromptTokens, "prompt_seconds": stats.PromptTime.Seconds(),
+			"prompt_tokens_per_second": rate(stats.PromptTokens, stats.PromptTime),
+			"decode_tokens":            stats.DecodeTokens, "decode_seconds": stats.DecodeTime.Seconds(),
+			"decode_tokens_per_second": rate(stats.DecodeTokens, stats.DecodeTime),
+		})
+		fmt.Fprintln(os.Stderr, string(tj))
+	}
 	text := tok.Decode(append(ids, out...))
 	if *asJSON {
 		if out == nil {

@@ -154,12 +154,28 @@ func (m *Model) VocabSize() int { return m.Config.VocabSize }
 func (m *Model) Hidden(b model.Batch) mat.Tensor {
 	c := m.Config
 	lay := b.Layout()
-	pos := lay.Positions()
-	h := m.Base.EmbedTokens.Forward(b.Flat())
+	return m.hidden(b.Flat(), lay.Positions(), func(_ int, q, k, v mat.Tensor) mat.Tensor {
+		if c.SlidingWindow > 0 {
+			return ops.AttentionWindow(q, k, v, lay, c.NumAttentionHeads, c.NumKeyValueHeads, c.SlidingWindow)
+		}
+		return ops.Attention(q, k, v, lay, c.NumAttentionHeads, c.NumKeyValueHeads, true)
+	})
+}
+
+// attendFunc computes layer i's attention from its rotated queries and keys
+// and its values: over the whole batch (Hidden) or against a key/value
+// cache (Step).
+type attendFunc func(i int, q, k, v mat.Tensor) mat.Tensor
+
+// hidden runs the decoder layers over the token ids at the given positions
+// and returns the final normalised hidden states [len(ids), hidden].
+func (m *Model) hidden(ids, pos []int, attend attendFunc) mat.Tensor {
+	c := m.Config
+	h := m.Base.EmbedTokens.Forward(ids)
 	if c.ScaleEmbeddings {
 		h = ops.Scale(h, float32(math.Sqrt(float64(c.HiddenSize))))
 	}
-	for _, l := range m.Base.Layers {
+	for i, l := range m.Base.Layers {
 		x := m.norm(l.InputLayernorm, h)
 		a := l.SelfAttn
 		var q, k, v mat.Tensor
@@ -179,13 +195,7 @@ func (m *Model) Hidden(b model.Batch) mat.Tensor {
 		if v == nil {
 			v = a.VProj.Forward(x)
 		}
-		var att mat.Tensor
-		if c.SlidingWindow > 0 {
-			att = ops.AttentionWindow(q, k, v, lay, c.NumAttentionHeads, c.NumKeyValueHeads, c.SlidingWindow)
-		} else {
-			att = ops.Attention(q, k, v, lay, c.NumAttentionHeads, c.NumKeyValueHeads, true)
-		}
-		h = ops.Add(h, a.OProj.Forward(att))
+		h = ops.Add(h, a.OProj.Forward(attend(i, q, k, v)))
 		x = m.norm(l.PostAttentionLayernorm, h)
 		h = ops.Add(h, l.MLP.DownProj.Forward(m.gate(l.MLP, x)))
 	}

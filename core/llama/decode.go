@@ -1,0 +1,74 @@
+package llama
+
+import (
+	"fmt"
+
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/core/ops"
+)
+
+var _ model.Decoder = (*Model)(nil)
+
+// Cache is a Llama-family model's key/value cache: one ops.KVCache per
+// decoder layer.
+type Cache struct {
+	layers []*ops.KVCache
+	// owner is the model the cache belongs to.
+	owner *Model
+}
+
+// Len returns the number of cached tokens.
+func (c *Cache) Len() int { return c.layers[0].Len() }
+
+// NewCache returns an empty key/value cache for one sequence.
+func (m *Model) NewCache() model.Cache {
+	c := &Cache{owner: m}
+	for range m.Base.Layers {
+		c.layers = append(c.layers, ops.NewKVCache(m.Config.NumKeyValueHeads, m.Config.HeadDim))
+	}
+	return c
+}
+
+// Step runs ids after the tokens in the cache mc and returns the
+// next-token logits [1, vocab] of the last one (see model.Decoder). The
+// adapters attached to the model's layers apply as in Logits.
+func (m *Model) Step(mc model.Cache, ids []int) (mat.Tensor, error) {
+	c, ok := mc.(*Cache)
+	if !ok || c.owner != m {
+		return nil, fmt.Errorf("llama: step: cache %T does not belong to this model", mc)
+	}
+	if m.Score != nil {
+		return nil, fmt.Errorf("llama: step: a sequence classifier has no next-token logits")
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("llama: step: no tokens")
+	}
+	for i, id := range ids {
+		if id < 0 || id >= m.Config.VocabSize {
+			return nil, fmt.Errorf("llama: step: token %d: id %d outside the vocabulary [0,%d)", i, id, m.Config.VocabSize)
+		}
+	}
+	p0 := c.Len()
+	pos := make([]int, len(ids))
+	for i := range pos {
+		pos[i] = p0 + i
+	}
+	cfg := m.Config
+	var logits mat.Tensor
+	err := ops.WithoutGrad(func() error {
+		h := m.hidden(ids, pos, func(i int, q, k, v mat.Tensor) mat.Tensor {
+			return ops.CachedAttention(q, k, v, c.layers[i], cfg.NumAttentionHeads, cfg.SlidingWindow)
+		})
+		if len(ids) > 1 {
+			h = ops.SelectRows(h, []int{len(ids) - 1})
+		}
+		if m.LMHead != nil {
+			logits = m.LMHead.Forward(h)
+		} else {
+			logits = ops.Linear(h, m.Base.EmbedTokens.Weight, nil)
+		}
+		return nil
+	})
+	return logits, err
+}
