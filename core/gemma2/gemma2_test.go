@@ -204,3 +204,77 @@ func TestRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// Gradients through the whole model (soft-capped windowed attention,
+// the four norms, the capped head) match central differences of the loss.
+func TestGradients(t *testing.T) {
+	l, err := checkpoint.Load("../testdata/reference/gemma2-gqa-window3-f32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b := model.Batch{IDs: [][]int{{2, 5, 9, 17, 33, 41, 7}, {2, 8, 4, 0, 0, 0, 0}},
+		Mask: [][]bool{{true, true, true, true, true, true, true}, {true, true, true, false, false, false, false}}}
+	targets := []int{5, 9, 17, 33, 41, 7, 3, 8, 4, 6, -100, -100, -100, -100}
+	loss := func() float64 {
+		var v float64
+		ops.WithoutGrad(func() error {
+			y, err := l.Model.Logits(b)
+			if err != nil {
+				return err
+			}
+			v = float64(ops.Data(ops.CrossEntropy(y, targets))[0])
+			return nil
+		})
+		return v
+	}
+	params := map[string]*layer.Param{}
+	for _, p := range layer.Params(l.Model) {
+		params[p.Path] = &p
+		p.Param.SetRequiresGrad(true)
+		p.Param.ZeroGrad()
+	}
+	y, err := l.Model.Logits(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ops.Backward(ops.CrossEntropy(y, targets)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{
+		"model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+		"model.layers.1.self_attn.q_proj.weight", "model.layers.2.post_attention_layernorm.weight",
+		"model.layers.1.post_feedforward_layernorm.weight", "model.embed_tokens.weight",
+	} {
+		p := params[name].Param
+		data, grad := ops.Data(p), ops.Data(p.Grad())
+		// the three largest gradients of the tensor
+		idx := make([]int, len(grad))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortFunc(idx, func(a, c int) int {
+			if abs(grad[a]) > abs(grad[c]) {
+				return -1
+			}
+			return 1
+		})
+		for _, i := range idx[:3] {
+			const h = 1e-2
+			old := data[i]
+			data[i] = old + h
+			up := loss()
+			data[i] = old - h
+			down := loss()
+			data[i] = old
+			fd := (up - down) / (2 * h)
+			if d := fd - float64(grad[i]); d > 2e-3+0.03*abs64(fd) || -d > 2e-3+0.03*abs64(fd) {
+				t.Errorf("%s[%d]: gradient %v, central difference %v", name, i, grad[i], fd)
+			}
+		}
+	}
+}
+
+func abs(x float32) float32 { return max(x, -x) }
+
+func abs64(x float64) float64 { return max(x, -x) }
