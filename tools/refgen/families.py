@@ -136,6 +136,18 @@ def family_forward(cfg, W, family, input_ids, attention_mask=None, dtype=torch.f
         u = h @ W[pre + "mlp.up_proj.weight"].T
         x = x + (torch.nn.functional.silu(g) * u) @ W[pre + "mlp.down_proj.weight"].T
     x = rms_norm(x, W["model.norm.weight"], eps)
+    if "score.weight" in W:
+        # *ForSequenceClassification: the score head on each sequence's
+        # last non-padding token (HF finds it from pad_token_id; with right
+        # padding that is the last position the mask keeps).
+        logits = x @ W["score.weight"].T
+        if attention_mask is None:
+            last = torch.full((B,), T - 1, dtype=torch.long)
+        else:
+            last = attention_mask.sum(-1) - 1
+        if variant == "pool_first":
+            last = torch.zeros_like(last)
+        return logits[torch.arange(B), last]
     head = W["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else W["lm_head.weight"]
     return x @ head.T
 
@@ -172,6 +184,10 @@ def family_config(c):
     if c["family"] == "qwen3":
         cfg["attention_bias"] = False
         cfg["head_dim"] = c["head_dim"]
+    if c.get("labels"):
+        cfg["architectures"] = [arch.replace("ForCausalLM", "ForSequenceClassification")]
+        cfg["id2label"] = {str(i): l for i, l in enumerate(c["labels"])}
+        cfg["label2id"] = {l: i for i, l in enumerate(c["labels"])}
     return cfg
 
 
@@ -185,6 +201,9 @@ CASES = [
     dict(name="qwen3-gqa-f32", family="qwen3", seed=3003, hidden=48, inter=128, layers=2, heads=4, kv=2,
          head_dim=32, vocab=96, theta=1000000, tied=False, dtype="F32", shards=None, batch=True,
          embed_std=1.0, proj_std=0.15, head_std=0.15, lengths=[5, 7, 9]),
+    dict(name="qwen2-cls-f32", family="qwen2", seed=3005, hidden=64, inter=160, layers=2, heads=4, kv=2,
+         head_dim=16, vocab=96, theta=1000000, tied=False, dtype="F32", shards=None, batch=True,
+         embed_std=1.0, proj_std=0.15, head_std=0.5, lengths=[5, 7, 9], labels=["negative", "neutral", "positive"]),
     dict(name="qwen3-mha-tied-f16", family="qwen3", seed=3004, hidden=32, inter=96, layers=2, heads=4, kv=4,
          head_dim=16, vocab=128, theta=10000, tied=True, dtype="F16", shards=None, batch=False,
          embed_std=0.3, proj_std=0.2, head_std=None, lengths=[6, 8, 9]),
@@ -201,6 +220,10 @@ def run(c, outroot, gen):
         del cfg["head_dim"]  # Qwen2Config has no head_dim key
     init = Init(c["seed"])
     raw = family_params(fcfg, init, fam, c["proj_std"], c["embed_std"], c["head_std"])
+    if c.get("labels"):
+        # A classifier has a score head [labels, hidden] and no lm_head.
+        raw = [(n, t) for n, t in raw if n != "lm_head.weight"]
+        raw.append(("score.weight", init.normal((len(c["labels"]), c["hidden"]), c["head_std"])))
     params = round_to(raw, c["dtype"])
     W = dict(params)
     outdir = os.path.join(outroot, c["name"])
@@ -212,6 +235,8 @@ def run(c, outroot, gen):
         check(torch.equal(loaded[n], W[n]), "safetensors round trip differs for " + n)
 
     inputs = [[cfg["bos_token_id"]] + init.ints(L - 1, 3, c["vocab"]) for L in c["lengths"]]
+    if c.get("labels"):
+        return run_classifier(c, cfg, fcfg, W, fam, inputs, outdir, gen)
     logits, noise = [], 0.0
     for ids in inputs:
         t = torch.tensor([ids])
@@ -268,6 +293,41 @@ def run(c, outroot, gen):
         }
         print("    batch ok (T=%d, lengths %s)" % (T, [len(s) for s in seqs]))
     write_json(os.path.join(outdir, "expected.json"), exp)
+
+
+def run_classifier(c, cfg, fcfg, W, fam, inputs, outdir, gen):
+    logits, noise = [], 0.0
+    for ids in inputs:
+        t = torch.tensor([ids])
+        y = family_forward(fcfg, W, fam, t)          # [1, labels]
+        y64 = family_forward(fcfg, W, fam, t, dtype=torch.float64)
+        noise = max(noise, maxdiff(y, y64))
+        logits.append(y)
+    print("    class logits %s, f32 vs f64 max diff %.2g" % ([round(float(v), 3) for v in logits[0][0]], noise))
+    t = torch.tensor([inputs[-1]])
+    sensitivity("pool_first", logits[-1], family_forward(fcfg, W, fam, t, variant="pool_first"), noise)
+    seqs = [inputs[0], inputs[1]]
+    T = max(len(s) for s in seqs)
+    pad = cfg["pad_token_id"]
+    ids = [s + [pad] * (T - len(s)) for s in seqs]
+    mask = [[1] * len(s) + [0] * (T - len(s)) for s in seqs]
+    yb = family_forward(fcfg, W, fam, torch.tensor(ids), torch.tensor(mask))
+    for b in range(len(seqs)):
+        check(maxdiff(yb[b:b + 1], logits[b]) < 1e-5, "batch row %d differs" % b)
+    unmasked = family_forward(fcfg, W, fam, torch.tensor(ids))
+    sensitivity("pool_padding", yb[:1], unmasked[:1], noise)
+    exp = {
+        "generator": gen,
+        "case": c["name"],
+        "compute_dtype": "float32",
+        "max_abs_diff_vs_float64": float("%.3g" % noise),
+        "inputs": inputs,
+        "logits": [f32list(y) for y in logits],
+        "batch": {"pad_token_id": pad, "input_ids": ids, "attention_mask": mask,
+                  "logits": [f32list(yb[b:b + 1]) for b in range(len(seqs))]},
+    }
+    write_json(os.path.join(outdir, "expected.json"), exp)
+    print("    batch ok (T=%d, lengths %s)" % (T, [len(s) for s in seqs]))
 
 
 def main():
