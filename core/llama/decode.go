@@ -21,6 +21,14 @@ type Cache struct {
 // Len returns the number of cached tokens.
 func (c *Cache) Len() int { return c.layers[0].Len() }
 
+// Truncate forgets the cached tokens from position n on, rolling the
+// sequence back to its first n tokens (0 <= n <= Len).
+func (c *Cache) Truncate(n int) {
+	for _, l := range c.layers {
+		l.Truncate(n)
+	}
+}
+
 // NewCache returns an empty key/value cache for one sequence.
 func (m *Model) NewCache() model.Cache {
 	c := &Cache{owner: m}

@@ -16,8 +16,9 @@ import (
 type KVCache struct {
 	kvHeads, dh int
 	n, cap      int
-	// k and v are head-major [kvHeads, cap, dh]: each head's keys are one
-	// contiguous [n, dh] matrix, the operand of a matrix product.
+	// k and v are feature-major [kvHeads, dh, cap]: feature i of head h
+	// over the tokens is one contiguous row, so a query's scores are dh
+	// long Axpys and its output dh long Dots, however short the heads.
 	k, v []float32
 }
 
@@ -48,11 +49,12 @@ func (c *KVCache) grow(need int) {
 		return
 	}
 	capacity := max(need, 2*c.cap, 64)
-	k := make([]float32, c.kvHeads*capacity*c.dh)
-	v := make([]float32, c.kvHeads*capacity*c.dh)
-	for h := 0; h < c.kvHeads; h++ {
-		copy(k[h*capacity*c.dh:], c.k[h*c.cap*c.dh:(h*c.cap+c.n)*c.dh])
-		copy(v[h*capacity*c.dh:], c.v[h*c.cap*c.dh:(h*c.cap+c.n)*c.dh])
+	rows := c.kvHeads * c.dh
+	k := make([]float32, rows*capacity)
+	v := make([]float32, rows*capacity)
+	for r := 0; r < rows; r++ {
+		copy(k[r*capacity:], c.k[r*c.cap:r*c.cap+c.n])
+		copy(v[r*capacity:], c.v[r*c.cap:r*c.cap+c.n])
 	}
 	c.k, c.v, c.cap = k, v, capacity
 }
@@ -63,19 +65,12 @@ func (c *KVCache) append(k, v []float32, rows int) {
 	c.grow(c.n + rows)
 	d := c.kvHeads * c.dh
 	for t := 0; t < rows; t++ {
-		for h := 0; h < c.kvHeads; h++ {
-			o := (h*c.cap + c.n + t) * c.dh
-			copy(c.k[o:o+c.dh], k[t*d+h*c.dh:t*d+(h+1)*c.dh])
-			copy(c.v[o:o+c.dh], v[t*d+h*c.dh:t*d+(h+1)*c.dh])
+		for i := 0; i < d; i++ {
+			c.k[i*c.cap+c.n+t] = k[t*d+i]
+			c.v[i*c.cap+c.n+t] = v[t*d+i]
 		}
 	}
 	c.n += rows
-}
-
-// head returns key/value head h's cached keys and values [n, dh].
-func (c *KVCache) head(h int) (k, v []float32) {
-	o := h * c.cap * c.dh
-	return c.k[o : o+c.n*c.dh], c.v[o : o+c.n*c.dh]
 }
 
 // decodeParallelWork is the number of multiply-adds from which
@@ -114,50 +109,47 @@ func CachedAttention(q, k, v mat.Tensor, c *KVCache, heads, window int) mat.Tens
 		}
 		return y
 	}
-	dh, n, group := c.dh, c.n, heads/c.kvHeads
+	dh, group := c.dh, heads/c.kvHeads
 	// Keys before lo are outside every row's window.
 	lo := 0
 	if window > 0 {
 		lo = max(0, p0-window+1)
 	}
-	nk := n - lo
+	nk := c.n - lo // the most keys a row sees
 	scale := float32(1 / math.Sqrt(float64(dh)))
 	qd := Data(q)
 	out := make([]float32, T*heads*dh)
-	one := func(h int, buf []float32) {
-		qh, p, oh := buf[:T*dh], buf[T*dh:T*dh+T*nk], buf[T*dh+T*nk:]
+	one := func(h int, p []float32) {
+		kv := (h / group) * dh * c.cap // the head's first feature row
 		for t := 0; t < T; t++ {
-			copy(qh[t*dh:(t+1)*dh], qd[(t*heads+h)*dh:(t*heads+h+1)*dh])
-		}
-		kh, vh := c.head(h / group)
-		kh, vh = kh[lo*dh:], vh[lo*dh:]
-		linalg.MatMulNT(p, qh, kh, T, nk, dh, false)
-		for t := 0; t < T; t++ {
-			row := p[t*nk : (t+1)*nk]
 			pos := p0 + t
-			first, last := 0, pos+1-lo // keys [first, last) of the row
+			first := lo
 			if window > 0 {
-				first = max(0, pos-window+1-lo)
+				first = max(0, pos-window+1)
 			}
-			clear(row[:first])
-			clear(row[last:])
-			r := row[first:last]
+			r := p[:pos+1-first] // scores of keys first..pos
+			clear(r)
+			qt := qd[(t*heads+h)*dh : (t*heads+h+1)*dh]
+			for i, x := range qt {
+				row := kv + i*c.cap
+				linalg.Axpy(x, c.k[row+first:row+pos+1], r)
+			}
 			vmath.Scale(r, scale)
 			vmath.Scale(r, 1/vmath.ExpSum(r, r, vmath.Max(r)))
-		}
-		linalg.MatMulNN(oh, p, vh, T, dh, nk, false)
-		for t := 0; t < T; t++ {
-			copy(out[(t*heads+h)*dh:(t*heads+h+1)*dh], oh[t*dh:(t+1)*dh])
+			o := out[(t*heads+h)*dh : (t*heads+h+1)*dh]
+			for i := range o {
+				row := kv + i*c.cap
+				o[i] = linalg.Dot(r, c.v[row+first:row+pos+1])
+			}
 		}
 	}
-	scratch := T*dh + T*nk + T*dh
 	if heads*T*nk*dh < decodeParallelWork {
-		buf := make([]float32, scratch)
+		buf := make([]float32, nk)
 		for h := 0; h < heads; h++ {
 			one(h, buf)
 		}
 	} else {
-		parallel(heads, scratch, one)
+		parallel(heads, nk, one)
 	}
 	return New(T, heads*dh, out)
 }
