@@ -6,7 +6,7 @@ PLUGINDIR := $(BIN)/plugins
 # fuzzing with a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME  ?= 500000x
 
-.PHONY: all build plugins test bench fuzz lint generate clean demo static image image-test cluster-test
+.PHONY: all build plugins test bench bench-decode fuzz lint generate clean demo static image image-test cluster-test
 
 all: build
 
@@ -56,6 +56,12 @@ cluster-test: build
 # (tools/bench/run.sh; about 7 minutes on an idle machine). Not part of test.
 bench:
 	tools/bench/run.sh
+
+# Decoding speed against llama.cpp (tools/decodebench/run.sh): 512-token
+# prompt processing and greedy tokens/s on a random 110M Llama GGUF, F32 and
+# Q8_0, 1 and 2 threads, with the ratios. Needs tools/llamacpp/node_modules.
+bench-decode:
+	tools/decodebench/run.sh
 
 # Every fuzz target in the repository, FUZZTIME each; tools/fuzz.sh finds
 # them (tools/fuzz.sh --list shows the list).

@@ -1,8 +1,11 @@
 // Command mkllama writes a random Llama checkpoint (a Hugging Face folder)
 // and a random PEFT LoRA adapter for it, for benchmarks of loading, merging
-// and converting at realistic sizes.
+// and converting at realistic sizes; or, with -gguf, a llama.cpp GGUF file
+// with a synthetic SentencePiece vocabulary, for decoding benchmarks
+// against llama.cpp.
 //
 //	go run ./tools/mkllama -o /tmp/llama1g -adapter /tmp/llama1g-lora
+//	go run ./tools/mkllama -gguf /tmp/llama100m.gguf -type q8_0 -hidden 768 -inter 2048 -layers 12 -heads 12 -vocab 16000
 package main
 
 import (
@@ -17,6 +20,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/llama"
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/formats/gguf"
 	"github.com/surgeon-ml/surgeon/formats/peft"
 )
 
@@ -27,13 +31,17 @@ func main() {
 	inter := flag.Int("inter", 5632, "intermediate size")
 	layers := flag.Int("layers", 3, "layers")
 	vocab := flag.Int("vocab", 32000, "vocabulary")
+	heads := flag.Int("heads", 16, "attention heads (and key/value heads)")
+	ggufPath := flag.String("gguf", "", "write a llama.cpp GGUF file here instead of a folder")
+	ggufType := flag.String("type", "f32", "-gguf: type of the 2-D weights (f32, f16, q8_0, ...)")
 	flag.Parse()
-	if *out == "" {
-		fmt.Fprintln(os.Stderr, "mkllama: -o is required")
+	if *out == "" && *ggufPath == "" {
+		fmt.Fprintln(os.Stderr, "mkllama: -o or -gguf is required")
 		os.Exit(2)
 	}
 	cfg := fmt.Sprintf(`{"model_type":"llama","architectures":["LlamaForCausalLM"],"hidden_size":%d,"intermediate_size":%d,
-		"num_hidden_layers":%d,"num_attention_heads":16,"num_key_value_heads":16,"vocab_size":%d,"rms_norm_eps":1e-5}`, *hidden, *inter, *layers, *vocab)
+		"num_hidden_layers":%d,"num_attention_heads":%d,"num_key_value_heads":%d,"vocab_size":%d,"rms_norm_eps":1e-5}`,
+		*hidden, *inter, *layers, *heads, *heads, *vocab)
 	c, err := llama.ParseConfig([]byte(cfg))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mkllama:", err)
@@ -46,6 +54,13 @@ func main() {
 		for i := range d {
 			d[i] = float32(r.NormFloat64() * 0.02)
 		}
+	}
+	if *ggufPath != "" {
+		if err := writeGGUF(*ggufPath, *ggufType, m); err != nil {
+			fmt.Fprintln(os.Stderr, "mkllama:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := checkpoint.SaveHF(*out, m, checkpoint.SaveOptions{}); err != nil {
 		fmt.Fprintln(os.Stderr, "mkllama:", err)
@@ -75,4 +90,46 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mkllama:", err)
 		os.Exit(1)
 	}
+}
+
+// writeGGUF writes m as a GGUF file of the given type with a synthetic
+// SentencePiece vocabulary: <unk>, <s>, </s>, the 256 byte tokens, then
+// pieces "▁t<i>".
+func writeGGUF(path, typ string, m *llama.Model) error {
+	n := m.Config.VocabSize
+	tokens := make([]string, n)
+	scores := make([]float32, n)
+	types := make([]int32, n)
+	for i := range tokens {
+		switch {
+		case i == 0:
+			tokens[i], types[i] = "<unk>", 2
+		case i <= 2:
+			tokens[i], types[i] = []string{"", "<s>", "</s>"}[i], 3
+		case i < 3+256:
+			tokens[i], types[i] = fmt.Sprintf("<0x%02X>", i-3), 6
+		default:
+			tokens[i], scores[i], types[i] = fmt.Sprintf("\u2581t%d", i), -float32(i), 1
+		}
+	}
+	tok := []gguf.KV{
+		{Key: "tokenizer.ggml.model", Value: "llama"},
+		{Key: "tokenizer.ggml.tokens", Value: tokens},
+		{Key: "tokenizer.ggml.scores", Value: scores},
+		{Key: "tokenizer.ggml.token_type", Value: types},
+		{Key: "tokenizer.ggml.add_bos_token", Value: true},
+		{Key: "tokenizer.ggml.add_eos_token", Value: false},
+		{Key: "tokenizer.ggml.bos_token_id", Value: uint32(1)},
+		{Key: "tokenizer.ggml.eos_token_id", Value: uint32(2)},
+		{Key: "tokenizer.ggml.unknown_token_id", Value: uint32(0)},
+	}
+	var ts []tensor.Tensor
+	for _, p := range layer.Params(m) {
+		data, err := tensor.FromFloat32(tensor.F32, ops.Data(p.Param))
+		if err != nil {
+			return err
+		}
+		ts = append(ts, tensor.Tensor{Name: p.Path, DType: tensor.F32, Shape: p.Shape, Data: data})
+	}
+	return gguf.WriteLlama(path, gguf.LlamaWrite{Config: m.HFConfig(), Type: typ, Name: "mkllama", Tokenizer: tok}, ts)
 }
