@@ -64,10 +64,10 @@ func (c *KVCache) grow(need int) {
 func (c *KVCache) append(k, v []float32, rows int) {
 	c.grow(c.n + rows)
 	d := c.kvHeads * c.dh
-	for t := 0; t < rows; t++ {
-		for i := 0; i < d; i++ {
-			c.k[i*c.cap+c.n+t] = k[t*d+i]
-			c.v[i*c.cap+c.n+t] = v[t*d+i]
+	for i := 0; i < d; i++ { // write each feature row in sequence
+		kr, vr := c.k[i*c.cap+c.n:i*c.cap+c.n+rows], c.v[i*c.cap+c.n:i*c.cap+c.n+rows]
+		for t := range kr {
+			kr[t], vr[t] = k[t*d+i], v[t*d+i]
 		}
 	}
 	c.n += rows
