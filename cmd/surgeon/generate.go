@@ -78,8 +78,10 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	maxCtx := 0
-	if v, ok := l.Model.HFConfig()["max_position_embeddings"].(float64); ok {
-		maxCtx = int(v)
+	for _, key := range []string{"max_position_embeddings", "n_positions"} { // Llama families, GPT-2
+		if v, ok := l.Model.HFConfig()[key].(float64); ok {
+			maxCtx = int(v)
+		}
 	}
 	if *repeatLastN == 0 { // no look-back: nothing to penalise
 		*repeatPenalty = 1

@@ -137,9 +137,20 @@ func (m *Model) Hidden(b model.Batch) (mat.Tensor, error) {
 			return nil, fmt.Errorf("gpt2: sequence %d has more than n_positions = %d tokens", i/lay.Len, c.NPositions)
 		}
 	}
+	return m.hidden(b.Flat(), pos, func(_ int, q, k, v mat.Tensor) mat.Tensor {
+		return ops.Attention(q, k, v, lay, c.NHead, c.NHead, true)
+	}), nil
+}
+
+// hidden runs the blocks over the token ids at the given positions (all
+// below n_positions) and returns the final normalised hidden states
+// [len(ids), n_embd]; attend computes block i's causal attention from its
+// queries (already scaled for GPT-2's options), keys and values.
+func (m *Model) hidden(ids, pos []int, attend func(i int, q, k, v mat.Tensor) mat.Tensor) mat.Tensor {
+	c := m.Config
 	t := m.Transformer
-	h := ops.Add(t.WTE.Forward(b.Flat()), t.WPE.Forward(pos))
-	rows, e := lay.Batch*lay.Len, c.NEmbd
+	h := ops.Add(t.WTE.Forward(ids), t.WPE.Forward(pos))
+	rows, e := len(ids), c.NEmbd
 	split := [3][]int{make([]int, rows), make([]int, rows), make([]int, rows)}
 	for r := 0; r < rows; r++ {
 		for j := range split {
@@ -165,8 +176,7 @@ func (m *Model) Hidden(b model.Batch) (mat.Tensor, error) {
 		if s != 1 {
 			q = ops.Scale(q, float32(s))
 		}
-		att := ops.Attention(q, k, v, lay, c.NHead, c.NHead, true)
-		h = ops.Add(h, blk.Attn.CProj.Forward(att))
+		h = ops.Add(h, blk.Attn.CProj.Forward(attend(i, q, k, v)))
 		x = blk.Ln2.Forward(h)
 		f := blk.MLP.CFc.Forward(x)
 		if activations[c.ActivationFunction] == "erf" {
@@ -176,7 +186,7 @@ func (m *Model) Hidden(b model.Batch) (mat.Tensor, error) {
 		}
 		h = ops.Add(h, blk.MLP.CProj.Forward(f))
 	}
-	return t.LnF.Forward(h), nil
+	return t.LnF.Forward(h)
 }
 
 // Logits returns next-token logits [Batch*Len, vocab] for a causal LM, or

@@ -1,4 +1,4 @@
-package llama_test
+package generate_test
 
 import (
 	"context"
@@ -18,9 +18,9 @@ import (
 )
 
 // decodeModels are the checkpoints the key/value cache is checked on: the
-// real stories260K (when ../shared/fixtures is there) and the reference
+// real stories260K (when ../shared/fixtures is there), the reference
 // models of every family built on core/llama, sliding windows shorter than
-// the sequence included.
+// the sequence included, and GPT-2.
 var decodeModels = []string{
 	"stories260K",
 	"llama-gqa-f32",
@@ -34,6 +34,8 @@ var decodeModels = []string{
 	"gemma-mqa-f16",
 	"phi3-gqa-f32",
 	"phi3-mha-window5-f16",
+	"gpt2-f32",
+	"gpt2-untied-f16",
 }
 
 func loadDecodeModel(t *testing.T, name string) *checkpoint.Loaded {
@@ -121,7 +123,13 @@ func TestStepMatchesLogits(t *testing.T) {
 			}
 
 			prompt := ids[:4]
-			opts := generate.Options{MaxNew: 30, EOS: -1, MaxContext: 60}
+			maxCtx := 60
+			for _, key := range []string{"max_position_embeddings", "n_positions"} {
+				if v, ok := l.Model.HFConfig()[key].(float64); ok {
+					maxCtx = min(maxCtx, int(v))
+				}
+			}
+			opts := generate.Options{MaxNew: 30, EOS: -1, MaxContext: maxCtx}
 			cached, err := generate.Generate(context.Background(), l.Model, prompt, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -160,8 +168,8 @@ func TestStepErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := dec
 			if name == "classifier use" {
-				m = l.Model.(*llama.Model).AsClassifier([]string{"a", "b"}, 1)
-				tc.c = m.NewCache()
+				cl := l.Model.(*llama.Model).AsClassifier([]string{"a", "b"}, 1)
+				m, tc.c = cl, cl.NewCache()
 			}
 			if _, err := m.Step(tc.c, tc.ids); err == nil {
 				t.Fatal("no error")
