@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -24,7 +25,7 @@ func checkTensors(m model.Model, shape func(name string) ([]int, bool), names []
 			problems = append(problems, fmt.Sprintf("missing %s %v", p.Path, p.Shape))
 			continue
 		}
-		if !equalShape(got, p.Shape) {
+		if !slices.Equal(got, p.Shape) {
 			problems = append(problems, fmt.Sprintf("%s: checkpoint shape %v, model expects %v%s", p.Path, got, p.Shape, keysFor(m, p.Path, got, p.Shape)))
 		}
 	}
@@ -40,18 +41,6 @@ func checkTensors(m model.Model, shape func(name string) ([]int, bool), names []
 		problems = append(problems[:show], fmt.Sprintf("... (%d more)", n-show))
 	}
 	return fmt.Errorf("the checkpoint does not fit the model its config.json describes (%d problems): %s", n, strings.Join(problems, "; "))
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // keysFor names the config keys whose value is a size the model expects

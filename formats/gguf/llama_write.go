@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
@@ -97,7 +98,7 @@ func WriteLlama(path string, o LlamaWrite, tensors []tensor.Tensor) error {
 		for k := range FileTypes {
 			names = append(names, k)
 		}
-		return fmt.Errorf("gguf type %q not supported (known: %s)", o.Type, strings.Join(sortStrings(names), ", "))
+		return fmt.Errorf("gguf type %q not supported (known: %s)", o.Type, strings.Join(slices.Sorted(slices.Values(names)), ", "))
 	}
 	c := o.Config
 	if mt, _ := c["model_type"].(string); mt != "llama" {
@@ -169,15 +170,6 @@ func WriteLlama(path string, o LlamaWrite, tensors []tensor.Tensor) error {
 		out = append(out, WriteTensor{Name: name, Shape: t.Shape, Type: typ, Data: data})
 	}
 	return Write(path, kvs, out)
-}
-
-func sortStrings(s []string) []string {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-	return s
 }
 
 // LoRAModule is one module of a LoRA adapter to write for llama.cpp: the

@@ -362,3 +362,21 @@ func Write(dir string, a *Adapter) (err error) {
 	}
 	return atomicfs.ReplaceDir(tmp, dir)
 }
+
+// ConfigMap returns adapter_config.json as decoded JSON: Raw when the
+// adapter was read from a folder or composed by a plugin, else Config
+// encoded and decoded (an adapter built in code).
+func (a *Adapter) ConfigMap() (map[string]any, error) {
+	if a.Raw != nil {
+		return a.Raw, nil
+	}
+	raw, err := json.Marshal(a.Config)
+	if err != nil {
+		return nil, fmt.Errorf("adapter_config.json: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("adapter_config.json: %w", err)
+	}
+	return m, nil
+}

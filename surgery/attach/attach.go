@@ -21,8 +21,6 @@ import (
 	"github.com/surgeon-ml/surgeon/surgery/adapter"
 )
 
-func paramsOf(m nn.Model) []layer.Param { return layer.Params(m) }
-
 // Planner is what attaching needs from adapter plugins; an rpc.Interface
 // (in-process) and a host manager both provide it.
 type Planner interface {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nlpodyssey/spago/nn"
 
+	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
@@ -67,16 +68,11 @@ func Split(ctx context.Context, s Store, a *peft.Adapter) ([]Target, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	req := rpc.LoadRequest{Adapter: comp, Config: a.Raw}
-	if req.Config == nil {
-		raw, err := json.Marshal(a.Config)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(raw, &req.Config); err != nil {
-			return nil, err
-		}
+	cfg, err := a.ConfigMap()
+	if err != nil {
+		return nil, err
 	}
+	req := rpc.LoadRequest{Adapter: comp, Config: cfg}
 	for _, n := range names {
 		req.Tensors = append(req.Tensors, rpc.TensorInfo{Name: n, Shape: all[n].Shape})
 	}
@@ -293,7 +289,7 @@ func Compose(ctx context.Context, s Store, comp string, mods []Module, info Info
 // the given module paths (fully trained modules), by parameter path.
 func SavedTensors(m nn.Model, modules []string) map[string]tensor.Tensor {
 	out := map[string]tensor.Tensor{}
-	for _, p := range paramsOf(m) {
+	for _, p := range layer.Params(m) {
 		for _, s := range modules {
 			if p.Path == s || strings.HasPrefix(p.Path, s+".") {
 				data, _ := tensor.FromFloat32(tensor.F32, p.Stored())

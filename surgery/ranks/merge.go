@@ -84,7 +84,10 @@ func Cat(ctx context.Context, s Surgeon, adapters []*peft.Adapter, weights []flo
 		}
 		mods = append(mods, attach.Module{Path: m, Layer: req.Layer, Config: r.Config, Tensors: ts})
 	}
-	info := infoOf(adapters[0])
+	info, err := infoOf(adapters[0])
+	if err != nil {
+		return nil, err
+	}
 	info.Saved, info.ModulesToSave = nil, nil
 	info.Metadata = map[string]string{"surgeon.merge": "cat"}
 	return attach.Compose(ctx, s, comp, mods, info)

@@ -8,7 +8,6 @@ package ranks
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -90,7 +89,11 @@ func Resize(ctx context.Context, s Surgeon, a *peft.Adapter, sel rpc.RankSelecti
 		stats = append(stats, Stat{Module: t.Path, Adapter: t.Adapter, OldRank: r.OldRank, NewRank: r.NewRank,
 			Energy: r.Energy, SingularValues: r.SingularValues, Note: r.Note})
 	}
-	out, err := attach.Compose(ctx, s, comp, mods, infoOf(a))
+	info, err := infoOf(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := attach.Compose(ctx, s, comp, mods, info)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -101,15 +104,13 @@ func Resize(ctx context.Context, s Surgeon, a *peft.Adapter, sel rpc.RankSelecti
 
 // infoOf keeps an adapter's common keys and fully trained tensors for a
 // composed replacement.
-func infoOf(a *peft.Adapter) attach.Info {
-	info := attach.Info{TaskType: a.Config.TaskType, BaseModel: a.Config.BaseModel, Saved: a.Saved,
-		ModulesToSave: a.Config.ModulesToSave, Metadata: a.Metadata, Base: a.Raw}
-	if info.Base == nil {
-		if raw, err := json.Marshal(a.Config); err == nil {
-			_ = json.Unmarshal(raw, &info.Base)
-		}
+func infoOf(a *peft.Adapter) (attach.Info, error) {
+	base, err := a.ConfigMap()
+	if err != nil {
+		return attach.Info{}, err
 	}
-	return info
+	return attach.Info{TaskType: a.Config.TaskType, BaseModel: a.Config.BaseModel, Saved: a.Saved,
+		ModulesToSave: a.Config.ModulesToSave, Metadata: a.Metadata, Base: base}, nil
 }
 
 // toTensors turns plugin tensors into F32 PEFT tensors.
