@@ -154,7 +154,7 @@ func TestSweepCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resumed sweep: %v\n%s", err, resumed)
 	}
-	for _, want := range []string{"#0 r=1: done earlier, skipped", "#2 head: done in", "| r=2 | 2 | 4 | 10 modules (q_proj, v_proj) + score |", "| head (baseline) | — | — | score |", "report.md"} {
+	for _, want := range []string{"#0 r=1: done earlier, skipped", "#2 head: done in", "| r=2 | 2 | 2 | 10 modules (q_proj, v_proj) + score |", "| head (baseline) | — | — | score |", "report.md"} {
 		if !strings.Contains(string(resumed), want) {
 			t.Fatalf("resumed sweep output lacks %q:\n%s", want, resumed)
 		}

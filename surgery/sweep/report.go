@@ -55,10 +55,10 @@ type PointResult struct {
 type Group struct {
 	Name     string
 	Baseline string
-	// Rank and Alpha are the LoRA rank and alpha (0 / NaN when the
-	// points have none).
+	// Rank and Scale are the rank and the update's scale the adapter
+	// plugins reported in the points' plans (0 / NaN when they have none).
 	Rank  int
-	Alpha float64
+	Scale float64
 	// Targets describes the adapted modules, Adapter their adapter type.
 	Targets   string
 	Adapter   string
@@ -180,7 +180,7 @@ func (rep *Report) group() {
 	for _, p := range rep.Points {
 		g, ok := byName[p.Group]
 		if !ok {
-			g = &Group{Name: p.Group, Baseline: p.Baseline, Alpha: math.NaN(), Metric: rep.Metric}
+			g = &Group{Name: p.Group, Baseline: p.Baseline, Scale: math.NaN(), Metric: rep.Metric}
 			byName[p.Group] = g
 			rep.Groups = append(rep.Groups, g)
 			var series []string
@@ -211,8 +211,8 @@ func (rep *Report) group() {
 			if g.Rank == 0 {
 				g.Rank = planRank(r.Plan)
 			}
-			if math.IsNaN(g.Alpha) {
-				g.Alpha = planAlpha(r.Plan)
+			if math.IsNaN(g.Scale) {
+				g.Scale = planScale(r.Plan)
 			}
 			if m := metricOf(r); m != rep.Metric {
 				g.Metric = m
@@ -274,16 +274,16 @@ func planRank(p *apply.Plan) int {
 	return best
 }
 
-// planAlpha is the most common alpha (the scale's numerator, as the
-// adapter plugins reported it) of a plan (NaN: none).
-func planAlpha(p *apply.Plan) float64 {
+// planScale is the most common update scale (as the adapter plugins
+// reported it) of a plan (NaN: none).
+func planScale(p *apply.Plan) float64 {
 	if p == nil {
 		return math.NaN()
 	}
 	counts := map[float64]int{}
 	for _, r := range p.Rows {
-		if r.Alpha != 0 {
-			counts[r.Alpha]++
+		if r.Scale != 0 {
+			counts[r.Scale]++
 		}
 	}
 	best, n := math.NaN(), 0
@@ -376,11 +376,11 @@ func (g *Group) rankText() string {
 	return strconv.Itoa(g.Rank)
 }
 
-func (g *Group) alphaText() string {
-	if math.IsNaN(g.Alpha) {
+func (g *Group) scaleText() string {
+	if math.IsNaN(g.Scale) {
 		return "—"
 	}
-	return strconv.FormatFloat(g.Alpha, 'g', -1, 64)
+	return strconv.FormatFloat(g.Scale, 'g', -1, 64)
 }
 
 // thousands formats n with thousands separators.
@@ -435,7 +435,7 @@ func (rep *Report) WriteMarkdown(w io.Writer, plots []string) error {
 	}
 	fmt.Fprintf(&b, "Metric: %s%s after training (%s), mean ± sample standard deviation over seeds; "+
 		"wall time and tokens/s are means over the finished runs.\n\n", split, rep.Metric, better)
-	fmt.Fprintf(&b, "| point | rank | alpha | targets | trainable params | %s | runs | wall time (s) | tokens/s |\n", rep.Metric)
+	fmt.Fprintf(&b, "| point | rank | scale | targets | trainable params | %s | runs | wall time (s) | tokens/s |\n", rep.Metric)
 	b.WriteString("|---|--:|--:|---|--:|--:|--:|--:|--:|\n")
 	for _, g := range rep.Groups {
 		name := g.Name
@@ -456,7 +456,7 @@ func (rep *Report) WriteMarkdown(w io.Writer, plots []string) error {
 		if targets == "" {
 			targets = "—"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %d/%d | %s | %s |\n", mdCell(name), g.rankText(), g.alphaText(),
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %d/%d | %s | %s |\n", mdCell(name), g.rankText(), g.scaleText(),
 			mdCell(targets), trainable, cell, len(g.Values), g.Runs, wall, tps)
 	}
 	if un := rep.Unfinished(); len(un) > 0 {
@@ -497,19 +497,19 @@ func (rep *Report) WriteMarkdown(w io.Writer, plots []string) error {
 	return err
 }
 
-// WriteCSV writes one row per group: point, baseline, rank, alpha,
+// WriteCSV writes one row per group: point, baseline, rank, scale,
 // targets, trainable_params, metric, mean, std, runs_done, runs,
 // wall_seconds, tokens_per_second.
 func (rep *Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"point", "baseline", "rank", "alpha", "targets", "trainable_params", "metric", "mean", "std", "runs_done", "runs", "wall_seconds", "tokens_per_second"})
+	cw.Write([]string{"point", "baseline", "rank", "scale", "targets", "trainable_params", "metric", "mean", "std", "runs_done", "runs", "wall_seconds", "tokens_per_second"})
 	for _, g := range rep.Groups {
 		row := []string{g.Name, g.Baseline, "", "", g.Targets, "", g.Metric, "", "", strconv.Itoa(len(g.Values)), strconv.Itoa(g.Runs), "", ""}
 		if g.Rank > 0 {
 			row[2] = strconv.Itoa(g.Rank)
 		}
-		if !math.IsNaN(g.Alpha) {
-			row[3] = strconv.FormatFloat(g.Alpha, 'g', -1, 64)
+		if !math.IsNaN(g.Scale) {
+			row[3] = strconv.FormatFloat(g.Scale, 'g', -1, 64)
 		}
 		if len(g.Values) > 0 {
 			row[5] = strconv.FormatInt(g.Trainable, 10)

@@ -152,7 +152,7 @@ func TestReportWithoutManifest(t *testing.T) {
 	if got, want := strings.Join(names, " "), "head:head r=1: r=16: r=4:"; got != want {
 		t.Fatalf("groups %q, want %q", got, want)
 	}
-	if rep.Done() != 7 || rep.Groups[0].Trainable != 128 || rep.Groups[2].Rank != 16 || rep.Groups[2].Alpha != 32 {
+	if rep.Done() != 7 || rep.Groups[0].Trainable != 128 || rep.Groups[2].Rank != 16 || rep.Groups[2].Scale != 2 {
 		t.Fatalf("report %+v %+v", rep, rep.Groups[2])
 	}
 }

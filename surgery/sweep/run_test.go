@@ -93,7 +93,7 @@ func fakeApply(args []string) int {
 			alpha = a
 		}
 		for _, m := range []string{"model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj"} {
-			rows = append(rows, apply.Row{Module: m, Adapter: "lora", Rank: int(r), Alpha: alpha, Config: rec.Targets[0].Config, Trainable: 128 * r})
+			rows = append(rows, apply.Row{Module: m, Adapter: "lora", Rank: int(r), Alpha: alpha, Scale: alpha / float64(r), Config: rec.Targets[0].Config, Trainable: 128 * r})
 		}
 		rows = append(rows, apply.Row{Module: "score", Adapter: "full (modules_to_save)", Trainable: 128})
 	case recipe.ModeHead:
