@@ -155,6 +155,12 @@ func (w *WordPiece) BOS() int { return w.cls }
 // EOS returns the id of [SEP], which ends a BERT sequence.
 func (w *WordPiece) EOS() int { return w.sep }
 
+// Template returns the ids Encode puts around the text with special
+// tokens: [CLS] before, [SEP] after (BERT's template, as HF's Template).
+func (w *WordPiece) Template() (prefix, suffix []int) {
+	return []int{w.cls}, []int{w.sep}
+}
+
 // Pad returns the id of [PAD].
 func (w *WordPiece) Pad() int { return w.pad }
 

@@ -20,7 +20,6 @@ import (
 	"github.com/surgeon-ml/surgeon/core/hub"
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
-	"github.com/surgeon-ml/surgeon/core/tokenizer"
 	"github.com/surgeon-ml/surgeon/surgery/adapter"
 	"github.com/surgeon-ml/surgeon/surgery/attach"
 	"github.com/surgeon-ml/surgeon/surgery/recipe"
@@ -466,14 +465,9 @@ func modelType(m model.Model) string {
 // trailingSpecial returns the special token a tokenizer puts after the
 // text when it encodes with special tokens, if it puts exactly one.
 func trailingSpecial(tok data.Tokenizer) (int, bool) {
-	switch t := tok.(type) {
-	case interface{ Template() ([]int, []int) }:
-		if _, suffix := t.Template(); len(suffix) == 1 {
+	if t, ok := tok.(interface{ Template() ([]int, []int) }); ok {
+		if _, suffix := t.Template(); len(suffix) == 1 && suffix[0] >= 0 {
 			return suffix[0], true
-		}
-	case *tokenizer.WordPiece:
-		if t.EOS() >= 0 {
-			return t.EOS(), true
 		}
 	}
 	return 0, false
