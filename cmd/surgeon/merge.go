@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/peft"
 	"github.com/surgeon-ml/surgeon/plugins/host"
 	"github.com/surgeon-ml/surgeon/plugins/rpc"
@@ -58,6 +60,7 @@ func runMerge(ctx context.Context, args []string, stdout io.Writer) error {
 	energy := fs.Float64("energy", 0, "svd: keep per module the smallest rank holding this fraction of the squared Frobenius norm")
 	density := fs.Float64("density", 0, "ties, dare: fraction of each update's entries kept (0 < D <= 1)")
 	seed := fs.Uint64("seed", 0, "dare: random seed of the drop masks")
+	inMemory := fs.Bool("in-memory", false, "load the whole model instead of streaming it tensor by tensor (streaming applies to a Hugging Face folder written as one; ties and dare always load)")
 	pos, err := parseArgs("merge", fs, args, stdout)
 	if err != nil {
 		return err
@@ -136,7 +139,21 @@ func runMerge(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer mgr.Close()
 	if *method == "cat" || *method == "svd" {
-		return mergeAdapters(ctx, stdout, mgr, *method, adapters, w, sel, pos, *out, *adapterOut, dt, *ggufType)
+		return mergeAdapters(ctx, stdout, mgr, *method, adapters, w, sel, pos, *out, *adapterOut, dt, *ggufType, *inMemory)
+	}
+	if *method == "linear" && streamable(pos[0], *out, *inMemory) {
+		var steps []attach.Step
+		for i, dir := range adapters {
+			a, targets, err := attach.Read(ctx, mgr.Adapters(), dir)
+			if err != nil {
+				return err
+			}
+			steps = append(steps, attach.Step{Adapter: a, Targets: targets, Weight: w[i]})
+		}
+		done, err := streamMerge(ctx, stdout, mgr, pos[0], steps, *out, dt)
+		if done || err != nil {
+			return err
+		}
 	}
 	l, err := checkpoint.Load(pos[0])
 	if err != nil {
@@ -188,7 +205,7 @@ func runMerge(ctx context.Context, args []string, stdout io.Writer) error {
 // mergeAdapters combines adapters into one (cat or svd), writes it with
 // --adapter-out and, with -o, merges it into MODEL.
 func mergeAdapters(ctx context.Context, stdout io.Writer, mgr *host.Manager, method string, dirs []string, w []float64,
-	sel rpc.RankSelection, pos []string, out, adapterOut string, dt tensor.DType, ggufType string) error {
+	sel rpc.RankSelection, pos []string, out, adapterOut string, dt tensor.DType, ggufType string, inMemory bool) error {
 	var as []*peft.Adapter
 	for _, dir := range dirs {
 		a, err := peft.Read(dir)
@@ -221,6 +238,16 @@ func mergeAdapters(ctx context.Context, stdout io.Writer, mgr *host.Manager, met
 	if out == "" {
 		return nil
 	}
+	if streamable(pos[0], out, inMemory) {
+		targets, err := attach.Split(ctx, mgr.Adapters(), combined)
+		if err != nil {
+			return err
+		}
+		done, err := streamMerge(ctx, stdout, mgr, pos[0], []attach.Step{{Adapter: combined, Targets: targets, Weight: 1}}, out, dt)
+		if done || err != nil {
+			return err
+		}
+	}
 	l, err := checkpoint.Load(pos[0])
 	if err != nil {
 		return err
@@ -237,6 +264,52 @@ func mergeAdapters(ctx context.Context, stdout io.Writer, mgr *host.Manager, met
 		return err
 	}
 	return saveMerged(ctx, stdout, l, out, dt, ggufType)
+}
+
+// streamable tells whether a merge of model into out can stream: a
+// Hugging Face folder written as one.
+func streamable(model, out string, inMemory bool) bool {
+	if inMemory || strings.HasSuffix(strings.ToLower(out), ".gguf") {
+		return false
+	}
+	f, err := detect.Path(model)
+	return err == nil && f == detect.HFModel
+}
+
+// streamMerge merges steps into the Hugging Face folder dir one tensor at
+// a time (checkpoint.Skeleton.Stream). It reports false, without error
+// and without output, when the merge cannot stream (attach.ErrNeedsMemory):
+// the caller then loads the model.
+func streamMerge(ctx context.Context, stdout io.Writer, mgr *host.Manager, dir string, steps []attach.Step, out string, dt tensor.DType) (bool, error) {
+	sk, err := checkpoint.OpenSkeleton(dir)
+	if err != nil {
+		return false, err
+	}
+	defer sk.Close()
+	ed, err := attach.StreamMerge(ctx, sk, mgr.Adapters(), steps)
+	if errors.Is(err, attach.ErrNeedsMemory) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	l := &checkpoint.Loaded{Model: sk.Model, Format: detect.HFModel, Path: dir}
+	extra, err := checkpoint.TokenizerFiles(l)
+	if err != nil {
+		return false, err
+	}
+	err = sk.Stream(ctx, out, checkpoint.SaveOptions{DType: dt, Extra: extra}, ed)
+	if errors.Is(err, attach.ErrNeedsMemory) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, st := range steps {
+		fmt.Fprintf(stdout, "merged %d modules (weight %g)\n", len(st.Targets), st.Weight)
+	}
+	fmt.Fprintf(stdout, "wrote %s (streamed)\n", out)
+	return true, nil
 }
 
 // saveMerged writes the merged model as a Hugging Face folder, or as a

@@ -32,10 +32,7 @@ func SaveHF(dir string, m model.Model, opts SaveOptions) (err error) {
 	if opts.DType == "" {
 		opts.DType = tensor.F32
 	}
-	if opts.DType != tensor.F32 && opts.DType != tensor.F16 && opts.DType != tensor.BF16 {
-		return fmt.Errorf("save %s: dtype %s not writable (F32, F16, BF16)", dir, opts.DType)
-	}
-	tmp, err := atomicfs.TempDir(dir)
+	tmp, err := beginHF(dir, m, opts)
 	if err != nil {
 		return err
 	}
@@ -44,20 +41,6 @@ func SaveHF(dir string, m model.Model, opts SaveOptions) (err error) {
 			os.RemoveAll(tmp)
 		}
 	}()
-	cfg := m.HFConfig()
-	cfg["torch_dtype"] = map[tensor.DType]string{tensor.F32: "float32", tensor.F16: "float16", tensor.BF16: "bfloat16"}[opts.DType]
-	cj, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "config.json"), append(cj, '\n'), atomicfs.FilePerm); err != nil {
-		return err
-	}
-	for name, data := range opts.Extra {
-		if err := os.WriteFile(filepath.Join(tmp, name), data, atomicfs.FilePerm); err != nil {
-			return err
-		}
-	}
 	var ts []tensor.Tensor
 	for _, p := range layer.Params(m) {
 		data, err := tensor.FromFloat32(opts.DType, p.Stored())
@@ -76,6 +59,39 @@ func SaveHF(dir string, m model.Model, opts SaveOptions) (err error) {
 		return err
 	}
 	return atomicfs.ReplaceDir(tmp, dir)
+}
+
+// beginHF checks opts and starts a Hugging Face folder for dir under a
+// temporary name beside it: config.json (with torch_dtype) and the extra
+// files. The caller adds the weights and renames the folder into place.
+func beginHF(dir string, m model.Model, opts SaveOptions) (tmp string, err error) {
+	if opts.DType != tensor.F32 && opts.DType != tensor.F16 && opts.DType != tensor.BF16 {
+		return "", fmt.Errorf("save %s: dtype %s not writable (F32, F16, BF16)", dir, opts.DType)
+	}
+	tmp, err = atomicfs.TempDir(dir)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	cfg := m.HFConfig()
+	cfg["torch_dtype"] = map[tensor.DType]string{tensor.F32: "float32", tensor.F16: "float16", tensor.BF16: "bfloat16"}[opts.DType]
+	cj, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "config.json"), append(cj, '\n'), atomicfs.FilePerm); err != nil {
+		return "", err
+	}
+	for name, data := range opts.Extra {
+		if err := os.WriteFile(filepath.Join(tmp, name), data, atomicfs.FilePerm); err != nil {
+			return "", err
+		}
+	}
+	return tmp, nil
 }
 
 // SaveNative writes l's model as a spago native folder (see formats/native)

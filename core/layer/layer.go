@@ -173,7 +173,3 @@ func (n *LayerNorm) Kind() string { return "norm" }
 func (n *LayerNorm) Forward(x mat.Tensor) mat.Tensor {
 	return ops.LayerNorm(x, n.Weight, n.Bias, n.Eps)
 }
-
-func newParam(rows, cols int) *nn.Param {
-	return nn.NewParam(mat.NewDense[float32](mat.WithShape(rows, cols)))
-}

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
@@ -484,13 +483,8 @@ func ShardFileName(basename string, i, n int) string {
 // under the same basename that the new set does not use are then removed,
 // so that a reader cannot pick up a stale single file or index.
 func WriteSharded(dir, basename string, tensors []tensor.Tensor, metadata map[string]string, maxShardBytes int64) error {
-	if basename == "" || strings.ContainsAny(basename, `/\`) {
-		return fmt.Errorf("invalid shard basename %q", basename)
-	}
-	var shards [][]tensor.Tensor
-	var cur []tensor.Tensor
-	var curSize, total int64
-	for _, t := range tensors {
+	descs := make([]Descriptor, len(tensors))
+	for i, t := range tensors {
 		size, err := byteSize(t.DType, t.Shape)
 		if err != nil {
 			return fmt.Errorf("tensor %q: %w", t.Name, err)
@@ -498,51 +492,21 @@ func WriteSharded(dir, basename string, tensors []tensor.Tensor, metadata map[st
 		if int64(len(t.Data)) != size {
 			return fmt.Errorf("tensor %q: %d bytes of data, %s%v needs %d", t.Name, len(t.Data), t.DType, t.Shape, size)
 		}
-		if maxShardBytes > 0 && len(cur) > 0 && curSize+size > maxShardBytes {
-			shards = append(shards, cur)
-			cur, curSize = nil, 0
-		}
-		cur = append(cur, t)
-		curSize += size
-		total += size
+		descs[i] = Descriptor{Name: t.Name, DType: t.DType, Shape: t.Shape}
 	}
-	if len(cur) > 0 || len(shards) == 0 {
-		shards = append(shards, cur)
-	}
-	single := basename + ".safetensors"
-	indexName := basename + ".safetensors.index.json"
-	keep := map[string]bool{}
-	if len(shards) == 1 {
-		if err := WriteFile(filepath.Join(dir, single), shards[0], metadata); err != nil {
-			return err
-		}
-		keep[single] = true
-		return removeStale(dir, basename, keep)
-	}
-	weightMap := map[string]string{}
-	for i, sh := range shards {
-		name := ShardFileName(basename, i+1, len(shards))
-		if err := WriteFile(filepath.Join(dir, name), sh, metadata); err != nil {
-			return err
-		}
-		keep[name] = true
-		for _, t := range sh {
-			weightMap[t.Name] = name
-		}
-	}
-	idx := struct {
-		Metadata  map[string]any    `json:"metadata"`
-		WeightMap map[string]string `json:"weight_map"`
-	}{map[string]any{"total_size": total}, weightMap}
-	raw, err := json.MarshalIndent(idx, "", "  ")
+	w, err := CreateSharded(dir, basename, descs, metadata, maxShardBytes)
 	if err != nil {
-		return fmt.Errorf("%s: %w", indexName, err)
-	}
-	if err := writeFileAtomic(filepath.Join(dir, indexName), append(raw, '\n')); err != nil {
 		return err
 	}
-	keep[indexName] = true
-	return removeStale(dir, basename, keep)
+	for _, t := range tensors {
+		if len(t.Data) == 0 {
+			continue
+		}
+		if _, err := w.Write(t.Data); err != nil {
+			return errors.Join(err, w.Abort())
+		}
+	}
+	return w.Close()
 }
 
 // removeStale deletes basename.safetensors, its index and its numbered

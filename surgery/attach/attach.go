@@ -153,42 +153,56 @@ func Unload(m nn.Model) {
 
 // ApplySaved copies a PEFT adapter's fully trained tensors
 // (modules_to_save, biases) into the model, scaled by weight relative to the
-// current values: p = p + weight*(saved - p).
+// current values: p = p + weight*(saved - p), exactly saved for weight 1.
 func ApplySaved(m nn.Model, saved map[string]tensor.Tensor, weight float64) error {
 	params := map[string]layer.Param{}
 	for _, p := range layer.Params(m) {
 		params[p.Path] = p
 	}
 	for name, t := range saved {
-		p, ok := params[name]
-		if !ok {
-			p, ok = params[strings.Replace(name, ".modules_to_save.", ".", 1)]
-		}
-		if !ok { // a trained bias of an adapted layer (PEFT bias="all" or "lora_only")
-			if i := strings.LastIndexByte(name, '.'); i > 0 {
-				p, ok = params[name[:i]+".base_layer"+name[i:]]
-			}
-		}
-		if !ok { // saved under base_layer, applied to a merged (plain) layer
-			p, ok = params[strings.Replace(name, ".base_layer.", ".", 1)]
-		}
+		p, ok := savedParam(params, name)
 		if !ok {
 			return fmt.Errorf("saved tensor %s: no such parameter in the model", name)
 		}
-		v, err := t.Float32()
+		v, err := savedValues(p, name, t)
 		if err != nil {
-			return fmt.Errorf("saved tensor %s: %w", name, err)
+			return err
 		}
-		if len(v) != p.Param.Size() {
-			return fmt.Errorf("saved tensor %s: shape %v, model has %v", name, t.Shape, p.Shape)
-		}
-		v = p.FromStored(v)
-		d := ops.Data(p.Param)
-		for i := range d {
-			d[i] += float32(weight) * (v[i] - d[i])
-		}
+		blend(ops.Data(p.Param), v, weight)
 	}
 	return nil
+}
+
+// savedParam finds the parameter a saved tensor replaces: by its name, a
+// modules_to_save copy, a trained bias of an adapted layer (PEFT
+// bias="all" or "lora_only"), or a base_layer name applied to a merged
+// (plain) layer.
+func savedParam(params map[string]layer.Param, name string) (layer.Param, bool) {
+	p, ok := params[name]
+	if !ok {
+		p, ok = params[strings.Replace(name, ".modules_to_save.", ".", 1)]
+	}
+	if !ok {
+		if i := strings.LastIndexByte(name, '.'); i > 0 {
+			p, ok = params[name[:i]+".base_layer"+name[i:]]
+		}
+	}
+	if !ok {
+		p, ok = params[strings.Replace(name, ".base_layer.", ".", 1)]
+	}
+	return p, ok
+}
+
+// savedValues decodes a saved tensor in p's own layout.
+func savedValues(p layer.Param, name string, t tensor.Tensor) ([]float32, error) {
+	v, err := t.Float32()
+	if err != nil {
+		return nil, fmt.Errorf("saved tensor %s: %w", name, err)
+	}
+	if len(v) != p.Param.Size() {
+		return nil, fmt.Errorf("saved tensor %s: shape %v, model has %v", name, t.Shape, p.Shape)
+	}
+	return p.FromStored(v), nil
 }
 
 // ForAdapter returns the model a PEFT adapter expects: a causal LM becomes

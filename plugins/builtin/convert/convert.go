@@ -12,6 +12,7 @@ import (
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
 	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/native"
 	"github.com/surgeon-ml/surgeon/formats/peft"
 	"github.com/surgeon-ml/surgeon/formats/pickle"
@@ -77,8 +78,12 @@ func convertToGGUF(ctx context.Context, src, dst, _ string, c sdk.Config, progre
 	return nil
 }
 
-// convertModel loads any model surgeon reads and writes it as to.
+// convertModel loads any model surgeon reads and writes it as to. A
+// Hugging Face folder written as one streams, one tensor at a time.
 func convertModel(ctx context.Context, src, dst, to string, c sdk.Config, progress func(int64, int64, string)) error {
+	if f, err := detect.Path(src); err == nil && f == detect.HFModel && (to == HF || to == Safetensors) {
+		return streamModel(ctx, src, dst, c, progress)
+	}
 	progress(0, 3, "loading "+src)
 	l, err := checkpoint.Load(src)
 	if err != nil {
@@ -111,6 +116,31 @@ func convertModel(ctx context.Context, src, dst, to string, c sdk.Config, progre
 		return fmt.Errorf("cannot write a model as %q", to)
 	}
 	progress(3, 3, "wrote "+dst)
+	return nil
+}
+
+// streamModel rewrites a Hugging Face folder (dtype, shards) tensor by
+// tensor (checkpoint.Skeleton.Stream).
+func streamModel(ctx context.Context, src, dst string, c sdk.Config, progress func(int64, int64, string)) error {
+	dt, err := tensor.ParseDType(c.String("dtype"))
+	if err != nil {
+		return err
+	}
+	progress(0, 2, "opening "+src)
+	sk, err := checkpoint.OpenSkeleton(src)
+	if err != nil {
+		return err
+	}
+	defer sk.Close()
+	extra, err := checkpoint.TokenizerFiles(&checkpoint.Loaded{Model: sk.Model, Format: detect.HFModel, Path: src})
+	if err != nil {
+		return err
+	}
+	progress(1, 2, "streaming to "+dst)
+	if err := sk.Stream(ctx, dst, checkpoint.SaveOptions{DType: dt, MaxShardBytes: int64(c.Int("max_shard_bytes")), Extra: extra}, nil); err != nil {
+		return err
+	}
+	progress(2, 2, "wrote "+dst+" (streamed)")
 	return nil
 }
 

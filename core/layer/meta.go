@@ -1,0 +1,85 @@
+package layer
+
+import (
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/nn"
+)
+
+// Meta models. A model built by BuildMeta has every parameter of its
+// architecture, named and shaped as usual, but the parameters' storage is
+// mapped lazily from the operating system: untouched, it costs address
+// space and no memory. Streaming merge and convert build one to learn the
+// tensor list, the slots and the config of a model of any size, then fill
+// and release one parameter at a time (Release).
+
+var (
+	metaMu    sync.Mutex   // one meta build at a time
+	metaDepth atomic.Int32 // > 0 while a meta build runs
+	metaSpans sync.Map     // data pointer -> length, of lazily mapped storage
+)
+
+// BuildMeta runs build with parameter storage mapped lazily (see above)
+// and returns its result. Parameters allocated by other goroutines while
+// build runs may be mapped lazily too, which changes nothing for them but
+// where their memory comes from. Where the platform has no lazy mapping,
+// storage is ordinary memory.
+func BuildMeta[T any](build func() (T, error)) (T, error) {
+	metaMu.Lock()
+	defer metaMu.Unlock()
+	metaDepth.Add(1)
+	defer metaDepth.Add(-1)
+	return build()
+}
+
+// newParam returns a zero [rows, cols] parameter.
+func newParam(rows, cols int) *nn.Param {
+	if metaDepth.Load() > 0 && rows*cols >= metaMin {
+		if data, ok := mapLazy(rows * cols); ok {
+			metaSpans.Store(unsafe.SliceData(data), len(data))
+			return ownParam(mat.NewDense[float32](mat.WithShape(rows, cols), mat.WithBacking(data)))
+		}
+	}
+	return ownParam(mat.NewDense[float32](mat.WithShape(rows, cols)))
+}
+
+// ownParam makes a parameter that holds value itself: nn.NewParam holds a
+// clone, which for a new parameter is a second allocation of its size
+// (and, for lazily mapped storage, a copy that makes every page
+// resident).
+func ownParam(value *mat.Dense[float32]) *nn.Param {
+	p := nn.NewParam(mat.NewDense[float32](mat.WithShape(1, 1)))
+	p.ReplaceValue(value)
+	p.SetRequiresGrad(true)
+	return p
+}
+
+// metaMin is the smallest parameter mapped lazily: smaller ones (norms,
+// biases) are cheap and are written when built (norms start at one).
+const metaMin = 1 << 16
+
+// Release gives the memory of a lazily mapped parameter (BuildMeta) back
+// to the operating system; its values read as zero afterwards. Parameters
+// in ordinary memory are left as they are. It reports whether the memory
+// was released.
+func Release(p *nn.Param) bool {
+	if p == nil {
+		return false
+	}
+	d, ok := p.Value().(*mat.Dense[float32])
+	if !ok {
+		return false
+	}
+	data := d.Data().F32()
+	if len(data) == 0 {
+		return false
+	}
+	n, ok := metaSpans.Load(unsafe.SliceData(data))
+	if !ok || n.(int) != len(data) {
+		return false
+	}
+	return unmapLazy(data)
+}
