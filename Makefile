@@ -6,7 +6,7 @@ PLUGINDIR := $(BIN)/plugins
 # fuzzing with a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME  ?= 500000x
 
-.PHONY: all build plugins test bench bench-decode fuzz lint generate clean demo static image image-test cluster-test
+.PHONY: all build plugins test bench bench-decode bench-scale fuzz lint generate clean demo static image image-test cluster-test
 
 all: build
 
@@ -62,6 +62,13 @@ bench:
 # Q8_0, 1 and 2 threads, with the ratios. Needs tools/llamacpp/node_modules.
 bench-decode:
 	tools/decodebench/run.sh
+
+# Memory and speed at real sizes (tools/bench/scale.sh): random
+# TinyLlama-1.1B and Llama-2-7B shapes in BF16 (about 35 GB of disk while
+# it runs, deleted after), streamed merge and convert against cp + sync,
+# peak RSS against the issue's bound, forward start to first logits.
+bench-scale:
+	tools/bench/scale.sh
 
 # Every fuzz target in the repository, FUZZTIME each; tools/fuzz.sh finds
 # them (tools/fuzz.sh --list shows the list).

@@ -8,6 +8,7 @@ import (
 
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
@@ -86,6 +87,13 @@ func (s *Skeleton) Stored(p layer.Param) ([]float32, error) {
 func (s *Skeleton) Fill(p layer.Param) error {
 	if _, err := s.st.Info(p.Path); err != nil {
 		return nil // not in the checkpoint: the values in memory stand
+	}
+	if !p.Transposed { // straight into the parameter's memory
+		defer s.st.Evict(p.Path)
+		if err := s.st.Float32Into(p.Path, ops.Data(p.Param)); err != nil {
+			return fmt.Errorf("%s: %w", s.Dir, err)
+		}
+		return nil
 	}
 	v, err := s.Stored(p)
 	if err != nil {

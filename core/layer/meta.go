@@ -46,6 +46,12 @@ func newParam(rows, cols int) *nn.Param {
 	return ownParam(mat.NewDense[float32](mat.WithShape(rows, cols)))
 }
 
+// Own returns a parameter of shape [rows, cols] that holds data itself,
+// without the copy nn.NewParam makes; the caller gives data up.
+func Own(rows, cols int, data []float32) *nn.Param {
+	return ownParam(mat.NewDense[float32](mat.WithShape(rows, cols), mat.WithBacking(data)))
+}
+
 // ownParam makes a parameter that holds value itself: nn.NewParam holds a
 // clone, which for a new parameter is a second allocation of its size
 // (and, for lazily mapped storage, a copy that makes every page

@@ -147,6 +147,25 @@ func (f *binaryFn) Forward() (mat.Tensor, error) {
 	a, b := Data(f.a), Data(f.b)
 	ar, ac, br, bc := Rows(f.a), Cols(f.a), Rows(f.b), Cols(f.b)
 	y := make([]float32, f.r*f.c)
+	if len(a) == len(y) && len(b) == len(y) { // no broadcasting
+		switch f.kind {
+		case AddOp:
+			for i := range y {
+				y[i] = a[i] + b[i]
+			}
+			return New(f.r, f.c, y), nil
+		case SubOp:
+			for i := range y {
+				y[i] = a[i] - b[i]
+			}
+			return New(f.r, f.c, y), nil
+		case MulOp:
+			for i := range y {
+				y[i] = a[i] * b[i]
+			}
+			return New(f.r, f.c, y), nil
+		}
+	}
 	for i := 0; i < f.r; i++ {
 		for j := 0; j < f.c; j++ {
 			x, z := at(a, ar, ac, i, j), at(b, br, bc, i, j)

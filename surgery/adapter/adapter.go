@@ -245,7 +245,7 @@ func (a *Adapted) Merged() (*layer.Linear, error) {
 		return nil, err
 	}
 	w := append([]float32(nil), ops.Data(out["weight"])...)
-	l := &layer.Linear{Weight: nn.NewParam(ops.New(a.Base.Out(), a.Base.In(), w)), Conv1D: a.Base.Conv1D}
+	l := &layer.Linear{Weight: layer.Own(a.Base.Out(), a.Base.In(), w), Conv1D: a.Base.Conv1D}
 	l.Weight.SetRequiresGrad(false)
 	var bias []float32
 	if b, ok := out["bias"]; ok {
