@@ -83,7 +83,9 @@ func writeModel(dir string, s shape, dt tensor.DType, shard int64) error {
 		return err
 	}
 	var descs []safetensors.Descriptor
-	add := func(name string, shape ...int) { descs = append(descs, safetensors.Descriptor{Name: name, DType: dt, Shape: shape}) }
+	add := func(name string, shape ...int) {
+		descs = append(descs, safetensors.Descriptor{Name: name, DType: dt, Shape: shape})
+	}
 	add("model.embed_tokens.weight", s.vocab, s.hidden)
 	kv := s.kvHeads * headDim
 	for l := 0; l < s.layers; l++ {
