@@ -29,10 +29,28 @@ func (l *floatList) Set(v string) error {
 	return nil
 }
 
+// weightsDoc documents --weights.
+const weightsDoc = `how frozen linear weights are held: f32 (read into float32 memory) or stored
+(a Hugging Face folder's weights stay memory-mapped in their file's dtype and are
+converted one layer at a time while a product runs: a model needs about its
+embeddings plus one layer of float32 memory; same results)`
+
+// checkWeights validates a --weights value.
+func checkWeights(w string) error {
+	if w != "f32" && w != "stored" {
+		return usagef("--weights must be f32 or stored, got %q", w)
+	}
+	return nil
+}
+
 // loadWithAdapters loads a model and attaches PEFT adapter folders to it on
 // the fly. closeAll releases the model and stops the plugins.
-func loadWithAdapters(ctx context.Context, path string, adapters []string) (l *checkpoint.Loaded, closeAll func(), err error) {
-	l, err = checkpoint.Load(path)
+func loadWithAdapters(ctx context.Context, path string, adapters []string, weights string) (l *checkpoint.Loaded, closeAll func(), err error) {
+	if weights == "stored" {
+		l, err = checkpoint.LoadStored(path)
+	} else {
+		l, err = checkpoint.Load(path)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -27,9 +27,13 @@ func runForward(ctx context.Context, args []string, stdout io.Writer) error {
 	asJSON := fs.Bool("json", false, `print {"logits": [[...]]} as JSON`)
 	top := fs.Int("top", 5, "without --json: show the N highest logits per row")
 	var adapters listFlag
+	weights := fs.String("weights", "f32", weightsDoc)
 	fs.Var(&adapters, "adapter", "PEFT adapter folder to apply on the fly (repeatable)")
 	pos, err := parseArgs("forward", fs, args, stdout)
 	if err != nil {
+		return err
+	}
+	if err := checkWeights(*weights); err != nil {
 		return err
 	}
 	if len(pos) != 1 {
@@ -49,7 +53,7 @@ func runForward(ctx context.Context, args []string, stdout io.Writer) error {
 	if adapters, err = resolvePaths(ctx, adapters); err != nil {
 		return err
 	}
-	l, closeAll, err := loadWithAdapters(ctx, path, adapters)
+	l, closeAll, err := loadWithAdapters(ctx, path, adapters, *weights)
 	if err != nil {
 		return err
 	}

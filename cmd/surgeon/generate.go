@@ -39,9 +39,13 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 	tokens := fs.String("tokens", "", "prompt as comma-separated token ids instead of text")
 	asJSON := fs.Bool("json", false, "print {\"prompt_ids\", \"ids\" (the generated ids), \"text\"} as JSON")
 	var adapters listFlag
+	weights := fs.String("weights", "f32", weightsDoc)
 	fs.Var(&adapters, "adapter", "PEFT adapter folder to apply on the fly (repeatable)")
 	pos, err := parseArgs("generate", fs, args, stdout)
 	if err != nil {
+		return err
+	}
+	if err := checkWeights(*weights); err != nil {
 		return err
 	}
 	if len(pos) != 1 {
@@ -57,7 +61,7 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 	if adapters, err = resolvePaths(ctx, adapters); err != nil {
 		return err
 	}
-	l, closeAll, err := loadWithAdapters(ctx, path, adapters)
+	l, closeAll, err := loadWithAdapters(ctx, path, adapters, *weights)
 	if err != nil {
 		return err
 	}

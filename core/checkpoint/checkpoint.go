@@ -48,10 +48,16 @@ type Loaded struct {
 	// GGUF is the open GGUF file when the model came from one (for its
 	// tokenizer); nil otherwise. Close releases it.
 	GGUF *gguf.File
+	// st is the open checkpoint of a model whose weights stay stored
+	// (LoadStored); Close releases it.
+	st *safetensors.Model
 }
 
 // Close releases files held by the loaded model.
 func (l *Loaded) Close() error {
+	if l.st != nil {
+		return l.st.Close()
+	}
 	if l.GGUF != nil {
 		return l.GGUF.Close()
 	}
@@ -125,7 +131,12 @@ func loadHF(dir string) (model.Model, error) {
 	return m, nil
 }
 
+// stSource serves a safetensors checkpoint to layer.Load, which decodes
+// the parameters held in stored layout straight into their memory
+// (layer.IntoSource).
 type stSource struct{ m *safetensors.Model }
+
+var _ layer.IntoSource = stSource{}
 
 func (s stSource) Float32(name string) ([]float32, []int, error) {
 	info, err := s.m.Info(name)
@@ -134,6 +145,18 @@ func (s stSource) Float32(name string) ([]float32, []int, error) {
 	}
 	v, err := s.m.Float32(name)
 	return v, info.Shape, err
+}
+
+func (s stSource) Shape(name string) ([]int, error) {
+	info, err := s.m.Info(name)
+	if err != nil {
+		return nil, err
+	}
+	return info.Shape, nil
+}
+
+func (s stSource) Float32Into(name string, dst []float32) error {
+	return s.m.Float32Into(name, dst)
 }
 
 // ignorable are checkpoint buffers that are not parameters.

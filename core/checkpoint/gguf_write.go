@@ -18,6 +18,9 @@ import (
 // SentencePiece tokenizer.model of a folder. Only Llama causal LMs are
 // written (the architectures llama.cpp shares with surgeon today).
 func SaveGGUF(path string, l *Loaded, typ string) error {
+	if err := layer.MaterializeAll(l.Model); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
 	m := l.Model
 	cfg := m.HFConfig()
 	if m.Task() != model.CausalLM {

@@ -32,6 +32,9 @@ func SaveHF(dir string, m model.Model, opts SaveOptions) (err error) {
 	if opts.DType == "" {
 		opts.DType = tensor.F32
 	}
+	if err := layer.MaterializeAll(m); err != nil {
+		return fmt.Errorf("save %s: %w", dir, err)
+	}
 	tmp, err := beginHF(dir, m, opts)
 	if err != nil {
 		return err
@@ -98,6 +101,9 @@ func beginHF(dir string, m model.Model, opts SaveOptions) (tmp string, err error
 // with its config and the tokenizer files of its source (TokenizerFiles),
 // so that the folder runs like the checkpoint it came from.
 func SaveNative(dir string, l *Loaded) error {
+	if err := layer.MaterializeAll(l.Model); err != nil {
+		return fmt.Errorf("save %s: %w", dir, err)
+	}
 	files, err := TokenizerFiles(l)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ package layer
 
 import (
 	"encoding/gob"
+	"fmt"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
@@ -54,6 +55,35 @@ type Linear struct {
 	// weight with the saved shape and Param.Transposed set, so checkpoints
 	// load and save without renaming or reshaping.
 	Conv1D bool
+	// Source, when set, keeps a frozen weight where it is stored (a
+	// memory-mapped BF16 tensor, quantized blocks): Weight then has its
+	// shape but no values (it reads as zero), and products fill a float32
+	// copy only while they run (ops.StoredLinear). Materialize turns the
+	// layer back into a plain one. Not saved: writers materialize first.
+	Source WeightSource
+}
+
+// WeightSource supplies a frozen weight from where it is stored.
+type WeightSource interface {
+	ops.Filler
+	// DType names the stored type ("BF16", "Q4_K", ...).
+	DType() string
+	// Bytes is the weight's size as stored.
+	Bytes() int64
+}
+
+// Materialize fills a stored weight (Source) into Weight and drops the
+// source, so that code reading the weight's values sees them. It is a
+// no-op for a plain layer.
+func (l *Linear) Materialize() error {
+	if l.Source == nil {
+		return nil
+	}
+	if err := l.Source.Fill(ops.Data(l.Weight)); err != nil {
+		return fmt.Errorf("weight (%s): %w", l.Source.DType(), err)
+	}
+	l.Source = nil
+	return nil
 }
 
 // NewLinear returns a zero-initialised linear layer, with a bias if bias is set.
@@ -86,6 +116,12 @@ func (l *Linear) HFKind() string {
 
 // Forward returns x*W^T + b.
 func (l *Linear) Forward(x mat.Tensor) mat.Tensor {
+	if l.Source != nil {
+		if l.Bias == nil {
+			return ops.StoredLinear(x, l.Source, l.Out(), l.In(), nil)
+		}
+		return ops.StoredLinear(x, l.Source, l.Out(), l.In(), l.Bias)
+	}
 	if l.Bias == nil {
 		return ops.Linear(x, l.Weight, nil)
 	}

@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -88,4 +89,24 @@ func Release(p *nn.Param) bool {
 		return false
 	}
 	return unmapLazy(data)
+}
+
+// MaterializeAll materializes every stored linear weight of m (see
+// Linear.Materialize), for code that reads or writes all the values.
+func MaterializeAll(m nn.Model) error {
+	for _, mod := range Modules(m) {
+		var l *Linear
+		switch v := mod.Model.(type) {
+		case *Slot:
+			l = v.Base()
+		case *Linear:
+			l = v
+		}
+		if l != nil {
+			if err := l.Materialize(); err != nil {
+				return fmt.Errorf("%s: %w", mod.Path, err)
+			}
+		}
+	}
+	return nil
 }

@@ -240,6 +240,9 @@ func (a *Adapted) Forward(x mat.Tensor) mat.Tensor {
 // linear layer (frozen). A bias appears only if the base had one or the
 // merge produces a non-zero one.
 func (a *Adapted) Merged() (*layer.Linear, error) {
+	if err := a.Base.Materialize(); err != nil {
+		return nil, fmt.Errorf("%s base weight: %w", a.Type, err)
+	}
 	out, err := a.eval(a.Mrg, nil)
 	if err != nil {
 		return nil, err
@@ -322,6 +325,15 @@ func compile(p *program.Program, unfused bool) *compiled {
 }
 
 // eval runs a program. x is nil for merge programs.
+// linear is the base layer's product x*W^T + bias, from its stored
+// weight when it keeps one.
+func (a *Adapted) linear(x, bias mat.Tensor) mat.Tensor {
+	if a.Base.Source != nil {
+		return ops.StoredLinear(x, a.Base.Source, a.Base.Out(), a.Base.In(), bias)
+	}
+	return ops.Linear(x, a.Base.Weight, bias)
+}
+
 func (a *Adapted) eval(p *program.Program, x mat.Tensor) (map[string]mat.Tensor, error) {
 	var plan *compiled
 	if p == a.Fwd {
@@ -359,13 +371,17 @@ func (a *Adapted) eval(p *program.Program, x mat.Tensor) (map[string]mat.Tensor,
 		if k, ok := plan.fusedAdd[i]; ok {
 			lr := p.Nodes[k]
 			xv := vals[lr.Args[0]]
+			if a.Base.Source != nil { // a stored base: its own product, then the low-rank term
+				vals[i] = ops.Add(a.linear(xv, bias), ops.LowRank(xv, vals[lr.Args[1]], vals[lr.Args[2]], float32(lr.Value), mask(xv, lr.Value2)))
+				continue
+			}
 			vals[i] = ops.LoRA(xv, a.Base.Weight, bias, vals[lr.Args[1]], vals[lr.Args[2]], float32(lr.Value), mask(xv, lr.Value2))
 			continue
 		}
 		var v mat.Tensor
 		switch n.Op {
 		case program.OpLinear:
-			v = ops.Linear(arg(0), a.Base.Weight, bias)
+			v = a.linear(arg(0), bias)
 		case program.OpLowRank:
 			xv := arg(0)
 			if a.Unfused {
@@ -382,6 +398,9 @@ func (a *Adapted) eval(p *program.Program, x mat.Tensor) (map[string]mat.Tensor,
 			}
 			v = x
 		case program.OpWeight:
+			if err := a.Base.Materialize(); err != nil { // the values themselves are needed
+				return nil, fmt.Errorf("%s base weight: %w", a.Type, err)
+			}
 			v = a.Base.Weight
 		case program.OpBias:
 			switch {

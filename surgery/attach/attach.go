@@ -81,6 +81,9 @@ func Attach(ctx context.Context, m nn.Model, p Planner, targets []Target, seed u
 		}
 		values := t.Values
 		if plan.NeedsInit && values == nil {
+			if err := base.Materialize(); err != nil { // the plugin reads the values
+				return nil, fmt.Errorf("module %s: %w", t.Path, err)
+			}
 			values, err = p.Init(ctx, rpc.InitRequest{PlanRequest: req, Seed: seed}, ops.Data(base.Weight))
 			if err != nil {
 				return nil, fmt.Errorf("module %s: %w", t.Path, err)
