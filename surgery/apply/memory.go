@@ -13,7 +13,8 @@ import (
 
 // Memory is an estimate of the memory a run needs, in bytes, by part.
 type Memory struct {
-	// Weights are every parameter as held in memory (float32 today).
+	// Weights are every parameter as held in memory: float32, except
+	// weights kept stored, which count as one float32 layer.
 	Weights int64 `json:"weights"`
 	// TrainState is the gradient and the two AdamW moments of every
 	// trainable parameter.
@@ -38,6 +39,22 @@ func (r *Run) estimateMemory() Memory {
 	rec := r.Recipe
 	var m Memory
 	m.Weights = 4 * r.Plan.Total
+	// Weights kept stored (model.weights = "stored") are mapped from their
+	// file and filled into float32 one layer at a time: they count as the
+	// largest such layer.
+	var stored, largest int64
+	for _, mod := range layer.Modules(r.Model) {
+		l, _ := mod.Model.(*layer.Linear)
+		if s, ok := mod.Model.(*layer.Slot); ok {
+			l = s.Base()
+		}
+		if l != nil && l.Source != nil {
+			n := int64(l.In()) * int64(l.Out())
+			stored += n
+			largest = max(largest, n)
+		}
+	}
+	m.Weights += 4 * (largest - stored)
 	m.TrainState = 3 * 4 * r.Plan.Trainable
 	tokens := int64(rec.Train.BatchSize)
 	if r.Classifier() {

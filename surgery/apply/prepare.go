@@ -113,7 +113,11 @@ func Prepare(ctx context.Context, rec *recipe.Recipe, opts Options) (*Run, error
 		return nil, fmt.Errorf("%s: model.path: %w", rec.Path, err)
 	}
 	r.ModelPath = p
-	l, err := checkpoint.Load(r.ModelPath)
+	load := checkpoint.Load
+	if rec.Model.Weights == recipe.WeightsStored {
+		load = checkpoint.LoadStored
+	}
+	l, err := load(r.ModelPath)
 	if err != nil {
 		return nil, fmt.Errorf("%s: model.path: %w", rec.Path, err)
 	}

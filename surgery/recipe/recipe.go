@@ -70,7 +70,19 @@ type Model struct {
 	Labels []string `toml:"labels" json:"labels,omitempty"`
 	// MaxLength is the maximum number of tokens per example.
 	MaxLength int `toml:"max_length" json:"max_length"`
+	// Weights says how frozen linear weights are held: WeightsF32 (read
+	// into float32 memory, the default) or WeightsStored (a Hugging Face
+	// folder's weights stay memory-mapped in their dtype and are
+	// converted one layer at a time while a product runs; same results,
+	// a fraction of the memory, for adapter training on large models).
+	Weights string `toml:"weights" json:"weights,omitempty"`
 }
+
+// The values of model.weights.
+const (
+	WeightsF32    = "f32"
+	WeightsStored = "stored"
+)
 
 // Data says where the examples come from and how to read them.
 type Data struct {

@@ -65,6 +65,12 @@ func (r *Recipe) validate(defined map[string]bool) error {
 		oneOf("model.task", m.Task, TaskCausalLM, TaskSequenceClassification)
 	}
 	atLeast("model.max_length", m.MaxLength, 1)
+	if m.Weights != "" {
+		oneOf("model.weights", m.Weights, WeightsF32, WeightsStored)
+	}
+	if m.Weights == WeightsStored && r.Train.Mode == ModeFull {
+		bad("model.weights", "%q keeps the base weights frozen where they are stored; train.mode = %q trains them (use %q)", WeightsStored, ModeFull, WeightsF32)
+	}
 
 	// [data]
 	dt := &r.Data
