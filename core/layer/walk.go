@@ -65,18 +65,31 @@ func (p Param) FromStored(v []float32) []float32 {
 	return transpose(v, p.Shape[0], p.Shape[1])
 }
 
-// SetStored copies values given in the stored layout into the parameter.
-func (p Param) SetStored(v []float32) { copy(ops.Data(p.Param), p.FromStored(v)) }
+// SetStored copies values given in the stored layout into the parameter,
+// transposing them on the way for a transposed parameter.
+func (p Param) SetStored(v []float32) {
+	if !p.Transposed {
+		copy(ops.Data(p.Param), v)
+		return
+	}
+	transposeInto(ops.Data(p.Param), v, p.Shape[0], p.Shape[1])
+}
 
 // transpose returns the [cols, rows] transpose of the row-major [rows, cols] x.
 func transpose(x []float32, rows, cols int) []float32 {
 	out := make([]float32, len(x))
+	transposeInto(out, x, rows, cols)
+	return out
+}
+
+// transposeInto writes the [cols, rows] transpose of the row-major
+// [rows, cols] x into out.
+func transposeInto(out, x []float32, rows, cols int) {
 	for i := 0; i < rows; i++ {
 		for j, v := range x[i*cols : (i+1)*cols] {
 			out[j*rows+i] = v
 		}
 	}
-	return out
 }
 
 // ParamLister is implemented by modules whose parameters are not struct
@@ -193,10 +206,35 @@ type Source interface {
 	Float32(name string) ([]float32, []int, error)
 }
 
+// IntoSource is a Source that can also decode a tensor straight into
+// memory the caller owns. Load uses it to fill parameters held in their
+// stored layout in place, instead of decoding into a temporary and
+// copying: half the memory traffic, and no temporary as large as the
+// largest tensor on top of the model.
+type IntoSource interface {
+	Source
+	// Shape returns the stored shape of the named tensor without reading
+	// its values.
+	Shape(name string) ([]int, error)
+	// Float32Into decodes the named tensor into dst, which has exactly
+	// its number of elements.
+	Float32Into(name string, dst []float32) error
+}
+
 // Load fills every parameter of m from src, checking shapes. Parameters
-// missing from src are an error naming them.
+// missing from src are an error naming them. Shapes are checked before a
+// parameter is written, so a mismatch leaves it untouched. When src is an
+// IntoSource, parameters stored in their own layout are decoded in place;
+// transposed ones (Conv1D weights) go through a temporary.
 func Load(m nn.Model, src Source) error {
+	into, _ := src.(IntoSource)
 	for _, p := range Params(m) {
+		if into != nil && !p.Transposed {
+			if err := loadInto(p, into); err != nil {
+				return err
+			}
+			continue
+		}
 		vals, shape, err := src.Float32(p.Path)
 		if err != nil {
 			return fmt.Errorf("parameter %s: %w", p.Path, err)
@@ -207,6 +245,33 @@ func Load(m nn.Model, src Source) error {
 		p.SetStored(vals)
 	}
 	return nil
+}
+
+// loadInto decodes p's tensor from src straight into p's memory.
+func loadInto(p Param, src IntoSource) error {
+	shape, err := src.Shape(p.Path)
+	if err != nil {
+		return fmt.Errorf("parameter %s: %w", p.Path, err)
+	}
+	if !sameShape(shape, p.Shape) {
+		return fmt.Errorf("parameter %s: checkpoint shape %v, model expects %v", p.Path, shape, p.Shape)
+	}
+	dst := ops.Data(p.Param)
+	if n := numElements(p.Shape); len(dst) != n {
+		return fmt.Errorf("parameter %s: holds %d values, shape %v needs %d", p.Path, len(dst), p.Shape, n)
+	}
+	if err := src.Float32Into(p.Path, dst); err != nil {
+		return fmt.Errorf("parameter %s: %w", p.Path, err)
+	}
+	return nil
+}
+
+func numElements(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
 }
 
 func sameShape(a, b []int) bool {

@@ -2,20 +2,24 @@ package safetensors
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
 )
 
-// benchShapes returns Llama-like F16 tensors totalling at most target bytes:
+// benchShapes returns Llama-like tensors of a 2-byte dtype totalling at
+// most target bytes:
 // an embedding, then decoder layers (4 attention projections, 3 MLP
 // projections, 2 norms), then the final norm. The hidden size shrinks for
 // small targets so a few layers still fit.
-func benchShapes(target int64) []Descriptor {
+func benchShapes(target int64, dtype tensor.DType) []Descriptor {
 	h := 4096
 	layer := func(h int) int64 { f := h * 43 / 16; return 2 * int64(4*h*h+3*h*f) }
 	for h > 64 && layer(h) > target/2 {
@@ -29,7 +33,7 @@ func benchShapes(target int64) []Descriptor {
 		if total+size > target {
 			return false
 		}
-		out = append(out, Descriptor{name, tensor.F16, shape})
+		out = append(out, Descriptor{name, dtype, shape})
 		total += size
 		return true
 	}
@@ -48,9 +52,10 @@ func benchShapes(target int64) []Descriptor {
 	return out
 }
 
-// benchFile returns a cached F16 checkpoint of about SURGEON_BENCH_BYTES
-// (default 1 GiB) in the OS temp folder, writing it on first use.
-func benchFile(b *testing.B) (string, int64) {
+// benchFile returns a cached checkpoint of dtype (F16 or BF16) of about
+// SURGEON_BENCH_BYTES (default 1 GiB) in the OS temp folder, writing it on
+// first use: tools/bench/run.sh times `cat` on the same files.
+func benchFile(b *testing.B, dtype tensor.DType) (string, int64) {
 	b.Helper()
 	target := int64(1 << 30)
 	if s := os.Getenv("SURGEON_BENCH_BYTES"); s != "" {
@@ -60,9 +65,9 @@ func benchFile(b *testing.B) (string, int64) {
 		}
 		target = v
 	}
-	descs := benchShapes(target)
+	descs := benchShapes(target, dtype)
 	dir := filepath.Join(os.TempDir(), "surgeon-bench")
-	path := filepath.Join(dir, fmt.Sprintf("f16-llama-%d.safetensors", target))
+	path := filepath.Join(dir, fmt.Sprintf("%s-llama-%d.safetensors", strings.ToLower(string(dtype)), target))
 	if f, err := Open(path); err == nil {
 		ok := f.Len() == len(descs)
 		st, _ := os.Stat(path)
@@ -111,49 +116,104 @@ func errJoinAbort(err error, w *Writer) error {
 	return err
 }
 
-// BenchmarkReadF16ToF32 measures Open plus F16 -> float32 decoding of every
-// tensor of a ~1 GiB Llama-shaped checkpoint (file bytes per second; the
-// file is in the page cache after the first run). "alloc" uses Float32,
-// which allocates each result; "reuse" decodes into one recycled buffer.
-func BenchmarkReadF16ToF32(b *testing.B) {
-	path, size := benchFile(b)
-	for _, mode := range []string{"alloc", "reuse"} {
-		b.Run(mode, func(b *testing.B) {
-			b.SetBytes(size)
-			var buf []float32
-			for b.Loop() {
-				f, err := Open(path)
-				if err != nil {
-					b.Fatal(err)
+// BenchmarkReadToF32 measures Open plus decoding every tensor of a ~1 GiB
+// Llama-shaped F16 or BF16 checkpoint to float32, against reading the same
+// file with a plain read loop (128 KiB reads, as `cat FILE > /dev/null`
+// does) in the same iterations; the file is in the page cache after the
+// first run. "alloc" uses Float32, which allocates each result (fresh
+// memory is part of the cost); "reuse" decodes with Float32Into into one
+// buffer, used once before timing starts.
+//
+// Metrics: GB/s is file bytes decoded per second, read-GB/s the read
+// loop's, x-read their ratio; ns/op covers both.
+func BenchmarkReadToF32(b *testing.B) {
+	for _, dtype := range []tensor.DType{tensor.F16, tensor.BF16} {
+		path, size := benchFile(b, dtype)
+		for _, mode := range []string{"alloc", "reuse"} {
+			b.Run(string(dtype)+"/"+mode, func(b *testing.B) {
+				var buf []float32
+				if mode == "reuse" {
+					buf = make([]float32, maxElements(b, path))
+					decodeFile(b, path, buf)
 				}
-				for _, name := range f.Names() {
-					info, _ := f.Info(name)
-					if mode == "alloc" {
-						if _, err := f.Float32(name); err != nil {
-							b.Fatal(err)
-						}
-						continue
-					}
-					n := info.NumElements()
-					if cap(buf) < n {
-						buf = make([]float32, n)
-					}
-					if err := f.Float32Into(name, buf[:n]); err != nil {
-						b.Fatal(err)
-					}
+				var decode, read time.Duration
+				for b.Loop() {
+					t0 := time.Now()
+					readFile(b, path)
+					t1 := time.Now()
+					decodeFile(b, path, buf)
+					decode += time.Since(t1)
+					read += t1.Sub(t0)
 				}
-				if err := f.Close(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(size)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
-		})
+				n := float64(size) * float64(b.N)
+				b.ReportMetric(n/decode.Seconds()/1e9, "GB/s")
+				b.ReportMetric(n/read.Seconds()/1e9, "read-GB/s")
+				b.ReportMetric(read.Seconds()/decode.Seconds(), "x-read")
+			})
+		}
 	}
 }
 
-// BenchmarkDecodeF16 measures the F16 -> float32 kernel on an in-memory
-// buffer: "serial" is one goroutine, "parallel" the split used by Float32.
-func BenchmarkDecodeF16(b *testing.B) {
+// maxElements returns the element count of the largest tensor in path.
+func maxElements(b *testing.B, path string) int {
+	f, err := Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	for _, ti := range f.Infos() {
+		n = max(n, ti.NumElements())
+	}
+	return n
+}
+
+// decodeFile opens path and decodes every tensor, with Float32 if buf is
+// nil, else with Float32Into into buf.
+func decodeFile(b *testing.B, path string, buf []float32) {
+	f, err := Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, ti := range f.Infos() {
+		if buf == nil {
+			_, err = f.Float32(ti.Name)
+		} else {
+			err = f.Float32Into(ti.Name, buf[:ti.NumElements()])
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// readFile reads path to the end 128 KiB at a time, like cat.
+func readFile(b *testing.B, path string) {
+	fh, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fh.Close()
+	buf := make([]byte, 128<<10)
+	for {
+		_, err := fh.Read(buf)
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecode measures the F16 and BF16 -> float32 kernels on
+// in-memory buffers of 2^24 elements (32 MiB in, 64 MiB out): "serial" is
+// one goroutine, "parallel" the split used by Float32; "go" is the
+// portable decoder, "asm" the assembly one where the CPU has it.
+func BenchmarkDecode(b *testing.B) {
 	const n = 1 << 24
 	src := make([]byte, 2*n)
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -162,18 +222,27 @@ func BenchmarkDecodeF16(b *testing.B) {
 		src[2*i], src[2*i+1] = byte(h), byte(h>>8)
 	}
 	dst := make([]float32, n)
-	b.Run("serial", func(b *testing.B) {
-		b.SetBytes(2 * n)
-		for b.Loop() {
-			f16ToF32(dst, src)
+	clear(dst)
+	for _, dtype := range []tensor.DType{tensor.F16, tensor.BF16} {
+		for _, impl := range implementations() {
+			b.Run(string(dtype)+"/serial/"+impl.name, func(b *testing.B) {
+				defer impl.use()()
+				b.SetBytes(2 * n)
+				for b.Loop() {
+					if err := decodeChunk(dst, dtype, src, true); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(string(dtype)+"/parallel/"+impl.name, func(b *testing.B) {
+				defer impl.use()()
+				b.SetBytes(2 * n)
+				for b.Loop() {
+					if err := decodeFloat32(dst, dtype, inMemory(src)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.SetBytes(2 * n)
-		for b.Loop() {
-			if err := decodeFloat32(dst, tensor.F16, src); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	}
 }

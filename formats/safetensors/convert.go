@@ -2,10 +2,14 @@ package safetensors
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
 )
@@ -13,6 +17,20 @@ import (
 // parallelMin is the element count above which decoding is split across
 // goroutines; below it the goroutine start-up costs more than it saves.
 const parallelMin = 1 << 18
+
+// pieceSize is the number of elements that decoding workers take at a time:
+// 2 MiB of F16 input, 4 MiB of float32 output (two huge pages). Workers
+// taking pieces in turn, rather than one fixed share each, keeps every core
+// busy to the end when one of them is slowed by other work.
+const pieceSize = 1 << 20
+
+// readSize is the number of bytes a worker reads from a file at a time,
+// small enough to stay in its core's L2 cache until it is decoded.
+const readSize = 128 << 10
+
+// prefaultMin is the output size, in bytes, from which the pages of the
+// destination are allocated in one system call before decoding.
+const prefaultMin = 256 << 10
 
 // f16Table maps every binary16 bit pattern to its float32 value. At 256 KiB
 // it stays in L2 cache, and a load beats the branchy bit manipulation for
@@ -36,36 +54,106 @@ func checkFloat32(d tensor.DType) error {
 	return fmt.Errorf("dtype %s cannot be converted to float32", d)
 }
 
+// encoded is the stored bytes of a tensor: in memory, or a range of a file
+// to be read in pieces.
+type encoded struct {
+	mem  []byte      // the bytes, when in memory
+	file io.ReaderAt // else the file holding them
+	off  int64       // the offset of the tensor in file
+	n    int         // the number of bytes
+}
+
+// inMemory returns the encoded form of b.
+func inMemory(b []byte) encoded { return encoded{mem: b, n: len(b)} }
+
+// bytes returns bytes [lo, hi) of the tensor: a slice of the memory, or
+// read into buf (hi-lo <= readSize).
+func (e encoded) bytes(buf *[readSize]byte, lo, hi int) ([]byte, error) {
+	if e.file == nil {
+		return e.mem[lo:hi], nil
+	}
+	b := buf[:hi-lo]
+	if _, err := e.file.ReadAt(b, e.off+int64(lo)); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // the file shrank since it was opened
+		}
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	return b, nil
+}
+
+var readBufs = sync.Pool{New: func() any { return new([readSize]byte) }}
+
 // decodeFloat32 decodes len(dst) elements of dtype d from src, splitting
 // large tensors across GOMAXPROCS goroutines.
-func decodeFloat32(dst []float32, d tensor.DType, src []byte) error {
+//
+// A tensor in a file is read with pread into a small buffer per worker
+// and decoded from there, although the file is also memory-mapped: the
+// first access to each 4 KiB page of a fresh mapping costs a page fault or
+// at least a page-table walk, which on virtual machines takes longer than
+// copying the page, while read serves the page cache through the kernel's
+// own huge-page mapping of memory.
+func decodeFloat32(dst []float32, d tensor.DType, src encoded) error {
 	if err := checkFloat32(d); err != nil {
 		return err
 	}
 	size := d.Size()
-	if len(src) != len(dst)*size {
-		return fmt.Errorf("%d bytes for %d elements of %s", len(src), len(dst), d)
+	if src.n != len(dst)*size {
+		return fmt.Errorf("%d bytes for %d elements of %s", src.n, len(dst), d)
 	}
 	n := len(dst)
+	stream := n >= streamMin
+	// decode decodes elements [lo, hi).
+	decode := func(lo, hi int) error {
+		if 4*(hi-lo) >= prefaultMin {
+			prefaultWrite(dst[lo:hi])
+		}
+		buf, step := (*[readSize]byte)(nil), hi-lo
+		if src.file != nil {
+			buf, step = readBufs.Get().(*[readSize]byte), readSize/size
+			defer readBufs.Put(buf)
+		}
+		for i := lo; i < hi; i += step {
+			j := min(i+step, hi)
+			b, err := src.bytes(buf, i*size, j*size)
+			if err != nil {
+				return err
+			}
+			if err := decodeChunk(dst[i:j], d, b, stream); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if 4*n >= prefaultMin {
+		adviseHuge(dst)
+	}
 	workers := runtime.GOMAXPROCS(0)
 	if n < 2*parallelMin || workers < 2 {
-		return decodeChunk(dst, d, src)
+		return decode(0, n)
 	}
-	workers = min(workers, n/parallelMin)
-	chunk := (n + workers - 1) / workers
-	chunk = (chunk + 4095) &^ 4095 // whole pages of output
+	piece := min(pieceSize, ((n+workers-1)/workers+4095)&^4095)
+	pieces := (n + piece - 1) / piece
 	var (
+		next atomic.Int64
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		ferr error
 	)
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
+	for range min(workers, pieces) {
 		wg.Go(func() {
-			if err := decodeChunk(dst[lo:hi], d, src[lo*size:hi*size]); err != nil {
-				mu.Lock()
-				ferr = err
-				mu.Unlock()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= pieces {
+					return
+				}
+				if err := decode(i*piece, min((i+1)*piece, n)); err != nil {
+					mu.Lock()
+					ferr = err
+					mu.Unlock()
+					next.Store(int64(pieces)) // stop the others early
+					return
+				}
 			}
 		})
 	}
@@ -73,12 +161,14 @@ func decodeFloat32(dst []float32, d tensor.DType, src []byte) error {
 	return ferr
 }
 
-func decodeChunk(dst []float32, d tensor.DType, src []byte) error {
+// decodeChunk decodes len(dst) elements of dtype d from src, with
+// non-temporal stores for F16 and BF16 when stream is set.
+func decodeChunk(dst []float32, d tensor.DType, src []byte, stream bool) error {
 	switch d {
 	case tensor.F16:
-		f16ToF32(dst, src)
+		f16ToF32(dst, src, stream)
 	case tensor.BF16:
-		bf16ToF32(dst, src)
+		bf16ToF32(dst, src, stream)
 	case tensor.F32:
 		f32ToF32(dst, src)
 	default:
@@ -87,9 +177,51 @@ func decodeChunk(dst []float32, d tensor.DType, src []byte) error {
 	return nil
 }
 
-// f16ToF32 decodes eight elements per step from two 64-bit loads, which
+// streamMin is the output size, in elements, from which decoding uses
+// non-temporal stores: 1 MiB of float32, about one core's L2 cache. A
+// destination that large would not stay in cache anyway, and streaming
+// stores save the read of every destination line before it is written (a
+// third of the memory traffic of an F16 decode).
+const streamMin = 1 << 18
+
+// f16ToF32 decodes len(dst) binary16 elements of src, with non-temporal
+// stores if stream is set and the CPU has them.
+func f16ToF32(dst []float32, src []byte, stream bool) {
+	if asmF16 {
+		decodeAsm(dst, src, stream, f16ToF32AVX2, f16ToF32AVX2NT, f16ToF32Go)
+		return
+	}
+	f16ToF32Go(dst, src)
+}
+
+// bf16ToF32 decodes len(dst) bfloat16 elements of src, with non-temporal
+// stores if stream is set and the CPU has them.
+func bf16ToF32(dst []float32, src []byte, stream bool) {
+	if asmBF16 {
+		decodeAsm(dst, src, stream, bf16ToF32AVX2, bf16ToF32AVX2NT, bf16ToF32Go)
+		return
+	}
+	bf16ToF32Go(dst, src)
+}
+
+// decodeAsm runs an assembly kernel over dst (the streaming one, after the
+// Go decoder has brought dst to a 32-byte boundary, if stream is set) and
+// finishes the last 0-7 elements in Go.
+func decodeAsm(dst []float32, src []byte, stream bool, kernel, streaming func([]float32, []byte) int, tail func([]float32, []byte)) {
+	src = src[:2*len(dst)]
+	if stream {
+		head := min(int(-uintptr(unsafe.Pointer(unsafe.SliceData(dst)))&31/4), len(dst))
+		tail(dst[:head], src[:2*head])
+		dst, src = dst[head:], src[2*head:]
+		kernel = streaming
+	}
+	k := kernel(dst, src)
+	tail(dst[k:], src[2*k:])
+}
+
+// f16ToF32Go decodes eight elements per step from two 64-bit loads, which
 // halves the cost of bounds checks and byte assembly against a plain loop.
-func f16ToF32(dst []float32, src []byte) {
+func f16ToF32Go(dst []float32, src []byte) {
 	tab := f16Table()
 	n := len(dst)
 	src = src[:2*n]
@@ -113,7 +245,8 @@ func f16ToF32(dst []float32, src []byte) {
 	}
 }
 
-func bf16ToF32(dst []float32, src []byte) {
+// bf16ToF32Go decodes bfloat16, the upper half of a float32, by shifting.
+func bf16ToF32Go(dst []float32, src []byte) {
 	n := len(dst)
 	src = src[:2*n]
 	i := 0

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
 )
 
 // fixturesDir returns ../shared/fixtures/sub relative to the repository root
@@ -56,3 +57,6 @@ func writeTemp(t testing.TB, name string, b []byte) string {
 	}
 	return p
 }
+
+// unsafeAddr returns the address of the first element of s.
+func unsafeAddr(s []float32) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(s))) }

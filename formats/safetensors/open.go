@@ -8,14 +8,21 @@ import (
 // Open memory-maps the safetensors file at path read-only and validates its
 // header and layout. Tensor data returned by the File aliases the mapping
 // until Close. As with any mapping, the file must not be truncated while it
-// is open: reading the vanished pages would crash the process.
-func Open(path string) (*File, error) {
+// is open: reading the vanished pages would crash the process. The file
+// also stays open until Close, for Float32 and Float32Into, which read it
+// (a file truncated meanwhile is then an error).
+func Open(path string) (_ *File, err error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err // already names the path
 	}
-	// The mapping stays valid after the descriptor is closed.
-	defer fh.Close()
+	// The descriptor stays open for decoding, which reads rather than
+	// touching the mapping (see decodeFloat32).
+	defer func() {
+		if err != nil {
+			fh.Close()
+		}
+	}()
 	st, err := fh.Stat()
 	if err != nil {
 		return nil, err
@@ -43,5 +50,6 @@ func Open(path string) (*File, error) {
 	}
 	f.path = path
 	f.release = release
+	f.fh = fh
 	return f, nil
 }

@@ -4,9 +4,10 @@
 // string metadata, then the raw little-endian tensor bytes.
 //
 // Files are memory-mapped and validated completely before use, so tensor data
-// is served without copying; sharded Hugging Face checkpoints
-// (model.safetensors.index.json) are opened as one [Model]. The [Writer]
-// streams tensors to disk and publishes each file atomically.
+// is served without copying; decoding to float32 reads the file instead and
+// converts F16 and BF16 with AVX2 where the CPU has it. Sharded Hugging Face
+// checkpoints (model.safetensors.index.json) are opened as one [Model]. The
+// [Writer] streams tensors to disk and publishes each file atomically.
 package safetensors
 
 import (
@@ -16,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,6 +100,7 @@ type File struct {
 	index     map[string]int
 	metadata  map[string]string
 	release   func() error // unmaps the file; nil for Parse
+	fh        *os.File     // the open file, which decoding reads; nil for Parse
 	closed    bool
 }
 
@@ -559,50 +562,82 @@ func (f *File) Tensor(name string) (tensor.Tensor, error) {
 // F64 and the integer and BOOL dtypes are supported; F8 and sub-byte types
 // are readable only as raw bytes through Tensor.
 func (f *File) Float32(name string) ([]float32, error) {
-	t, err := f.Tensor(name)
+	ti, src, err := f.encoded(name)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkFloat32(t.DType); err != nil {
-		return nil, f.errorf("tensor %q: %w", name, err)
-	}
-	out := make([]float32, t.NumElements())
-	if err := decodeFloat32(out, t.DType, t.Data); err != nil {
+	out := make([]float32, ti.NumElements())
+	if err := decodeFloat32(out, ti.DType, src); err != nil {
 		return nil, f.errorf("tensor %q: %w", name, err)
 	}
 	return out, nil
 }
 
 // Float32Into decodes the named tensor into dst, whose length must equal the
-// tensor's number of elements. It lets loaders reuse buffers.
+// tensor's number of elements. It lets loaders reuse buffers, or decode
+// straight into the memory where the values are wanted. dst is left
+// untouched when the tensor cannot be decoded (unknown name, wrong length,
+// unsupported dtype); a read error part way leaves it partly written.
 func (f *File) Float32Into(name string, dst []float32) error {
-	t, err := f.Tensor(name)
+	ti, src, err := f.encoded(name)
 	if err != nil {
 		return err
 	}
-	if n := t.NumElements(); n != len(dst) {
+	if n := ti.NumElements(); n != len(dst) {
 		return f.errorf("tensor %q: destination has %d elements, tensor has %d", name, len(dst), n)
 	}
-	if err := decodeFloat32(dst, t.DType, t.Data); err != nil {
+	if err := decodeFloat32(dst, ti.DType, src); err != nil {
 		return f.errorf("tensor %q: %w", name, err)
 	}
 	return nil
 }
 
-// Close releases the memory mapping. Tensors obtained from f must not be
-// used afterwards. Closing twice is a no-op.
+// encoded describes the named tensor and where decoding finds its bytes,
+// checking that its dtype can be decoded to float32.
+func (f *File) encoded(name string) (TensorInfo, encoded, error) {
+	if f.closed {
+		return TensorInfo{}, encoded{}, f.errorf("tensor %q: %w", name, ErrClosed)
+	}
+	i, ok := f.index[name]
+	if !ok {
+		return TensorInfo{}, encoded{}, f.errorf("tensor %q: %w", name, ErrNotFound)
+	}
+	ti := f.infos[i]
+	if err := checkFloat32(ti.DType); err != nil {
+		return TensorInfo{}, encoded{}, f.errorf("tensor %q: %w", name, err)
+	}
+	lo, hi := f.dataStart+ti.Begin, f.dataStart+ti.End
+	e := inMemory(f.buf[lo:hi:hi])
+	if f.fh != nil {
+		e.file, e.off = f.fh, lo
+	}
+	return ti, e, nil
+}
+
+// Close releases the memory mapping and the file. Tensors obtained from f
+// must not be used afterwards. Closing twice is a no-op.
 func (f *File) Close() error {
 	if f.closed {
 		return nil
 	}
 	f.closed = true
 	f.buf = nil
+	var errs []error
 	if f.release != nil {
 		rel := f.release
 		f.release = nil
 		if err := rel(); err != nil {
-			return f.errorf("close: %w", err)
+			errs = append(errs, err)
 		}
+	}
+	if f.fh != nil {
+		if err := f.fh.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		f.fh = nil
+	}
+	if err := errors.Join(errs...); err != nil {
+		return f.errorf("close: %w", err)
 	}
 	return nil
 }

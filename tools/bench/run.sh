@@ -25,8 +25,9 @@
 #   SURGEON_BENCH_BERT_ROUNDS rounds of the BERT-base step (default 1)
 #   SURGEON_BENCH_IDLE_WAIT  seconds to wait, before each measurement, for
 #                            other processes to leave the CPUs (default 0)
-#   SURGEON_BENCH_BYTES      size of the safetensors read benchmark's file
-#                            (default 1 GiB, written once under $TMPDIR)
+#   SURGEON_BENCH_BYTES      size of the safetensors read benchmark's files,
+#                            one F16 and one BF16 (default 1 GiB each,
+#                            written once under $TMPDIR)
 #   SURGEON_BENCH_PYTHON     interpreter with torch (default /usr/bin/python3)
 #   SURGEON_BENCH_OPENBLAS_CORETYPE  OpenBLAS kernels for the peer (default:
 #                            SkylakeX with AVX-512, Haswell with AVX2 + FMA;
@@ -217,18 +218,21 @@ for r in $(seq 1 "$bert_rounds"); do
 done
 
 want io && {
-say "safetensors F16 -> F32 read vs cat (the first run writes the file)"
-measure go 1 "$root/formats/safetensors" "$work/safetensors.test" -test.run XXX -test.bench '^BenchmarkReadF16ToF32$' -test.benchtime 3x
-stfile=${TMPDIR:-/tmp}/surgeon-bench/f16-llama-${SURGEON_BENCH_BYTES:-1073741824}.safetensors
-if [ -f "$stfile" ]; then
-	size=$(stat -c %s "$stfile")
-	printf '1\tcat\tfile-size\t%s\tB\t0\n' "$size" >>"$results"
-	for r in 1 2 3; do
+# Rounds alternate the Go benchmark and cat on the same files, so both see
+# the same machine; the first round writes the files.
+for r in $(seq 1 "$rounds"); do
+	say "round $r/$rounds: safetensors F16/BF16 -> F32 read vs cat"
+	measure go "$r" "$root/formats/safetensors" "$work/safetensors.test" -test.run XXX -test.bench '^BenchmarkReadToF32$' -test.benchtime 3x
+	for dt in F16 BF16; do
+		stfile=${TMPDIR:-/tmp}/surgeon-bench/$(echo "$dt" | tr A-Z a-z)-llama-${SURGEON_BENCH_BYTES:-1073741824}.safetensors
+		[ -f "$stfile" ] || continue
+		size=$(stat -c %s "$stfile")
+		[ "$r" = 1 ] && printf '1\tcat\tfile-size/%s\t%s\tB\t0\n' "$dt" "$size" >>"$results"
 		# shellcheck disable=SC2016
 		measure cat "$r" "$root" bash -c 't0=$(date +%s.%N); cat "$1" >/dev/null; t1=$(date +%s.%N)
-			echo "RESULT cat $(echo "$2 / ($t1 - $t0) / 1000000000" | bc -l) GB/s"' _ "$stfile" "$size"
+			echo "RESULT cat/$3 $(echo "$2 / ($t1 - $t0) / 1000000000" | bc -l) GB/s"' _ "$stfile" "$size" "$dt"
 	done
-fi
+done
 }
 
 if want other; then

@@ -1,0 +1,5 @@
+package safetensors
+
+// The AVX2 half-precision decoders are written by an avo program;
+// TestGeneratedUpToDate checks that the committed files match its output.
+//go:generate go run ./internal/asmgen
