@@ -235,7 +235,7 @@ func (m *Model) Hidden(b model.Batch) (mat.Tensor, error) {
 	}
 	x := m.DistilBert.Embeddings.Forward(b.Flat(), pos, nil)
 	for _, l := range m.DistilBert.Transformer.Layer {
-		x = l.Forward(x, lay, c.NHeads, c.Activation)
+		x = ops.Block(x, func(x mat.Tensor) mat.Tensor { return l.Forward(x, lay, c.NHeads, c.Activation) })
 	}
 	return x, nil
 }

@@ -128,20 +128,23 @@ func (m *Model) Hidden(b model.Batch) mat.Tensor {
 	pos := lay.Positions()
 	h := ops.Scale(m.Base.EmbedTokens.Forward(b.Flat()), float32(math.Sqrt(float64(c.HiddenSize))))
 	for i, l := range m.Base.Layers {
-		x := norm(l.InputLayernorm, h)
-		a := l.SelfAttn
-		q := ops.Rotary(a.QProj.Forward(x), pos, c.NumAttentionHeads, c.RopeTheta)
-		k := ops.Rotary(a.KProj.Forward(x), pos, c.NumKeyValueHeads, c.RopeTheta)
-		att := ops.AttentionWith(q, k, a.VProj.Forward(x), lay, c.NumAttentionHeads, c.NumKeyValueHeads, ops.AttentionOptions{
-			Window:  c.LayerWindow(i),
-			Scale:   c.AttnScale(),
-			Softcap: float32(c.AttnLogitSoftcapping),
+		h = ops.Block(h, func(h mat.Tensor) mat.Tensor {
+			x := norm(l.InputLayernorm, h)
+			a := l.SelfAttn
+			q := ops.Rotary(a.QProj.Forward(x), pos, c.NumAttentionHeads, c.RopeTheta)
+			k := ops.Rotary(a.KProj.Forward(x), pos, c.NumKeyValueHeads, c.RopeTheta)
+			att := ops.AttentionWith(q, k, a.VProj.Forward(x), lay, c.NumAttentionHeads, c.NumKeyValueHeads, ops.AttentionOptions{
+				Window:  c.LayerWindow(i),
+				Scale:   c.AttnScale(),
+				Softcap: float32(c.AttnLogitSoftcapping),
+			})
+			h = ops.Add(h, norm(l.PostAttentionLayernorm, a.OProj.Forward(att)))
+			x = norm(l.PreFeedforwardLayernorm, h)
+			f := l.MLP
+			y := f.DownProj.Forward(ops.GELUTanhGate(f.GateProj.Forward(x), f.UpProj.Forward(x)))
+			h = ops.Add(h, norm(l.PostFeedforwardLayernorm, y))
+			return h
 		})
-		h = ops.Add(h, norm(l.PostAttentionLayernorm, a.OProj.Forward(att)))
-		x = norm(l.PreFeedforwardLayernorm, h)
-		f := l.MLP
-		y := f.DownProj.Forward(ops.GELUTanhGate(f.GateProj.Forward(x), f.UpProj.Forward(x)))
-		h = ops.Add(h, norm(l.PostFeedforwardLayernorm, y))
 	}
 	return norm(m.Base.Norm, h)
 }

@@ -159,32 +159,35 @@ func (m *Model) hidden(ids, pos []int, attend func(i int, q, k, v mat.Tensor) ma
 	}
 	dh := float64(e / c.NHead)
 	for i, blk := range t.H {
-		x := blk.Ln1.Forward(h)
-		qkv := ops.Reshape(blk.Attn.CAttn.Forward(x), 3*rows, e)
-		q := ops.SelectRows(qkv, split[0])
-		k := ops.SelectRows(qkv, split[1])
-		v := ops.SelectRows(qkv, split[2])
-		// ops.Attention divides the scores by sqrt(head_dim); GPT-2 may
-		// not, and may divide them by the layer's number as well.
-		s := 1.0
-		if !c.ScaleAttnWeights {
-			s *= math.Sqrt(dh)
-		}
-		if c.ScaleAttnByInverseLayerIdx {
-			s /= float64(i + 1)
-		}
-		if s != 1 {
-			q = ops.Scale(q, float32(s))
-		}
-		h = ops.Add(h, blk.Attn.CProj.Forward(attend(i, q, k, v)))
-		x = blk.Ln2.Forward(h)
-		f := blk.MLP.CFc.Forward(x)
-		if activations[c.ActivationFunction] == "erf" {
-			f = ops.GELU(f)
-		} else {
-			f = GELUTanh(f)
-		}
-		h = ops.Add(h, blk.MLP.CProj.Forward(f))
+		h = ops.Block(h, func(h mat.Tensor) mat.Tensor {
+			x := blk.Ln1.Forward(h)
+			qkv := ops.Reshape(blk.Attn.CAttn.Forward(x), 3*rows, e)
+			q := ops.SelectRows(qkv, split[0])
+			k := ops.SelectRows(qkv, split[1])
+			v := ops.SelectRows(qkv, split[2])
+			// ops.Attention divides the scores by sqrt(head_dim); GPT-2 may
+			// not, and may divide them by the layer's number as well.
+			s := 1.0
+			if !c.ScaleAttnWeights {
+				s *= math.Sqrt(dh)
+			}
+			if c.ScaleAttnByInverseLayerIdx {
+				s /= float64(i + 1)
+			}
+			if s != 1 {
+				q = ops.Scale(q, float32(s))
+			}
+			h = ops.Add(h, blk.Attn.CProj.Forward(attend(i, q, k, v)))
+			x = blk.Ln2.Forward(h)
+			f := blk.MLP.CFc.Forward(x)
+			if activations[c.ActivationFunction] == "erf" {
+				f = ops.GELU(f)
+			} else {
+				f = GELUTanh(f)
+			}
+			h = ops.Add(h, blk.MLP.CProj.Forward(f))
+			return h
+		})
 	}
 	return t.LnF.Forward(h)
 }

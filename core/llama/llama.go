@@ -176,28 +176,31 @@ func (m *Model) hidden(ids, pos []int, attend attendFunc) mat.Tensor {
 		h = ops.Scale(h, float32(math.Sqrt(float64(c.HiddenSize))))
 	}
 	for i, l := range m.Base.Layers {
-		x := m.norm(l.InputLayernorm, h)
-		a := l.SelfAttn
-		var q, k, v mat.Tensor
-		if a.QKVProj != nil {
-			d, kv := c.NumAttentionHeads*c.HeadDim, c.NumKeyValueHeads*c.HeadDim
-			qkv := a.QKVProj.Forward(x)
-			q, k, v = ops.SliceCols(qkv, 0, d), ops.SliceCols(qkv, d, d+kv), ops.SliceCols(qkv, d+kv, d+2*kv)
-		} else {
-			q, k = a.QProj.Forward(x), a.KProj.Forward(x)
-		}
-		if a.QNorm != nil {
-			q = headNorm(a.QNorm, q, c.NumAttentionHeads)
-			k = headNorm(a.KNorm, k, c.NumKeyValueHeads)
-		}
-		q = ops.Rotary(q, pos, c.NumAttentionHeads, c.RopeTheta)
-		k = ops.Rotary(k, pos, c.NumKeyValueHeads, c.RopeTheta)
-		if v == nil {
-			v = a.VProj.Forward(x)
-		}
-		h = ops.Add(h, a.OProj.Forward(attend(i, q, k, v)))
-		x = m.norm(l.PostAttentionLayernorm, h)
-		h = ops.Add(h, l.MLP.DownProj.Forward(m.gate(l.MLP, x)))
+		h = ops.Block(h, func(h mat.Tensor) mat.Tensor {
+			x := m.norm(l.InputLayernorm, h)
+			a := l.SelfAttn
+			var q, k, v mat.Tensor
+			if a.QKVProj != nil {
+				d, kv := c.NumAttentionHeads*c.HeadDim, c.NumKeyValueHeads*c.HeadDim
+				qkv := a.QKVProj.Forward(x)
+				q, k, v = ops.SliceCols(qkv, 0, d), ops.SliceCols(qkv, d, d+kv), ops.SliceCols(qkv, d+kv, d+2*kv)
+			} else {
+				q, k = a.QProj.Forward(x), a.KProj.Forward(x)
+			}
+			if a.QNorm != nil {
+				q = headNorm(a.QNorm, q, c.NumAttentionHeads)
+				k = headNorm(a.KNorm, k, c.NumKeyValueHeads)
+			}
+			q = ops.Rotary(q, pos, c.NumAttentionHeads, c.RopeTheta)
+			k = ops.Rotary(k, pos, c.NumKeyValueHeads, c.RopeTheta)
+			if v == nil {
+				v = a.VProj.Forward(x)
+			}
+			h = ops.Add(h, a.OProj.Forward(attend(i, q, k, v)))
+			x = m.norm(l.PostAttentionLayernorm, h)
+			h = ops.Add(h, l.MLP.DownProj.Forward(m.gate(l.MLP, x)))
+			return h
+		})
 	}
 	return m.norm(m.Base.Norm, h)
 }

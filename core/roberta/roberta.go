@@ -218,7 +218,7 @@ func (m *Model) Hidden(b model.Batch) (mat.Tensor, error) {
 	}
 	x := m.Roberta.Embeddings.Forward(b.Flat(), pos, make([]int, len(pos)))
 	for _, l := range m.Roberta.Encoder.Layer {
-		x = l.Forward(x, lay, c.NumAttentionHeads)
+		x = ops.Block(x, func(x mat.Tensor) mat.Tensor { return l.Forward(x, lay, c.NumAttentionHeads) })
 	}
 	return x, nil
 }

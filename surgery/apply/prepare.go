@@ -20,6 +20,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/hub"
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/plugins/program"
 	"github.com/surgeon-ml/surgeon/surgery/adapter"
 	"github.com/surgeon-ml/surgeon/surgery/attach"
 	"github.com/surgeon-ml/surgeon/surgery/recipe"
@@ -257,6 +258,9 @@ func (r *Run) setupTargets(ctx context.Context) error {
 			r.Adapters = attach.Adapted(r.Model)
 			for _, s := range sels {
 				a := r.Adapters[s.Path]
+				if rec.Train.GradientCheckpointing && dropsOut(a) {
+					return fmt.Errorf("%s: train.gradient_checkpointing: module %s has adapter dropout, and a block run again in backward would draw other masks: set its dropout to 0 or turn checkpointing off", rec.Path, s.Path)
+				}
 				row := Row{Module: s.Path, Shape: [2]int{a.Base.Out(), a.Base.In()}, Adapter: s.Adapter, Group: s.Group, Config: s.Config,
 					Rank: a.Summary.Rank, Scale: a.Summary.Scale, Alpha: a.Summary.Alpha}
 				for i, p := range a.Values {
@@ -488,4 +492,14 @@ func (d dropSuffix) Encode(text string, special bool) []int {
 		ids = ids[:len(ids)-1]
 	}
 	return ids
+}
+
+// dropsOut reports whether an adapter's forward program applies dropout.
+func dropsOut(a *adapter.Adapted) bool {
+	for _, n := range a.Fwd.Nodes {
+		if (n.Op == program.OpLowRank && n.Value2 > 0) || (n.Op == program.OpDropout && n.Value > 0) {
+			return true
+		}
+	}
+	return false
 }

@@ -460,6 +460,8 @@ func (r *Run) execute(ctx context.Context, progress func(train.Event)) (*Report,
 			if epoch != cacheEpoch {
 				cache, cacheEpoch = epochBatches(epoch), epoch
 			}
+			was := ops.SetCheckpointing(rec.Train.GradientCheckpointing)
+			defer ops.SetCheckpointing(was)
 			return r.step(cache[i], scale, seed^uint64(epoch)<<32^uint64(i))
 		},
 		// Each epoch is evaluated: on the validation split, which also picks

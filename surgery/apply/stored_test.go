@@ -1,14 +1,17 @@
 package apply
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
+	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
 )
@@ -91,5 +94,42 @@ func TestStoredWeightsTrainTheSame(t *testing.T) {
 	}
 	if stMem.Weights >= f32Mem.Weights {
 		t.Fatalf("memory estimate of stored weights %d, float32 %d", stMem.Weights, f32Mem.Weights)
+	}
+}
+
+// train.gradient_checkpointing trains exactly as without it (same losses,
+// metrics and adapter bytes), recomputing blocks in backward; with adapter
+// dropout it is refused before training.
+func TestGradientCheckpointingTrainsTheSame(t *testing.T) {
+	needFixtures(t)
+	run := func(sets ...string) (*Report, []byte) {
+		out := filepath.Join(t.TempDir(), "out")
+		r, err := prepare(t, writeRecipe(t, smallRecipe("\n[output]\ndir = \""+out+"\"\n")), append(sets, "data.max_examples=200")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		rep, err := r.Execute(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(filepath.Join(out, "adapter", "adapter_model.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep, raw
+	}
+	plain, a := run()
+	before := ops.Recomputed()
+	ckpt, b := run("train.gradient_checkpointing=true")
+	if ops.Recomputed() == before {
+		t.Fatal("no block was recomputed")
+	}
+	if !reflect.DeepEqual(plain.Epochs, ckpt.Epochs) || !bytes.Equal(a, b) {
+		t.Fatalf("checkpointed run %+v differs from %+v (or its adapter does)", ckpt.Epochs, plain.Epochs)
+	}
+	_, err := prepare(t, writeRecipe(t, smallRecipe("")), "train.gradient_checkpointing=true", "targets.0.config.lora_dropout=0.1")
+	if err == nil || !strings.Contains(err.Error(), "gradient_checkpointing") || !strings.Contains(err.Error(), "draw other masks") {
+		t.Fatalf("checkpointing with dropout: %v", err)
 	}
 }

@@ -187,6 +187,11 @@ type Train struct {
 	// StepsPerEpoch, when > 0 (causal-LM), makes an epoch that many batches
 	// of random windows instead of one pass over the chunks.
 	StepsPerEpoch int `toml:"steps_per_epoch" json:"steps_per_epoch"`
+	// GradientCheckpointing keeps only each block's input for the
+	// backward pass and runs the block again there: activation memory of
+	// one block instead of all, for about a third more compute. Adapters
+	// must have no dropout (a block run twice must draw the same values).
+	GradientCheckpointing bool `toml:"gradient_checkpointing" json:"gradient_checkpointing,omitempty"`
 }
 
 // Eval holds the evaluation settings.

@@ -1,0 +1,81 @@
+package checkpoint
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/core/ops"
+)
+
+// Gradient checkpointing (ops.SetCheckpointing) gives bit for bit the
+// loss and the gradients of the ordinary backward pass, for every family
+// of the reference models, with every parameter trainable (so gradients
+// flow into each block's parameters and through its input), and with
+// stored weights.
+func TestGradientCheckpointingSameGradients(t *testing.T) {
+	cases, err := os.ReadDir(refDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		dir := filepath.Join(refDir, c.Name())
+		if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
+			continue
+		}
+		t.Run(c.Name(), func(t *testing.T) {
+			grads := func(ckpt bool) (float32, map[string][]float32) {
+				l, err := Load(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				layer.Freeze(l.Model, false)
+				was := ops.SetCheckpointing(ckpt)
+				defer ops.SetCheckpointing(was)
+				ids := [][]int{{1, 5, 9, 2, 7, 3, 11, 4}, {4, 4, 8, 1, 6, 2, 10, 3}}
+				logits, err := l.Model.Logits(model.NewBatch(ids, 0))
+				if err != nil {
+					t.Fatal(err)
+				}
+				targets := make([]int, ops.Rows(logits))
+				for i := range targets {
+					targets[i] = (3*i + 1) % ops.Cols(logits)
+				}
+				loss := ops.CrossEntropy(logits, targets)
+				lv := ops.Data(loss)[0]
+				if err := ops.Backward(loss); err != nil {
+					t.Fatal(err)
+				}
+				out := map[string][]float32{}
+				for _, p := range layer.Params(l.Model) {
+					if p.Param.HasGrad() {
+						out[p.Path] = append([]float32(nil), ops.Data(p.Param.Grad())...)
+					}
+				}
+				return lv, out
+			}
+			l0, g0 := grads(false)
+			before := ops.Recomputed()
+			l1, g1 := grads(true)
+			if ops.Recomputed() == before {
+				t.Fatal("no block was checkpointed")
+			}
+			if l0 != l1 {
+				t.Fatalf("loss %v with checkpointing, %v without", l1, l0)
+			}
+			if len(g0) == 0 || len(g0) != len(g1) {
+				t.Fatalf("%d gradients with checkpointing, %d without", len(g1), len(g0))
+			}
+			for name, a := range g0 {
+				b := g1[name]
+				for i := range a {
+					if a[i] != b[i] {
+						t.Fatalf("%s[%d]: %v with checkpointing, %v without", name, i, b[i], a[i])
+					}
+				}
+			}
+		})
+	}
+}
