@@ -35,7 +35,17 @@ func Cols(t mat.Tensor) int {
 	return s[1]
 }
 
+// run applies an operator. With gradients off (WithoutGrad) it returns the
+// plain result: an ag.Operator would hold its operands, and through them
+// every activation of the forward pass, alive until the output is dropped.
 func run(f ag.AutoGradFunction) mat.Tensor {
+	if !gradEnabled() {
+		y, err := f.Forward()
+		if err != nil {
+			panic(fmt.Errorf("ops: %w", err))
+		}
+		return y
+	}
 	op := ag.NewOperator(f).Run()
 	record(op, f)
 	return op

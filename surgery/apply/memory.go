@@ -79,6 +79,11 @@ func (r *Run) estimateMemory() Memory {
 	perToken += int64(heads*layers) * seq
 	// Norms, activations and residual sums keep about half as much again.
 	m.Activations = 4 * tokens * perToken * 3 / 2
+	if rec.Train.GradientCheckpointing && layers > 0 {
+		// Each block's input, plus one block's activations at a time.
+		hidden := int64(cfgInt(cfg, "hidden_size", "n_embd", "dim"))
+		m.Activations = 4*tokens*hidden*int64(layers) + m.Activations/int64(layers)
+	}
 	live := m.Weights + m.TrainState + m.Activations
 	m.Runtime = runtimeBase + max(128<<20, live*15/100)
 	if rec.Train.Mode == recipe.ModeFull {

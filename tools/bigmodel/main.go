@@ -40,6 +40,7 @@ func main() {
 	shard := flag.Int64("max-shard-bytes", 2<<30, "shard size")
 	adapter := flag.String("adapter", "", "also write a random PEFT LoRA on q_proj and v_proj here")
 	rank := flag.Int("r", 16, "adapter rank")
+	tok := flag.String("tokenizer", "", "copy tokenizer.json and tokenizer_config.json from this folder (a 32000-token Llama tokenizer)")
 	flag.Parse()
 	s, ok := shapes[*name]
 	if !ok || *out == "" {
@@ -52,6 +53,18 @@ func main() {
 	}
 	if err := writeModel(*out, s, dt, *shard); err != nil {
 		fail(err)
+	}
+	for _, f := range []string{"tokenizer.json", "tokenizer_config.json", "tokenizer.model"} {
+		if *tok == "" {
+			break
+		}
+		raw, err := os.ReadFile(filepath.Join(*tok, f))
+		if err != nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(*out, f), raw, 0o666); err != nil {
+			fail(err)
+		}
 	}
 	if *adapter != "" {
 		if err := writeAdapter(*adapter, s, *rank); err != nil {
