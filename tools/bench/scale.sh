@@ -11,7 +11,11 @@
 # by `sync` of the same folder (surgeon syncs its output before renaming
 # it into place, so the copy is timed to disk as well); the bound the
 # issue sets on peak RSS (twice the largest tensor in F32, plus 300 MiB);
-# `forward` of 16 tokens on TinyLlama (start to first logits, peak RSS).
+# `forward` of 16 tokens (start to first logits, peak RSS) with float32
+# and with stored weights; on the 7B shape, 128 tokens with stored weights;
+# on TinyLlama, a LoRA training step with stored weights and gradient
+# checkpointing against PyTorch's float32 step (tools/bench/torch_peer.py
+# scale-train; needs ../shared/fixtures for the tokenizer and text).
 #
 # Environment: SURGEON_SCALE_DIR work folder (default /tmp/surgeon-scale).
 set -euo pipefail
@@ -50,10 +54,78 @@ row() { printf '| %s | %s | %s | %s | %s |\n' "$@" | tee -a "$report"; }
 	echo "|---|---|---|---|---|"
 } >"$report"
 
+fixtures=${SURGEON_FIXTURES:-$root/../shared/fixtures}
+py=${SURGEON_BENCH_PYTHON:-/usr/bin/python3}
+coretype=Haswell
+grep -qw avx512f /proc/cpuinfo && coretype=SkylakeX
+
+# train_row M: a LoRA r=16 (q_proj, v_proj) training run of 3 steps on
+# 4 x 256 tokens of tinyshakespeare, base weights stored, with gradient
+# checkpointing; seconds per step from the last two steps; then the same
+# step in PyTorch (float32, same shapes, torch_peer.py scale-train).
+train_row() {
+	local m=$1
+	if [ ! -f "$fixtures/tinyshakespeare/input.txt" ]; then
+		row "tinyllama" "LoRA training step" "-" "-" "skipped: $fixtures/tinyshakespeare missing"
+		return
+	fi
+	cat >"$work/train.toml" <<EOT
+[model]
+path = "$m"
+task = "causal-lm"
+max_length = 256
+weights = "stored"
+
+[data]
+train = "$fixtures/tinyshakespeare/input.txt"
+format = "text"
+test_fraction = 0.01
+
+[[targets]]
+name = "attention"
+modules = ["q_proj", "v_proj"]
+[targets.config]
+r = 16
+lora_alpha = 32
+
+[train]
+epochs = 1
+max_steps = 3
+batch_size = 4
+seq_len = 256
+lr = 1e-4
+gradient_checkpointing = true
+
+[eval]
+batch_size = 4
+max_examples = 4
+
+[output]
+dir = "$work/trainrun"
+EOT
+	measure train "$surgeon" apply "$work/train.toml"
+	local ours
+	ours=$(awk -F, 'NR==3{a=$8} NR==4{b=$8} END{printf "%.1f", (b-a)/2}' "$work/trainrun/metrics.csv")
+	local rss=$rss_mib
+	rm -rf "$work/trainrun"
+	if "$py" -c "import torch" 2>/dev/null; then
+		OPENBLAS_CORETYPE=$coretype "$py" tools/bench/torch_peer.py scale-train "$m" --steps 2 >"$work/torch.log" 2>&1 || { cat "$work/torch.log"; exit 1; }
+		local theirs trss
+		theirs=$(awk '/scale-train\/s /{printf "%.1f", $3}' "$work/torch.log")
+		trss=$(awk '/scale-train\/peak-rss/{printf "%d", $3}' "$work/torch.log")
+		row "tinyllama" "PyTorch 1.13 LoRA step, float32 (OpenBLAS $coretype)" "$theirs s/step" "$trss" "-"
+		row "tinyllama" "LoRA step, stored BF16 base, gradient checkpointing" "$ours s/step" "$rss" "$(awk -v a="$ours" -v b="$theirs" 'BEGIN{printf "%.2fx PyTorch time", a/b}') / RSS bound 4096 MiB: $([ "$rss" -le 4096 ] && echo met || echo NOT met)"
+	else
+		row "tinyllama" "LoRA step, stored BF16 base, gradient checkpointing" "$ours s/step" "$rss" "no PyTorch peer ($py has no torch)"
+	fi
+}
+
 run_shape() {
 	local shape=$1 largest=$2
 	local m=$work/$shape
-	"$work/bigmodel" -shape "$shape" -o "$m" -adapter "$m-lora" -r 16
+	tok=()
+	[ -d "$fixtures/tokenizers/llama2" ] && tok=(-tokenizer "$fixtures/tokenizers/llama2")
+	"$work/bigmodel" -shape "$shape" -o "$m" -adapter "$m-lora" -r 16 "${tok[@]}"
 	local bytes
 	bytes=$(du -sb "$m" | cut -f1)
 	local bound=$(((2 * largest + (300 << 20)) >> 20))
@@ -68,9 +140,21 @@ run_shape() {
 	measure convert "$surgeon" convert "$m" --to safetensors --dtype BF16 --max-shard-bytes $((2 << 30)) -q -o "$work/converted"
 	row "$shape" "convert BF16->BF16 (streamed)" "$secs" "$rss_mib" "$(awk -v a="$cp_secs" -v b="$secs" 'BEGIN{printf "%.2fx", a/b}') / RSS bound $bound MiB: $([ "$rss_mib" -le "$bound" ] && echo met || echo NOT met)"
 	rm -rf "$work/converted"
+	local toks=1,450,4996,373,263,931,29892,727,471,263,2217,7826,4257,365,2354,29889
 	if [ "$shape" = tinyllama ]; then
-		measure forward "$surgeon" forward "$m" --tokens 1,450,4996,373,263,931,29892,727,471,263,2217,7826,4257,365,2354,29889 --top 1
-		row "$shape" "forward 16 tokens (start to first logits)" "$secs" "$rss_mib" "-"
+		measure forward "$surgeon" forward "$m" --tokens $toks --top 1
+		row "$shape" "forward 16 tokens, float32 weights (start to first logits)" "$secs" "$rss_mib" "-"
+	fi
+	measure forward "$surgeon" forward "$m" --tokens $toks --top 1 --weights stored
+	row "$shape" "forward 16 tokens, weights stored (start to first logits)" "$secs" "$rss_mib" "-"
+	if [ "$shape" = llama7b ]; then
+		local t128
+		t128=$(seq -s, 1 128)
+		measure forward128 "$surgeon" forward "$m" --tokens "$t128" --top 1 --weights stored
+		row "$shape" "forward 128 tokens, weights stored" "$secs" "$rss_mib" "RSS bound 15360 MiB: $([ "$rss_mib" -le 15360 ] && echo met || echo NOT met)"
+	fi
+	if [ "$shape" = tinyllama ]; then
+		train_row "$m"
 	fi
 	rm -rf "$m" "$m-lora"
 }

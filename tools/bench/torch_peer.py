@@ -8,6 +8,7 @@ Run with Debian's interpreter, which has python3-torch (1.13):
     /usr/bin/python3 tools/bench/torch_peer.py bert-step [--steps 3]
     /usr/bin/python3 tools/bench/torch_peer.py stories-train HF_DIR [--steps 5]
     /usr/bin/python3 tools/bench/torch_peer.py stories-forward HF_DIR
+    /usr/bin/python3 tools/bench/torch_peer.py scale-train HF_DIR [--steps 2]
     /usr/bin/python3 tools/bench/torch_peer.py all HF_DIR
 
 Each measurement prints lines
@@ -391,6 +392,58 @@ def cmd_stories_train(args):
     result("stories-train/peak-rss", peak_rss_mib(), "MiB")
 
 
+def cmd_scale_train(args):
+    """A LoRA r=16 (alpha 32) step on q_proj and v_proj of a float32 Llama
+    with the shapes of HF_DIR's config.json (random N(0, 0.02) weights: the
+    values do not change the time), batch 4 x 256, as make bench-scale's
+    surgeon run."""
+    torch.manual_seed(1)
+    cfg = json.load(open(os.path.join(args.hf_dir, "config.json")))
+    cfg.setdefault("rope_theta", 10000.0)
+    h, f, v = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    kv = cfg["num_key_value_heads"] * (h // cfg["num_attention_heads"])
+    W = {"model.embed_tokens.weight": torch.randn(v, h) * 0.02, "model.norm.weight": torch.ones(h),
+         "lm_head.weight": torch.randn(v, h) * 0.02}
+    for i in range(cfg["num_hidden_layers"]):
+        p = "model.layers.%d." % i
+        W[p + "input_layernorm.weight"] = torch.ones(h)
+        W[p + "post_attention_layernorm.weight"] = torch.ones(h)
+        for n, shape in (("q_proj", (h, h)), ("k_proj", (kv, h)), ("v_proj", (kv, h)), ("o_proj", (h, h))):
+            W[p + "self_attn.%s.weight" % n] = torch.randn(*shape) * 0.02
+        for n, shape in (("gate_proj", (f, h)), ("up_proj", (f, h)), ("down_proj", (h, f))):
+            W[p + "mlp.%s.weight" % n] = torch.randn(*shape) * 0.02
+    cfg["tie_word_embeddings"] = False
+    m = Llama(cfg, W)
+    del W
+    for p_ in m.parameters():
+        p_.requires_grad_(False)
+    for layer in m.layers:
+        layer.q_proj = LoRALinear(layer.q_proj, r=16, alpha=32)
+        layer.v_proj = LoRALinear(layer.v_proj, r=16, alpha=32)
+    params = [p_ for p_ in m.parameters() if p_.requires_grad]
+    opt = adamw(params)
+    B, T = 4, 256
+    ids = torch.tensor([[(i * 31 + t * 7) % v for t in range(T)] for i in range(B)])
+    targets = torch.cat((ids[:, 1:], torch.full((B, 1), -100)), dim=1).reshape(-1)
+    m.train()
+
+    def step():
+        logits = m(ids)
+        loss = F.cross_entropy(logits.reshape(B * T, -1), targets, ignore_index=-100)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    n, t0 = 0, time.perf_counter()
+    while n < args.steps:
+        step()
+        n += 1
+    dt = time.perf_counter() - t0
+    result("scale-train/s", dt / n, "s/step")
+    result("scale-train/peak-rss", peak_rss_mib(), "MiB")
+
+
 def cmd_stories_forward(args):
     m = load_llama(args.hf_dir)
     m.eval()
@@ -441,6 +494,9 @@ def main():
     p.add_argument("--big", action="store_true", help="only the first (large) shape")
     p = sp.add_parser("bert-step")
     p.add_argument("--steps", type=int, default=3)
+    p = sp.add_parser("scale-train")
+    p.add_argument("hf_dir")
+    p.add_argument("--steps", type=int, default=2)
     for name in ("stories-train", "stories-forward", "all"):
         p = sp.add_parser(name)
         p.add_argument("hf_dir")
@@ -449,7 +505,7 @@ def main():
     args = ap.parse_args()
     {"info": cmd_info, "sgemm": cmd_sgemm, "bert-step": cmd_bert_step,
      "stories-train": cmd_stories_train, "stories-forward": cmd_stories_forward,
-     "all": cmd_all}[args.cmd](args)
+     "scale-train": cmd_scale_train, "all": cmd_all}[args.cmd](args)
 
 
 if __name__ == "__main__":
