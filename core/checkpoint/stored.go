@@ -1,20 +1,25 @@
 package checkpoint
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"os"
 	"path/filepath"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/detect"
+	"github.com/surgeon-ml/surgeon/formats/gguf"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
 )
 
 // LoadStored loads a model like Load, except that the linear weights of a
-// Hugging Face folder stay where they are stored: memory-mapped in their
-// file's dtype (F32, F16 or BF16), each filled into a float32 buffer only
+// Hugging Face folder or a llama GGUF file stay where they are stored:
+// memory-mapped in their file's type (F32, F16 or BF16; quantized GGUF
+// blocks stay quantized: QLoRA), each filled into a float32 buffer only
 // while a product needs it (layer.Linear.Source, ops.StoredLinear). Only
 // embeddings, norms and biases are read into memory, so a model of any
 // size holds about one layer's float32 weight at a time. Results equal
@@ -22,7 +27,11 @@ import (
 // values materializes it (layer.Linear.Materialize). Other formats load
 // as Load does.
 func LoadStored(path string) (*Loaded, error) {
-	if f, err := detect.Path(path); err != nil || f != detect.HFModel {
+	f, err := detect.Path(path)
+	if err == nil && f == detect.GGUF {
+		return loadGGUFStored(path)
+	}
+	if err != nil || f != detect.HFModel {
 		return Load(path)
 	}
 	cfgPath := filepath.Join(path, "config.json")
@@ -116,3 +125,111 @@ func (w *storedWeight) DType() string { return w.dtype }
 
 // Bytes is the size in the file.
 func (w *storedWeight) Bytes() int64 { return w.size }
+
+// loadGGUFStored is LoadStored for a llama GGUF file: embeddings and norms
+// are read (dequantized) into memory, linear weights stay in the mapped
+// file in their GGUF type and are dequantized, with llama.cpp's q/k row
+// order undone, each time a product needs them.
+func loadGGUFStored(path string) (*Loaded, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
+	cfg, err := gguf.LlamaConfig(f)
+	if err != nil {
+		return nil, err
+	}
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: config: %w", path, err)
+	}
+	m, err := layer.BuildMeta(func() (model.Model, error) { return model.New(js) })
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	linears := map[string]*layer.Linear{}
+	for _, mod := range layer.Modules(m) {
+		if s, ok := mod.Model.(*layer.Slot); ok && s.Base() != nil {
+			linears[mod.Path+".weight"] = s.Base()
+		}
+	}
+	params := map[string]layer.Param{}
+	for _, p := range layer.Params(m) {
+		params[p.Path] = p
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, ti := range f.Tensors() {
+		hf, known := gguf.LlamaName(ti.Name)
+		if !known {
+			return nil, fmt.Errorf("%s: tensor %q has no Hugging Face Llama equivalent", path, ti.Name)
+		}
+		names = append(names, hf)
+		p, used := params[hf]
+		if !used {
+			continue // checkUnused names it below
+		}
+		shape := make([]int, len(ti.Dims))
+		for i, d := range ti.Dims {
+			shape[len(shape)-1-i] = int(d)
+		}
+		if !slices.Equal(shape, p.Shape) {
+			return nil, fmt.Errorf("%s: tensor %s (%s): shape %v, the model expects %v", path, ti.Name, hf, shape, p.Shape)
+		}
+		seen[hf] = true
+		if l := linears[hf]; l != nil {
+			l.Source = &ggufWeight{f: f, name: ti.Name, dtype: ti.Type.String(), size: int64(ti.Size)}
+			continue
+		}
+		t, err := gguf.LlamaTensor(f, ti.Name)
+		if err != nil {
+			return nil, err
+		}
+		v, err := t.Float32()
+		if err != nil {
+			return nil, fmt.Errorf("%s: tensor %s: %w", path, ti.Name, err)
+		}
+		p.SetStored(v)
+	}
+	for name, p := range params {
+		if !seen[name] {
+			return nil, fmt.Errorf("%s: missing %s %v", path, name, p.Shape)
+		}
+	}
+	if err := checkUnused(m, names); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	layer.Freeze(m, true)
+	ok = true
+	return &Loaded{Model: m, Format: detect.GGUF, Path: path, GGUF: f}, nil
+}
+
+// ggufWeight is a linear weight in a memory-mapped GGUF file, quantized or
+// not.
+type ggufWeight struct {
+	f     *gguf.File
+	name  string
+	dtype string
+	size  int64
+}
+
+// Fill dequantizes the weight into dst in Hugging Face's layout.
+func (w *ggufWeight) Fill(dst []float32) error {
+	t, err := gguf.LlamaTensor(w.f, w.name)
+	if err != nil {
+		return err
+	}
+	return tensor.ToFloat32(dst, t.DType, t.Data)
+}
+
+// DType is the GGUF type ("Q4_K", "F16", ...).
+func (w *ggufWeight) DType() string { return w.dtype }
+
+// Bytes is the size in the file.
+func (w *ggufWeight) Bytes() int64 { return w.size }

@@ -80,3 +80,60 @@ func TestLoadStoredEqualsLoad(t *testing.T) {
 		t.Fatalf("only %d reference folders", n)
 	}
 }
+
+// A llama GGUF file, quantized or not, keeps its linear weights as stored
+// (quantized blocks stay quantized) and gives exactly the logits of the
+// dequantized load.
+func TestLoadStoredGGUF(t *testing.T) {
+	src := "../../../shared/fixtures/stories260K-gguf/stories260K.gguf"
+	if _, err := os.Stat(src); err != nil {
+		t.Skipf("fixture missing (../shared/fixtures): %v", err)
+	}
+	l, err := Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"f32", "f16", "q8_0", "q4_0", "q5_1"} {
+		t.Run(typ, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			if err := SaveGGUF(path, l, typ); err != nil {
+				t.Fatal(err)
+			}
+			want, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer want.Close()
+			got, err := LoadStored(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer got.Close()
+			types := map[string]bool{}
+			for _, mod := range layer.Modules(got.Model) {
+				if s, ok := mod.Model.(*layer.Slot); ok && s.Base() != nil && s.Base().Source != nil {
+					types[s.Base().Source.DType()] = true
+				}
+			}
+			if len(types) == 0 {
+				t.Fatal("no linear layer keeps its weight stored")
+			}
+			ids := [][]int{{1, 5, 9, 2, 7, 3}}
+			a, err := want.Model.Logits(model.NewBatch(ids, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := got.Model.Logits(model.NewBatch(ids, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			av, bv := ops.Data(a), ops.Data(b)
+			for i := range av {
+				if av[i] != bv[i] {
+					t.Fatalf("logit %d: stored %v, loaded %v (stored types %v)", i, bv[i], av[i], types)
+				}
+			}
+			t.Logf("stored types %v", types)
+		})
+	}
+}

@@ -254,6 +254,22 @@ func LlamaTensors(f *File) ([]tensor.Tensor, error) {
 	return out, nil
 }
 
+// LlamaTensor returns the llama GGUF file's tensor called name (its GGUF
+// name) under its Hugging Face name and layout, as LlamaTensorSeq does:
+// one tensor at a time, for loaders that keep the others where they are.
+func LlamaTensor(f *File, name string) (tensor.Tensor, error) {
+	h, err := f.llamaHParams()
+	if err != nil {
+		return tensor.Tensor{}, err
+	}
+	for i := range f.tensors {
+		if f.tensors[i].Name == name {
+			return f.llamaTensor(&f.tensors[i], h)
+		}
+	}
+	return tensor.Tensor{}, fmt.Errorf("%s: no tensor %q", f.name, name)
+}
+
 func (f *File) llamaTensor(ti *TensorInfo, h llamaHParams) (tensor.Tensor, error) {
 	hf, ok := LlamaName(ti.Name)
 	if !ok {

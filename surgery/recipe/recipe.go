@@ -72,7 +72,8 @@ type Model struct {
 	MaxLength int `toml:"max_length" json:"max_length"`
 	// Weights says how frozen linear weights are held: WeightsF32 (read
 	// into float32 memory, the default) or WeightsStored (a Hugging Face
-	// folder's weights stay memory-mapped in their dtype and are
+	// folder's or llama GGUF file's weights stay memory-mapped in their
+	// dtype, quantized blocks included, and are
 	// converted one layer at a time while a product runs; same results,
 	// a fraction of the memory, for adapter training on large models).
 	Weights string `toml:"weights" json:"weights,omitempty"`
