@@ -3,9 +3,9 @@ package checkpoint
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
