@@ -243,7 +243,13 @@ func (a *Adapted) Merged() (*layer.Linear, error) {
 	if err := a.Base.Materialize(); err != nil {
 		return nil, fmt.Errorf("%s base weight: %w", a.Type, err)
 	}
-	out, err := a.eval(a.Mrg, nil)
+	// Without gradients: merging is not training, and recorded operators
+	// would stay on the tape (with every product) until a backward pass.
+	var out map[string]mat.Tensor
+	err := ops.WithoutGrad(func() (err error) {
+		out, err = a.eval(a.Mrg, nil)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
