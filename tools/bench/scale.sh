@@ -120,6 +120,67 @@ EOT
 	fi
 }
 
+# qlora_row: a 540M-shape Llama (hidden 2048, 8 layers, vocabulary 512 so
+# that stories260K's SentencePiece tokenizer fits) written by surgeon as
+# Q4_K GGUF, LoRA-trained for 20 steps of 1 x 128 tokens of tinyshakespeare
+# with the base kept in Q4_K (model.weights = "stored") and gradient
+# checkpointing; then the adapter is applied to the BF16 folder of the same
+# weights.
+qlora_row() {
+	local stories=$fixtures/stories260K-gguf/stories260K.gguf
+	if [ ! -f "$stories" ] || [ ! -f "$fixtures/tinyshakespeare/input.txt" ]; then
+		row "540m Q4_K" "QLoRA" "-" "-" "skipped: fixtures missing"
+		return
+	fi
+	"$surgeon" convert "$stories" --to hf -q -o "$work/stories-hf"
+	"$work/bigmodel" -shape 540m -vocab 512 -o "$work/q540" -tokenizer "$work/stories-hf"
+	measure q4k "$surgeon" convert "$work/q540" --to gguf --type q4_k -q -o "$work/q540.gguf"
+	row "540m BF16 -> Q4_K GGUF ($(($(stat -c %s "$work/q540.gguf") >> 20)) MiB)" "convert --to gguf --type q4_k" "$secs" "$rss_mib" "-"
+	cat >"$work/q.toml" <<EOT
+[model]
+path = "$work/q540.gguf"
+task = "causal-lm"
+max_length = 128
+weights = "stored"
+
+[data]
+train = "$fixtures/tinyshakespeare/input.txt"
+format = "text"
+test_fraction = 0.01
+
+[[targets]]
+name = "attention"
+modules = ["q_proj", "v_proj"]
+[targets.config]
+r = 16
+lora_alpha = 32
+
+[train]
+epochs = 1
+max_steps = 20
+batch_size = 1
+seq_len = 128
+lr = 1e-2
+gradient_checkpointing = true
+
+[eval]
+batch_size = 4
+max_examples = 8
+
+[output]
+dir = "$work/qrun"
+EOT
+	measure qlora "$surgeon" apply "$work/q.toml"
+	local first last
+	first=$(awk -F, 'NR==2{print $3}' "$work/qrun/metrics.csv")
+	last=$(awk -F, 'END{print $3}' "$work/qrun/metrics.csv")
+	row "540m Q4_K" "QLoRA r=16 (q, v), 20 steps of 1 x 128, base in Q4_K, checkpointing" "$secs" "$rss_mib" "loss $first -> $last"
+	"$surgeon" forward "$work/q540" --weights stored --adapter "$work/qrun/adapter" --tokens 1,403,407,261 --top 1 >/dev/null ||
+		{ echo "the QLoRA adapter does not apply to the BF16 model"; exit 1; }
+	row "540m BF16" "the QLoRA adapter applied to the BF16 folder (forward --adapter)" "-" "-" "ok"
+	rm -rf "$work/q540" "$work/q540.gguf" "$work/qrun" "$work/stories-hf"
+}
+
 run_shape() {
 	local shape=$1 largest=$2
 	local m=$work/$shape
@@ -160,6 +221,7 @@ run_shape() {
 }
 
 run_shape tinyllama $((32000 * 2048 * 4))
+qlora_row
 if [ $big = 1 ]; then
 	run_shape llama7b $((32000 * 4096 * 4))
 fi

@@ -40,12 +40,16 @@ func main() {
 	shard := flag.Int64("max-shard-bytes", 2<<30, "shard size")
 	adapter := flag.String("adapter", "", "also write a random PEFT LoRA on q_proj and v_proj here")
 	rank := flag.Int("r", 16, "adapter rank")
+	vocab := flag.Int("vocab", 0, "vocabulary size instead of the shape's (to match -tokenizer)")
 	tok := flag.String("tokenizer", "", "copy tokenizer.json and tokenizer_config.json from this folder (a 32000-token Llama tokenizer)")
 	flag.Parse()
 	s, ok := shapes[*name]
 	if !ok || *out == "" {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if *vocab > 0 {
+		s.vocab = *vocab
 	}
 	dt, err := tensor.ParseDType(*dtype)
 	if err != nil {
