@@ -145,11 +145,42 @@ func (s *Skeleton) Stream(ctx context.Context, dir string, opts SaveOptions, ed 
 	if err != nil {
 		return err
 	}
+	// A writer goroutine takes the data while the next tensor is read and
+	// edited: merging and writing overlap. A few pieces wait at most.
+	type piece struct {
+		raw   []byte    // bytes as stored (aliasing the mapping)
+		vals  []float32 // values to encode, owned by the writer
+		evict string    // tensor whose mapped pages to drop once written
+	}
+	pieces := make(chan piece, 4)
+	var werr error
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		for pc := range pieces {
+			if werr == nil {
+				switch {
+				case pc.raw != nil:
+					_, werr = w.Write(pc.raw)
+				case pc.vals != nil:
+					werr = w.WriteFloat32(pc.vals)
+				}
+			}
+			if pc.evict != "" {
+				s.st.Evict(pc.evict)
+			}
+		}
+	}()
+	finish := func() error {
+		close(pieces)
+		<-wdone
+		return werr
+	}
 	abort := func(err error) error {
+		finish()
 		_ = w.Abort()
 		return err
 	}
-	buf := make([]float32, streamChunk)
 	for _, p := range params {
 		if err := ctx.Err(); err != nil {
 			return abort(err)
@@ -163,36 +194,33 @@ func (s *Skeleton) Stream(ctx context.Context, dir string, opts SaveOptions, ed 
 				if len(v) != tensor.NumElements(p.Shape) {
 					return abort(fmt.Errorf("%s: %d values edited for shape %v", p.Path, len(v), p.Shape))
 				}
-				if err := w.WriteFloat32(v); err != nil {
-					return abort(err)
-				}
+				pieces <- piece{vals: v}
 				continue
 			}
 		}
 		t, terr := s.st.Tensor(p.Path)
 		switch {
 		case terr != nil: // not in the checkpoint (a new head): from memory
-			if err := w.WriteFloat32(p.Stored()); err != nil {
-				return abort(err)
-			}
+			pieces <- piece{vals: append([]float32(nil), p.Stored()...)}
 			continue
 		case t.DType == opts.DType:
-			if _, err := w.Write(t.Data); err != nil {
-				return abort(err)
-			}
+			pieces <- piece{raw: t.Data, evict: p.Path}
 		default:
 			size := t.DType.Size()
 			for lo, n := 0, t.NumElements(); lo < n; lo += streamChunk {
 				hi := min(lo+streamChunk, n)
-				if err := tensor.ToFloat32(buf[:hi-lo], t.DType, t.Data[lo*size:hi*size]); err != nil {
+				buf := make([]float32, hi-lo)
+				if err := tensor.ToFloat32(buf, t.DType, t.Data[lo*size:hi*size]); err != nil {
 					return abort(fmt.Errorf("%s: tensor %s: %w", s.Dir, p.Path, err))
 				}
-				if err := w.WriteFloat32(buf[:hi-lo]); err != nil {
-					return abort(err)
-				}
+				pieces <- piece{vals: buf}
 			}
+			pieces <- piece{evict: p.Path}
 		}
-		s.st.Evict(p.Path)
+	}
+	if err := finish(); err != nil {
+		_ = w.Abort()
+		return err
 	}
 	if err := w.Close(); err != nil {
 		return err
