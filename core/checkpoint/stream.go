@@ -148,7 +148,10 @@ func (s *Skeleton) Stream(ctx context.Context, dir string, opts SaveOptions, ed 
 	// A writer goroutine takes the data while the next tensor is read and
 	// edited: merging and writing overlap. A few pieces wait at most.
 	type piece struct {
-		raw   []byte    // bytes as stored (aliasing the mapping)
+		raw   []byte   // bytes as stored (aliasing the mapping)
+		file  *os.File // or a range of the stored file, copied file to file
+		off   int64
+		n     int64
 		vals  []float32 // values to encode, owned by the writer
 		evict string    // tensor whose mapped pages to drop once written
 	}
@@ -160,6 +163,8 @@ func (s *Skeleton) Stream(ctx context.Context, dir string, opts SaveOptions, ed 
 		for pc := range pieces {
 			if werr == nil {
 				switch {
+				case pc.file != nil:
+					werr = w.CopyRange(pc.file, pc.off, pc.n)
 				case pc.raw != nil:
 					_, werr = w.Write(pc.raw)
 				case pc.vals != nil:
@@ -204,7 +209,11 @@ func (s *Skeleton) Stream(ctx context.Context, dir string, opts SaveOptions, ed 
 			pieces <- piece{vals: append([]float32(nil), p.Stored()...)}
 			continue
 		case t.DType == opts.DType:
-			pieces <- piece{raw: t.Data, evict: p.Path}
+			if fh, off, n, ok := s.st.Section(p.Path); ok && n > 0 {
+				pieces <- piece{file: fh, off: off, n: n}
+			} else {
+				pieces <- piece{raw: t.Data, evict: p.Path}
+			}
 		default:
 			size := t.DType.Size()
 			for lo, n := 0, t.NumElements(); lo < n; lo += streamChunk {
