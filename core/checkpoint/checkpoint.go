@@ -200,8 +200,39 @@ func (s mapSource) Float32(name string) ([]float32, []int, error) {
 	return v, t.Shape, err
 }
 
-func loadGGUF(path string) (*Loaded, error) {
+// openLlamaGGUF opens a llama GGUF file and builds the model its metadata
+// describes, with lazily mapped parameters when meta is set
+// (layer.BuildMeta).
+func openLlamaGGUF(path string, meta bool) (*gguf.File, model.Model, error) {
 	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := gguf.LlamaConfig(f)
+	if err == nil {
+		var js []byte
+		if js, err = json.Marshal(cfg); err != nil {
+			err = fmt.Errorf("%s: config: %w", path, err)
+		} else {
+			build := func() (model.Model, error) { return model.New(js) }
+			var m model.Model
+			if meta {
+				m, err = layer.BuildMeta(build)
+			} else {
+				m, err = build()
+			}
+			if err == nil {
+				return f, m, nil
+			}
+			err = fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	f.Close()
+	return nil, nil, err
+}
+
+func loadGGUF(path string) (*Loaded, error) {
+	f, m, err := openLlamaGGUF(path, false)
 	if err != nil {
 		return nil, err
 	}
@@ -211,18 +242,6 @@ func loadGGUF(path string) (*Loaded, error) {
 			f.Close()
 		}
 	}()
-	cfg, err := gguf.LlamaConfig(f)
-	if err != nil {
-		return nil, err
-	}
-	js, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: config: %w", path, err)
-	}
-	m, err := model.New(js)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	ts, err := gguf.LlamaTensors(f)
 	if err != nil {
 		return nil, err

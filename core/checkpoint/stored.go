@@ -1,14 +1,10 @@
 package checkpoint
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
-	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/detect"
@@ -34,30 +30,11 @@ func LoadStored(path string) (*Loaded, error) {
 	if err != nil || f != detect.HFModel {
 		return Load(path)
 	}
-	cfgPath := filepath.Join(path, "config.json")
-	cfg, err := os.ReadFile(cfgPath)
+	sk, err := OpenSkeleton(path)
 	if err != nil {
 		return nil, err
 	}
-	m, err := layer.BuildMeta(func() (model.Model, error) { return model.New(cfg) })
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfgPath, err)
-	}
-	st, err := safetensors.OpenModel(path)
-	if err != nil {
-		return nil, err
-	}
-	shape := func(name string) ([]int, bool) {
-		info, err := st.Info(name)
-		if err != nil {
-			return nil, false
-		}
-		return info.Shape, true
-	}
-	if err := checkTensors(m, shape, st.Names()); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
+	m, st := sk.Model, sk.st
 	linears := map[string]*layer.Linear{}
 	for _, mod := range layer.Modules(m) {
 		if s, ok := mod.Model.(*layer.Slot); ok && s.Base() != nil {
@@ -87,7 +64,6 @@ func LoadStored(path string) (*Loaded, error) {
 			return nil, fmt.Errorf("%s: parameter %s: %w", path, p.Path, err)
 		}
 	}
-	layer.Freeze(m, true)
 	return &Loaded{Model: m, Format: detect.HFModel, Path: path, st: st}, nil
 }
 
@@ -131,7 +107,7 @@ func (w *storedWeight) Bytes() int64 { return w.size }
 // file in their GGUF type and are dequantized, with llama.cpp's q/k row
 // order undone, each time a product needs them.
 func loadGGUFStored(path string) (*Loaded, error) {
-	f, err := gguf.Open(path)
+	f, m, err := openLlamaGGUF(path, true)
 	if err != nil {
 		return nil, err
 	}
@@ -141,18 +117,6 @@ func loadGGUFStored(path string) (*Loaded, error) {
 			f.Close()
 		}
 	}()
-	cfg, err := gguf.LlamaConfig(f)
-	if err != nil {
-		return nil, err
-	}
-	js, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: config: %w", path, err)
-	}
-	m, err := layer.BuildMeta(func() (model.Model, error) { return model.New(js) })
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	linears := map[string]*layer.Linear{}
 	for _, mod := range layer.Modules(m) {
 		if s, ok := mod.Model.(*layer.Slot); ok && s.Base() != nil {
