@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
+	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/peft"
 	"github.com/surgeon-ml/surgeon/plugins/rpc"
 	"github.com/surgeon-ml/surgeon/surgery/ranks"
@@ -46,16 +48,33 @@ func runExtract(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	base, err := checkpoint.Load(local[0])
-	if err != nil {
-		return err
+	// Two Hugging Face folders stream: one module of each in memory at a
+	// time. Other formats load.
+	var baseModel, tunedModel model.Model
+	var fillers [2]ranks.Filler
+	for i, path := range local[:2] {
+		var m model.Model
+		if f, err := detect.Path(path); err == nil && f == detect.HFModel {
+			sk, err := checkpoint.OpenSkeleton(path)
+			if err != nil {
+				return err
+			}
+			defer sk.Close()
+			m, fillers[i] = sk.Model, sk
+		} else {
+			l, err := checkpoint.Load(path)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			m = l.Model
+		}
+		if i == 0 {
+			baseModel = m
+		} else {
+			tunedModel = m
+		}
 	}
-	defer base.Close()
-	tuned, err := checkpoint.Load(local[1])
-	if err != nil {
-		return err
-	}
-	defer tuned.Close()
 	mgr, err := newManager()
 	if err != nil {
 		return err
@@ -68,8 +87,9 @@ func runExtract(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		*adapter = offering[0]
 	}
-	a, stats, err := ranks.Extract(ctx, mgr.Adapters(), base.Model, tuned.Model, ranks.ExtractOptions{
-		Adapter: *adapter, Select: sel, SaveChanged: *saveChanged, BaseModel: pos[0]})
+	a, stats, err := ranks.Extract(ctx, mgr.Adapters(), baseModel, tunedModel, ranks.ExtractOptions{
+		Adapter: *adapter, Select: sel, SaveChanged: *saveChanged, BaseModel: pos[0],
+		BaseFiller: fillers[0], TunedFiller: fillers[1]})
 	if err != nil {
 		return err
 	}
