@@ -3,9 +3,9 @@ package checkpoint
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
-	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
@@ -35,33 +35,19 @@ func LoadStored(path string) (*Loaded, error) {
 		return nil, err
 	}
 	m, st := sk.Model, sk.st
-	linears := map[string]*layer.Linear{}
-	for _, mod := range layer.Modules(m) {
-		if s, ok := mod.Model.(*layer.Slot); ok && s.Base() != nil {
-			linears[mod.Path+".weight"] = s.Base()
-		}
-	}
+	linears := layer.Linears(m)
 	for _, p := range layer.Params(m) {
 		info, err := st.Info(p.Path)
 		if err != nil {
 			continue // checked above: a parameter the checkpoint need not hold
 		}
-		if l := linears[p.Path]; l != nil {
+		if l := linears[strings.TrimSuffix(p.Path, ".weight")]; l != nil && strings.HasSuffix(p.Path, ".weight") {
 			l.Source = &storedWeight{st: st, name: p.Path, dtype: string(info.DType), size: info.Size(), transposed: p.Transposed, rows: l.Out(), cols: l.In()}
 			continue
 		}
-		if !p.Transposed {
-			err = st.Float32Into(p.Path, ops.Data(p.Param))
-		} else {
-			var v []float32
-			if v, err = st.Float32(p.Path); err == nil {
-				p.SetStored(v)
-			}
-		}
-		st.Evict(p.Path)
-		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("%s: parameter %s: %w", path, p.Path, err)
+		if err := sk.Fill(p); err != nil {
+			sk.Close()
+			return nil, fmt.Errorf("parameter %s: %w", p.Path, err)
 		}
 	}
 	return &Loaded{Model: m, Format: detect.HFModel, Path: path, st: st}, nil
@@ -80,17 +66,24 @@ type storedWeight struct {
 // Fill decodes the weight into dst ([out, in]) and drops its pages from
 // the process's mapping: the page cache keeps them for the next use.
 func (w *storedWeight) Fill(dst []float32) error {
-	defer w.st.Evict(w.name)
-	if !w.transposed {
-		return w.st.Float32Into(w.name, dst)
+	return decodeInto(w.st, w.name, dst, w.transposed, w.rows, w.cols)
+}
+
+// decodeInto decodes the named tensor into dst, a layer's [out, in]
+// layout; transposed says the file stores it [in, out] (Conv1D). The
+// tensor's mapped pages are dropped afterwards: the page cache keeps them.
+func decodeInto(st *safetensors.Model, name string, dst []float32, transposed bool, out, in int) error {
+	defer st.Evict(name)
+	if !transposed {
+		return st.Float32Into(name, dst)
 	}
-	v, err := w.st.Float32(w.name)
+	v, err := st.Float32(name)
 	if err != nil {
 		return err
 	}
-	for i := 0; i < w.cols; i++ { // stored row i is input feature i
-		for j, x := range v[i*w.rows : (i+1)*w.rows] {
-			dst[j*w.cols+i] = x
+	for i := 0; i < in; i++ { // stored row i is input feature i
+		for j, x := range v[i*out : (i+1)*out] {
+			dst[j*in+i] = x
 		}
 	}
 	return nil
@@ -117,12 +110,7 @@ func loadGGUFStored(path string) (*Loaded, error) {
 			f.Close()
 		}
 	}()
-	linears := map[string]*layer.Linear{}
-	for _, mod := range layer.Modules(m) {
-		if s, ok := mod.Model.(*layer.Slot); ok && s.Base() != nil {
-			linears[mod.Path+".weight"] = s.Base()
-		}
-	}
+	linears := layer.Linears(m)
 	params := map[string]layer.Param{}
 	for _, p := range layer.Params(m) {
 		params[p.Path] = p
@@ -147,7 +135,7 @@ func loadGGUFStored(path string) (*Loaded, error) {
 			return nil, fmt.Errorf("%s: tensor %s (%s): shape %v, the model expects %v", path, ti.Name, hf, shape, p.Shape)
 		}
 		seen[hf] = true
-		if l := linears[hf]; l != nil {
+		if l := linears[strings.TrimSuffix(hf, ".weight")]; l != nil && strings.HasSuffix(hf, ".weight") {
 			l.Source = &ggufWeight{f: f, name: ti.Name, dtype: ti.Type.String(), size: int64(ti.Size)}
 			continue
 		}

@@ -88,18 +88,13 @@ func (s *Skeleton) Fill(p layer.Param) error {
 	if _, err := s.st.Info(p.Path); err != nil {
 		return nil // not in the checkpoint: the values in memory stand
 	}
-	if !p.Transposed { // straight into the parameter's memory
-		defer s.st.Evict(p.Path)
-		if err := s.st.Float32Into(p.Path, ops.Data(p.Param)); err != nil {
-			return fmt.Errorf("%s: %w", s.Dir, err)
-		}
-		return nil
+	out, in := 0, 0
+	if p.Transposed { // stored [in, out]
+		in, out = p.Shape[0], p.Shape[1]
 	}
-	v, err := s.Stored(p)
-	if err != nil {
-		return err
+	if err := decodeInto(s.st, p.Path, ops.Data(p.Param), p.Transposed, out, in); err != nil {
+		return fmt.Errorf("%s: %w", s.Dir, err)
 	}
-	p.SetStored(v)
 	return nil
 }
 

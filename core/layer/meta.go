@@ -91,21 +91,30 @@ func Release(p *nn.Param) bool {
 	return unmapLazy(data)
 }
 
+// Linears returns the linear layers of m by module path: the content of
+// every slot that holds a plain linear layer, and linear modules outside
+// slots (an adapter's base layer).
+func Linears(m nn.Model) map[string]*Linear {
+	out := map[string]*Linear{}
+	for _, mod := range Modules(m) {
+		switch v := mod.Model.(type) {
+		case *Slot:
+			if l := v.Base(); l != nil {
+				out[mod.Path] = l
+			}
+		case *Linear:
+			out[mod.Path] = v
+		}
+	}
+	return out
+}
+
 // MaterializeAll materializes every stored linear weight of m (see
 // Linear.Materialize), for code that reads or writes all the values.
 func MaterializeAll(m nn.Model) error {
-	for _, mod := range Modules(m) {
-		var l *Linear
-		switch v := mod.Model.(type) {
-		case *Slot:
-			l = v.Base()
-		case *Linear:
-			l = v
-		}
-		if l != nil {
-			if err := l.Materialize(); err != nil {
-				return fmt.Errorf("%s: %w", mod.Path, err)
-			}
+	for path, l := range Linears(m) {
+		if err := l.Materialize(); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	return nil

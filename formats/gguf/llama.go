@@ -258,16 +258,15 @@ func LlamaTensors(f *File) ([]tensor.Tensor, error) {
 // name) under its Hugging Face name and layout, as LlamaTensorSeq does:
 // one tensor at a time, for loaders that keep the others where they are.
 func LlamaTensor(f *File, name string) (tensor.Tensor, error) {
+	i, ok := f.byName[name]
+	if !ok {
+		return tensor.Tensor{}, fmt.Errorf("%s: no tensor %q", f.name, name)
+	}
 	h, err := f.llamaHParams()
 	if err != nil {
 		return tensor.Tensor{}, err
 	}
-	for i := range f.tensors {
-		if f.tensors[i].Name == name {
-			return f.llamaTensor(&f.tensors[i], h)
-		}
-	}
-	return tensor.Tensor{}, fmt.Errorf("%s: no tensor %q", f.name, name)
+	return f.llamaTensor(&f.tensors[i], h)
 }
 
 func (f *File) llamaTensor(ti *TensorInfo, h llamaHParams) (tensor.Tensor, error) {

@@ -43,12 +43,8 @@ func (r *Run) estimateMemory() Memory {
 	// file and filled into float32 one layer at a time: they count as the
 	// largest such layer.
 	var stored, largest int64
-	for _, mod := range layer.Modules(r.Model) {
-		l, _ := mod.Model.(*layer.Linear)
-		if s, ok := mod.Model.(*layer.Slot); ok {
-			l = s.Base()
-		}
-		if l != nil && l.Source != nil {
+	for _, l := range layer.Linears(r.Model) {
+		if l.Source != nil {
 			n := int64(l.In()) * int64(l.Out())
 			stored += n
 			largest = max(largest, n)
