@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
-	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
@@ -173,11 +172,7 @@ type ggufWeight struct {
 
 // Fill dequantizes the weight into dst in Hugging Face's layout.
 func (w *ggufWeight) Fill(dst []float32) error {
-	t, err := gguf.LlamaTensor(w.f, w.name)
-	if err != nil {
-		return err
-	}
-	return tensor.ToFloat32(dst, t.DType, t.Data)
+	return gguf.LlamaWeightInto(w.f, w.name, dst)
 }
 
 // DType is the GGUF type ("Q4_K", "F16", ...).

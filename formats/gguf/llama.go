@@ -5,6 +5,7 @@ import (
 	"iter"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
 )
@@ -254,6 +255,66 @@ func LlamaTensors(f *File) ([]tensor.Tensor, error) {
 	return out, nil
 }
 
+// qkHeads is the head count whose rows llama.cpp's converter permuted in
+// the named tensor: the attention heads for q, the key-value heads for k,
+// 0 for any other tensor.
+func (h llamaHParams) qkHeads(name string) int {
+	switch {
+	case strings.HasSuffix(name, ".attn_q.weight"):
+		return h.heads
+	case strings.HasSuffix(name, ".attn_k.weight"):
+		return h.kvHeads
+	}
+	return 0
+}
+
+// LlamaWeightInto decodes the llama GGUF file's tensor called name (its
+// GGUF name) into dst in its Hugging Face layout, as LlamaTensor does, but
+// dequantizing straight into dst: the fill of a weight kept quantized,
+// which runs for every product.
+func LlamaWeightInto(f *File, name string, dst []float32) error {
+	i, ok := f.byName[name]
+	if !ok {
+		return fmt.Errorf("%s: no tensor %q", f.name, name)
+	}
+	ti := &f.tensors[i]
+	if uint64(len(dst)) != ti.NumElements() {
+		return fmt.Errorf("%s: tensor %q has %d elements, the destination %d", f.name, name, ti.NumElements(), len(dst))
+	}
+	h, err := f.llamaHParams()
+	if err != nil {
+		return err
+	}
+	if ti.Type.Dequantizable() || ti.Type.Quantized() {
+		data, err := f.TensorData(name)
+		if err != nil {
+			return err
+		}
+		if err := Dequantize(ti.Type, dst, data); err != nil {
+			return fmt.Errorf("%s: tensor %q: %w", f.name, name, err)
+		}
+	} else {
+		t, err := f.Tensor(name)
+		if err != nil {
+			return err
+		}
+		if err := tensor.ToFloat32(dst, t.DType, t.Data); err != nil {
+			return fmt.Errorf("%s: tensor %q: %w", f.name, name, err)
+		}
+	}
+	nHead := h.qkHeads(name)
+	if nHead == 0 {
+		return nil
+	}
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst))
+	t, err := UnpermuteQK(tensor.Tensor{Name: name, DType: tensor.F32, Shape: ti.Shape(), Data: raw}, nHead)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	copy(raw, t.Data)
+	return nil
+}
+
 // LlamaTensor returns the llama GGUF file's tensor called name (its GGUF
 // name) under its Hugging Face name and layout, as LlamaTensorSeq does:
 // one tensor at a time, for loaders that keep the others where they are.
@@ -298,14 +359,7 @@ func (f *File) llamaTensor(ti *TensorInfo, h llamaHParams) (tensor.Tensor, error
 		}
 		t.Name, t.DType, t.Shape = ti.Name, tensor.F32, shape
 	}
-	nHead := 0
-	switch {
-	case strings.HasSuffix(ti.Name, ".attn_q.weight"):
-		nHead = h.heads
-	case strings.HasSuffix(ti.Name, ".attn_k.weight"):
-		nHead = h.kvHeads
-	}
-	if nHead > 0 {
+	if nHead := h.qkHeads(ti.Name); nHead > 0 {
 		if t, err = UnpermuteQK(t, nHead); err != nil {
 			return tensor.Tensor{}, fmt.Errorf("%s: %w", f.name, err)
 		}
