@@ -50,6 +50,17 @@ func runInspect(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, " v%d", r.Version)
 	}
 	fmt.Fprintln(stdout)
+	switch {
+	case r.Family != "":
+		fmt.Fprintf(stdout, "family:     %s\n", r.Family)
+		fmt.Fprintf(stdout, "head:       %s", r.Head)
+		if r.Labels > 0 {
+			fmt.Fprintf(stdout, " (%d labels)", r.Labels)
+		}
+		fmt.Fprintln(stdout)
+	case r.FamilyError != "":
+		fmt.Fprintf(stdout, "family:     none surgeon builds (%s)\n", r.FamilyError)
+	}
 	if len(r.Files) > 1 {
 		fmt.Fprintf(stdout, "files:      %d shards\n", len(r.Files))
 	}

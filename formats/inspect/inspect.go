@@ -2,7 +2,8 @@
 // file, a sharded folder, a GGUF file, a Hugging Face model folder, a PEFT
 // adapter folder, a PyTorch pickle, a spago native model or adapter) as one
 // neutral report: format, metadata, and a table of
-// tensors with dtypes and shapes.
+// tensors with dtypes and shapes; for a model, the architecture family
+// surgeon builds for it and its head.
 package inspect
 
 import (
@@ -17,6 +18,7 @@ import (
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
 	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
@@ -47,6 +49,15 @@ type Report struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// Config is config.json or adapter_config.json, when present.
 	Config map[string]any `json:"config,omitempty"`
+	// Family is the architecture surgeon builds for a model (its
+	// registered model_type, "llama", "gpt2", "bert", ...) and Head what
+	// its logits are: "causal-lm", or "sequence-classification" over
+	// Labels classes. They are empty for files that are not models and,
+	// with FamilyError saying why, for a config surgeon cannot build.
+	Family      string `json:"family,omitempty"`
+	Head        string `json:"head,omitempty"`
+	Labels      int    `json:"labels,omitempty"`
+	FamilyError string `json:"family_error,omitempty"`
 	// BitsPerWeight is a GGUF file's tensor data bits per element (32 for
 	// all-F32, about 4.5 for Q4_K); 0 for other formats.
 	BitsPerWeight float64  `json:"bits_per_weight,omitempty"`
@@ -109,7 +120,41 @@ func folder(dir string, format detect.Format) (*Report, error) {
 	}
 	r.Path = dir
 	r.Config = cfg
+	if format == detect.HFModel {
+		r.describeConfig(filepath.Join(dir, cfgFile))
+	}
 	return r, nil
+}
+
+// describeConfig names the family and head of the model the config file
+// describes. The model is built with lazily mapped parameters
+// (layer.BuildMeta) and released at once, so this costs no memory
+// whatever the model's size. A config surgeon cannot build is not an
+// error of the report: FamilyError says why.
+func (r *Report) describeConfig(path string) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		r.FamilyError = err.Error()
+		return
+	}
+	m, err := layer.BuildMeta(func() (model.Model, error) { return model.New(raw) })
+	if err != nil {
+		r.FamilyError = fmt.Sprintf("%s: %v", path, err)
+		return
+	}
+	r.describe(m)
+	for _, p := range layer.Params(m) {
+		layer.Release(p.Param)
+	}
+}
+
+// describe names the family and head of m.
+func (r *Report) describe(m model.Model) {
+	r.Family, _ = m.HFConfig()["model_type"].(string)
+	r.Head = string(m.Task())
+	if m.Task() == model.SequenceClassification {
+		r.Labels = model.NumLabels(m)
+	}
 }
 
 // nativeModel reports a spago native model (folder or file): its
@@ -121,6 +166,7 @@ func nativeModel(path string) (*Report, error) {
 	}
 	defer l.Close()
 	r := &Report{Path: path, Format: string(detect.Native), Files: []string{path}, Config: l.Model.HFConfig()}
+	r.describe(l.Model)
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		r.Files = []string{filepath.Join(path, detect.NativeModelFile)}
 		tok, err := checkpoint.TokenizerFiles(l)

@@ -1,7 +1,10 @@
 package inspect
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
@@ -50,6 +53,9 @@ func TestNative(t *testing.T) {
 			if r.Config["model_type"] != "bert" {
 				t.Fatalf("config %v", r.Config)
 			}
+			if r.Family != "bert" || r.Head != "sequence-classification" || r.Labels != 3 {
+				t.Fatalf("family %q head %q labels %d, want bert sequence-classification 3", r.Family, r.Head, r.Labels)
+			}
 			if got := r.Metadata["tokenizer_files"]; got != c.tokenizer {
 				t.Fatalf("tokenizer_files %q, want %q", got, c.tokenizer)
 			}
@@ -57,5 +63,49 @@ func TestNative(t *testing.T) {
 	}
 	if hf.Format != "hf-model" {
 		t.Fatalf("source format %s", hf.Format)
+	}
+}
+
+// A model folder's report names the family surgeon builds and its head;
+// a config of no known architecture says so instead of failing.
+func TestFamilyAndHead(t *testing.T) {
+	for _, c := range []struct {
+		ref, family, head string
+		labels            int
+	}{
+		{"llama-gqa-f32", "llama", "causal-lm", 0},
+		{"gpt2-cls-f32", "gpt2", "sequence-classification", 3},
+		{"phi3-gqa-f32", "phi3", "causal-lm", 0},
+		{"xlm-roberta-bf16-sharded", "xlm-roberta", "sequence-classification", 2},
+	} {
+		t.Run(c.ref, func(t *testing.T) {
+			r, err := Path(filepath.Join(refDir, c.ref))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Family != c.family || r.Head != c.head || r.Labels != c.labels || r.FamilyError != "" {
+				t.Fatalf("family %q head %q labels %d (%s), want %s %s %d", r.Family, r.Head, r.Labels, r.FamilyError, c.family, c.head, c.labels)
+			}
+		})
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "model.safetensors"} {
+		raw, err := os.ReadFile(filepath.Join(refDir, "llama-gqa-f32", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "config.json" {
+			raw = bytes.Replace(raw, []byte(`"llama"`), []byte(`"llama-from-the-future"`), 1)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Path(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Family != "" || !strings.Contains(r.FamilyError, "llama-from-the-future") || r.TensorCount == 0 {
+		t.Fatalf("unknown model_type: family %q error %q, %d tensors", r.Family, r.FamilyError, r.TensorCount)
 	}
 }
