@@ -6,7 +6,7 @@ PLUGINDIR := $(BIN)/plugins
 # fuzzing with a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME  ?= 500000x
 
-.PHONY: all build plugins test bench bench-decode bench-scale fuzz lint generate clean demo static image image-test cluster-test
+.PHONY: all build plugins test bench bench-decode bench-scale interop fuzz lint generate clean demo static image image-test cluster-test
 
 all: build
 
@@ -23,6 +23,17 @@ build:
 test:
 	$(GO) vet ./...
 	SURGEON_POOL_POISON=1 $(GO) test -count=1 ./...
+
+# llama.cpp as a peer (node-llama-cpp 3.21.1's prebuilt CPU binaries,
+# installed into tools/llamacpp/node_modules from its lock file): the GGUF
+# interop tests, which make test also runs and which skip, saying why,
+# without node.
+interop:
+	@if command -v npm >/dev/null 2>&1; then \
+		(cd tools/llamacpp && npm ci --no-audit --no-fund --loglevel=error) || \
+			echo "interop: npm ci in tools/llamacpp failed; the llama.cpp tests will skip"; \
+	else echo "interop: npm is not installed; the llama.cpp tests will skip"; fi
+	$(GO) test -count=1 -run 'LlamaCpp' ./...
 
 # Static binaries (no cgo) for the container image: bin/static/surgeon
 # and bin/static/plugins/, which FROM scratch can run.

@@ -31,7 +31,8 @@ func main() {
 	inter := flag.Int("inter", 5632, "intermediate size")
 	layers := flag.Int("layers", 3, "layers")
 	vocab := flag.Int("vocab", 32000, "vocabulary")
-	heads := flag.Int("heads", 16, "attention heads (and key/value heads)")
+	heads := flag.Int("heads", 16, "attention heads")
+	kvHeads := flag.Int("kv-heads", 0, "key/value heads (0: as many as -heads)")
 	ggufPath := flag.String("gguf", "", "write a llama.cpp GGUF file here instead of a folder")
 	ggufType := flag.String("type", "f32", "-gguf: type of the 2-D weights (f32, f16, q8_0, ...)")
 	flag.Parse()
@@ -39,9 +40,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mkllama: -o or -gguf is required")
 		os.Exit(2)
 	}
+	if *kvHeads == 0 {
+		*kvHeads = *heads
+	}
 	cfg := fmt.Sprintf(`{"model_type":"llama","architectures":["LlamaForCausalLM"],"hidden_size":%d,"intermediate_size":%d,
 		"num_hidden_layers":%d,"num_attention_heads":%d,"num_key_value_heads":%d,"vocab_size":%d,"rms_norm_eps":1e-5}`,
-		*hidden, *inter, *layers, *heads, *heads, *vocab)
+		*hidden, *inter, *layers, *heads, *kvHeads, *vocab)
 	c, err := llama.ParseConfig([]byte(cfg))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mkllama:", err)
