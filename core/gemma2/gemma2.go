@@ -164,7 +164,7 @@ func (m *Model) Logits(b model.Batch) (mat.Tensor, error) {
 	}
 	h := m.Hidden(b)
 	if m.Score != nil {
-		return m.Score.Forward(ops.SelectRows(h, llama.LastTokens(b))), nil
+		return m.Score.Forward(ops.SelectRows(h, llama.LastTokens(b, m.Config.PadTokenID))), nil
 	}
 	var y mat.Tensor
 	if m.LMHead != nil {

@@ -247,7 +247,7 @@ func (m *Model) Logits(b model.Batch) (mat.Tensor, error) {
 	}
 	h := m.Hidden(b)
 	if m.Score != nil {
-		return m.Score.Forward(ops.SelectRows(h, LastTokens(b))), nil
+		return m.Score.Forward(ops.SelectRows(h, LastTokens(b, m.Config.PadTokenID))), nil
 	}
 	if m.LMHead != nil {
 		return m.LMHead.Forward(h), nil
@@ -255,13 +255,25 @@ func (m *Model) Logits(b model.Batch) (mat.Tensor, error) {
 	return ops.Linear(h, m.Base.EmbedTokens.Weight, nil), nil
 }
 
-// LastTokens returns, for each sequence, the row index of its last real token.
-func LastTokens(b model.Batch) []int {
+// LastTokens returns, for each sequence, the row index of the token a
+// <Family>ForSequenceClassification head reads, as transformers (>= 4.48)
+// pools it. With a pad id (config pad_token_id) that is the rightmost
+// position whose id is not the pad id, whatever the mask says: a text
+// ending with the pad id is read one token earlier, and a row of pad ids
+// at position 0. Without one, transformers reads the last position (and
+// refuses batches of more than one sequence); here it is the last real
+// token of the mask, which is the same for a single unpadded sequence.
+func LastTokens(b model.Batch, pad *int) []int {
 	lay := b.Layout()
 	idx := make([]int, lay.Batch)
 	for i := range idx {
 		last := lay.Len - 1
-		if b.Mask != nil {
+		switch {
+		case pad != nil:
+			for last > 0 && b.IDs[i][last] == *pad {
+				last--
+			}
+		case b.Mask != nil:
 			for last > 0 && !b.Mask[i][last] {
 				last--
 			}

@@ -176,3 +176,39 @@ func TestClassifierLastToken(t *testing.T) {
 		}
 	}
 }
+
+// TestLastTokens pins transformers' pooling (>= 4.48): with a pad id, the
+// rightmost position whose id is not the pad id, whatever the mask says;
+// without one, the last real token of the mask.
+func TestLastTokens(t *testing.T) {
+	zero := 0
+	for _, tc := range []struct {
+		name string
+		ids  [][]int
+		mask [][]bool
+		pad  *int
+		want []int
+	}{
+		{"no pad id in the row", [][]int{{5, 6, 7}}, nil, &zero, []int{2}},
+		{"right padded", [][]int{{5, 6, 0, 0}}, [][]bool{{true, true, false, false}}, &zero, []int{1}},
+		{"left padded", [][]int{{0, 0, 5, 6}}, [][]bool{{false, false, true, true}}, &zero, []int{3}},
+		{"pad id inside the text", [][]int{{5, 0, 6, 0}}, [][]bool{{true, true, true, false}}, &zero, []int{2}},
+		{"text ending with the pad id", [][]int{{5, 6, 0, 0}}, [][]bool{{true, true, true, false}}, &zero, []int{1}},
+		{"all pad ids", [][]int{{0, 0, 0}}, nil, &zero, []int{0}},
+		{"second row offset", [][]int{{5, 0, 0}, {5, 6, 7}}, nil, &zero, []int{0, 5}},
+		{"no pad_token_id: the mask", [][]int{{5, 0, 6, 0}}, [][]bool{{true, true, true, false}}, nil, []int{2}},
+		{"no pad_token_id, no mask", [][]int{{5, 0, 0}}, nil, nil, []int{2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := LastTokens(model.Batch{IDs: tc.ids, Mask: tc.mask}, tc.pad)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Fatalf("got %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
