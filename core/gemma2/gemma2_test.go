@@ -133,7 +133,7 @@ func TestConfigErrors(t *testing.T) {
 // native folder (bit-identical logits), and the classifier's score head is
 // not soft-capped (final_logit_softcapping is the LM head's).
 func TestRoundTrip(t *testing.T) {
-	for _, name := range []string{"gemma2-gqa-window3-f32", "gemma2-bf16-sharded"} {
+	for _, name := range []string{"gemma2-gqa-window3-f32", "gemma2-bf16-sharded", "gemma2-cls-softcap-f32"} {
 		t.Run(name, func(t *testing.T) {
 			l, err := checkpoint.Load(filepath.Join("../testdata/reference", name))
 			if err != nil {

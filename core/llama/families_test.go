@@ -17,7 +17,7 @@ import (
 // and through a spago native folder (the gob of llama.Config): both load
 // back to the same config and bit-identical logits.
 func TestFamiliesRoundTrip(t *testing.T) {
-	for _, name := range []string{"mistral-gqa-window3-f32", "gemma-gqa-f32", "phi3-mha-window5-f16"} {
+	for _, name := range []string{"mistral-gqa-window3-f32", "gemma-gqa-f32", "phi3-mha-window5-f16", "qwen3-cls-f32", "mistral-cls-window3-f16", "gemma-cls-bf16-sharded", "phi3-cls-f32"} {
 		t.Run(name, func(t *testing.T) {
 			l, err := checkpoint.Load(filepath.Join("../testdata/reference", name))
 			if err != nil {
