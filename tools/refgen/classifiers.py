@@ -30,9 +30,10 @@ its LM logits; the score head is on Gemma2Model's output, uncapped).
 
     /usr/bin/python3 tools/refgen/classifiers.py --out core/testdata/reference
 
-Each case's batch is right-padded and has a row with the pad id inside the
-text, a row whose text ends with the pad id (pooled one token earlier than
-the last unmasked one) and a row with no pad id at all (pooled at T - 1).
+Each case's batch has right-padded rows: one with the pad id inside the
+text, one whose text ends with the pad id (pooled one token earlier than
+the last unmasked one) and one with no pad id at all (pooled at T - 1);
+and a left-padded row (pooled at T - 1).
 
 Self-checks before writing: the pooling index equals transformers' tensor
 expression on edge rows; the classifier logits equal the causal-LM
@@ -217,15 +218,20 @@ CASES = [
 
 def batch_rows(c, cfg, init, inputs):
     """Right-padded rows: inputs[0]; a text with the pad id inside it; a
-    text ending with the pad id; inputs[2] (no pad id at all)."""
+    text ending with the pad id; inputs[2] (no pad id at all); then
+    inputs[1] left-padded (positions stay 0..T-1, as transformers' forward
+    without position_ids has them)."""
     pad, bos, V = cfg["pad_token_id"], cfg["bos_token_id"], c["vocab"]
     inside = [bos] + init.ints(2, 3, V) + [pad] + init.ints(3, 3, V)
     ending = [bos] + init.ints(4, 3, V) + [pad]
-    seqs = [inputs[0], inside, ending, inputs[2]]
+    seqs = [inputs[0], inside, ending, inputs[2], inputs[1]]
     T = max(len(s) for s in seqs)
-    ids = [s + [pad] * (T - len(s)) for s in seqs]
-    mask = [[1] * len(s) + [0] * (T - len(s)) for s in seqs]
-    want = [len(inputs[0]) - 1, len(inside) - 1, len(ending) - 2, T - 1]
+    ids = [s + [pad] * (T - len(s)) for s in seqs[:-1]]
+    mask = [[1] * len(s) + [0] * (T - len(s)) for s in seqs[:-1]]
+    left = seqs[-1]
+    ids.append([pad] * (T - len(left)) + left)
+    mask.append([0] * (T - len(left)) + [1] * len(left))
+    want = [len(inputs[0]) - 1, len(inside) - 1, len(ending) - 2, T - 1, T - 1]
     check(pool_index(ids, pad) == want, "batch pooling %s, want %s" % (pool_index(ids, pad), want))
     check(pool_index_legacy(ids, pad)[1] == 2, "legacy pooling of the row with the pad id inside")
     return seqs, ids, mask
@@ -292,7 +298,8 @@ def run(c, outroot, gen):
     noise = max(noise, maxdiff(yb, cls_forward(c, cfg, W, ti, tm, dtype=torch.float64)))
     for b, s in enumerate(seqs):
         single = cls_forward(c, cfg, W, torch.tensor([s]))
-        check(maxdiff(yb[b:b + 1], single) < 1e-5, "batch row %d differs from its single run" % b)
+        d = maxdiff(yb[b:b + 1], single)
+        check(d < 1e-5 * max(1.0, float(single.abs().max())), "batch row %d differs from its single run (%g)" % (b, d))
     lm = causal_lm(c, cfg, W, W["score.weight"], ti, tm)
     pooled = lm[torch.arange(len(ids)), torch.tensor(pool_index(ids, cfg["pad_token_id"]))]
     check(maxdiff(yb, pooled) < 1e-5, "batch classifier != causal LM with score head at the pooled tokens")
