@@ -157,7 +157,8 @@ func norm(n *layer.RMSNorm, x mat.Tensor) mat.Tensor {
 
 // Logits returns next-token logits [Batch*Len, vocab], soft-capped by
 // final_logit_softcapping, for a causal LM, or class logits [Batch,
-// labels] read at each sequence's last real token for a classifier.
+// labels] read at each sequence's last token that is not the pad id
+// (llama.LastTokens) for a classifier.
 func (m *Model) Logits(b model.Batch) (mat.Tensor, error) {
 	if err := b.Validate(m.Config.VocabSize); err != nil {
 		return nil, fmt.Errorf("gemma2: %w", err)

@@ -239,8 +239,8 @@ func headNorm(n *layer.RMSNorm, x mat.Tensor, heads int) mat.Tensor {
 }
 
 // Logits returns next-token logits [Batch*Len, vocab] for a causal LM, or
-// class logits [Batch, labels] read at each sequence's last real token for
-// a classifier.
+// class logits [Batch, labels] read at each sequence's last token that is
+// not the pad id (LastTokens) for a classifier.
 func (m *Model) Logits(b model.Batch) (mat.Tensor, error) {
 	if err := b.Validate(m.Config.VocabSize); err != nil {
 		return nil, fmt.Errorf("llama: %w", err)
