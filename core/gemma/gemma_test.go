@@ -64,7 +64,8 @@ func TestGemma(t *testing.T) {
 		{`"use_bidirectional_attention":true`, "use_bidirectional_attention"},
 		{`"sliding_window":4`, "sliding_window"},
 		{`"final_logit_softcapping":30`, "final_logit_softcapping"},
-		{`"rope_scaling":{"type":"linear","factor":2}`, "rope_scaling"},
+		{`"rope_scaling":{"rope_type":"mrope","factor":2}`, "mrope"},
+		{`"rope_scaling":{"rope_type":"linear"}`, "factor"},
 	} {
 		if _, err := model.New([]byte(`{` + base + `,` + tc.extra + `}`)); err == nil || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("%s: error %v, want one naming %s", tc.extra, err, tc.key)

@@ -87,6 +87,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		Bidirectional    *bool           `json:"use_bidirectional_attention"`
 		MLPBias          *bool           `json:"mlp_bias"`
 		PartialRotary    json.RawMessage `json:"partial_rotary_factor"`
+		RopeScaling      json.RawMessage `json:"rope_scaling"`
 	}
 	if err := json.Unmarshal(data, &extra); err != nil {
 		return nil, fmt.Errorf("gemma2 config: %w", err)
@@ -98,6 +99,8 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("gemma2 config: mlp_bias is not a Gemma 2 key (Gemma 2's MLP has no biases)")
 	case notNull(extra.PartialRotary):
 		return nil, fmt.Errorf("gemma2 config: partial_rotary_factor is not supported")
+	case notNull(extra.RopeScaling):
+		return nil, fmt.Errorf("gemma2 config: rope_scaling is not supported")
 	}
 	act := GELUTanh
 	if notNull(extra.HiddenActivation) {

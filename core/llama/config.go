@@ -36,6 +36,14 @@ type Config struct {
 	ID2Label              map[string]string `json:"id2label,omitempty"`
 	TorchDtype            string            `json:"torch_dtype,omitempty"`
 
+	// PartialRotaryFactor is partial_rotary_factor: the share of each
+	// head's features the rotary embedding turns (Phi-3); nil when absent.
+	PartialRotaryFactor *float64 `json:"partial_rotary_factor,omitempty"`
+	// OriginalMaxPositionEmbeddings is the top-level
+	// original_max_position_embeddings (Phi-3's pretraining context, which
+	// longrope scaling reads); 0 when absent.
+	OriginalMaxPositionEmbeddings int `json:"original_max_position_embeddings,omitempty"`
+
 	// Options of the families built on this implementation (Qwen2,
 	// Qwen3), set by their packages from their own config keys; Llama
 	// leaves them zero.
@@ -63,6 +71,11 @@ type Config struct {
 	// Activation is the MLP's gate activation when it is not hidden_act's
 	// silu: "gelu_pytorch_tanh" (Gemma). Empty means hidden_act.
 	Activation string `json:"-"`
+	// PartialRotary: partial_rotary_factor may be below 1, the rotary
+	// embedding turning only the first int(head_dim*factor) features of
+	// each head (Phi-3). Families whose attention rotates the whole head
+	// refuse other values, as transformers cannot run them.
+	PartialRotary bool `json:"-"`
 	// Extra holds a family's own config.json keys (sliding_window,
 	// hidden_activation, ...), written back by Map.
 	Extra map[string]json.RawMessage `json:"-"`
@@ -108,8 +121,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("llama config: hidden_act %q not supported (only silu)", c.HiddenAct)
 	case c.Activation != "" && c.Activation != "gelu_pytorch_tanh":
 		return fmt.Errorf("llama config: MLP activation %q not supported", c.Activation)
-	case len(c.RopeScaling) > 0 && string(c.RopeScaling) != "null":
-		return fmt.Errorf("llama config: rope_scaling is not supported")
 	case c.SlidingWindow < 0:
 		return fmt.Errorf("llama config: sliding_window %d is negative", c.SlidingWindow)
 	}
@@ -118,6 +129,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HeadDim%2 != 0 {
 		return fmt.Errorf("llama config: head_dim %d must be even for rotary embeddings", c.HeadDim)
+	}
+	if _, err := c.Rope(); err != nil {
+		return fmt.Errorf("llama config: %w", err)
 	}
 	return nil
 }

@@ -171,6 +171,7 @@ type attendFunc func(i int, q, k, v mat.Tensor) mat.Tensor
 // and returns the final normalised hidden states [len(ids), hidden].
 func (m *Model) hidden(ids, pos []int, attend attendFunc) mat.Tensor {
 	c := m.Config
+	inv, attn := RopeFrequencies(c, pos)
 	h := m.Base.EmbedTokens.Forward(ids)
 	if c.ScaleEmbeddings {
 		h = ops.Scale(h, float32(math.Sqrt(float64(c.HiddenSize))))
@@ -191,8 +192,8 @@ func (m *Model) hidden(ids, pos []int, attend attendFunc) mat.Tensor {
 				q = headNorm(a.QNorm, q, c.NumAttentionHeads)
 				k = headNorm(a.KNorm, k, c.NumKeyValueHeads)
 			}
-			q = ops.Rotary(q, pos, c.NumAttentionHeads, c.RopeTheta)
-			k = ops.Rotary(k, pos, c.NumKeyValueHeads, c.RopeTheta)
+			q = ops.RotaryFreqs(q, pos, c.NumAttentionHeads, inv, attn)
+			k = ops.RotaryFreqs(k, pos, c.NumKeyValueHeads, inv, attn)
 			if v == nil {
 				v = a.VProj.Forward(x)
 			}
@@ -203,6 +204,17 @@ func (m *Model) hidden(ids, pos []int, attend attendFunc) mat.Tensor {
 		})
 	}
 	return m.norm(m.Base.Norm, h)
+}
+
+// RopeFrequencies returns the inverse frequencies and attention factor of
+// c's rotary embedding for a forward pass at the given positions (see
+// Rope). c must be valid: Validate has checked its rope.
+func RopeFrequencies(c *Config, pos []int) ([]float32, float32) {
+	r, err := c.Rope()
+	if err != nil {
+		panic(fmt.Sprintf("llama: %v", err))
+	}
+	return r.Frequencies(SeqLen(pos))
 }
 
 // norm applies an RMSNorm: x * rsqrt(mean(x^2) + eps) * w, or * (1 + w)

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -38,25 +39,51 @@ func (l Layout) Positions() []int {
 	return pos
 }
 
-// rotaryFn rotates pairs of features (i, i+half) of every head by an angle
-// proportional to the token position, in the Hugging Face "rotate half"
-// convention.
+// rotaryFn rotates pairs of features (i, i+half) among the first 2*half
+// features of every head by an angle proportional to the token position, in
+// the Hugging Face "rotate half" convention, and passes the head's other
+// features through (partial rotary embeddings). half is len(cos)/rows.
 type rotaryFn struct {
 	x        mat.Tensor
-	cos, sin []float32 // [rows, half]
+	cos, sin []float32 // [rows, half], already multiplied by the attention factor
 	heads    int
 }
 
 // Rotary applies rotary position embeddings to x [rows, heads*headDim]
-// given each row's position and the base theta.
+// given each row's position and the base theta, over the whole head
+// (Hugging Face's default rope).
 func Rotary(x mat.Tensor, positions []int, heads int, theta float64) mat.Tensor {
 	n, d := Rows(x), Cols(x)
 	if len(positions) != n || d%heads != 0 || (d/heads)%2 != 0 {
 		panic("ops: Rotary: bad shape")
 	}
-	dh := d / heads
-	cos, sin := rotaryTables(positions, dh, theta)
+	return RotaryFreqs(x, positions, heads, RopeInvFreq(d/heads, theta), 1)
+}
+
+// RotaryFreqs applies rotary position embeddings to x [rows,
+// heads*headDim] with the given inverse frequencies, one per rotated pair:
+// the first 2*len(inv) features of each head are rotated, pair (i,
+// i+len(inv)) by the angle position*inv[i], and the rest pass unchanged, as
+// transformers applies a partial_rotary_factor. cos and sin are multiplied
+// by scale, the attention factor of YaRN and LongRoPE (1 otherwise).
+func RotaryFreqs(x mat.Tensor, positions []int, heads int, inv []float32, scale float32) mat.Tensor {
+	n, d := Rows(x), Cols(x)
+	if len(positions) != n || d%heads != 0 || len(inv) == 0 || 2*len(inv) > d/heads {
+		panic(fmt.Sprintf("ops: RotaryFreqs: %d positions, %d rows of %d features in %d heads, %d frequencies", len(positions), n, d, heads, len(inv)))
+	}
+	cos, sin := rotaryTables(positions, inv, scale)
 	return run(&rotaryFn{x: x, cos: cos, sin: sin, heads: heads})
+}
+
+// RopeInvFreq returns the inverse frequencies of Hugging Face's default
+// rotary embedding over dim features: 1/theta^(2i/dim) for i < dim/2,
+// rounded to float32 as transformers computes them.
+func RopeInvFreq(dim int, theta float64) []float32 {
+	inv := make([]float32, dim/2)
+	for i := range inv {
+		inv[i] = float32(1 / math.Pow(theta, float64(2*i)/float64(dim)))
+	}
+	return inv
 }
 
 // rotaryCache keeps the last cos and sin tables: a model's layers all
@@ -65,39 +92,42 @@ func Rotary(x mat.Tensor, positions []int, heads int, theta float64) mat.Tensor 
 var rotaryCache struct {
 	sync.Mutex
 	positions []int
-	dh        int
-	theta     float64
+	inv       []float32
+	scale     float32
 	cos, sin  []float32
 }
 
-// rotaryTables returns the cos and sin tables [rows, dh/2] of the
+// rotaryTables returns the cos and sin tables [rows, len(inv)] of the
 // positions, from the cache when it holds them.
-func rotaryTables(positions []int, dh int, theta float64) (cos, sin []float32) {
+func rotaryTables(positions []int, inv []float32, scale float32) (cos, sin []float32) {
 	c := &rotaryCache
 	c.Lock()
 	defer c.Unlock()
-	if c.dh == dh && c.theta == theta && slices.Equal(c.positions, positions) {
+	if c.scale == scale && slices.Equal(c.inv, inv) && slices.Equal(c.positions, positions) {
 		return c.cos, c.sin
 	}
-	cos, sin = computeRotary(positions, dh, theta)
-	c.positions, c.dh, c.theta, c.cos, c.sin = slices.Clone(positions), dh, theta, cos, sin
+	cos, sin = computeRotaryFreqs(positions, inv, scale)
+	c.positions, c.inv, c.scale, c.cos, c.sin = slices.Clone(positions), slices.Clone(inv), scale, cos, sin
 	return cos, sin
 }
 
+// computeRotary returns the default rope's tables over dh features.
 func computeRotary(positions []int, dh int, theta float64) (cos, sin []float32) {
-	n, half := len(positions), dh/2
+	return computeRotaryFreqs(positions, RopeInvFreq(dh, theta), 1)
+}
+
+func computeRotaryFreqs(positions []int, inv []float32, scale float32) (cos, sin []float32) {
+	n, half := len(positions), len(inv)
 	cos = make([]float32, n*half)
 	sin = make([]float32, n*half)
-	inv := make([]float64, half)
-	for i := range inv {
-		// Computed in float32 as the reference implementations do.
-		inv[i] = float64(float32(1 / math.Pow(theta, float64(2*i)/float64(dh))))
-	}
 	for r, p := range positions {
-		for i := 0; i < half; i++ {
-			a := float64(float32(float64(p) * inv[i]))
-			cos[r*half+i] = float32(math.Cos(a))
-			sin[r*half+i] = float32(math.Sin(a))
+		for i, f := range inv {
+			// The angle is a float32 product, as in the reference
+			// implementations; the attention factor scales cos and sin
+			// in float32.
+			a := float64(float32(p) * f)
+			cos[r*half+i] = float32(math.Cos(a)) * scale
+			sin[r*half+i] = float32(math.Sin(a)) * scale
 		}
 	}
 	return cos, sin
@@ -108,20 +138,21 @@ func (f *rotaryFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
 func (f *rotaryFn) apply(x []float32, rows int, inverse bool) []float32 {
 	d := len(x) / rows
 	y := make([]float32, len(x))
-	rowsParallel(rows, d, func(lo, hi int) { f.applyRows(y, x, lo, hi, d, inverse) })
+	rowsParallel(rows, d, func(lo, hi int) { f.applyRows(y, x, lo, hi, d, rows, inverse) })
 	return y
 }
 
-// applyRows rotates rows lo..hi-1 of x (width d) into y.
-func (f *rotaryFn) applyRows(y, x []float32, lo, hi, d int, inverse bool) {
+// applyRows rotates rows lo..hi-1 of x (width d, rows rows in all) into
+// y; inverse applies the transposed rotation, for the backward pass.
+func (f *rotaryFn) applyRows(y, x []float32, lo, hi, d, rows int, inverse bool) {
 	dh := d / f.heads
-	half := dh / 2
+	half := len(f.cos) / rows
 	for r := lo; r < hi; r++ {
 		c, s := f.cos[r*half:(r+1)*half], f.sin[r*half:(r+1)*half]
 		for h := 0; h < f.heads; h++ {
 			o := r*d + h*dh
-			x1, x2 := x[o:o+half], x[o+half:o+dh]
-			y1, y2 := y[o:o+half], y[o+half:o+dh]
+			x1, x2 := x[o:o+half], x[o+half:o+2*half]
+			y1, y2 := y[o:o+half], y[o+half:o+2*half]
 			for i := 0; i < half; i++ {
 				si := s[i]
 				if inverse {
@@ -130,6 +161,7 @@ func (f *rotaryFn) applyRows(y, x []float32, lo, hi, d int, inverse bool) {
 				y1[i] = x1[i]*c[i] - x2[i]*si
 				y2[i] = x2[i]*c[i] + x1[i]*si
 			}
+			copy(y[o+2*half:o+dh], x[o+2*half:o+dh])
 		}
 	}
 }

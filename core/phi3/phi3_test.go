@@ -13,8 +13,9 @@ const base = `"model_type":"phi3","architectures":["Phi3ForCausalLM"],"hidden_si
 	"num_hidden_layers":1,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":50`
 
 // Phi-3's fused qkv_proj and gate_up_proj are single linear slots of the
-// stacked shapes; sliding_window is optional; rope scaling and partial
-// rotary embeddings are refused by name.
+// stacked shapes; sliding_window is optional; rope scaling other than
+// longrope and malformed longrope or partial rotary settings are refused by
+// name.
 func TestPhi3(t *testing.T) {
 	m, err := model.New([]byte(`{` + base + `,"sliding_window":2047,"rope_scaling":null}`))
 	if err != nil {
@@ -65,9 +66,13 @@ func TestPhi3(t *testing.T) {
 		t.Errorf("classifier %v", a)
 	}
 	for _, tc := range []struct{ extra, key string }{
-		{`"partial_rotary_factor":0.75`, "partial_rotary_factor"},
-		{`"rope_scaling":{"type":"longrope","short_factor":[1],"long_factor":[1]}`, "longrope"},
-		{`"rope_scaling":{"type":"su"}`, "rope_scaling"},
+		{`"partial_rotary_factor":1.5`, "partial_rotary_factor"},
+		{`"partial_rotary_factor":0.1`, "partial_rotary_factor"},
+		{`"rope_scaling":{"type":"longrope","short_factor":[1],"long_factor":[1]}`, "short_factor has 1 values, want 4"},
+		{`"rope_scaling":{"type":"su","short_factor":[1,1,1,1]}`, "long_factor"},
+		{`"rope_scaling":{"type":"linear","factor":2}`, "longrope"},
+		{`"rope_scaling":{"factor":2}`, "rope_type"},
+		{`"original_max_position_embeddings":0`, "original_max_position_embeddings"},
 		{`"sliding_window":0`, "sliding_window"},
 		{`"hidden_act":"gelu"`, "hidden_act"},
 	} {
