@@ -1,7 +1,7 @@
 // Package checkpoint turns files on disk into ready-to-run models: a Hugging
 // Face folder (config.json plus safetensors, single or sharded, F32, F16 or
-// BF16) or a GGUF file (Llama), built as spago models with Hugging Face
-// parameter names.
+// BF16) or a GGUF file (the architectures gguf.Architectures lists), built
+// as spago models with Hugging Face parameter names.
 package checkpoint
 
 import (
@@ -200,15 +200,15 @@ func (s mapSource) Float32(name string) ([]float32, []int, error) {
 	return v, t.Shape, err
 }
 
-// openLlamaGGUF opens a llama GGUF file and builds the model its metadata
-// describes, with lazily mapped parameters when meta is set
-// (layer.BuildMeta).
-func openLlamaGGUF(path string, meta bool) (*gguf.File, model.Model, error) {
+// openGGUF opens a GGUF model file and builds the model of the family its
+// general.architecture names, as its metadata describes, with lazily
+// mapped parameters when meta is set (layer.BuildMeta).
+func openGGUF(path string, meta bool) (*gguf.File, model.Model, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := gguf.LlamaConfig(f)
+	cfg, err := gguf.ModelConfig(f)
 	if err == nil {
 		var js []byte
 		if js, err = json.Marshal(cfg); err != nil {
@@ -232,7 +232,7 @@ func openLlamaGGUF(path string, meta bool) (*gguf.File, model.Model, error) {
 }
 
 func loadGGUF(path string) (*Loaded, error) {
-	f, m, err := openLlamaGGUF(path, false)
+	f, m, err := openGGUF(path, false)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +242,7 @@ func loadGGUF(path string) (*Loaded, error) {
 			f.Close()
 		}
 	}()
-	ts, err := gguf.LlamaTensors(f)
+	ts, err := gguf.ModelTensors(f)
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,10 @@ func SaveGGUF(path string, l *Loaded, typ string) error {
 	return gguf.WriteLlama(path, gguf.LlamaWrite{Config: cfg, Type: typ, Name: name, Tokenizer: tok}, ts)
 }
 
-// ggufTokenizer returns the tokenizer.ggml.* metadata for l's tokenizer.
+// ggufTokenizer returns the tokenizer.ggml.* metadata for l's tokenizer:
+// a GGUF source's own, else the folder's tokenizer: a tokenizer.json with
+// a byte-level BPE model (tokenizer.ggml.model "gpt2", its tokens padded to
+// the config's vocab_size) or a SentencePiece tokenizer.model ("llama").
 func ggufTokenizer(l *Loaded) ([]gguf.KV, error) {
 	if l.GGUF != nil {
 		var kvs []gguf.KV
@@ -67,9 +70,21 @@ func ggufTokenizer(l *Loaded) ([]gguf.KV, error) {
 	if err != nil {
 		return nil, err
 	}
+	if h, ok := tok.(*tokenizer.HF); ok {
+		p, err := h.ByteLevelBPE()
+		if err != nil {
+			return nil, fmt.Errorf("writing GGUF: %s: %w (GGUF holds SentencePiece and byte-level BPE tokenizers)", TokenizerJSONFile, err)
+		}
+		vocab, _ := cfgVocabSize(l)
+		kvs, err := gguf.BPEMetadata(p, vocab)
+		if err != nil {
+			return nil, fmt.Errorf("writing GGUF: %s: %w", TokenizerJSONFile, err)
+		}
+		return kvs, nil
+	}
 	spm, ok := tok.(*tokenizer.SPM)
 	if !ok {
-		return nil, fmt.Errorf("writing GGUF needs a SentencePiece tokenizer (tokenizer.model); this model's is %T", tok)
+		return nil, fmt.Errorf("writing GGUF needs a SentencePiece tokenizer (tokenizer.model) or a byte-level BPE tokenizer.json; this model's is %T", tok)
 	}
 	n := spm.VocabSize()
 	tokens := make([]string, n)
@@ -96,4 +111,17 @@ func ggufTokenizer(l *Loaded) ([]gguf.KV, error) {
 		}
 	}
 	return kvs, nil
+}
+
+// cfgVocabSize is the model's vocab_size from its config, if it has one.
+func cfgVocabSize(l *Loaded) (int, bool) {
+	switch v := l.Model.HFConfig()["vocab_size"].(type) {
+	case float64:
+		return int(v), true
+	case int:
+		return v, true
+	case int64:
+		return int(v), true
+	}
+	return 0, false
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // LoadStored loads a model like Load, except that the linear weights of a
-// Hugging Face folder or a llama GGUF file stay where they are stored:
+// Hugging Face folder or a GGUF file stay where they are stored:
 // memory-mapped in their file's type (F32, F16 or BF16; quantized GGUF
 // blocks stay quantized: QLoRA), each filled into a float32 buffer only
 // while a product needs it (layer.Linear.Source, ops.StoredLinear). Only
@@ -94,12 +94,13 @@ func (w *storedWeight) DType() string { return w.dtype }
 // Bytes is the size in the file.
 func (w *storedWeight) Bytes() int64 { return w.size }
 
-// loadGGUFStored is LoadStored for a llama GGUF file: embeddings and norms
-// are read (dequantized) into memory, linear weights stay in the mapped
-// file in their GGUF type and are dequantized, with llama.cpp's q/k row
-// order undone, each time a product needs them.
+// loadGGUFStored is LoadStored for a GGUF file: embeddings, norms and
+// biases are read (dequantized, in Hugging Face's conventions) into
+// memory, linear weights stay in the mapped file in their GGUF type and
+// are dequantized, with llama.cpp's q/k row order undone, each time a
+// product needs them.
 func loadGGUFStored(path string) (*Loaded, error) {
-	f, m, err := openLlamaGGUF(path, true)
+	f, m, err := openGGUF(path, true)
 	if err != nil {
 		return nil, err
 	}
@@ -117,18 +118,18 @@ func loadGGUFStored(path string) (*Loaded, error) {
 	var names []string
 	seen := map[string]bool{}
 	for _, ti := range f.Tensors() {
-		hf, known := gguf.LlamaName(ti.Name)
+		hf, shape, known, err := gguf.HFTensorName(f, ti.Name)
+		if err != nil {
+			return nil, err
+		}
 		if !known {
-			return nil, fmt.Errorf("%s: tensor %q has no Hugging Face Llama equivalent", path, ti.Name)
+			arch, _ := gguf.Architecture(f)
+			return nil, fmt.Errorf("%s: tensor %q has no Hugging Face equivalent in architecture %s", path, ti.Name, arch)
 		}
 		names = append(names, hf)
 		p, used := params[hf]
 		if !used {
 			continue // checkUnused names it below
-		}
-		shape := make([]int, len(ti.Dims))
-		for i, d := range ti.Dims {
-			shape[len(shape)-1-i] = int(d)
 		}
 		if !slices.Equal(shape, p.Shape) {
 			return nil, fmt.Errorf("%s: tensor %s (%s): shape %v, the model expects %v", path, ti.Name, hf, shape, p.Shape)
@@ -138,7 +139,7 @@ func loadGGUFStored(path string) (*Loaded, error) {
 			l.Source = &ggufWeight{f: f, name: ti.Name, dtype: ti.Type.String(), size: int64(ti.Size)}
 			continue
 		}
-		t, err := gguf.LlamaTensor(f, ti.Name)
+		t, err := gguf.ModelTensor(f, ti.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -170,9 +171,9 @@ type ggufWeight struct {
 	size  int64
 }
 
-// Fill dequantizes the weight into dst in Hugging Face's layout.
+// Fill dequantizes the weight into dst in the layer's [out, in] layout.
 func (w *ggufWeight) Fill(dst []float32) error {
-	return gguf.LlamaWeightInto(w.f, w.name, dst)
+	return gguf.WeightInto(w.f, w.name, dst)
 }
 
 // DType is the GGUF type ("Q4_K", "F16", ...).

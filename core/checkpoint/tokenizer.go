@@ -26,7 +26,9 @@ var tokenizerFiles = []string{SentencePieceFile, VocabFile, TokenizerJSONFile, "
 // converted from l (a Hugging Face or native folder), so that surgeon and
 // transformers can tokenize for it. For a GGUF model they are built from
 // its metadata: tokenizer.model, tokenizer_config.json and
-// special_tokens_map.json (for transformers' LlamaTokenizer). For a model
+// special_tokens_map.json (for transformers' LlamaTokenizer) from a
+// SentencePiece vocabulary, tokenizer.json and tokenizer_config.json from
+// a byte-level BPE one. For a model
 // loaded from a folder they are the folder's own tokenizer files
 // (tokenizer.model, vocab.txt, tokenizer.json, tokenizer_config.json,
 // special_tokens_map.json). It returns nil when l carries no tokenizer.
@@ -34,9 +36,18 @@ func TokenizerFiles(l *Loaded) (map[string][]byte, error) {
 	if l.GGUF == nil {
 		return folderTokenizerFiles(l.Path)
 	}
-	tok, err := gguf.Tokenizer(l.GGUF)
+	t, err := gguf.Tokenizer(l.GGUF)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	var tok *tokenizer.SPM
+	switch t := t.(type) {
+	case *tokenizer.HF:
+		return bpeTokenizerFiles(l, t)
+	case *tokenizer.SPM:
+		tok = t
+	default:
+		return nil, fmt.Errorf("tokenizer: writing the tokenizer files of a GGUF %T tokenizer is not supported", t)
 	}
 	model, err := tok.MarshalModel()
 	if err != nil {
@@ -68,6 +79,45 @@ func TokenizerFiles(l *Loaded) (map[string][]byte, error) {
 		files[name] = buf.Bytes()
 	}
 	return files, nil
+}
+
+// bpeTokenizerFiles are the tokenizer.json and tokenizer_config.json
+// of a GGUF byte-level BPE tokenizer (transformers'
+// PreTrainedTokenizerFast).
+func bpeTokenizerFiles(l *Loaded, h *tokenizer.HF) (map[string][]byte, error) {
+	p, err := h.ByteLevelBPE()
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	js, err := tokenizer.MarshalByteLevelBPE(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", TokenizerJSONFile, err)
+	}
+	name := func(id int) *string {
+		if id < 0 {
+			return nil
+		}
+		s := h.Token(id)
+		return &s
+	}
+	cfg := struct {
+		Class     string  `json:"tokenizer_class"`
+		BOS       *string `json:"bos_token"`
+		EOS       *string `json:"eos_token"`
+		Pad       *string `json:"pad_token,omitempty"`
+		AddBOS    bool    `json:"add_bos_token"`
+		AddEOS    bool    `json:"add_eos_token"`
+		MaxLength int     `json:"model_max_length,omitempty"`
+		CleanUp   bool    `json:"clean_up_tokenization_spaces"`
+	}{"PreTrainedTokenizerFast", name(h.BOS()), name(h.EOS()), name(h.Pad()), h.AddsBOS(), h.AddsEOS(), contextLength(l), false}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(cfg); err != nil {
+		return nil, fmt.Errorf("tokenizer_config.json: %w", err)
+	}
+	return map[string][]byte{TokenizerJSONFile: js, "tokenizer_config.json": buf.Bytes()}, nil
 }
 
 // folderTokenizerFiles reads the tokenizer files of the folder dir; nil

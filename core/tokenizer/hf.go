@@ -36,6 +36,10 @@ type HF struct {
 	post  postProcessor // nil: nothing added
 	dec   decoder       // nil: tokens joined with spaces
 
+	// normJSON and preJSON are the normalizer and pre-tokenizer as
+	// tokenizer.json spells them (ByteLevelBPE reports them).
+	normJSON, preJSON json.RawMessage
+
 	added      []AddedToken
 	addedByID  map[int]*AddedToken
 	rawTrie    *tokenTrie // added tokens matched in the raw text
@@ -174,28 +178,10 @@ func ParseHF(data []byte, cfg *HFConfig) (*HF, error) {
 	if h.dec, err = parseDecoder(f.Decoder, "decoder"); err != nil {
 		return nil, err
 	}
-	h.vocabSize = h.model.size()
-	h.added = f.AddedTokens
-	h.addedByID = make(map[int]*AddedToken, len(h.added))
-	var raw, normed []int
-	for i := range h.added {
-		a := &h.added[i]
-		if a.ID < 0 {
-			return nil, fmt.Errorf("added_tokens[%d]: negative id %d", i, a.ID)
-		}
-		if a.Content == "" {
-			return nil, fmt.Errorf("added_tokens[%d]: empty content", i)
-		}
-		h.addedByID[a.ID] = a
-		h.vocabSize = max(h.vocabSize, a.ID+1)
-		if a.Normalized && !a.Special && h.norm != nil {
-			normed = append(normed, i)
-		} else {
-			raw = append(raw, i)
-		}
+	h.normJSON, h.preJSON = f.Normalizer, f.PreTokenizer
+	if err := h.setAdded(f.AddedTokens); err != nil {
+		return nil, err
 	}
-	h.rawTrie = newTokenTrie(h.added, raw)
-	h.normTrie = newTokenTrie(h.added, normed)
 	if h.post != nil {
 		h.prefix, h.suffix = h.post.template()
 	}
@@ -219,6 +205,35 @@ func ParseHF(data []byte, cfg *HFConfig) (*HF, error) {
 		}
 	}
 	return h, nil
+}
+
+// setAdded installs the added tokens: the vocabulary size grows to cover
+// their ids, and they are matched in the raw text, or in the normalized
+// text for normalized tokens that are not special.
+func (h *HF) setAdded(added []AddedToken) error {
+	h.vocabSize = h.model.size()
+	h.added = added
+	h.addedByID = make(map[int]*AddedToken, len(h.added))
+	var raw, normed []int
+	for i := range h.added {
+		a := &h.added[i]
+		if a.ID < 0 {
+			return fmt.Errorf("added_tokens[%d]: negative id %d", i, a.ID)
+		}
+		if a.Content == "" {
+			return fmt.Errorf("added_tokens[%d]: empty content", i)
+		}
+		h.addedByID[a.ID] = a
+		h.vocabSize = max(h.vocabSize, a.ID+1)
+		if a.Normalized && !a.Special && h.norm != nil {
+			normed = append(normed, i)
+		} else {
+			raw = append(raw, i)
+		}
+	}
+	h.rawTrie = newTokenTrie(h.added, raw)
+	h.normTrie = newTokenTrie(h.added, normed)
+	return nil
 }
 
 // VocabSize returns the number of ids: the model's vocabulary and the added

@@ -27,7 +27,11 @@ func storiesTokenizer(t *testing.T) *tokenizer.SPM {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tok
+	spm, ok := tok.(*tokenizer.SPM)
+	if !ok {
+		t.Fatalf("stories260K's tokenizer is a %T, want *tokenizer.SPM", tok)
+	}
+	return spm
 }
 
 func TestStoriesVocab(t *testing.T) {

@@ -4,70 +4,21 @@ import (
 	"fmt"
 	"iter"
 	"strconv"
-	"strings"
-	"unsafe"
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
 )
 
-// llamaHParams are the Llama hyper-parameters read from GGUF metadata.
-type llamaHParams struct {
-	hidden, ffn, layers, heads, kvHeads, headDim, ctx int
-	eps, ropeTheta                                    float64
-}
-
-func (f *File) llamaHParams() (llamaHParams, error) {
-	var h llamaHParams
+// llamaHParams reads the hyper-parameters of a file whose
+// general.architecture must be "llama".
+func (f *File) llamaHParams() (hparams, error) {
 	arch, err := f.String("general.architecture")
 	if err != nil {
-		return h, err
+		return hparams{}, err
 	}
 	if arch != "llama" {
-		return h, fmt.Errorf("%s: general.architecture is %q, want \"llama\"", f.name, arch)
+		return hparams{}, fmt.Errorf("%s: general.architecture is %q, want \"llama\"", f.name, arch)
 	}
-	ints := []struct {
-		key string
-		dst *int
-	}{
-		{"llama.embedding_length", &h.hidden},
-		{"llama.feed_forward_length", &h.ffn},
-		{"llama.block_count", &h.layers},
-		{"llama.attention.head_count", &h.heads},
-		{"llama.context_length", &h.ctx},
-	}
-	for _, it := range ints {
-		if *it.dst, err = f.positiveInt(it.key); err != nil {
-			return h, err
-		}
-	}
-	h.kvHeads = h.heads
-	if f.Has("llama.attention.head_count_kv") {
-		if h.kvHeads, err = f.positiveInt("llama.attention.head_count_kv"); err != nil {
-			return h, err
-		}
-	}
-	if h.hidden%h.heads != 0 {
-		return h, fmt.Errorf("%s: embedding_length %d is not a multiple of head_count %d", f.name, h.hidden, h.heads)
-	}
-	if h.heads%h.kvHeads != 0 {
-		return h, fmt.Errorf("%s: head_count %d is not a multiple of head_count_kv %d", f.name, h.heads, h.kvHeads)
-	}
-	h.headDim = h.hidden / h.heads
-	if f.Has("llama.attention.key_length") {
-		if h.headDim, err = f.positiveInt("llama.attention.key_length"); err != nil {
-			return h, err
-		}
-	}
-	if h.eps, err = f.decimalFloat("llama.attention.layer_norm_rms_epsilon"); err != nil {
-		return h, err
-	}
-	h.ropeTheta = 10000
-	if f.Has("llama.rope.freq_base") {
-		if h.ropeTheta, err = f.decimalFloat("llama.rope.freq_base"); err != nil {
-			return h, err
-		}
-	}
-	return h, nil
+	return f.readHParams(archs["llama"])
 }
 
 // decimalFloat reads a float key; a float32 is widened through its shortest
@@ -127,53 +78,7 @@ func LlamaConfig(f *File) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	vocab := 0
-	if ti, ok := f.TensorInfo("token_embd.weight"); ok && len(ti.Dims) == 2 {
-		vocab = int(ti.Dims[1])
-	} else if toks, err := f.Array("tokenizer.ggml.tokens"); err == nil {
-		vocab = toks.Len()
-	} else if f.Has("llama.vocab_size") {
-		if vocab, err = f.positiveInt("llama.vocab_size"); err != nil {
-			return nil, err
-		}
-	}
-	if vocab == 0 {
-		return nil, fmt.Errorf("%s: cannot tell the vocabulary size: no token_embd.weight, tokenizer.ggml.tokens or llama.vocab_size", f.name)
-	}
-	_, hasOutput := f.TensorInfo("output.weight")
-	cfg := map[string]any{
-		"architectures":           []string{"LlamaForCausalLM"},
-		"model_type":              "llama",
-		"hidden_size":             h.hidden,
-		"intermediate_size":       h.ffn,
-		"num_hidden_layers":       h.layers,
-		"num_attention_heads":     h.heads,
-		"num_key_value_heads":     h.kvHeads,
-		"head_dim":                h.headDim,
-		"rms_norm_eps":            h.eps,
-		"rope_theta":              h.ropeTheta,
-		"vocab_size":              vocab,
-		"max_position_embeddings": h.ctx,
-		"tie_word_embeddings":     !hasOutput,
-		"hidden_act":              "silu",
-		"attention_bias":          false,
-		"mlp_bias":                false,
-		"torch_dtype":             "float32",
-	}
-	for _, k := range []struct{ gguf, hf string }{
-		{"tokenizer.ggml.bos_token_id", "bos_token_id"},
-		{"tokenizer.ggml.eos_token_id", "eos_token_id"},
-		{"tokenizer.ggml.padding_token_id", "pad_token_id"},
-	} {
-		id, ok, err := f.tokenID(k.gguf)
-		if err != nil {
-			return nil, err
-		}
-		if ok && id < vocab {
-			cfg[k.hf] = id
-		}
-	}
-	return cfg, nil
+	return f.modelConfig(h)
 }
 
 var llamaTopNames = map[string]string{
@@ -197,26 +102,7 @@ var llamaBlockNames = map[string]string{
 // LlamaName maps a llama.cpp GGUF tensor name to its Hugging Face Llama name,
 // for example "blk.3.attn_q.weight" to "model.layers.3.self_attn.q_proj.weight".
 func LlamaName(name string) (string, bool) {
-	if hf, ok := llamaTopNames[name]; ok {
-		return hf, true
-	}
-	rest, ok := strings.CutPrefix(name, "blk.")
-	if !ok {
-		return "", false
-	}
-	num, suffix, ok := strings.Cut(rest, ".")
-	if !ok {
-		return "", false
-	}
-	n, err := strconv.Atoi(num)
-	if err != nil || n < 0 || strconv.Itoa(n) != num {
-		return "", false
-	}
-	hf, ok := llamaBlockNames[suffix]
-	if !ok {
-		return "", false
-	}
-	return "model.layers." + num + "." + hf, true
+	return archs["llama"].hfName(name)
 }
 
 // LlamaTensorSeq yields the tensors of a llama GGUF file under Hugging Face
@@ -234,7 +120,7 @@ func LlamaTensorSeq(f *File) iter.Seq2[tensor.Tensor, error] {
 			return
 		}
 		for i := range f.tensors {
-			t, err := f.llamaTensor(&f.tensors[i], h)
+			t, err := f.modelTensor(&f.tensors[i], h)
 			if !yield(t, err) || err != nil {
 				return
 			}
@@ -255,64 +141,15 @@ func LlamaTensors(f *File) ([]tensor.Tensor, error) {
 	return out, nil
 }
 
-// qkHeads is the head count whose rows llama.cpp's converter permuted in
-// the named tensor: the attention heads for q, the key-value heads for k,
-// 0 for any other tensor.
-func (h llamaHParams) qkHeads(name string) int {
-	switch {
-	case strings.HasSuffix(name, ".attn_q.weight"):
-		return h.heads
-	case strings.HasSuffix(name, ".attn_k.weight"):
-		return h.kvHeads
-	}
-	return 0
-}
-
 // LlamaWeightInto decodes the llama GGUF file's tensor called name (its
 // GGUF name) into dst in its Hugging Face layout, as LlamaTensor does, but
 // dequantizing straight into dst: the fill of a weight kept quantized,
 // which runs for every product.
 func LlamaWeightInto(f *File, name string, dst []float32) error {
-	i, ok := f.byName[name]
-	if !ok {
-		return fmt.Errorf("%s: no tensor %q", f.name, name)
-	}
-	ti := &f.tensors[i]
-	if uint64(len(dst)) != ti.NumElements() {
-		return fmt.Errorf("%s: tensor %q has %d elements, the destination %d", f.name, name, ti.NumElements(), len(dst))
-	}
-	h, err := f.llamaHParams()
-	if err != nil {
+	if _, err := f.llamaHParams(); err != nil {
 		return err
 	}
-	if ti.Type.Dequantizable() || ti.Type.Quantized() {
-		data, err := f.TensorData(name)
-		if err != nil {
-			return err
-		}
-		if err := Dequantize(ti.Type, dst, data); err != nil {
-			return fmt.Errorf("%s: tensor %q: %w", f.name, name, err)
-		}
-	} else {
-		t, err := f.Tensor(name)
-		if err != nil {
-			return err
-		}
-		if err := tensor.ToFloat32(dst, t.DType, t.Data); err != nil {
-			return fmt.Errorf("%s: tensor %q: %w", f.name, name, err)
-		}
-	}
-	nHead := h.qkHeads(name)
-	if nHead == 0 {
-		return nil
-	}
-	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst))
-	t, err := UnpermuteQK(tensor.Tensor{Name: name, DType: tensor.F32, Shape: ti.Shape(), Data: raw}, nHead)
-	if err != nil {
-		return fmt.Errorf("%s: %w", f.name, err)
-	}
-	copy(raw, t.Data)
-	return nil
+	return WeightInto(f, name, dst)
 }
 
 // LlamaTensor returns the llama GGUF file's tensor called name (its GGUF
@@ -327,45 +164,7 @@ func LlamaTensor(f *File, name string) (tensor.Tensor, error) {
 	if err != nil {
 		return tensor.Tensor{}, err
 	}
-	return f.llamaTensor(&f.tensors[i], h)
-}
-
-func (f *File) llamaTensor(ti *TensorInfo, h llamaHParams) (tensor.Tensor, error) {
-	hf, ok := LlamaName(ti.Name)
-	if !ok {
-		return tensor.Tensor{}, fmt.Errorf("%s: tensor %q has no Hugging Face Llama equivalent", f.name, ti.Name)
-	}
-	if rest, ok := strings.CutPrefix(ti.Name, "blk."); ok {
-		num, _, _ := strings.Cut(rest, ".")
-		if n, _ := strconv.Atoi(num); n >= h.layers {
-			return tensor.Tensor{}, fmt.Errorf("%s: tensor %q: block %d but llama.block_count is %d", f.name, ti.Name, n, h.layers)
-		}
-	}
-	var t tensor.Tensor
-	var err error
-	if ti.Type == TypeF32 {
-		if t, err = f.Tensor(ti.Name); err != nil {
-			return tensor.Tensor{}, err
-		}
-	} else {
-		// Everything else, quantized blocks included, is dequantized to
-		// float32 in new memory.
-		v, shape, err := f.Float32(ti.Name)
-		if err != nil {
-			return tensor.Tensor{}, err
-		}
-		if t.Data, err = tensor.FromFloat32(tensor.F32, v); err != nil {
-			return tensor.Tensor{}, fmt.Errorf("%s: tensor %q: %w", f.name, ti.Name, err)
-		}
-		t.Name, t.DType, t.Shape = ti.Name, tensor.F32, shape
-	}
-	if nHead := h.qkHeads(ti.Name); nHead > 0 {
-		if t, err = UnpermuteQK(t, nHead); err != nil {
-			return tensor.Tensor{}, fmt.Errorf("%s: %w", f.name, err)
-		}
-	}
-	t.Name = hf
-	return t, nil
+	return f.modelTensor(&f.tensors[i], h)
 }
 
 // PermuteQK reorders the rows of a Llama q or k projection weight [out, in]

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/core/tokenizer"
 )
 
 // storiesPath is the stories260K fixture, relative to this package.
@@ -200,9 +201,13 @@ func TestStories260K(t *testing.T) {
 		}
 	})
 	t.Run("tokenizer", func(t *testing.T) {
-		tok, err := Tokenizer(f)
+		t0, err := Tokenizer(f)
 		if err != nil {
 			t.Fatal(err)
+		}
+		tok, ok := t0.(*tokenizer.SPM)
+		if !ok {
+			t.Fatalf("tokenizer is a %T, want *tokenizer.SPM", t0)
 		}
 		got := tok.Encode("Once upon a time", true)
 		want := []int{1, 403, 407, 261, 378}

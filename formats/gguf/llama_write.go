@@ -2,7 +2,6 @@ package gguf
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
@@ -27,13 +26,16 @@ var FileTypes = map[string]struct {
 	"bf16": {TypeBF16, 32},
 }
 
-// LlamaWrite describes a Llama model to write as a llama.cpp GGUF file.
-type LlamaWrite struct {
-	// Config is the Hugging Face config.json of a LlamaForCausalLM.
+// ModelWrite describes a model to write as a llama.cpp GGUF file.
+type ModelWrite struct {
+	// Config is the Hugging Face config.json of a causal LM of a family
+	// Architectures lists (model_type llama, qwen2, qwen3, gemma, gemma2,
+	// phi3 or gpt2).
 	Config map[string]any
 	// Type names the type of the 2-D weights (a FileTypes key). Vectors
-	// (norm weights) stay F32, and rows whose length does not divide into
-	// the type's blocks fall back to F16 as llama.cpp's quantizer does.
+	// (norm weights, biases) stay F32, and rows whose length does not
+	// divide into the type's blocks fall back to F16 as llama.cpp's
+	// quantizer does.
 	Type string
 	// Name is general.name.
 	Name string
@@ -41,27 +43,13 @@ type LlamaWrite struct {
 	Tokenizer []KV
 }
 
+// LlamaWrite describes a Llama model to write as a llama.cpp GGUF file;
+// it is ModelWrite.
+type LlamaWrite = ModelWrite
+
 // LlamaGGUFName maps a Hugging Face Llama tensor name to llama.cpp's.
 func LlamaGGUFName(hf string) (string, bool) {
-	for g, h := range llamaTopNames {
-		if h == hf {
-			return g, true
-		}
-	}
-	rest, ok := strings.CutPrefix(hf, "model.layers.")
-	if !ok {
-		return "", false
-	}
-	num, suffix, ok := strings.Cut(rest, ".")
-	if !ok {
-		return "", false
-	}
-	for g, h := range llamaBlockNames {
-		if h == suffix {
-			return "blk." + num + "." + g, true
-		}
-	}
-	return "", false
+	return archs["llama"].ggufName(hf)
 }
 
 func cfgInt(c map[string]any, key string) (int, error) {
@@ -92,84 +80,12 @@ func cfgFloat(c map[string]any, key string, def float64) float64 {
 // interleaved rotary layout (PermuteQK), converted to o.Type. tensors
 // holds the model's parameters under Hugging Face names (any float dtype).
 func WriteLlama(path string, o LlamaWrite, tensors []tensor.Tensor) error {
-	ft, ok := FileTypes[strings.ToLower(o.Type)]
-	if !ok {
-		var names []string
-		for k := range FileTypes {
-			names = append(names, k)
-		}
-		return fmt.Errorf("gguf type %q not supported (known: %s)", o.Type, strings.Join(slices.Sorted(slices.Values(names)), ", "))
-	}
-	c := o.Config
-	if mt, _ := c["model_type"].(string); mt != "llama" {
-		return fmt.Errorf("%s: writing GGUF supports Llama models, not model_type %q", path, mt)
-	}
-	hidden, err := cfgInt(c, "hidden_size")
-	if err != nil {
-		return err
-	}
-	var ints = map[string]int{}
-	for _, k := range []string{"intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "max_position_embeddings"} {
-		if ints[k], err = cfgInt(c, k); err != nil {
-			return err
+	if _, ok := FileTypes[strings.ToLower(o.Type)]; ok {
+		if mt, _ := o.Config["model_type"].(string); mt != "llama" {
+			return fmt.Errorf("%s: writing GGUF supports Llama models, not model_type %q", path, mt)
 		}
 	}
-	heads, kvHeads := ints["num_attention_heads"], ints["num_key_value_heads"]
-	headDim := hidden / heads
-	if hd, err := cfgInt(c, "head_dim"); err == nil && hd > 0 {
-		headDim = hd
-	}
-	kvs := []KV{
-		{"general.architecture", "llama"},
-		{"general.name", o.Name},
-		{"general.file_type", ft.FileType},
-		{"general.quantization_version", uint32(2)},
-		{"llama.context_length", uint32(ints["max_position_embeddings"])},
-		{"llama.embedding_length", uint32(hidden)},
-		{"llama.block_count", uint32(ints["num_hidden_layers"])},
-		{"llama.feed_forward_length", uint32(ints["intermediate_size"])},
-		{"llama.rope.dimension_count", uint32(headDim)},
-		{"llama.attention.head_count", uint32(heads)},
-		{"llama.attention.head_count_kv", uint32(kvHeads)},
-		{"llama.attention.layer_norm_rms_epsilon", float32(cfgFloat(c, "rms_norm_eps", 1e-6))},
-		{"llama.rope.freq_base", float32(cfgFloat(c, "rope_theta", 10000))},
-	}
-	if headDim != hidden/heads {
-		kvs = append(kvs, KV{"llama.attention.key_length", uint32(headDim)}, KV{"llama.attention.value_length", uint32(headDim)})
-	}
-	kvs = append(kvs, o.Tokenizer...)
-	var out []WriteTensor
-	for _, t := range tensors {
-		name, ok := LlamaGGUFName(t.Name)
-		if !ok {
-			return fmt.Errorf("%s: tensor %q has no llama.cpp name", path, t.Name)
-		}
-		switch {
-		case strings.HasSuffix(name, ".attn_q.weight"):
-			t, err = PermuteQK(t, heads)
-		case strings.HasSuffix(name, ".attn_k.weight"):
-			t, err = PermuteQK(t, kvHeads)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		v, err := t.Float32()
-		if err != nil {
-			return fmt.Errorf("%s: tensor %q: %w", path, t.Name, err)
-		}
-		typ := ft.Type
-		if len(t.Shape) != 2 {
-			typ = TypeF32
-		} else if t.Shape[1]%typ.BlockSize() != 0 {
-			typ = TypeF16
-		}
-		data, err := Quantize(typ, v)
-		if err != nil {
-			return fmt.Errorf("%s: tensor %q: %w", path, t.Name, err)
-		}
-		out = append(out, WriteTensor{Name: name, Shape: t.Shape, Type: typ, Data: data})
-	}
-	return Write(path, kvs, out)
+	return WriteModel(path, o, tensors)
 }
 
 // LoRAModule is one module of a LoRA adapter to write for llama.cpp: the

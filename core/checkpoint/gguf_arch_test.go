@@ -1,0 +1,268 @@
+package checkpoint
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/formats/gguf"
+)
+
+// ggufArchCases are reference folders of every family GGUF holds, with
+// what the written file must show: its architecture, tensors it must and
+// must not have, and metadata values.
+var ggufArchCases = []struct {
+	dir, arch string
+	has, not  []string
+	meta      map[string]any
+}{
+	{dir: "llama-gqa-f32", arch: "llama", has: []string{"output.weight", "blk.1.attn_q.weight"}},
+	{dir: "qwen2-gqa-f32", arch: "qwen2", has: []string{"blk.0.attn_q.bias", "blk.1.attn_v.bias", "output.weight"},
+		meta: map[string]any{"qwen2.rope.freq_base": float32(1e6), "qwen2.attention.head_count_kv": uint32(2)}},
+	{dir: "qwen2-tied-bf16-sharded", arch: "qwen2", not: []string{"output.weight"}},
+	{dir: "qwen3-gqa-f32", arch: "qwen3", has: []string{"blk.0.attn_q_norm.weight", "blk.1.attn_k_norm.weight"},
+		meta: map[string]any{"qwen3.attention.key_length": uint32(32)}},
+	{dir: "qwen3-mha-tied-f16", arch: "qwen3", not: []string{"output.weight"}},
+	{dir: "gemma-gqa-f32", arch: "gemma", not: []string{"output.weight"},
+		meta: map[string]any{"gemma.attention.key_length": uint32(16)}},
+	{dir: "gemma2-gqa-window3-f32", arch: "gemma2", has: []string{"blk.2.post_attention_norm.weight", "blk.2.post_ffw_norm.weight", "blk.0.ffn_norm.weight"},
+		not: []string{"output.weight"},
+		meta: map[string]any{"gemma2.attn_logit_softcapping": float32(2), "gemma2.final_logit_softcapping": float32(5),
+			"gemma2.attention.sliding_window": uint32(3), "gemma2.attention.scale": float32(1 / math.Sqrt(24))}},
+	{dir: "phi3-gqa-f32", arch: "phi3", has: []string{"blk.0.attn_qkv.weight", "blk.1.ffn_up.weight"}, not: []string{"blk.0.attn_q.weight", "blk.0.ffn_gate.weight"},
+		meta: map[string]any{"phi3.attention.sliding_window": uint32(0)}},
+	{dir: "phi3-mha-window5-f16", arch: "phi3", meta: map[string]any{"phi3.attention.sliding_window": uint32(5)}},
+	{dir: "gpt2-f32", arch: "gpt2", has: []string{"position_embd.weight", "blk.0.attn_qkv.bias", "output_norm.bias"}, not: []string{"output.weight"},
+		meta: map[string]any{"gpt2.feed_forward_length": uint32(256), "gpt2.context_length": uint32(32)}},
+	{dir: "gpt2-untied-f16", arch: "gpt2", has: []string{"output.weight"}, meta: map[string]any{"gpt2.feed_forward_length": uint32(80)}},
+}
+
+// Every family's reference folder written as GGUF F32 reads back (Load and
+// LoadStored) as the same family giving the folder's logits (to 1e-6: the
+// Gemma norm weights go through w+1-1 in float32), and the file follows
+// llama.cpp's names and keys.
+func TestGGUFArchRoundTrip(t *testing.T) {
+	for _, c := range ggufArchCases {
+		t.Run(c.dir, func(t *testing.T) {
+			dir := filepath.Join(refDir, c.dir)
+			var exp expected
+			raw, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(raw, &exp); err != nil {
+				t.Fatal(err)
+			}
+			src, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			out := filepath.Join(t.TempDir(), "m.gguf")
+			if err := writeGGUF(out, src, "f32", nil); err != nil {
+				t.Fatal(err)
+			}
+			f, err := gguf.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, err := f.String("general.architecture"); err != nil || a != c.arch {
+				t.Errorf("general.architecture %q, %v; want %q", a, err, c.arch)
+			}
+			for _, n := range c.has {
+				if _, ok := f.TensorInfo(n); !ok {
+					t.Errorf("no tensor %s", n)
+				}
+			}
+			for _, n := range c.not {
+				if _, ok := f.TensorInfo(n); ok {
+					t.Errorf("tensor %s should not be written", n)
+				}
+			}
+			for k, want := range c.meta {
+				v, err := f.Value(k)
+				if err != nil {
+					t.Errorf("key %s: %v", k, err)
+					continue
+				}
+				if got := gguf.ValueOf(v); got != want {
+					t.Errorf("key %s = %v (%T), want %v (%T)", k, got, got, want, want)
+				}
+			}
+			f.Close()
+			for _, load := range []struct {
+				name string
+				fn   func(string) (*Loaded, error)
+			}{{"Load", Load}, {"LoadStored", LoadStored}} {
+				back, err := load.fn(out)
+				if err != nil {
+					t.Fatalf("%s: %v", load.name, err)
+				}
+				if got, want := back.Model.HFConfig()["model_type"], src.Model.HFConfig()["model_type"]; got != want {
+					t.Fatalf("%s: model_type %v, want %v", load.name, got, want)
+				}
+				for i, in := range exp.Inputs {
+					want, err := src.Model.Logits(model.NewBatch([][]int{in}, 0))
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := back.Model.Logits(model.NewBatch([][]int{in}, 0))
+					if err != nil {
+						t.Fatalf("%s: %v", load.name, err)
+					}
+					g, w := ops.Data(got), ops.Data(want)
+					if len(g) != len(w) {
+						t.Fatalf("%s: %d logits, want %d", load.name, len(g), len(w))
+					}
+					worst := 0.0
+					for j := range w {
+						d := math.Abs(float64(g[j]) - float64(w[j]))
+						worst = math.Max(worst, d)
+						if d > 1e-6*math.Max(1, math.Abs(float64(w[j]))) {
+							t.Fatalf("%s: input %d: logit %d = %v, the folder's %v", load.name, i, j, g[j], w[j])
+						}
+					}
+					if i == 0 {
+						t.Logf("%s: max abs diff %.3g", load.name, worst)
+					}
+				}
+				back.Close()
+			}
+		})
+	}
+}
+
+// Quantized GGUF files of the families read back to the quantizer's
+// dequantized weights: each matrix row-quantized in llama.cpp's [out, in]
+// layout (GPT-2's Conv1D weights transposed first), vectors exact (Gemma's
+// norms to float32 rounding of w+1-1).
+func TestGGUFArchQuantizedReadsBack(t *testing.T) {
+	for _, c := range []struct{ dir, typ string }{
+		{"qwen2-gqa-f32", "q8_0"}, {"qwen3-gqa-f32", "q5_0"}, {"gemma2-gqa-window3-f32", "q8_0"},
+		{"phi3-gqa-f32", "q4_0"}, {"gpt2-f32", "q8_0"}, {"gemma-gqa-f32", "q5_1"},
+	} {
+		t.Run(c.dir+"/"+c.typ, func(t *testing.T) {
+			src, err := Load(filepath.Join(refDir, c.dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			out := filepath.Join(t.TempDir(), "m.gguf")
+			if err := writeGGUF(out, src, c.typ, nil); err != nil {
+				t.Fatal(err)
+			}
+			back, err := Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer back.Close()
+			orig := map[string][]float32{}
+			for _, p := range layer.Params(src.Model) {
+				orig[p.Path] = ops.Data(p.Param)
+			}
+			quantized := 0
+			for _, p := range layer.Params(back.Model) {
+				o, ok := orig[p.Path]
+				if !ok {
+					t.Fatalf("%s: not in the source", p.Path)
+				}
+				got := ops.Data(p.Param) // the layer's own layout: [out, in] for every matrix
+				if len(p.Shape) != 2 {
+					for i := range o {
+						want := o[i]
+						if strings.HasSuffix(p.Path, "norm.weight") && strings.HasPrefix(c.dir, "gemma") {
+							want = (o[i] + 1) - 1
+						}
+						if got[i] != want {
+							t.Fatalf("%s[%d] = %v, want %v", p.Path, i, got[i], want)
+						}
+					}
+					continue
+				}
+				rowLen := p.Shape[1]
+				if p.Transposed {
+					rowLen = p.Shape[0]
+				}
+				typ := gguf.FileTypes[c.typ].Type
+				if rowLen%typ.BlockSize() != 0 {
+					typ = gguf.TypeF16
+				}
+				q, err := gguf.Quantize(typ, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				exp := make([]float32, len(o))
+				if err := gguf.Dequantize(typ, exp, q); err != nil {
+					t.Fatal(err)
+				}
+				for i := range exp {
+					if got[i] != exp[i] {
+						t.Fatalf("%s (%s)[%d] = %v, quantizer's %v", p.Path, typ, i, got[i], exp[i])
+					}
+				}
+				if typ != gguf.TypeF16 {
+					quantized++
+				}
+			}
+			if quantized == 0 {
+				t.Fatal("no matrix was quantized: the test could not tell")
+			}
+			// The stored twin dequantizes on use and gives the same logits.
+			st, err := LoadStored(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			in := model.NewBatch([][]int{{1, 5, 9, 3, 7}}, 0)
+			a, err := back.Model.Logits(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := st.Model.Logits(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, x := range ops.Data(a) {
+				if y := ops.Data(b)[i]; math.Abs(float64(x-y)) > 1e-5*math.Max(1, math.Abs(float64(x))) {
+					t.Fatalf("logit %d: Load %v, LoadStored %v", i, x, y)
+				}
+			}
+		})
+	}
+}
+
+// Files of an architecture surgeon does not read, and models it cannot
+// write for llama.cpp, fail with one line naming the problem.
+func TestGGUFArchErrors(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "falcon.gguf")
+	if err := gguf.Write(path, []gguf.KV{{Key: "general.architecture", Value: "falcon"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), `"falcon" is not supported (supported: gemma, gemma2, gpt2, llama, phi3, qwen2, qwen3)`) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error %v", err)
+	}
+	src, err := Load(filepath.Join(refDir, "gemma2-mqa-untied-window4-f16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if err := writeGGUF(filepath.Join(dir, "g.gguf"), src, "f32", nil); err == nil || !strings.Contains(err.Error(), "untied") {
+		t.Fatalf("untied gemma2: error %v", err)
+	}
+	bert, err := Load(filepath.Join(refDir, "bert-f32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bert.Close()
+	if err := SaveGGUF(filepath.Join(dir, "b.gguf"), bert, "f32"); err == nil || !strings.Contains(err.Error(), "causal LMs") {
+		t.Fatalf("bert: error %v", err)
+	}
+}
