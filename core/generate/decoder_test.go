@@ -36,6 +36,11 @@ var decodeModels = []string{
 	"phi3-mha-window5-f16",
 	"gpt2-f32",
 	"gpt2-untied-f16",
+	// Scaled rotary embeddings whose frequencies do not depend on the
+	// sequence's length.
+	"rope-llama3-f32",
+	"rope-llama-linear-f16",
+	"rope-qwen2-yarn-bf16",
 }
 
 func loadDecodeModel(t *testing.T, name string) *checkpoint.Loaded {
@@ -176,6 +181,62 @@ func TestStepErrors(t *testing.T) {
 			}
 			if c.Len() != 2 {
 				t.Fatalf("cache holds %d tokens after an error, want 2", c.Len())
+			}
+		})
+	}
+}
+
+// With rotary frequencies that depend on the sequence's length, Step
+// equals the forward pass over the sequence so far (not row i of a longer
+// one). LongRoPE (Phi-3, 8 original positions) switches to its long factors
+// at the 9th token and the cache is recomputed then, so cached and uncached
+// greedy decoding agree all along; dynamic NTK (8 positions) grows its base
+// past them while the cached keys keep theirs, as in transformers'
+// generation, so the two agree up to max_position_embeddings only.
+func TestStepLengthDependentRope(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		exact int // tokens up to which Step equals the forward pass
+	}{
+		{"rope-phi3-longrope-partial-f32", 24},
+		{"rope-llama-dynamic-f32", 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := loadDecodeModel(t, tc.name)
+			dec := l.Model.(model.Decoder)
+			r := rand.New(rand.NewPCG(17, 3))
+			ids := make([]int, 24)
+			for i := range ids {
+				ids[i] = 1 + r.IntN(l.Model.VocabSize()-1)
+			}
+			v := l.Model.VocabSize()
+			last := func(n int) []float32 {
+				y, err := l.Model.Logits(model.Batch{IDs: [][]int{ids[:n]}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ops.Data(y)[(n-1)*v:]
+			}
+			c := dec.NewCache()
+			for n := 1; n <= tc.exact; n++ {
+				y, err := dec.Step(c, ids[n-1:n])
+				if err != nil {
+					t.Fatal(err)
+				}
+				closeRows(t, fmt.Sprintf("token %d", n), ops.Data(y), last(n))
+			}
+			opts := generate.Options{MaxNew: tc.exact - 4, EOS: -1}
+			cached, err := generate.Generate(context.Background(), l.Model, ids[:4], opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts.NoCache = true
+			plain, err := generate.Generate(context.Background(), l.Model, ids[:4], opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(cached, plain) {
+				t.Fatalf("greedy ids with the cache %v, without %v", cached, plain)
 			}
 		})
 	}

@@ -108,7 +108,7 @@ func (m *Model) Step(mc model.Cache, ids []int) (mat.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.ids = append(c.ids, ids...)
+	c.ids = append(c.ids, run...) // all ids when recomputed from empty
 	c.long = long
 	return logits, nil
 }

@@ -21,8 +21,11 @@ type Decoder interface {
 	NewCache() Cache
 	// Step runs the tokens ids, which follow the ones in c, appends their
 	// keys and values to c and returns the next-token logits [1, vocab] of
-	// the last of them. Its logits equal (to rounding) row c.Len()-1 of
-	// Logits over the whole sequence. Ids out of range, an empty ids or a
+	// the last of them. Its logits equal (to rounding) the last row of
+	// Logits over the sequence so far, and so row c.Len()-1 of Logits over
+	// the whole sequence unless the position embedding depends on the
+	// sequence's length (longrope or dynamic rope scaling: the model's Step
+	// says how). Ids out of range, an empty ids or a
 	// cache of another model are errors, and leave c unchanged.
 	Step(c Cache, ids []int) (mat.Tensor, error)
 }
