@@ -6,7 +6,6 @@ import (
 
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
-	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/core/tokenizer"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
@@ -15,24 +14,32 @@ import (
 // SaveGGUF writes l's model as a llama.cpp GGUF file of the given type
 // (a gguf.FileTypes name: f32, f16, bf16, q8_0, q4_0, ...) with its
 // tokenizer: the source GGUF's tokenizer.ggml.* metadata, or the
-// SentencePiece tokenizer.model of a folder. Only Llama causal LMs are
-// written (the architectures llama.cpp shares with surgeon today).
+// SentencePiece tokenizer.model or byte-level BPE tokenizer.json of a
+// folder. The causal LMs of the families llama.cpp shares with surgeon
+// are written (gguf.Architectures: Llama, Qwen2, Qwen3, Gemma, Gemma 2,
+// Phi-3, GPT-2), in llama.cpp's names and conventions (gguf.WriteModel).
 func SaveGGUF(path string, l *Loaded, typ string) error {
 	if err := layer.MaterializeAll(l.Model); err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
-	m := l.Model
-	cfg := m.HFConfig()
-	if m.Task() != model.CausalLM {
+	if m := l.Model; m.Task() != model.CausalLM {
 		return fmt.Errorf("%s: GGUF holds causal LMs; this model is a %s", path, m.Task())
 	}
 	tok, err := ggufTokenizer(l)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	return writeGGUF(path, l, typ, tok)
+}
+
+// writeGGUF writes l's materialized causal LM with the tokenizer metadata
+// tok (gguf.WriteModel).
+func writeGGUF(path string, l *Loaded, typ string, tok []gguf.KV) error {
+	m := l.Model
+	cfg := m.HFConfig()
 	var ts []tensor.Tensor
 	for _, p := range layer.Params(m) {
-		data, err := tensor.FromFloat32(tensor.F32, ops.Data(p.Param))
+		data, err := tensor.FromFloat32(tensor.F32, p.Stored())
 		if err != nil {
 			return err
 		}
@@ -45,7 +52,7 @@ func SaveGGUF(path string, l *Loaded, typ string) error {
 			name = name[i+1:]
 		}
 	}
-	return gguf.WriteLlama(path, gguf.LlamaWrite{Config: cfg, Type: typ, Name: name, Tokenizer: tok}, ts)
+	return gguf.WriteModel(path, gguf.ModelWrite{Config: cfg, Type: typ, Name: name, Tokenizer: tok}, ts)
 }
 
 // ggufTokenizer returns the tokenizer.ggml.* metadata for l's tokenizer:
