@@ -13,11 +13,13 @@ import (
 )
 
 // The families built on this implementation keep their options through
-// SaveHF (config.json keys such as sliding_window and hidden_activation)
+// SaveHF (config.json keys such as sliding_window, hidden_activation,
+// rope_scaling and partial_rotary_factor)
 // and through a spago native folder (the gob of llama.Config): both load
 // back to the same config and bit-identical logits.
 func TestFamiliesRoundTrip(t *testing.T) {
-	for _, name := range []string{"mistral-gqa-window3-f32", "gemma-gqa-f32", "phi3-mha-window5-f16", "qwen3-cls-f32", "mistral-cls-window3-f16", "gemma-cls-bf16-sharded", "phi3-cls-f32"} {
+	for _, name := range []string{"mistral-gqa-window3-f32", "gemma-gqa-f32", "phi3-mha-window5-f16", "qwen3-cls-f32", "mistral-cls-window3-f16", "gemma-cls-bf16-sharded", "phi3-cls-f32",
+		"rope-phi3-longrope-partial-f32", "rope-qwen2-yarn-bf16", "rope-llama3-f32", "rope-llama-linear-f16"} {
 		t.Run(name, func(t *testing.T) {
 			l, err := checkpoint.Load(filepath.Join("../testdata/reference", name))
 			if err != nil {
@@ -59,8 +61,15 @@ func TestFamiliesRoundTrip(t *testing.T) {
 				}
 				a, b := r.Model.(*llama.Model).Config, l.Model.(*llama.Model).Config
 				if a.SlidingWindow != b.SlidingWindow || a.Fused != b.Fused || a.NormUnitOffset != b.NormUnitOffset ||
-					a.ScaleEmbeddings != b.ScaleEmbeddings || a.Activation != b.Activation || a.Prefix() != b.Prefix() {
+					a.ScaleEmbeddings != b.ScaleEmbeddings || a.Activation != b.Activation || a.Prefix() != b.Prefix() ||
+					a.PartialRotary != b.PartialRotary || !reflect.DeepEqual(a.PartialRotaryFactor, b.PartialRotaryFactor) ||
+					a.OriginalMaxPositionEmbeddings != b.OriginalMaxPositionEmbeddings {
 					t.Errorf("%s: options %+v, want %+v", filepath.Base(dir), a, b)
+				}
+				ra, errA := a.Rope()
+				rb, errB := b.Rope()
+				if errA != nil || errB != nil || !reflect.DeepEqual(ra, rb) {
+					t.Errorf("%s: rope %+v (%v), want %+v (%v)", filepath.Base(dir), ra, errA, rb, errB)
 				}
 				if !slices.Equal(logits(r.Model), want) {
 					t.Errorf("%s: logits differ", filepath.Base(dir))
