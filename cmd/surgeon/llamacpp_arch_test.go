@@ -1,0 +1,181 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/surgeon-ml/surgeon/core/checkpoint"
+	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/model"
+	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/core/tokenizer"
+)
+
+// archPeerVocab is the vocabulary of the random models: <unk>, <s>, </s>,
+// the 256 byte pieces and pieces "▁t<i>", a SentencePiece tokenizer.model
+// that llama.cpp loads for any architecture.
+const archPeerVocab = 320
+
+// archPeerCases are small random models, one per family llama.cpp shares
+// with surgeon, with shapes llama.cpp accepts: head sizes 16 or 32, the
+// Qwen3, Gemma and Gemma 2 head size differing from hidden/heads, grouped
+// keys and values, tied and untied heads, Gemma 2's sliding window
+// shorter than the decoded sequence and its soft-capping.
+var archPeerCases = []struct {
+	name, config string
+	types        []string
+}{
+	{"qwen2", `{"model_type":"qwen2","architectures":["Qwen2ForCausalLM"],"hidden_size":64,"intermediate_size":128,
+		"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"rms_norm_eps":1e-6,"rope_theta":1000000,
+		"max_position_embeddings":128,"tie_word_embeddings":false}`, []string{"f32", "q8_0"}},
+	{"qwen3", `{"model_type":"qwen3","architectures":["Qwen3ForCausalLM"],"hidden_size":64,"intermediate_size":128,
+		"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":32,"rms_norm_eps":1e-6,
+		"rope_theta":1000000,"max_position_embeddings":128,"tie_word_embeddings":true}`, []string{"f32"}},
+	{"gemma", `{"model_type":"gemma","architectures":["GemmaForCausalLM"],"hidden_size":64,"intermediate_size":128,
+		"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":1,"head_dim":32,"rms_norm_eps":1e-6,
+		"rope_theta":10000,"max_position_embeddings":128,"hidden_act":"gelu_pytorch_tanh","hidden_activation":"gelu_pytorch_tanh"}`, []string{"f32"}},
+	{"gemma2", `{"model_type":"gemma2","architectures":["Gemma2ForCausalLM"],"hidden_size":64,"intermediate_size":128,
+		"num_hidden_layers":3,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":32,"query_pre_attn_scalar":32,
+		"rms_norm_eps":1e-6,"rope_theta":10000,"max_position_embeddings":128,"sliding_window":8,
+		"attn_logit_softcapping":4.0,"final_logit_softcapping":8.0,"hidden_activation":"gelu_pytorch_tanh"}`, []string{"f32"}},
+	{"phi3", `{"model_type":"phi3","architectures":["Phi3ForCausalLM"],"hidden_size":64,"intermediate_size":128,
+		"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"rms_norm_eps":1e-5,"rope_theta":10000,
+		"max_position_embeddings":128,"original_max_position_embeddings":128,"sliding_window":null,"tie_word_embeddings":false}`, []string{"f32"}},
+	{"gpt2", `{"model_type":"gpt2","architectures":["GPT2LMHeadModel"],"n_embd":64,"n_layer":2,"n_head":4,"n_inner":192,
+		"n_positions":128,"n_ctx":128,"layer_norm_epsilon":1e-5,"activation_function":"gelu_new"}`, []string{"f32"}},
+}
+
+// For each family, a random model saved as a Hugging Face folder with a
+// SentencePiece tokenizer.model is written by surgeon convert --to gguf;
+// llama.cpp (node-llama-cpp) loads the file and its greedy ids for 20
+// tokens after a fixed prompt of ids equal surgeon generate's on the same
+// file.
+func TestLlamaCppArchitectures(t *testing.T) {
+	script := llamaCppPeer(t)
+	withPlugins(t, "convert")
+	const prompt = "1,300,301,17,250,302"
+	const n = 20
+	for i, c := range archPeerCases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			folder := filepath.Join(dir, "hf")
+			writeRandomFolder(t, folder, c.config, uint64(i+1))
+			for _, typ := range c.types {
+				path := filepath.Join(dir, typ+".gguf")
+				if code, _, errs := runCLI("convert", folder, "--to", "gguf", "--type", typ, "-o", path); code != 0 {
+					t.Fatalf("convert --type %s: %s", typ, errs)
+				}
+				code, out, errs := runCLI("generate", path, "--tokens", prompt, "-n", strconv.Itoa(n), "--json")
+				if code != 0 {
+					t.Fatalf("generate %s: %s", typ, errs)
+				}
+				var ours struct {
+					IDs []int `json:"ids"`
+				}
+				if err := json.Unmarshal([]byte(out), &ours); err != nil {
+					t.Fatal(err)
+				}
+				raw, err := exec.Command("node", script, path, strconv.Itoa(n), prompt).Output()
+				if err != nil {
+					msg := ""
+					if ee, ok := err.(*exec.ExitError); ok {
+						msg = string(ee.Stderr)
+					}
+					t.Fatalf("llama.cpp on %s %s: %v\n%s", c.name, typ, err, msg)
+				}
+				var theirs struct {
+					IDs []int `json:"ids"`
+				}
+				if err := json.Unmarshal(raw, &theirs); err != nil {
+					t.Fatalf("llama.cpp peer output %q: %v", raw, err)
+				}
+				if len(ours.IDs) != n {
+					t.Fatalf("%s: surgeon generated %d ids, want %d: %v", typ, len(ours.IDs), n, ours.IDs)
+				}
+				if !slices.Equal(ours.IDs, theirs.IDs) {
+					t.Fatalf("%s %s: surgeon %v\nllama.cpp %v", c.name, typ, ours.IDs, theirs.IDs)
+				}
+				if distinct := len(slices.Compact(slices.Sorted(slices.Values(ours.IDs)))); distinct < 3 {
+					t.Fatalf("%s: only %d distinct ids %v: the test could not tell", typ, distinct, ours.IDs)
+				}
+				t.Logf("%s %s: %d greedy ids equal: %v", c.name, typ, n, ours.IDs)
+			}
+		})
+	}
+}
+
+// writeRandomFolder saves a model of the given config with random weights
+// (matrices of std 0.15, Gemma's embeddings 0.02, norm scales near 1,
+// biases of std 0.1; the EOS rows of the embedding and LM head zero, so
+// neither side stops early) as a Hugging Face folder with a SentencePiece
+// tokenizer.model.
+func writeRandomFolder(t *testing.T, dir, config string, seed uint64) {
+	t.Helper()
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(config), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["vocab_size"], cfg["bos_token_id"], cfg["eos_token_id"], cfg["torch_dtype"] = archPeerVocab, 1, 2, "float32"
+	js, _ := json.Marshal(cfg)
+	m, err := model.New(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gemma := strings.HasPrefix(cfg["model_type"].(string), "gemma")
+	r := rand.New(rand.NewPCG(seed, 7))
+	for _, p := range layer.Params(m) {
+		d := ops.Data(p.Param)
+		norm := strings.Contains(p.Path, "norm") || strings.Contains(p.Path, ".ln_")
+		for i := range d {
+			switch {
+			case gemma && strings.HasSuffix(p.Path, "embed_tokens.weight"):
+				// Gemma multiplies embeddings by sqrt(hidden) and ties the
+				// head: larger ones would make every step repeat its input.
+				d[i] = float32(r.NormFloat64() * 0.02)
+			case len(p.Shape) == 2:
+				d[i] = float32(r.NormFloat64() * 0.15)
+			case norm && strings.HasSuffix(p.Path, ".weight") && !gemma:
+				d[i] = float32(1 + r.NormFloat64()*0.1)
+			default: // biases, and Gemma's norm weights (scales 1 + w)
+				d[i] = float32(r.NormFloat64() * 0.1)
+			}
+		}
+		if strings.HasSuffix(p.Path, "embed_tokens.weight") || strings.HasSuffix(p.Path, "wte.weight") || p.Path == "lm_head.weight" {
+			cols := len(d) / archPeerVocab
+			clear(d[2*cols : 3*cols])
+		}
+	}
+	tokens := make([]string, archPeerVocab)
+	scores := make([]float32, archPeerVocab)
+	types := make([]int32, archPeerVocab)
+	for i := range tokens {
+		switch {
+		case i == 0:
+			tokens[i], types[i] = "<unk>", tokenizer.TypeUnknown
+		case i <= 2:
+			tokens[i], types[i] = []string{"", "<s>", "</s>"}[i], tokenizer.TypeControl
+		case i < 3+256:
+			tokens[i], types[i] = fmt.Sprintf("<0x%02X>", i-3), tokenizer.TypeByte
+		default:
+			tokens[i], scores[i], types[i] = fmt.Sprintf("\u2581t%d", i), -float32(i), tokenizer.TypeNormal
+		}
+	}
+	spm, err := tokenizer.NewSPM(tokens, scores, types, 1, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := spm.MarshalModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.SaveHF(dir, m, checkpoint.SaveOptions{Extra: map[string][]byte{"tokenizer.model": tm}}); err != nil {
+		t.Fatal(err)
+	}
+}
