@@ -80,7 +80,8 @@ func (m *Model) Step(mc model.Cache, ids []int) (mat.Tensor, error) {
 		return nil, fmt.Errorf("llama: step: %w", err)
 	}
 	p0, run := c.Len(), ids
-	long := rope.LongFactors(p0 + len(ids))
+	total := p0 + len(ids)
+	long := rope.LongFactors(total)
 	if p0 > 0 && long != c.long {
 		run = append(slices.Clone(c.ids), ids...)
 		c.Truncate(0)
@@ -92,7 +93,7 @@ func (m *Model) Step(mc model.Cache, ids []int) (mat.Tensor, error) {
 	}
 	var logits mat.Tensor
 	err = ops.WithoutGrad(func() error {
-		h := m.hidden(run, pos, func(i int, q, k, v mat.Tensor) mat.Tensor {
+		h := m.hidden(run, pos, total, func(i int, q, k, v mat.Tensor) mat.Tensor {
 			return ops.CachedAttention(q, k, v, c.layers[i], cfg.NumAttentionHeads, cfg.SlidingWindow)
 		})
 		if len(run) > 1 {

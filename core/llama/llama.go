@@ -154,7 +154,7 @@ func (m *Model) VocabSize() int { return m.Config.VocabSize }
 func (m *Model) Hidden(b model.Batch) mat.Tensor {
 	c := m.Config
 	lay := b.Layout()
-	return m.hidden(b.Flat(), lay.Positions(), func(_ int, q, k, v mat.Tensor) mat.Tensor {
+	return m.hidden(b.Flat(), lay.Positions(), SeqLen(lay), func(_ int, q, k, v mat.Tensor) mat.Tensor {
 		if c.SlidingWindow > 0 {
 			return ops.AttentionWindow(q, k, v, lay, c.NumAttentionHeads, c.NumKeyValueHeads, c.SlidingWindow)
 		}
@@ -167,11 +167,12 @@ func (m *Model) Hidden(b model.Batch) mat.Tensor {
 // cache (Step).
 type attendFunc func(i int, q, k, v mat.Tensor) mat.Tensor
 
-// hidden runs the decoder layers over the token ids at the given positions
-// and returns the final normalised hidden states [len(ids), hidden].
-func (m *Model) hidden(ids, pos []int, attend attendFunc) mat.Tensor {
+// hidden runs the decoder layers over the token ids at the given positions,
+// with the rotary frequencies of a sequence of seqLen tokens, and returns
+// the final normalised hidden states [len(ids), hidden].
+func (m *Model) hidden(ids, pos []int, seqLen int, attend attendFunc) mat.Tensor {
 	c := m.Config
-	inv, attn := RopeFrequencies(c, pos)
+	inv, attn := RopeFrequencies(c, seqLen)
 	h := m.Base.EmbedTokens.Forward(ids)
 	if c.ScaleEmbeddings {
 		h = ops.Scale(h, float32(math.Sqrt(float64(c.HiddenSize))))
@@ -207,14 +208,14 @@ func (m *Model) hidden(ids, pos []int, attend attendFunc) mat.Tensor {
 }
 
 // RopeFrequencies returns the inverse frequencies and attention factor of
-// c's rotary embedding for a forward pass at the given positions (see
-// Rope). c must be valid: Validate has checked its rope.
-func RopeFrequencies(c *Config, pos []int) ([]float32, float32) {
+// c's rotary embedding for a forward pass over a sequence of seqLen tokens
+// (see Rope and SeqLen). c must be valid: Validate has checked its rope.
+func RopeFrequencies(c *Config, seqLen int) ([]float32, float32) {
 	r, err := c.Rope()
 	if err != nil {
 		panic(fmt.Sprintf("llama: %v", err))
 	}
-	return r.Frequencies(SeqLen(pos))
+	return r.Frequencies(seqLen)
 }
 
 // norm applies an RMSNorm: x * rsqrt(mean(x^2) + eps) * w, or * (1 + w)

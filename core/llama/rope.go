@@ -33,7 +33,8 @@ var RopeTypes = []string{RopeDefault, RopeDynamic, RopeLinear, RopeLlama3, RopeL
 //
 // The dynamic and longrope types depend on the length of the sequence, as
 // transformers' rotary embedding sees it: the largest position id of the
-// forward pass plus one (SeqLen). Dynamic NTK keeps the default frequencies
+// forward pass plus one (SeqLen; with a key/value cache, every token so
+// far). Dynamic NTK keeps the default frequencies
 // up to max_position_embeddings and grows the base past it, as a fresh
 // transformers model does for that pass; LongRoPE uses long_factor once the
 // sequence is longer than original_max_position_embeddings, short_factor
@@ -296,12 +297,24 @@ func yarnMscale(s, m float64) float64 {
 	return 0.1*m*math.Log(s) + 1
 }
 
-// SeqLen returns the sequence length the frequencies of a forward pass
-// over these position ids depend on: the largest plus one.
-func SeqLen(positions []int) int {
+// SeqLen returns the sequence length the rotary frequencies of a forward
+// pass over a batch depend on: the largest position id plus one, that is
+// the number of real tokens of the longest sequence (positions count real
+// tokens, as transformers' generation derives them from the attention
+// mask), whatever the padding.
+func SeqLen(lay ops.Layout) int {
+	if lay.Valid == nil {
+		return lay.Len
+	}
 	n := 0
-	for _, p := range positions {
-		n = max(n, p+1)
+	for _, row := range lay.Valid {
+		k := 0
+		for _, v := range row {
+			if v {
+				k++
+			}
+		}
+		n = max(n, k)
 	}
 	return n
 }

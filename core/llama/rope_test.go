@@ -2,6 +2,7 @@ package llama
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -218,5 +219,36 @@ func TestStepScaledRope(t *testing.T) {
 		if c.Len() != 6 {
 			t.Fatalf("cache holds %d tokens, want 6", c.Len())
 		}
+	}
+}
+
+// The frequencies of a batch follow its longest sequence's real tokens,
+// not the padded length: padding a longrope batch further changes nothing,
+// and a short sequence takes the long factors of the longest one, as in
+// one transformers forward pass over the batch.
+func TestRopeBatchLength(t *testing.T) {
+	m := randomModel(t, ropeConfig(`"original_max_position_embeddings":8,"rope_scaling":{"type":"longrope","short_factor":[1,1.1,1.2,1.4,1.6,2,2.5,3],"long_factor":[1,1.5,2,3,5,8,12,20]}`))
+	short, eight, nine := []int{3, 4, 5, 6, 7}, []int{1, 2, 3, 4, 5, 6, 7, 8}, []int{1, 2, 3, 4, 5, 6, 7, 8, 9}
+	v := m.Config.VocabSize
+	// logits returns the first sequence's logits, the batch padded to T.
+	logits := func(T int, seqs ...[]int) []float32 {
+		b := model.NewBatch(seqs, 0)
+		for i := range b.IDs {
+			for len(b.IDs[i]) < T {
+				b.IDs[i], b.Mask[i] = append(b.IDs[i], 0), append(b.Mask[i], false)
+			}
+		}
+		y, err := m.Logits(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ops.Data(y)[:len(seqs[0])*v]
+	}
+	alone := logits(5, short)
+	if got := logits(12, short, eight); !slices.Equal(got, alone) {
+		t.Fatal("padding a batch of 8 tokens to 12 switched it to the long factors")
+	}
+	if got := logits(9, short, nine); slices.Equal(got, alone) {
+		t.Fatal("the short sequence in a batch with a long one kept its short factors")
 	}
 }
