@@ -157,8 +157,8 @@ func (c *Config) Rope() (*Rope, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	if r.MaxPositions <= 0 && typ == RopeDynamic {
-		return nil, fmt.Errorf("rope_scaling (dynamic): max_position_embeddings %d is not positive", r.MaxPositions)
+	if typ == RopeDynamic && (r.MaxPositions <= 0 || r.Dim <= 2) {
+		return nil, fmt.Errorf("rope_scaling (dynamic): needs a positive max_position_embeddings (%d) and more than 2 rotated features (%d)", r.MaxPositions, r.Dim)
 	}
 	if r.OriginalMaxPositions < 0 || (r.OriginalMaxPositions == 0 && (typ == RopeYarn || typ == RopeLongrope)) {
 		return nil, fmt.Errorf("rope_scaling (%s): original_max_position_embeddings %d is not positive", typ, r.OriginalMaxPositions)
