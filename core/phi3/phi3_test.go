@@ -81,3 +81,44 @@ func TestPhi3(t *testing.T) {
 		}
 	}
 }
+
+// Phi-3's rope settings: partial_rotary_factor turns int(head_dim*factor)
+// features, the older longrope names su and yarn read as longrope (and are
+// written back so), and original_max_position_embeddings and
+// max_position_embeddings default to Phi3Config's 4096.
+func TestPhi3Rope(t *testing.T) {
+	long := `"rope_scaling":{"type":"su","short_factor":[1,1,1],"long_factor":[2,2,2]}`
+	for _, tc := range []struct {
+		name, extra  string
+		typ          string
+		dim, orig    int
+		maxPositions int
+	}{
+		{"defaults", ``, llama.RopeDefault, 8, 4096, 4096},
+		{"partial", `"partial_rotary_factor":0.75`, llama.RopeDefault, 6, 4096, 4096},
+		{"su", `"partial_rotary_factor":0.75,"max_position_embeddings":131072,` + long, llama.RopeLongrope, 6, 4096, 131072},
+		{"yarn", `"partial_rotary_factor":0.75,"original_max_position_embeddings":8,"max_position_embeddings":32,` +
+			strings.Replace(long, `"su"`, `"yarn"`, 1), llama.RopeLongrope, 6, 8, 32},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := `{` + base
+			if tc.extra != "" {
+				cfg += "," + tc.extra
+			}
+			c, err := ParseConfig([]byte(cfg + `}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := c.Rope()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Type != tc.typ || r.Dim != tc.dim || c.OriginalMaxPositionEmbeddings != tc.orig || c.MaxPositionEmbeddings != tc.maxPositions {
+				t.Fatalf("rope %s over %d features, original %d, max %d", r.Type, r.Dim, c.OriginalMaxPositionEmbeddings, c.MaxPositionEmbeddings)
+			}
+			if rs, ok := c.Map()["rope_scaling"].(map[string]any); tc.typ == llama.RopeLongrope && (!ok || rs["type"] != llama.RopeLongrope) {
+				t.Fatalf("config.json rope_scaling %v", c.Map()["rope_scaling"])
+			}
+		})
+	}
+}
