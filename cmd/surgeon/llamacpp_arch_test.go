@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +16,9 @@ import (
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/core/tokenizer"
+	"github.com/surgeon-ml/surgeon/formats/peft"
 )
 
 // archPeerVocab is the vocabulary of the random models: <unk>, <s>, </s>,
@@ -176,6 +179,112 @@ func writeRandomFolder(t *testing.T, dir, config string, seed uint64) {
 		t.Fatal(err)
 	}
 	if err := checkpoint.SaveHF(dir, m, checkpoint.SaveOptions{Extra: map[string][]byte{"tokenizer.model": tm}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A random LoRA on the fused and transposed projections (GPT-2's Conv1D
+// c_attn and c_fc, Phi-3's qkv_proj and gate_up_proj, Gemma 2's q_proj and
+// v_proj) merged by surgeon merge -o out.gguf: llama.cpp's greedy ids on
+// the merged file equal surgeon generate --adapter on the folder, and the
+// adapter changes them.
+func TestLlamaCppArchMerge(t *testing.T) {
+	script := llamaCppPeer(t)
+	withPlugins(t, "lora", "convert")
+	const prompt = "1,300,301,17,250,302"
+	const n = 20
+	targets := map[string][]string{
+		"gpt2":   {"c_attn", "c_fc"},
+		"phi3":   {"qkv_proj", "gate_up_proj"},
+		"gemma2": {"q_proj", "v_proj"},
+	}
+	for i, c := range archPeerCases {
+		mods, ok := targets[c.name]
+		if !ok {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			folder := filepath.Join(dir, "hf")
+			writeRandomFolder(t, folder, c.config, uint64(i+1))
+			adapter := filepath.Join(dir, "adapter")
+			writeRandomLoRA(t, folder, adapter, mods, c.name == "gpt2", uint64(i+11))
+			merged := filepath.Join(dir, "merged.gguf")
+			if code, _, errs := runCLI("merge", folder, "--adapter", adapter, "--type", "f32", "-o", merged); code != 0 {
+				t.Fatalf("merge: %s", errs)
+			}
+			surgeonIDs := func(args ...string) []int {
+				t.Helper()
+				code, out, errs := runCLI(append([]string{"generate", "--tokens", prompt, "-n", strconv.Itoa(n), "--json"}, args...)...)
+				if code != 0 {
+					t.Fatalf("generate %v: %s", args, errs)
+				}
+				var r struct {
+					IDs []int `json:"ids"`
+				}
+				if err := json.Unmarshal([]byte(out), &r); err != nil {
+					t.Fatal(err)
+				}
+				return r.IDs
+			}
+			plain := surgeonIDs(folder)
+			ours := surgeonIDs(folder, "--adapter", adapter)
+			if slices.Equal(plain, ours) {
+				t.Fatalf("the adapter does not change the greedy ids %v: the test could not tell", ours)
+			}
+			raw, err := exec.Command("node", script, merged, strconv.Itoa(n), prompt).Output()
+			if err != nil {
+				t.Fatalf("llama.cpp peer: %v", err)
+			}
+			var theirs struct {
+				IDs []int `json:"ids"`
+			}
+			if err := json.Unmarshal(raw, &theirs); err != nil {
+				t.Fatalf("llama.cpp peer output %q: %v", raw, err)
+			}
+			if !slices.Equal(ours, theirs.IDs) {
+				t.Fatalf("surgeon generate --adapter %v\nllama.cpp on the merged GGUF %v", ours, theirs.IDs)
+			}
+			t.Logf("%s: %d greedy ids equal: %v", c.name, n, ours)
+		})
+	}
+}
+
+// writeRandomLoRA writes a PEFT LoRA adapter (r 4, alpha 8, B and A of
+// std 0.3) on the named modules of the model in folder.
+func writeRandomLoRA(t *testing.T, folder, dir string, modules []string, fanInFanOut bool, seed uint64) {
+	t.Helper()
+	l, err := checkpoint.Load(folder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const r = 4
+	rng := rand.New(rand.NewPCG(seed, 3))
+	mk := func(rows, cols int) tensor.Tensor {
+		v := make([]float32, rows*cols)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * 0.3)
+		}
+		b, _ := tensor.FromFloat32(tensor.F32, v)
+		return tensor.Tensor{DType: tensor.F32, Shape: []int{rows, cols}, Data: b}
+	}
+	a := &peft.Adapter{Modules: map[string]map[string]tensor.Tensor{}, Saved: map[string]tensor.Tensor{}}
+	a.Config = peft.Config{PeftType: "LORA", TaskType: "CAUSAL_LM", R: r, LoraAlpha: 8, TargetModules: modules,
+		FanInFanOut: fanInFanOut, RankPattern: map[string]int{}, AlphaPattern: map[string]float64{}, BaseModel: folder}
+	linears := layer.Linears(l.Model)
+	paths := slices.Sorted(maps.Keys(linears))
+	for _, path := range paths {
+		lin := linears[path]
+		if !slices.ContainsFunc(modules, func(m string) bool { return strings.HasSuffix(path, "."+m) }) {
+			continue
+		}
+		a.Modules[path] = map[string]tensor.Tensor{"lora_A.weight": mk(r, lin.In()), "lora_B.weight": mk(lin.Out(), r)}
+	}
+	if len(a.Modules) == 0 {
+		t.Fatalf("no module of %v in the model", modules)
+	}
+	if err := peft.Write(dir, a); err != nil {
 		t.Fatal(err)
 	}
 }
