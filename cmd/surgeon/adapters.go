@@ -30,15 +30,17 @@ func (l *floatList) Set(v string) error {
 }
 
 // weightsDoc documents --weights.
-const weightsDoc = `how frozen linear weights are held: f32 (read into float32 memory) or stored
-(a Hugging Face folder's weights stay memory-mapped in their file's dtype and are
-converted one layer at a time while a product runs: a model needs about its
-embeddings plus one layer of float32 memory; same results)`
+const weightsDoc = `how frozen linear weights are held: f32 (read into float32 memory), stored
+(they stay memory-mapped in their file's dtype and are converted one layer at a
+time while a product runs: a model needs about its embeddings plus one layer of
+float32 memory; same results to rounding; quantized GGUF blocks are multiplied
+in place when decoding), or auto: stored for a GGUF file with quantized weights,
+f32 otherwise`
 
 // checkWeights validates a --weights value.
 func checkWeights(w string) error {
-	if w != "f32" && w != "stored" {
-		return usagef("--weights must be f32 or stored, got %q", w)
+	if w != "f32" && w != "stored" && w != "auto" {
+		return usagef("--weights must be f32, stored or auto, got %q", w)
 	}
 	return nil
 }
@@ -46,6 +48,12 @@ func checkWeights(w string) error {
 // loadWithAdapters loads a model and attaches PEFT adapter folders to it on
 // the fly. closeAll releases the model and stops the plugins.
 func loadWithAdapters(ctx context.Context, path string, adapters []string, weights string) (l *checkpoint.Loaded, closeAll func(), err error) {
+	if weights == "auto" {
+		weights = "f32"
+		if checkpoint.QuantizedGGUF(path) {
+			weights = "stored"
+		}
+	}
 	if weights == "stored" {
 		l, err = checkpoint.LoadStored(path)
 	} else {

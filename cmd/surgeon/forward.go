@@ -27,7 +27,7 @@ func runForward(ctx context.Context, args []string, stdout io.Writer) error {
 	asJSON := fs.Bool("json", false, `print {"logits": [[...]]} as JSON`)
 	top := fs.Int("top", 5, "without --json: show the N highest logits per row")
 	var adapters listFlag
-	weights := fs.String("weights", "f32", weightsDoc)
+	weights := fs.String("weights", "auto", weightsDoc)
 	fs.Var(&adapters, "adapter", "PEFT adapter folder to apply on the fly (repeatable)")
 	pos, err := parseArgs("forward", fs, args, stdout)
 	if err != nil {

@@ -39,7 +39,7 @@ func runGenerate(ctx context.Context, args []string, stdout io.Writer) error {
 	tokens := fs.String("tokens", "", "prompt as comma-separated token ids instead of text")
 	asJSON := fs.Bool("json", false, "print {\"prompt_ids\", \"ids\" (the generated ids), \"text\"} as JSON")
 	var adapters listFlag
-	weights := fs.String("weights", "f32", weightsDoc)
+	weights := fs.String("weights", "auto", weightsDoc)
 	fs.Var(&adapters, "adapter", "PEFT adapter folder to apply on the fly (repeatable)")
 	pos, err := parseArgs("generate", fs, args, stdout)
 	if err != nil {

@@ -169,6 +169,7 @@ type ggufWeight struct {
 	name  string
 	dtype string
 	size  int64
+	q     blocks // the quantized blocks, for Matrix
 }
 
 // Fill dequantizes the weight into dst in the layer's [out, in] layout.

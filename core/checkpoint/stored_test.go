@@ -82,8 +82,10 @@ func TestLoadStoredEqualsLoad(t *testing.T) {
 }
 
 // A llama GGUF file, quantized or not, keeps its linear weights as stored
-// (quantized blocks stay quantized) and gives exactly the logits of the
-// dequantized load.
+// (quantized blocks stay quantized) and gives the logits of the
+// dequantized load: exactly, except where a product reads quantized blocks
+// in place (qmat), which sums in another order: there within 1e-5 of the
+// largest logit.
 func TestLoadStoredGGUF(t *testing.T) {
 	src := "../../../shared/fixtures/stories260K-gguf/stories260K.gguf"
 	if _, err := os.Stat(src); err != nil {
@@ -128,8 +130,14 @@ func TestLoadStoredGGUF(t *testing.T) {
 				t.Fatal(err)
 			}
 			av, bv := ops.Data(a), ops.Data(b)
+			tol := float32(0)
+			if types["Q8_0"] || types["Q4_0"] || types["Q4_K"] || types["Q6_K"] {
+				for _, v := range av {
+					tol = max(tol, 1e-5*float32(math.Abs(float64(v))))
+				}
+			}
 			for i := range av {
-				if av[i] != bv[i] {
+				if d := float32(math.Abs(float64(av[i] - bv[i]))); d > tol || d != d {
 					t.Fatalf("logit %d: stored %v, loaded %v (stored types %v)", i, bv[i], av[i], types)
 				}
 			}

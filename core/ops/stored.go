@@ -5,6 +5,7 @@ import (
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/surgeon-ml/surgeon/core/linalg"
+	"github.com/surgeon-ml/surgeon/core/qmat"
 )
 
 // Filler supplies a frozen [out, in] weight from where it is stored (a
@@ -12,6 +13,17 @@ import (
 // float32 values into dst, row-major [out, in].
 type Filler interface {
 	Fill(dst []float32) error
+}
+
+// BlockFiller is a Filler whose weight is stored as quantized blocks that
+// package qmat multiplies directly (the Q8_0, Q4_0, Q4_K and Q6_K weights
+// of a GGUF file): StoredLinear then reads the blocks in place for the
+// few rows of decoding, and decodes them in parallel for larger products,
+// instead of calling Fill. Matrix reports ok == false for a weight that
+// qmat does not handle; StoredLinear then falls back to Fill.
+type BlockFiller interface {
+	Filler
+	Matrix() (w qmat.Matrix, ok bool)
 }
 
 // storedLinearFn is y = x*W^T + b with a frozen W that exists as float32
@@ -26,7 +38,8 @@ type storedLinearFn struct {
 
 // StoredLinear returns x*W^T + b for a frozen weight W [out, in] supplied
 // by w (see Filler); b may be nil. The values and the product are those of
-// Linear on the filled weight. A Filler that fails panics with its error,
+// Linear on the filled weight (to float32 rounding, for a BlockFiller's
+// blocks read in place). A Filler that fails panics with its error,
 // as the other operators do on bad operands.
 func StoredLinear(x mat.Tensor, w Filler, out, in int, b mat.Tensor) mat.Tensor {
 	if Cols(x) != in {
@@ -42,9 +55,26 @@ func (f *storedLinearFn) Operands() []mat.Tensor {
 	return []mat.Tensor{f.x, f.b}
 }
 
+// matrix returns W's blocks when qmat multiplies them directly.
+func (f *storedLinearFn) matrix() (qmat.Matrix, bool) {
+	bf, ok := f.w.(BlockFiller)
+	if !ok {
+		return qmat.Matrix{}, false
+	}
+	w, ok := bf.Matrix()
+	if ok && (w.Rows != f.out || w.Cols != f.in) {
+		panic(fmt.Errorf("ops: StoredLinear: stored matrix [%d, %d], the layer's weight [%d, %d]", w.Rows, w.Cols, f.out, f.in))
+	}
+	return w, ok
+}
+
 // weight fills a pooled buffer with W.
 func (f *storedLinearFn) weight() []float32 {
 	w := allocDirty(f.out * f.in)
+	if q, ok := f.matrix(); ok {
+		qmat.Dequantize(w, q)
+		return w
+	}
 	if err := f.w.Fill(w); err != nil {
 		recycle(w)
 		panic(fmt.Errorf("ops: StoredLinear: %w", err))
@@ -60,6 +90,19 @@ func (f *storedLinearFn) Forward() (mat.Tensor, error) {
 		for i := 0; i < n; i++ {
 			copy(y[i*f.out:(i+1)*f.out], b)
 		}
+	}
+	if q, ok := f.matrix(); ok {
+		// Decoding reads the blocks in place; a longer product decodes
+		// them into a pooled buffer first, as weight does.
+		var scratch []float32
+		if n > qmat.MaxDirectRows {
+			scratch = allocDirty(f.out * f.in)
+		}
+		qmat.MatMulNT(y, Data(f.x), q, n, f.b != nil, scratch)
+		if scratch != nil {
+			recycle(scratch)
+		}
+		return New(n, f.out, y), nil
 	}
 	w := f.weight()
 	linalg.MatMulNT(y, Data(f.x), w, n, f.out, f.in, f.b != nil)

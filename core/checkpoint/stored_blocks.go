@@ -1,0 +1,53 @@
+package checkpoint
+
+import (
+	"sync"
+
+	"github.com/surgeon-ml/surgeon/core/ops"
+	"github.com/surgeon-ml/surgeon/core/qmat"
+	"github.com/surgeon-ml/surgeon/formats/detect"
+	"github.com/surgeon-ml/surgeon/formats/gguf"
+)
+
+var _ ops.BlockFiller = (*ggufWeight)(nil)
+
+// blocks caches a GGUF weight's qmat.Matrix, looked up on first use.
+type blocks struct {
+	once sync.Once
+	m    qmat.Matrix
+	ok   bool
+}
+
+// Matrix returns the weight's quantized blocks in Hugging Face's row
+// order, for products that read them in place (ops.BlockFiller); ok is
+// false for a weight that package qmat does not multiply.
+func (w *ggufWeight) Matrix() (qmat.Matrix, bool) {
+	w.q.once.Do(func() {
+		m, ok, err := gguf.WeightMatrix(w.f, w.name)
+		// An error leaves the weight to Fill, which reports it.
+		w.q.m, w.q.ok = m, ok && err == nil
+	})
+	return w.q.m, w.q.ok
+}
+
+// QuantizedGGUF reports whether path is a GGUF file with quantized
+// tensors: one that LoadStored keeps in its blocks, which decoding
+// multiplies in place, where Load would make float32 copies four to eight
+// times their size. Any other path, or one that cannot be read, reports
+// false.
+func QuantizedGGUF(path string) bool {
+	if f, err := detect.Path(path); err != nil || f != detect.GGUF {
+		return false
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, ti := range f.Tensors() {
+		if ti.Type.Quantized() {
+			return true
+		}
+	}
+	return false
+}
