@@ -196,3 +196,29 @@ func TestNativeLegacyFile(t *testing.T) {
 		t.Fatalf("Load with a mismatched config.json: %v", err)
 	}
 }
+
+// A native folder keeps a decoder classifier's pad_token_id of 0 (gob
+// drops pointers to zero; the families restore them), so it pools the
+// same token as the Hugging Face folder on a text that ends with the pad
+// id, and its config is the source's.
+func TestNativeKeepsZeroTokenIDs(t *testing.T) {
+	for _, ref := range []string{"qwen2-cls-f32", "gemma2-cls-softcap-f32", "gpt2-cls-f32"} {
+		t.Run(ref, func(t *testing.T) {
+			src, err := Load(filepath.Join("../testdata/reference", ref))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			_, n := toNative(t, src)
+			defer n.Close()
+			want, got := src.Model.HFConfig(), n.Model.HFConfig()
+			if got["pad_token_id"] == nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("native config\n%v\nwant\n%v", got, want)
+			}
+			ids := []int{5, 9, 0, 0}
+			if a, b := logits(t, n.Model, ids), logits(t, src.Model, ids); !slices.Equal(a, b) {
+				t.Fatalf("logits of %v: native %v, source %v", ids, a, b)
+			}
+		})
+	}
+}

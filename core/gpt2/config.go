@@ -42,6 +42,28 @@ type Config struct {
 	TorchDtype                 string            `json:"torch_dtype,omitempty"`
 	// Extra holds the config.json keys not listed above.
 	Extra map[string]any `json:"-"`
+	// ZeroIDs names the optional token ids (bos_token_id, pad_token_id)
+	// that config.json sets to 0. gob drops a pointer to zero, so a
+	// native model would lose them; RestoreZeroIDs puts them back.
+	ZeroIDs []string `json:"-"`
+}
+
+// RestoreZeroIDs sets the token ids that ZeroIDs names back to 0 after a
+// gob decoding left them nil.
+func (c *Config) RestoreZeroIDs() {
+	for _, k := range c.ZeroIDs {
+		zero := 0
+		switch k {
+		case "bos_token_id":
+			if c.BOSTokenID == nil {
+				c.BOSTokenID = &zero
+			}
+		case "pad_token_id":
+			if c.PadTokenID == nil {
+				c.PadTokenID = &zero
+			}
+		}
+	}
 }
 
 // activations maps GPT-2's activation_function values to the two functions
@@ -63,6 +85,12 @@ func ParseConfig(data []byte) (*Config, error) {
 	var all map[string]any
 	if err := json.Unmarshal(data, &all); err != nil {
 		return nil, fmt.Errorf("gpt2 config: %w", err)
+	}
+	if c.BOSTokenID != nil && *c.BOSTokenID == 0 {
+		c.ZeroIDs = append(c.ZeroIDs, "bos_token_id")
+	}
+	if c.PadTokenID != nil && *c.PadTokenID == 0 {
+		c.ZeroIDs = append(c.ZeroIDs, "pad_token_id")
 	}
 	known := c.fields()
 	c.Extra = map[string]any{}

@@ -24,6 +24,11 @@ func init() {
 	gob.Register(&Block{})
 	gob.Register(&Attention{})
 	gob.Register(&MLP{})
+	// Config.Extra holds config.json values as encoding/json decodes
+	// them: objects (label2id, task_specific_params) and arrays need
+	// registering for a native (gob) model to carry them.
+	gob.Register(map[string]any{})
+	gob.Register([]any{})
 	model.RegisterNativeType[*Model]("gpt2")
 	model.Register("gpt2", func(cfg []byte) (model.Model, error) {
 		c, err := ParseConfig(cfg)

@@ -102,3 +102,46 @@ func writeConfig(t *testing.T, dir string, cfg map[string]any) {
 		t.Fatal(err)
 	}
 }
+
+// A native folder keeps config.json values of any JSON type among the
+// keys the typed config does not know: a classifier's label2id, GPT-2's
+// task_specific_params, arrays.
+func TestNativeKeepsConfig(t *testing.T) {
+	l, err := checkpoint.Load(filepath.Join(ref, "gpt2-cls-f32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg := l.Model.HFConfig()
+	cfg["task_specific_params"] = map[string]any{"text-generation": map[string]any{"do_sample": true, "max_length": 50.0}}
+	cfg["suppress_tokens"] = []any{1.0, "x", nil}
+	src := filepath.Join(t.TempDir(), "hf")
+	if err := checkpoint.SaveHF(src, l.Model, checkpoint.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, src, cfg)
+	want := logits(t, src)
+	ls, err := checkpoint.Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	nat := filepath.Join(t.TempDir(), "native")
+	if err := checkpoint.SaveNative(nat, ls); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := checkpoint.Load(nat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if got, exp := string(mustJSON(t, ln.Model.HFConfig())), string(mustJSON(t, ls.Model.HFConfig())); got != exp {
+		t.Fatalf("native config\n%s\nwant\n%s", got, exp)
+	}
+	if !strings.Contains(string(mustJSON(t, ln.Model.HFConfig())), `"label2id":{"negative":0`) {
+		t.Fatalf("native config lost label2id: %s", mustJSON(t, ln.Model.HFConfig()))
+	}
+	if got := logits(t, nat); !slices.Equal(got, want) {
+		t.Fatal("native logits differ")
+	}
+}

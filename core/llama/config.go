@@ -79,6 +79,28 @@ type Config struct {
 	// Extra holds a family's own config.json keys (sliding_window,
 	// hidden_activation, ...), written back by Map.
 	Extra map[string]json.RawMessage `json:"-"`
+	// ZeroIDs names the optional token ids (bos_token_id, pad_token_id)
+	// that config.json sets to 0. gob drops a pointer to zero, so a
+	// native model would lose them; RestoreZeroIDs puts them back.
+	ZeroIDs []string `json:"-"`
+}
+
+// RestoreZeroIDs sets the token ids that ZeroIDs names back to 0 after a
+// gob decoding left them nil.
+func (c *Config) RestoreZeroIDs() {
+	for _, k := range c.ZeroIDs {
+		zero := 0
+		switch k {
+		case "bos_token_id":
+			if c.BOSTokenID == nil {
+				c.BOSTokenID = &zero
+			}
+		case "pad_token_id":
+			if c.PadTokenID == nil {
+				c.PadTokenID = &zero
+			}
+		}
+	}
 }
 
 // ParseConfig decodes and validates a config.json document, applying
@@ -100,6 +122,12 @@ func Decode(data []byte) (*Config, error) {
 	c := &Config{RMSNormEps: 1e-6, RopeTheta: 10000, HiddenAct: "silu", MaxPositionEmbeddings: 2048}
 	if err := json.Unmarshal(data, c); err != nil {
 		return nil, fmt.Errorf("llama config: %w", err)
+	}
+	if c.BOSTokenID != nil && *c.BOSTokenID == 0 {
+		c.ZeroIDs = append(c.ZeroIDs, "bos_token_id")
+	}
+	if c.PadTokenID != nil && *c.PadTokenID == 0 {
+		c.ZeroIDs = append(c.ZeroIDs, "pad_token_id")
 	}
 	return c, nil
 }

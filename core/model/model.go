@@ -198,6 +198,9 @@ func RegisterNativeType[T Model](name string) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
+		if d, ok := any(t).(NativeDecoded); ok {
+			d.DecodedNative()
+		}
 		cfg, err := json.Marshal(t.HFConfig())
 		if err != nil {
 			return nil, fmt.Errorf("%s: config: %w", name, err)
@@ -211,6 +214,15 @@ func RegisterNativeType[T Model](name string) {
 		}
 		return t, nil
 	})
+}
+
+// NativeDecoded is implemented by models that complete themselves once
+// decoded from gob (RegisterNativeType calls it before anything reads the
+// model). gob transmits no pointer to a zero value, so an optional config
+// field set to 0 (pad_token_id 0) arrives nil unless the model restores it
+// from what else it encoded.
+type NativeDecoded interface {
+	DecodedNative()
 }
 
 // DecodeNative decodes a native model with the first registered
