@@ -9,11 +9,12 @@ import (
 
 	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/plugins/rpc"
+	"github.com/surgeon-ml/surgeon/surgery/attach"
 )
 
 func init() {
 	register("convert", command{
-		usage: "convert SRC --to FORMAT -o DST [--dtype F32|F16|BF16] [--max-shard-bytes N] [--type f16|f32|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k] | convert ADAPTER --to gguf-lora --base MODEL -o A.gguf",
+		usage: "convert SRC --to FORMAT -o DST [--dtype F32|F16|BF16] [--max-shard-bytes N] [--type f16|f32|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k] | convert ADAPTER --to gguf-lora --base MODEL -o A.gguf | convert A.gguf --to peft --base MODEL -o DIR",
 		short: "convert a checkpoint: gguf, hf, native, pytorch, safetensors, peft, native-adapter",
 		run:   runConvert,
 	})
@@ -52,7 +53,7 @@ func runConvert(ctx context.Context, args []string, stdout io.Writer) error {
 	shard := fs.Int64("max-shard-bytes", 0, "shard hf output into files of at most N bytes")
 	ggufType := fs.String("type", "f16", "gguf output: type of the 2-D weights (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)")
 	quiet := fs.Bool("q", false, "no progress output")
-	base := fs.String("base", "", "gguf-lora output: the base model the adapter belongs to (required)")
+	base := fs.String("base", "", "gguf-lora output, or peft output from a llama.cpp LoRA GGUF: the base model the adapter belongs to (required)")
 	pos, err := parseArgs("convert", fs, args, stdout)
 	if err != nil {
 		return err
@@ -71,6 +72,9 @@ func runConvert(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *to == "gguf-lora" {
 		return convertGGUFLoRA(ctx, stdout, local, *base, *out)
+	}
+	if *to == "peft" && attach.IsGGUF(local) && isGGUFAdapter(local) {
+		return convertGGUFLoRAToPEFT(ctx, stdout, local, *base, *out)
 	}
 	from, err := sourceFormat(local)
 	if err != nil {

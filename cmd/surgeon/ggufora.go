@@ -10,6 +10,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
+	"github.com/surgeon-ml/surgeon/formats/peft"
 	"github.com/surgeon-ml/surgeon/surgery/attach"
 )
 
@@ -60,5 +61,55 @@ func convertGGUFLoRA(ctx context.Context, stdout io.Writer, adapterDir, basePath
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d LoRA modules for llama.cpp)\n", out, len(mods))
+	return nil
+}
+
+// isGGUFAdapter reports whether the GGUF file at path is a llama.cpp
+// adapter (general.type "adapter") rather than a model.
+func isGGUFAdapter(path string) bool {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	typ, err := f.String("general.type")
+	return err == nil && typ == "adapter"
+}
+
+// convertGGUFLoRAToPEFT writes a llama.cpp LoRA adapter GGUF as a PEFT
+// adapter folder for the base model: the modules, A, B and scales that
+// llama.cpp applies, q/k rows back in Hugging Face's layout. The adapter
+// is attached to the base through the LoRA plugin before it is written,
+// so a module the base lacks fails here, not when the folder is used.
+func convertGGUFLoRAToPEFT(ctx context.Context, stdout io.Writer, src, basePath, out string) error {
+	if basePath == "" {
+		return usagef("--to peft from a llama.cpp LoRA GGUF needs --base MODEL (its layout and head counts)")
+	}
+	basePath, err := resolvePath(ctx, basePath)
+	if err != nil {
+		return err
+	}
+	l, err := checkpoint.Load(basePath)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	a, err := attach.GGUFLoRA(src, l.Model)
+	if err != nil {
+		return err
+	}
+	mgr, err := newManager()
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+	if _, err := attach.AttachFolder(ctx, l.Model, mgr.Adapters(), src); err != nil {
+		return err
+	}
+	a.Config.BaseModel = basePath
+	if err := peft.Write(out, a); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d LoRA modules from %s\n", out, len(a.Modules), src)
 	return nil
 }

@@ -166,6 +166,7 @@ dir = "` + filepath.Join(dir, "run") + `"
 		"llama.cpp base + LoRA GGUF": peerIDs(base, "40", prompt, loraGGUF),
 		"llama.cpp merged GGUF":      peerIDs(merged, "40", prompt),
 		"surgeon merged GGUF":        surgeonIDs(merged),
+		"surgeon base + LoRA GGUF":   surgeonIDs(base, "--adapter", loraGGUF),
 	} {
 		for i, id := range ours {
 			if i >= len(theirs) || theirs[i] != id {

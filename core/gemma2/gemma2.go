@@ -125,19 +125,36 @@ func (m *Model) VocabSize() int { return m.Config.VocabSize }
 func (m *Model) Hidden(b model.Batch) mat.Tensor {
 	c := m.Config
 	lay := b.Layout()
-	pos := lay.Positions()
-	h := ops.Scale(m.Base.EmbedTokens.Forward(b.Flat()), float32(math.Sqrt(float64(c.HiddenSize))))
+	return m.hidden(b.Flat(), lay.Positions(), func(i int, q, k, v mat.Tensor) mat.Tensor {
+		return ops.AttentionWith(q, k, v, lay, c.NumAttentionHeads, c.NumKeyValueHeads, m.attnOptions(i))
+	})
+}
+
+// attnOptions returns layer i's attention options: its window, Gemma 2's
+// score scale and soft-capping.
+func (m *Model) attnOptions(i int) ops.AttentionOptions {
+	c := m.Config
+	return ops.AttentionOptions{
+		Window:  c.LayerWindow(i),
+		Scale:   c.AttnScale(),
+		Softcap: float32(c.AttnLogitSoftcapping),
+	}
+}
+
+// hidden runs the embeddings of ids at positions pos through the decoder
+// layers and the final norm; attend(i, q, k, v) is layer i's attention
+// over the rotated queries and keys (over a batch layout, or a key/value
+// cache when decoding).
+func (m *Model) hidden(ids, pos []int, attend func(i int, q, k, v mat.Tensor) mat.Tensor) mat.Tensor {
+	c := m.Config
+	h := ops.Scale(m.Base.EmbedTokens.Forward(ids), float32(math.Sqrt(float64(c.HiddenSize))))
 	for i, l := range m.Base.Layers {
 		h = ops.Block(h, func(h mat.Tensor) mat.Tensor {
 			x := norm(l.InputLayernorm, h)
 			a := l.SelfAttn
 			q := ops.Rotary(a.QProj.Forward(x), pos, c.NumAttentionHeads, c.RopeTheta)
 			k := ops.Rotary(a.KProj.Forward(x), pos, c.NumKeyValueHeads, c.RopeTheta)
-			att := ops.AttentionWith(q, k, a.VProj.Forward(x), lay, c.NumAttentionHeads, c.NumKeyValueHeads, ops.AttentionOptions{
-				Window:  c.LayerWindow(i),
-				Scale:   c.AttnScale(),
-				Softcap: float32(c.AttnLogitSoftcapping),
-			})
+			att := attend(i, q, k, a.VProj.Forward(x))
 			h = ops.Add(h, norm(l.PostAttentionLayernorm, a.OProj.Forward(att)))
 			x = norm(l.PreFeedforwardLayernorm, h)
 			f := l.MLP
@@ -167,6 +184,12 @@ func (m *Model) Logits(b model.Batch) (mat.Tensor, error) {
 	if m.Score != nil {
 		return m.Score.Forward(ops.SelectRows(h, llama.LastTokens(b, m.Config.PadTokenID))), nil
 	}
+	return m.lmLogits(h), nil
+}
+
+// lmLogits returns the next-token logits of hidden states h, soft-capped
+// by final_logit_softcapping.
+func (m *Model) lmLogits(h mat.Tensor) mat.Tensor {
 	var y mat.Tensor
 	if m.LMHead != nil {
 		y = m.LMHead.Forward(h)
@@ -176,7 +199,7 @@ func (m *Model) Logits(b model.Batch) (mat.Tensor, error) {
 	if c := float32(m.Config.FinalLogitSoftcapping); c > 0 {
 		y = ops.Scale(ops.Tanh(ops.Scale(y, 1/c)), c)
 	}
-	return y, nil
+	return y
 }
 
 // ClassifierFor returns the model as Gemma2ForSequenceClassification over

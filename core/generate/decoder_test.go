@@ -20,7 +20,8 @@ import (
 // decodeModels are the checkpoints the key/value cache is checked on: the
 // real stories260K (when ../shared/fixtures is there), the reference
 // models of every family built on core/llama, sliding windows shorter than
-// the sequence included, and GPT-2.
+// the sequence included, GPT-2, and Gemma 2 (soft-capping, windows on
+// alternate layers).
 var decodeModels = []string{
 	"stories260K",
 	"llama-gqa-f32",
@@ -36,6 +37,9 @@ var decodeModels = []string{
 	"phi3-mha-window5-f16",
 	"gpt2-f32",
 	"gpt2-untied-f16",
+	"gemma2-gqa-window3-f32",
+	"gemma2-mqa-untied-window4-f16",
+	"gemma2-bf16-sharded",
 	// Scaled rotary embeddings whose frequencies do not depend on the
 	// sequence's length.
 	"rope-llama3-f32",

@@ -87,9 +87,18 @@ const decodeParallelWork = 1 << 16
 // rows of the whole sequence, without a backward pass; on an empty cache it
 // runs those very kernels, so a prompt gives bit-identical results.
 func CachedAttention(q, k, v mat.Tensor, c *KVCache, heads, window int) mat.Tensor {
+	return CachedAttentionWith(q, k, v, c, heads, AttentionOptions{Window: window})
+}
+
+// CachedAttentionWith is CachedAttention with AttentionWith's options: a
+// sliding window, a score scale and logit soft-capping (Gemma 2). On an
+// empty cache it runs AttentionWith's kernel, so a prompt gives
+// bit-identical results.
+func CachedAttentionWith(q, k, v mat.Tensor, c *KVCache, heads int, opt AttentionOptions) mat.Tensor {
+	window := opt.Window
 	T := Rows(q)
 	if T == 0 || Rows(k) != T || Rows(v) != T || Cols(q) != heads*c.dh || heads%c.kvHeads != 0 ||
-		Cols(k) != c.kvHeads*c.dh || Cols(v) != Cols(k) || window < 0 {
+		Cols(k) != c.kvHeads*c.dh || Cols(v) != Cols(k) || window < 0 || opt.Scale < 0 || opt.Softcap < 0 {
 		panic("ops: CachedAttention: bad shapes")
 	}
 	p0 := c.n
@@ -98,9 +107,12 @@ func CachedAttention(q, k, v mat.Tensor, c *KVCache, heads, window int) mat.Tens
 		lay := Layout{Batch: 1, Len: T}
 		var y mat.Tensor
 		if err := WithoutGrad(func() error {
-			if window > 0 {
+			switch {
+			case opt.Scale != 0 || opt.Softcap != 0:
+				y = AttentionWith(q, k, v, lay, heads, c.kvHeads, opt)
+			case window > 0:
 				y = AttentionWindow(q, k, v, lay, heads, c.kvHeads, window)
-			} else {
+			default:
 				y = Attention(q, k, v, lay, heads, c.kvHeads, true)
 			}
 			return nil
@@ -116,7 +128,10 @@ func CachedAttention(q, k, v mat.Tensor, c *KVCache, heads, window int) mat.Tens
 		lo = max(0, p0-window+1)
 	}
 	nk := c.n - lo // the most keys a row sees
-	scale := float32(1 / math.Sqrt(float64(dh)))
+	scale := opt.Scale
+	if scale == 0 {
+		scale = float32(1 / math.Sqrt(float64(dh)))
+	}
 	qd := Data(q)
 	out := make([]float32, T*heads*dh)
 	one := func(h int, p []float32) {
@@ -135,6 +150,9 @@ func CachedAttention(q, k, v mat.Tensor, c *KVCache, heads, window int) mat.Tens
 				linalg.Axpy(x, c.k[row+first:row+pos+1], r)
 			}
 			vmath.Scale(r, scale)
+			if opt.Softcap > 0 {
+				softcap(r, opt.Softcap)
+			}
 			vmath.Scale(r, 1/vmath.ExpSum(r, r, vmath.Max(r)))
 			o := out[(t*heads+h)*dh : (t*heads+h+1)*dh]
 			for i := range o {

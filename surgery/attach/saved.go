@@ -144,11 +144,11 @@ func Load(ctx context.Context, m model.Model, s Store, a *peft.Adapter, targets 
 	return m, nil
 }
 
-// AttachFolder reads a saved adapter folder and attaches it to a model:
-// the one path by which forward, generate, merge, eval and the rank
-// commands load adapters.
+// AttachFolder reads a saved adapter folder (or a llama.cpp LoRA adapter
+// GGUF file) and attaches it to a model: the one path by which forward,
+// generate, merge, eval and the rank commands load adapters.
 func AttachFolder(ctx context.Context, m model.Model, s Store, dir string) (model.Model, error) {
-	a, targets, err := Read(ctx, s, dir)
+	a, targets, err := readAdapter(ctx, s, m, dir)
 	if err != nil {
 		return nil, err
 	}
