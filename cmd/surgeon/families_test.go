@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,10 +33,22 @@ type familyCase struct {
 	tokenizer string
 }
 
-// decoder reports whether the case is a causal LM (the encoders are
-// classifiers).
-func (c familyCase) decoder() bool {
-	return !slices.Contains([]string{"bert", "distilbert", "roberta", "xlm-roberta"}, c.family)
+// causal reports whether the case is a causal LM (its reference
+// folder's architecture is not a sequence classifier).
+func (c familyCase) causal() bool {
+	var cfg struct {
+		Architectures []string `json:"architectures"`
+	}
+	raw, err := os.ReadFile(filepath.Join(refDir, c.ref, "config.json"))
+	if err != nil || json.Unmarshal(raw, &cfg) != nil || len(cfg.Architectures) == 0 {
+		return false
+	}
+	return !strings.HasSuffix(cfg.Architectures[0], "ForSequenceClassification")
+}
+
+// encoder reports whether the case is a bidirectional encoder.
+func (c familyCase) encoder() bool {
+	return slices.Contains([]string{"bert", "distilbert", "roberta", "xlm-roberta"}, c.family)
 }
 
 var familyCases = []familyCase{
@@ -51,6 +64,10 @@ var familyCases = []familyCase{
 	{"distilbert", "distilbert-f32", []string{"q_lin", "v_lin"}, []string{"pre_classifier", "classifier"}, "vocab.txt"},
 	{"roberta", "roberta-f32", []string{"query", "value"}, []string{"classifier"}, "words"},
 	{"xlm-roberta", "xlm-roberta-bf16-sharded", []string{"query", "value"}, []string{"classifier"}, "words"},
+	// Decoder classifiers: a score head over the last token that is not
+	// the pad id.
+	{"qwen2", "qwen2-cls-f32", []string{"q_proj", "v_proj"}, []string{"score"}, "words"},
+	{"gpt2", "gpt2-cls-f32", []string{"c_attn"}, []string{"score"}, "words"},
 }
 
 // familyWords is the vocabulary of the test data; the WordLevel tokenizer
@@ -58,11 +75,15 @@ var familyCases = []familyCase{
 var familyWords = strings.Fields("the a cat dog bird sees likes chases big small red old on near mat park tree . good bad okay great awful fine")
 
 // wordTokenizer returns a WordLevel tokenizer.json over familyWords and
-// its tokenizer_config.json. Ids 0-3 are <s> <pad> </s> <unk>; encoders
-// get RoBERTa's <s> ... </s> around each text, decoders nothing.
+// its tokenizer_config.json. Encoders get RoBERTa's special tokens (<s>
+// <pad> </s> <unk> as ids 0-3) around each text; decoders nothing, and
+// the reference configs' pad, bos and eos ids (<pad> <s> </s> <unk>).
 func wordTokenizer(t *testing.T, encoder bool) map[string][]byte {
 	t.Helper()
-	vocab := map[string]int{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+	vocab := map[string]int{"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
+	if encoder {
+		vocab = map[string]int{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+	}
 	for i, w := range familyWords {
 		vocab[w] = 4 + i
 	}
@@ -71,7 +92,7 @@ func wordTokenizer(t *testing.T, encoder bool) map[string][]byte {
 	}
 	tj := map[string]any{
 		"version": "1.0", "truncation": nil, "padding": nil,
-		"added_tokens":   []any{special(0, "<s>"), special(1, "<pad>"), special(2, "</s>"), special(3, "<unk>")},
+		"added_tokens":   []any{special(vocab["<s>"], "<s>"), special(vocab["<pad>"], "<pad>"), special(2, "</s>"), special(3, "<unk>")},
 		"normalizer":     nil,
 		"pre_tokenizer":  map[string]any{"type": "WhitespaceSplit"},
 		"post_processor": nil,
@@ -123,7 +144,7 @@ func familyFolder(t *testing.T, c familyCase, dir string) (string, []string) {
 	files := map[string][]byte{}
 	switch c.tokenizer {
 	case "words":
-		files = wordTokenizer(t, !c.decoder())
+		files = wordTokenizer(t, c.encoder())
 	case "vocab.txt":
 		if files["vocab.txt"], err = os.ReadFile(filepath.Join(refDir, "bert-f32", "vocab.txt")); err != nil {
 			t.Fatal(err)
@@ -154,7 +175,7 @@ func familyData(t *testing.T, c familyCase, labels []string, dir string) string 
 	rng := rand.New(rand.NewPCG(5, uint64(len(c.family))))
 	pick := func(ws ...string) string { return ws[rng.IntN(len(ws))] }
 	var b strings.Builder
-	if c.decoder() {
+	if c.causal() {
 		for range 60 {
 			fmt.Fprintf(&b, "the %s cat sees a %s dog on the mat . ", pick("big", "small"), pick("red", "old"))
 		}
@@ -191,7 +212,7 @@ func familyRecipe(t *testing.T, c familyCase, model string, labels []string, dir
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "[model]\npath = %q\n", model)
-	if c.decoder() {
+	if c.causal() {
 		b.WriteString("task = \"causal-lm\"\nmax_length = 16\n")
 	} else {
 		ls, _ := json.Marshal(labels)
@@ -200,11 +221,11 @@ func familyRecipe(t *testing.T, c familyCase, model string, labels []string, dir
 	fmt.Fprintf(&b, "\n[data]\n%s\n", familyData(t, c, labels, dir))
 	fmt.Fprintf(&b, "[[targets]]\nmodules = [%s]\nconfig = { r = 4, lora_alpha = 8 }\n\n", strings.Join(quoted, ", "))
 	b.WriteString("[train]\nepochs = 2\nbatch_size = 16\nlr = 2e-2\nwarmup = 0\nschedule = \"constant\"\nseed = 1\n")
-	if c.decoder() {
+	if c.causal() {
 		b.WriteString("steps_per_epoch = 2\n")
 	}
 	b.WriteString("\n[eval]\nbatch_size = 16\n")
-	if c.decoder() {
+	if c.causal() {
 		b.WriteString("metrics = [\"loss\", \"perplexity\"]\n")
 	}
 	fmt.Fprintf(&b, "\n[output]\ndir = %q\n", filepath.Join(dir, "run"))
@@ -284,7 +305,7 @@ func evalMetric(t *testing.T, out, name string) float64 {
 func TestFamilies(t *testing.T) {
 	withPlugins(t, "lora", "convert")
 	for _, c := range familyCases {
-		t.Run(c.family, func(t *testing.T) {
+		t.Run(c.ref, func(t *testing.T) {
 			start := time.Now()
 			dir := t.TempDir()
 			base, labels := familyFolder(t, c, dir)
@@ -302,7 +323,7 @@ func TestFamilies(t *testing.T) {
 				t.Fatal(err)
 			}
 			head := "causal-lm"
-			if !c.decoder() {
+			if !c.causal() {
 				head = "sequence-classification"
 			}
 			if ir.Format != "hf-model" || ir.Family != c.family || ir.Head != head || ir.Labels != len(labels) {
@@ -320,7 +341,7 @@ func TestFamilies(t *testing.T) {
 			}
 			readJSON(t, filepath.Join(base, "config.json"), &vc)
 			rows, cols := 6, vc.Vocab
-			if !c.decoder() {
+			if !c.causal() {
 				rows, cols = 1, len(labels)
 			}
 			if len(plain) != rows || len(plain[0]) != cols {
@@ -351,7 +372,7 @@ func TestFamilies(t *testing.T) {
 				t.Fatalf("apply: %d steps, epochs %+v, want 4 steps and a training loss that decreases", rep.Steps, rep.Epochs)
 			}
 			metric := "accuracy"
-			if c.decoder() {
+			if c.causal() {
 				metric = "loss"
 				if !(rep.After["loss"] < rep.Before["loss"]) {
 					t.Fatalf("apply: test loss %v -> %v, want a decrease", rep.Before["loss"], rep.After["loss"])
@@ -359,7 +380,7 @@ func TestFamilies(t *testing.T) {
 			}
 			adapter := filepath.Join(run, "adapter")
 			a := readPEFT(t, adapter)
-			task := map[bool]string{true: "CAUSAL_LM", false: "SEQ_CLS"}[c.decoder()]
+			task := map[bool]string{true: "CAUSAL_LM", false: "SEQ_CLS"}[c.causal()]
 			if a.Config.PeftType != "LORA" || a.Config.TaskType != task || a.Config.R != 4 || len(a.Modules) == 0 ||
 				!slices.Equal(a.Config.ModulesToSave, c.heads) {
 				t.Fatalf("adapter: %s %s r=%d, %d modules, modules_to_save %v; want LORA %s r=4, modules_to_save %v",
@@ -399,7 +420,7 @@ func TestFamilies(t *testing.T) {
 			}
 
 			// generate
-			if c.decoder() {
+			if c.causal() {
 				gen := func(args ...string) []int {
 					return generateIDs(t, append([]string{base, "--tokens", tokens, "-n", "8"}, args...)...)
 				}
@@ -421,15 +442,24 @@ func TestFamilies(t *testing.T) {
 			cli(t, "merge", base, "--adapter", adapter, "-o", merged)
 			sameLogits(t, "merged", familyLogits(t, tokens, merged), tuned, 1e-4)
 
-			// convert
+			// convert: the logits, also of a text ending with id 0 (a
+			// decoder classifier's pad id), and the config are unchanged.
 			native := filepath.Join(dir, "m.spago")
 			back := filepath.Join(dir, "back")
 			st := filepath.Join(dir, "st")
 			cli(t, "convert", base, "--to", "native", "-o", native, "-q")
 			cli(t, "convert", native, "--to", "hf", "-o", back, "-q")
 			cli(t, "convert", base, "--to", "safetensors", "-o", st, "-q")
+			padded := familyLogits(t, tokens+",0", base)
 			for _, p := range []string{native, back, st} {
 				sameLogits(t, "convert "+filepath.Base(p), familyLogits(t, tokens, p), plain, 1e-6)
+				sameLogits(t, "convert "+filepath.Base(p)+", ending with id 0", familyLogits(t, tokens+",0", p), padded, 1e-6)
+			}
+			var viaNative, direct map[string]any
+			readJSON(t, filepath.Join(back, "config.json"), &viaNative)
+			readJSON(t, filepath.Join(st, "config.json"), &direct)
+			if !reflect.DeepEqual(viaNative, direct) {
+				t.Fatalf("convert: config.json through native\n%v\nwritten directly\n%v", viaNative, direct)
 			}
 
 			// resize
