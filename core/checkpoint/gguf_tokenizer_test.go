@@ -228,8 +228,93 @@ var llamaCppDifferences = map[string]map[int]string{
 		19: "llama.cpp does not apply Qwen's NFC normalizer to the stacked combining marks",
 		20: "llama.cpp does not apply Qwen's NFC normalizer: Å (U+212B) and A + U+030A stay as written",
 		53: "llama.cpp's vocabulary loader forces the ordinary vocabulary token \"</s>\" to a control token (its end-of-generation guess), so it is matched whole in the text",
-		67: "llama.cpp's Qwen 2 splitter cuts İ (U+0130) into I + U+0307",
+		67: "llama.cpp does not apply Qwen's NFC normalizer: the second İ, written I + U+0307, stays decomposed",
 	},
+}
+
+// llamaCppPeer returns tools/llamacpp/tokenize.mjs, skipping the test
+// when node or node-llama-cpp is missing.
+func llamaCppTokenizeScript(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed: the llama.cpp peer test needs node and tools/llamacpp (cd tools/llamacpp && npm ci)")
+	}
+	script, _ := filepath.Abs("../../tools/llamacpp/tokenize.mjs")
+	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "node-llama-cpp", "package.json")); err != nil {
+		t.Skip("node-llama-cpp is not installed: cd tools/llamacpp && npm ci")
+	}
+	return script
+}
+
+// llamaCppTokenize has llama.cpp tokenize the texts with each model and
+// returns the ids, by model and text.
+func llamaCppTokenize(t *testing.T, texts []string, models ...string) [][][]int {
+	t.Helper()
+	script := llamaCppTokenizeScript(t)
+	textsFile := filepath.Join(t.TempDir(), "texts.json")
+	raw, _ := json.Marshal(texts)
+	if err := os.WriteFile(textsFile, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("node", append([]string{script, textsFile}, models...)...).Output()
+	if err != nil {
+		msg := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = string(ee.Stderr)
+		}
+		t.Fatalf("llama.cpp peer: %v\n%s", err, msg)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(models) {
+		t.Fatalf("llama.cpp peer printed %d lines for %d models", len(lines), len(models))
+	}
+	res := make([][][]int, len(models))
+	for i, line := range lines {
+		var r struct {
+			IDs [][]int `json:"ids"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("llama.cpp peer output: %v", err)
+		}
+		if len(r.IDs) != len(texts) {
+			t.Fatalf("llama.cpp tokenized %d texts of %d", len(r.IDs), len(texts))
+		}
+		res[i] = r.IDs
+	}
+	return res
+}
+
+// compareWithLlamaCpp checks llama.cpp's ids against the tokenizer's on
+// every text: equal, or listed in known with the reason (and then still
+// different).
+func compareWithLlamaCpp(t *testing.T, tok tokenizer.Tokenizer, texts []tokrefText, theirs [][]int, known map[int]string) {
+	t.Helper()
+	equal := 0
+	for i, x := range texts {
+		ours := tok.Encode(x.Text, false)
+		same := slices.Equal(ours, theirs[i])
+		if same {
+			equal++
+		}
+		why, isKnown := known[i]
+		switch {
+		case !same && !isKnown:
+			t.Errorf("%s text %d %q:\n surgeon   %v\n llama.cpp %v", x.Set, i, x.Text, ours, theirs[i])
+		case !same:
+			t.Logf("known llama.cpp difference, text %d %q: %s", i, x.Text, why)
+		case isKnown:
+			t.Errorf("text %d %q: listed as a llama.cpp difference (%s) but llama.cpp now agrees", i, x.Text, why)
+		}
+	}
+	t.Logf("%d of %d texts: llama.cpp's ids equal surgeon's", equal, len(texts))
+}
+
+func textList(texts []tokrefText) []string {
+	out := make([]string, len(texts))
+	for i, x := range texts {
+		out[i] = x.Text
+	}
+	return out
 }
 
 // llama.cpp (node-llama-cpp) loads the GGUF files surgeon writes for
@@ -238,24 +323,9 @@ var llamaCppDifferences = map[string]map[int]string{
 // as surgeon, except where llama.cpp itself departs from Hugging Face
 // (llamaCppDifferences).
 func TestLlamaCppTokenize(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed: the llama.cpp peer test needs node and tools/llamacpp (cd tools/llamacpp && npm ci)")
-	}
-	script, _ := filepath.Abs("../../tools/llamacpp/tokenize.mjs")
-	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "node-llama-cpp", "package.json")); err != nil {
-		t.Skip("node-llama-cpp is not installed: cd tools/llamacpp && npm ci")
-	}
+	llamaCppTokenizeScript(t)
 	var texts []tokrefText
 	readTokref(t, "texts", &texts)
-	list := make([]string, len(texts))
-	for i, x := range texts {
-		list[i] = x.Text
-	}
-	textsFile := filepath.Join(t.TempDir(), "texts.json")
-	raw, _ := json.Marshal(list)
-	if err := os.WriteFile(textsFile, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	for _, fx := range bpeFixtures {
 		t.Run(fx.name, func(t *testing.T) {
 			path := ggufOfFixture(t, fx.dir)
@@ -268,42 +338,86 @@ func TestLlamaCppTokenize(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := exec.Command("node", script, path, textsFile).Output()
+			theirs := llamaCppTokenize(t, textList(texts), path)
+			compareWithLlamaCpp(t, tok, texts, theirs[0], llamaCppDifferences[fx.name])
+		})
+	}
+}
+
+// withPre rewrites the GGUF file src with tokenizer.ggml.pre set to pre.
+func withPre(t *testing.T, src, pre string) string {
+	t.Helper()
+	f, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var kvs []gguf.KV
+	for _, k := range f.Keys() {
+		v, err := f.Value(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		val := gguf.ValueOf(v)
+		if k == "tokenizer.ggml.pre" {
+			val = pre
+		}
+		kvs = append(kvs, gguf.KV{Key: k, Value: val})
+	}
+	var ts []gguf.WriteTensor
+	for _, ti := range f.Tensors() {
+		data, err := f.TensorData(ti.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, gguf.WriteTensor{Name: ti.Name, Shape: ti.Shape(), Type: ti.Type, Data: data})
+	}
+	out := filepath.Join(t.TempDir(), pre+".gguf")
+	if err := gguf.Write(out, kvs, ts); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// llamaCppPreDifferences are, by tokenizer.ggml.pre name, the reference
+// texts on which llama.cpp's reading of GPT-2's vocabulary under that
+// pre-tokenizer departs from surgeon's, with the reason.
+var llamaCppPreDifferences = map[string]map[int]string{
+	"qwen2": {
+		17: "llama.cpp does not apply Qwen's NFC normalizer: the combining é stays e + U+0301",
+		19: "llama.cpp does not apply Qwen's NFC normalizer to the stacked combining marks",
+		20: "llama.cpp does not apply Qwen's NFC normalizer: Å (U+212B) and A + U+030A stay as written",
+		67: "llama.cpp does not apply Qwen's NFC normalizer: the second İ, written I + U+0307, stays decomposed",
+	},
+}
+
+// Every tokenizer.ggml.pre name surgeon reads splits text as llama.cpp
+// does: GPT-2's vocabulary written under each name (one file per group of
+// aliases) tokenizes the reference texts into llama.cpp's ids, except the
+// differences listed in llamaCppPreDifferences.
+func TestLlamaCppPreTokenizers(t *testing.T) {
+	llamaCppTokenizeScript(t)
+	var texts []tokrefText
+	readTokref(t, "texts", &texts)
+	src := ggufOfFixture(t, "peft-lora-gpt2-smartreview/gpt2-tokenizer")
+	var names, paths []string
+	for _, p := range gguf.PreTokenizerGroups() {
+		names = append(names, p)
+		paths = append(paths, withPre(t, src, p))
+	}
+	theirs := llamaCppTokenize(t, textList(texts), paths...)
+	for i, name := range names {
+		t.Run(name, func(t *testing.T) {
+			g, err := gguf.Open(paths[i])
 			if err != nil {
-				msg := ""
-				if ee, ok := err.(*exec.ExitError); ok {
-					msg = string(ee.Stderr)
-				}
-				t.Fatalf("llama.cpp peer: %v\n%s", err, msg)
+				t.Fatal(err)
 			}
-			var theirs struct {
-				IDs [][]int `json:"ids"`
+			tok, err := gguf.Tokenizer(g)
+			g.Close()
+			if err != nil {
+				t.Fatal(err)
 			}
-			if err := json.Unmarshal(out, &theirs); err != nil {
-				t.Fatalf("llama.cpp peer output: %v", err)
-			}
-			if len(theirs.IDs) != len(texts) {
-				t.Fatalf("llama.cpp tokenized %d texts of %d", len(theirs.IDs), len(texts))
-			}
-			known := llamaCppDifferences[fx.name]
-			equal := 0
-			for i, x := range texts {
-				ours := tok.Encode(x.Text, false)
-				same := slices.Equal(ours, theirs.IDs[i])
-				if same {
-					equal++
-				}
-				why, isKnown := known[i]
-				switch {
-				case !same && !isKnown:
-					t.Errorf("%s text %d %q:\n surgeon   %v\n llama.cpp %v", x.Set, i, x.Text, ours, theirs.IDs[i])
-				case !same:
-					t.Logf("known llama.cpp difference, text %d %q: %s", i, x.Text, why)
-				case isKnown:
-					t.Errorf("text %d %q: listed as a llama.cpp difference (%s) but llama.cpp now agrees", i, x.Text, why)
-				}
-			}
-			t.Logf("%d of %d texts: llama.cpp's ids equal surgeon's", equal, len(texts))
+			compareWithLlamaCpp(t, tok, texts, theirs[i], llamaCppPreDifferences[name])
 		})
 	}
 }

@@ -81,7 +81,7 @@ var bpePres = []bpePre{
 	{names: []string{"default"}, readOnly: true,
 		splits: []string{`[\p{P}\$\+<=>\^~\|]+`, gpt2Split, digitsSplit, `[0-9][0-9][0-9]`}},
 	{names: []string{"falcon"}, readOnly: true,
-		splits: []string{`[\p{P}\$\+<=>\^~\|]+`, gpt2Split, `[0-9][0-9][0-9]`}},
+		splits: []string{"[\\p{P}\\$\\+<=>\\^~\\|`]+", gpt2Split, `[0-9][0-9][0-9]`}},
 	{names: []string{"bloom", "poro-chat", "gpt3-finnish"}, readOnly: true,
 		splits: []string{bloomSplit}},
 	{names: []string{"viking"}, readOnly: true,
@@ -299,4 +299,15 @@ func preSplits(raw json.RawMessage, path string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// PreTokenizerGroups returns one tokenizer.ggml.pre name of each group of
+// aliases surgeon reads (names that split text the same way), in table
+// order.
+func PreTokenizerGroups() []string {
+	out := make([]string, len(bpePres))
+	for i, p := range bpePres {
+		out[i] = p.names[0]
+	}
+	return out
 }

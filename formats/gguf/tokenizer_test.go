@@ -391,3 +391,74 @@ func FuzzBPETokenizer(f *testing.F) {
 		_ = tok.Decode([]int{0, -1, tok.VocabSize(), 1 << 30})
 	})
 }
+
+// TestBPEMetadata writes the parts of a small byte-level BPE as llama.cpp's
+// converter does: padding, token types, the post-processor as add_bos /
+// add_eos, and refusals.
+func TestBPEMetadata(t *testing.T) {
+	base := func() tokenizer.ByteLevelBPE {
+		tokens := append(byteChars(), "Ġt", "", "<|eot|>", "<tool>", "<s>")
+		return tokenizer.ByteLevelBPE{
+			Tokens:       tokens,
+			Merges:       [][2]string{{"Ġ", "t"}},
+			PreTokenizer: json.RawMessage(`{"type":"ByteLevel","add_prefix_space":false,"use_regex":true}`),
+			Added: []tokenizer.AddedToken{
+				{ID: 258, Content: "<|eot|>"},
+				{ID: 259, Content: "<tool>"},
+				{ID: 260, Content: "<s>", Special: true},
+			},
+			BOS: 260, EOS: 258, Pad: -1,
+			Prefix: []int{260},
+		}
+	}
+	get := func(kvs []KV, key string) any {
+		for _, kv := range kvs {
+			if kv.Key == key {
+				return kv.Value
+			}
+		}
+		return nil
+	}
+	t.Run("written", func(t *testing.T) {
+		kvs, err := BPEMetadata(base(), 264)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens := get(kvs, "tokenizer.ggml.tokens").([]string)
+		types := get(kvs, "tokenizer.ggml.token_type").([]int32)
+		if len(tokens) != 264 || tokens[257] != "[PAD257]" || tokens[263] != "[PAD263]" {
+			t.Fatalf("tokens %d: %q", len(tokens), tokens[255:])
+		}
+		want := []int32{TokenNormal, TokenUnused, TokenControl, TokenUserDefined, TokenControl, TokenUnused}
+		if !slices.Equal(types[256:262], want) {
+			t.Errorf("types %v, want %v", types[256:262], want)
+		}
+		if get(kvs, "tokenizer.ggml.pre") != "gpt-2" || get(kvs, "tokenizer.ggml.add_bos_token") != true ||
+			get(kvs, "tokenizer.ggml.add_eos_token") != false || get(kvs, "tokenizer.ggml.bos_token_id") != uint32(260) ||
+			get(kvs, "tokenizer.ggml.padding_token_id") != nil {
+			t.Errorf("metadata %v", kvs[:2])
+		}
+		if m := get(kvs, "tokenizer.ggml.merges").([]string); !slices.Equal(m, []string{"Ġ t"}) {
+			t.Errorf("merges %q", m)
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		edit  func(*tokenizer.ByteLevelBPE)
+		vocab int
+		want  string
+	}{
+		{"vocabulary too small", func(*tokenizer.ByteLevelBPE) {}, 100, "only 100 rows"},
+		{"two-token template", func(p *tokenizer.ByteLevelBPE) { p.Prefix = []int{260, 258} }, 0, "GGUF can say only"},
+		{"merge with a space", func(p *tokenizer.ByteLevelBPE) { p.Merges = [][2]string{{"a b", "c"}} }, 0, "separated by a space"},
+		{"pre-tokenizer", func(p *tokenizer.ByteLevelBPE) { p.PreTokenizer = json.RawMessage(`{"type":"Whitespace"}`) }, 0, "Whitespace"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := base()
+			tc.edit(&p)
+			if _, err := BPEMetadata(p, tc.vocab); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -10,7 +10,8 @@ import (
 // BPEMetadata returns the tokenizer.ggml.* metadata of a byte-level BPE
 // tokenizer, as llama.cpp's convert_hf_to_gguf.py writes it: model
 // "gpt2", the pre-tokenizer's llama.cpp name (PreTokenizerName), the
-// tokens (padded to vocabSize with "[PAD<id>]" tokens of type unused),
+// tokens (padded to vocabSize, the model's vocabulary when known, with
+// "[PAD<id>]" tokens of type unused; more ids than vocabSize is an error),
 // their types (added tokens that are special or look special, "<|...|>",
 // as control tokens, other added tokens as user-defined), the merges,
 // the special ids and whether BOS and EOS are added (the
@@ -21,10 +22,14 @@ func BPEMetadata(p tokenizer.ByteLevelBPE, vocabSize int) ([]KV, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := max(len(p.Tokens), vocabSize)
+	n := len(p.Tokens)
 	for _, a := range p.Added {
 		n = max(n, a.ID+1)
 	}
+	if vocabSize > 0 && n > vocabSize {
+		return nil, fmt.Errorf("the tokenizer has %d ids and the model's vocabulary only %d rows", n, vocabSize)
+	}
+	n = max(n, vocabSize)
 	tokens := make([]string, n)
 	types := make([]int32, n)
 	for id, t := range p.Tokens {
