@@ -196,7 +196,30 @@ func (r *Run) setupTokenizer() error {
 	if p, ok := tok.(interface{ Pad() int }); ok && p.Pad() >= 0 {
 		r.Pad = p.Pad()
 	}
+	// A classifier with a pad_token_id pools its rightmost token that is
+	// not that id, as transformers does: pad its batches with that very
+	// id, or it would read padding.
+	if id, ok := configPad(r.Model); ok && r.Classifier() {
+		r.Pad = id
+	}
 	return nil
+}
+
+// configPad returns m's config.json pad_token_id when it is a token id.
+func configPad(m model.Model) (int, bool) {
+	var id int
+	switch v := m.HFConfig()["pad_token_id"].(type) {
+	case float64:
+		if v != float64(int(v)) {
+			return 0, false
+		}
+		id = int(v)
+	case int:
+		id = v
+	default:
+		return 0, false
+	}
+	return id, id >= 0 && id < m.VocabSize()
 }
 
 // headPatterns returns the modules trained fully: the recipe's
@@ -387,7 +410,8 @@ func (r *Run) setupData() error {
 	maxLen := rec.Model.MaxLength
 	if r.Classifier() {
 		// Special tokens as the tokenizer's settings (or the recipe) say;
-		// a decoder classifier pools the last real token either way.
+		// a decoder classifier pools the last token that is not its
+		// pad_token_id (or the last real one when it has none).
 		eos := -1
 		if r.Specials.EOS {
 			eos = r.EOS
