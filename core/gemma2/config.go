@@ -17,7 +17,9 @@
 //     i-w < j <= i) on the even layers 0, 2, 4, ... (layer_idx % 2 == 0),
 //     or on the layers config layer_types names "sliding_attention";
 //   - causal-LM logits soft-capped to c*tanh(x/c) with c =
-//     final_logit_softcapping (the classifier's score head is not capped).
+//     final_logit_softcapping (the classifier's score head is not capped);
+//   - rope_scaling as every Llama-based family reads it (llama.Rope), but
+//     longrope.
 //
 // It has its own model type, built from package llama's attention and MLP
 // modules, so package llama stays free of Gemma 2's options.
@@ -87,7 +89,6 @@ func ParseConfig(data []byte) (*Config, error) {
 		Bidirectional    *bool           `json:"use_bidirectional_attention"`
 		MLPBias          *bool           `json:"mlp_bias"`
 		PartialRotary    json.RawMessage `json:"partial_rotary_factor"`
-		RopeScaling      json.RawMessage `json:"rope_scaling"`
 	}
 	if err := json.Unmarshal(data, &extra); err != nil {
 		return nil, fmt.Errorf("gemma2 config: %w", err)
@@ -99,8 +100,6 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("gemma2 config: mlp_bias is not a Gemma 2 key (Gemma 2's MLP has no biases)")
 	case notNull(extra.PartialRotary):
 		return nil, fmt.Errorf("gemma2 config: partial_rotary_factor is not supported")
-	case notNull(extra.RopeScaling):
-		return nil, fmt.Errorf("gemma2 config: rope_scaling is not supported")
 	}
 	act := GELUTanh
 	if notNull(extra.HiddenActivation) {
@@ -140,6 +139,11 @@ func ParseConfig(data []byte) (*Config, error) {
 	lc.ArchPrefix, lc.NormUnitOffset, lc.ScaleEmbeddings, lc.Activation = "Gemma2", true, true, GELUTanh
 	if err := lc.Validate(); err != nil {
 		return nil, fmt.Errorf("gemma2: %w", err)
+	}
+	if r, _ := lc.Rope(); r.Type == llama.RopeLongrope {
+		// Its factors switch with the sequence's length, which needs the
+		// key/value cache recomputed (package llama does it for Phi-3).
+		return nil, fmt.Errorf("gemma2 config: rope_scaling %s is not supported", llama.RopeLongrope)
 	}
 	c := &Config{Config: *lc, QueryPreAttnScalar: qs, AttnLogitSoftcapping: attnCap,
 		FinalLogitSoftcapping: finalCap, Window: window}

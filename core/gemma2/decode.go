@@ -59,7 +59,7 @@ func (m *Model) Step(mc model.Cache, ids []int) (mat.Tensor, error) {
 	heads := m.Config.NumAttentionHeads
 	var logits mat.Tensor
 	err := ops.WithoutGrad(func() error {
-		h := m.hidden(ids, pos, func(i int, q, k, v mat.Tensor) mat.Tensor {
+		h := m.hidden(ids, pos, p0+len(ids), func(i int, q, k, v mat.Tensor) mat.Tensor {
 			return ops.CachedAttentionWith(q, k, v, c.layers[i], heads, m.attnOptions(i))
 		})
 		if len(ids) > 1 {

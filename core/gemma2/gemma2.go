@@ -125,7 +125,7 @@ func (m *Model) VocabSize() int { return m.Config.VocabSize }
 func (m *Model) Hidden(b model.Batch) mat.Tensor {
 	c := m.Config
 	lay := b.Layout()
-	return m.hidden(b.Flat(), lay.Positions(), func(i int, q, k, v mat.Tensor) mat.Tensor {
+	return m.hidden(b.Flat(), lay.Positions(), llama.SeqLen(lay), func(i int, q, k, v mat.Tensor) mat.Tensor {
 		return ops.AttentionWith(q, k, v, lay, c.NumAttentionHeads, c.NumKeyValueHeads, m.attnOptions(i))
 	})
 }
@@ -142,18 +142,20 @@ func (m *Model) attnOptions(i int) ops.AttentionOptions {
 }
 
 // hidden runs the embeddings of ids at positions pos through the decoder
-// layers and the final norm; attend(i, q, k, v) is layer i's attention
+// layers and the final norm, with the rotary frequencies of a sequence of
+// seqLen tokens (llama.Rope); attend(i, q, k, v) is layer i's attention
 // over the rotated queries and keys (over a batch layout, or a key/value
 // cache when decoding).
-func (m *Model) hidden(ids, pos []int, attend func(i int, q, k, v mat.Tensor) mat.Tensor) mat.Tensor {
+func (m *Model) hidden(ids, pos []int, seqLen int, attend func(i int, q, k, v mat.Tensor) mat.Tensor) mat.Tensor {
 	c := m.Config
+	inv, attn := llama.RopeFrequencies(&c.Config, seqLen)
 	h := ops.Scale(m.Base.EmbedTokens.Forward(ids), float32(math.Sqrt(float64(c.HiddenSize))))
 	for i, l := range m.Base.Layers {
 		h = ops.Block(h, func(h mat.Tensor) mat.Tensor {
 			x := norm(l.InputLayernorm, h)
 			a := l.SelfAttn
-			q := ops.Rotary(a.QProj.Forward(x), pos, c.NumAttentionHeads, c.RopeTheta)
-			k := ops.Rotary(a.KProj.Forward(x), pos, c.NumKeyValueHeads, c.RopeTheta)
+			q := ops.RotaryFreqs(a.QProj.Forward(x), pos, c.NumAttentionHeads, inv, attn)
+			k := ops.RotaryFreqs(a.KProj.Forward(x), pos, c.NumKeyValueHeads, inv, attn)
 			att := attend(i, q, k, a.VProj.Forward(x))
 			h = ops.Add(h, norm(l.PostAttentionLayernorm, a.OProj.Forward(att)))
 			x = norm(l.PreFeedforwardLayernorm, h)

@@ -121,7 +121,8 @@ func TestConfigErrors(t *testing.T) {
 		{`"layer_types":["sliding_attention","full_attention","chunked_attention"]`, "layer_types[2]"},
 		{`"use_bidirectional_attention":true`, "use_bidirectional_attention"},
 		{`"mlp_bias":true`, "mlp_bias"},
-		{`"rope_scaling":{"type":"linear","factor":2}`, "rope_scaling"},
+		{`"rope_scaling":{"type":"longrope","factor":2,"short_factor":[1,1,1,1,1,1,1,1],"long_factor":[1,1,1,1,1,1,1,1]}`, "longrope"},
+		{`"rope_scaling":{"rope_type":"mrope"}`, "mrope"},
 	} {
 		if _, err := model.New([]byte(`{` + base + `,` + tc.extra + `}`)); err == nil || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("%s: error %v, want one naming %s", tc.extra, err, tc.key)
@@ -278,3 +279,53 @@ func TestGradients(t *testing.T) {
 func abs(x float32) float32 { return max(x, -x) }
 
 func abs64(x float64) float64 { return max(x, -x) }
+
+// rope_scaling reaches both of Gemma 2's paths: a scaled model's logits
+// move away from the unscaled ones, and decoding with the key/value cache
+// gives its forward pass's logits.
+func TestRopeScaling(t *testing.T) {
+	l, err := checkpoint.Load(filepath.Join("../testdata/reference", "gemma2-gqa-window3-f32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ids := []int{2, 5, 9, 17, 33, 41, 7, 3, 11}
+	plain := l.Model.(*gemma2.Model)
+	for _, rs := range []string{
+		`{"rope_type":"linear","factor":4}`,
+		`{"rope_type":"yarn","factor":4,"original_max_position_embeddings":16}`,
+		`{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":16}`,
+	} {
+		c := *plain.Config
+		c.RopeScaling = []byte(rs)
+		if _, err := c.Rope(); err != nil {
+			t.Fatal(err)
+		}
+		m := *plain
+		m.Config = &c
+		logits := func(m *gemma2.Model) []float32 {
+			y, err := m.Logits(model.NewBatch([][]int{ids}, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ops.Data(y)
+		}
+		want := logits(&m)
+		if slices.Equal(want, logits(plain)) {
+			t.Fatalf("%s: the same logits as without rope_scaling", rs)
+		}
+		cache := m.NewCache()
+		v := c.VocabSize
+		for i := range ids {
+			y, err := m.Step(cache, ids[i:i+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, got := range ops.Data(y) {
+				if w := want[i*v+j]; abs(got-w) > 1e-5*max(1, abs(w)) {
+					t.Fatalf("%s: token %d logit %d: cached %v, forward %v", rs, i, j, got, w)
+				}
+			}
+		}
+	}
+}
