@@ -46,6 +46,8 @@ func TokenizerFiles(l *Loaded) (map[string][]byte, error) {
 		return bpeTokenizerFiles(l, t)
 	case *tokenizer.SPM:
 		tok = t
+	case *tokenizer.WordPiece:
+		return wordPieceTokenizerFiles(t)
 	default:
 		return nil, fmt.Errorf("tokenizer: writing the tokenizer files of a GGUF %T tokenizer is not supported", t)
 	}
@@ -118,6 +120,18 @@ func bpeTokenizerFiles(l *Loaded, h *tokenizer.HF) (map[string][]byte, error) {
 		return nil, fmt.Errorf("tokenizer_config.json: %w", err)
 	}
 	return map[string][]byte{TokenizerJSONFile: js, "tokenizer_config.json": buf.Bytes()}, nil
+}
+
+// wordPieceTokenizerFiles are the vocab.txt and tokenizer_config.json of
+// a GGUF WordPiece tokenizer (transformers' BertTokenizer).
+func wordPieceTokenizerFiles(w *tokenizer.WordPiece) (map[string][]byte, error) {
+	var vocab bytes.Buffer
+	for id := range w.VocabSize() {
+		vocab.WriteString(w.Piece(id))
+		vocab.WriteByte('\n')
+	}
+	cfg := fmt.Sprintf("{\n  \"tokenizer_class\": \"BertTokenizer\",\n  \"do_lower_case\": %v\n}\n", w.Lowercase())
+	return map[string][]byte{VocabFile: vocab.Bytes(), "tokenizer_config.json": []byte(cfg)}, nil
 }
 
 // folderTokenizerFiles reads the tokenizer files of the folder dir; nil

@@ -60,11 +60,14 @@ type bpePre struct {
 // GPT-2, Llama 3 and Qwen 2 patterns (tekken, gpt-4o, deepseek-v3, ...)
 // are missing.
 var bpePres = []bpePre{
-	{names: []string{"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "mpt", "olmo", "jais", "trillion", "granite-docling", "exaone4"},
+	{names: []string{"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "mpt", "olmo", "jais", "trillion", "granite-docling", "exaone4",
+		// llama.cpp appends SEP for these (add_sep) only in its BERT-style
+		// embedding paths; the byte-level tokenization is GPT-2's.
+		"jina-v1-en", "jina-v2-code", "roberta-bpe"},
 		splits: []string{gpt2Split}},
 	{names: []string{"llama-bpe", "llama3", "llama-v3", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano"},
 		splits: []string{llama3Split}, ignoreMerges: true, addBOS: true},
-	{names: []string{"smaug-bpe", "dbrx"}, splits: []string{llama3Split}},
+	{names: []string{"smaug-bpe", "dbrx", "chatglm-bpe", "glm4"}, splits: []string{llama3Split}},
 	{names: []string{"qwen2", "deepseek-r1-qwen"}, splits: []string{qwen2Split}, nfc: true},
 	{names: []string{"stablelm2", "hunyuan", "solar-open", "grok-2", "kormo", "f2llmv2", "megrez"}, splits: []string{qwen2Split}},
 	{names: []string{"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b", "mellum2"},
