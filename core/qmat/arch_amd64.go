@@ -21,7 +21,17 @@ func asmDots(t Type) dotsFunc {
 		return nil
 	}
 	wide := useAVX512()
+	bs, bb := t.BlockSize(), t.BlockBytes()
+	check := func(w []byte, stride, rows int, x, aux, y []float32) int {
+		blocks := len(x) / bs
+		if rows <= 0 || blocks <= 0 || len(y) < rows || len(w) < (rows-1)*stride+blocks*bb ||
+			t == Q4_K && len(aux) < 8*blocks {
+			panic("qmat: dot kernel called with short operands")
+		}
+		return blocks
+	}
 	var k func(blocks, stride, rows int, w *byte, x, y *float32)
+	var kAux func(blocks, stride, rows int, w *byte, x, aux, y *float32)
 	switch {
 	case t == Q8_0 && wide:
 		k = q8Dots512
@@ -31,16 +41,26 @@ func asmDots(t Type) dotsFunc {
 		k = q4Dots512
 	case t == Q4_0:
 		k = q4Dots256
+	case t == Q4_K && wide:
+		kAux = q4KDots512
+	case t == Q4_K:
+		kAux = q4KDots256
+	case t == Q6_K && wide:
+		kAux = q6KDots512
+	case t == Q6_K:
+		kAux = q6KDots256
 	default:
 		return nil
 	}
-	bs, bb := t.BlockSize(), t.BlockBytes()
-	return func(w []byte, stride, rows int, x, _ []float32, y []float32) {
-		blocks := len(x) / bs
-		if rows <= 0 || blocks <= 0 || len(y) < rows || len(w) < (rows-1)*stride+blocks*bb {
-			panic("qmat: dot kernel called with short operands")
+	if k != nil {
+		return func(w []byte, stride, rows int, x, aux, y []float32) {
+			blocks := check(w, stride, rows, x, aux, y)
+			k(blocks, stride, rows, unsafe.SliceData(w), unsafe.SliceData(x), unsafe.SliceData(y))
 		}
-		k(blocks, stride, rows, unsafe.SliceData(w), unsafe.SliceData(x), unsafe.SliceData(y))
+	}
+	return func(w []byte, stride, rows int, x, aux, y []float32) {
+		blocks := check(w, stride, rows, x, aux, y)
+		kAux(blocks, stride, rows, unsafe.SliceData(w), unsafe.SliceData(x), unsafe.SliceData(aux), unsafe.SliceData(y))
 	}
 }
 

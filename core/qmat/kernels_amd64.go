@@ -17,6 +17,22 @@ func q8Dots512(blocks int, stride int, rows int, w *byte, x *float32, y *float32
 //go:noescape
 func q4Dots512(blocks int, stride int, rows int, w *byte, x *float32, y *float32)
 
+// q4KDots512 sets y[r] to the dot product of x (256*blocks floats) with
+// the row of blocks super-blocks at w+r*stride, for r < rows.
+// aux holds the sums of x over each 32 elements.
+// Requires AVX-512F and F16C.
+//
+//go:noescape
+func q4KDots512(blocks int, stride int, rows int, w *byte, x *float32, aux *float32, y *float32)
+
+// q6KDots512 sets y[r] to the dot product of x (256*blocks floats) with
+// the row of blocks super-blocks at w+r*stride, for r < rows.
+// aux is unused.
+// Requires AVX-512F and F16C.
+//
+//go:noescape
+func q6KDots512(blocks int, stride int, rows int, w *byte, x *float32, aux *float32, y *float32)
+
 // q8Dots256 sets y[r] to the dot product of x (32*blocks floats) with the
 // Q8_0 row of blocks blocks at w+r*stride, for r < rows. Requires AVX2, FMA and F16C.
 //
@@ -28,3 +44,19 @@ func q8Dots256(blocks int, stride int, rows int, w *byte, x *float32, y *float32
 //
 //go:noescape
 func q4Dots256(blocks int, stride int, rows int, w *byte, x *float32, y *float32)
+
+// q4KDots256 sets y[r] to the dot product of x (256*blocks floats) with
+// the row of blocks super-blocks at w+r*stride, for r < rows.
+// aux holds the sums of x over each 32 elements.
+// Requires AVX2, FMA and F16C.
+//
+//go:noescape
+func q4KDots256(blocks int, stride int, rows int, w *byte, x *float32, aux *float32, y *float32)
+
+// q6KDots256 sets y[r] to the dot product of x (256*blocks floats) with
+// the row of blocks super-blocks at w+r*stride, for r < rows.
+// aux is unused.
+// Requires AVX2, FMA and F16C.
+//
+//go:noescape
+func q6KDots256(blocks int, stride int, rows int, w *byte, x *float32, aux *float32, y *float32)

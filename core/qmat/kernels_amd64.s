@@ -168,6 +168,353 @@ q4Dots512_sum:
 	VZEROUPPER
 	RET
 
+// func q4KDots512(blocks int, stride int, rows int, w *byte, x *float32, aux *float32, y *float32)
+// Requires: AVX, AVX2, AVX512F, F16C
+TEXT ·q4KDots512(SB), NOSPLIT, $48-56
+	MOVQ         stride+8(FP), AX
+	MOVQ         rows+16(FP), CX
+	MOVQ         w+24(FP), DX
+	MOVQ         y+48(FP), BX
+	MOVL         $0x0000000f, SI
+	VPBROADCASTD SI, Z0
+
+q4KDots512_row:
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	MOVQ   DX, SI
+	MOVQ   x+32(FP), DI
+	MOVQ   aux+40(FP), R8
+	MOVQ   blocks+0(FP), R9
+
+q4KDots512_block:
+	MOVL          4(SI), R10
+	MOVL          8(SI), R11
+	MOVL          12(SI), R12
+	MOVL          R12, R13
+	SHRL          $0x04, R13
+	ANDL          $0x0f0f0f0f, R13
+	MOVL          R11, R14
+	SHRL          $0x06, R14
+	ANDL          $0x03030303, R14
+	SHLL          $0x04, R14
+	ORL           R14, R13
+	MOVL          R13, 12(SP)
+	MOVL          R10, R14
+	SHRL          $0x06, R14
+	ANDL          $0x03030303, R14
+	SHLL          $0x04, R14
+	ANDL          $0x0f0f0f0f, R12
+	ORL           R14, R12
+	MOVL          R12, 4(SP)
+	ANDL          $0x3f3f3f3f, R11
+	MOVL          R11, 8(SP)
+	ANDL          $0x3f3f3f3f, R10
+	MOVL          R10, (SP)
+	VPBROADCASTW  (SI), X3
+	VCVTPH2PS     X3, Y3
+	VPBROADCASTW  2(SI), X4
+	VCVTPH2PS     X4, Y4
+	VPMOVZXBD     (SP), Y5
+	VCVTDQ2PS     Y5, Y5
+	VMULPS        Y3, Y5, Y5
+	VMOVUPS       Y5, 16(SP)
+	VPMOVZXBD     8(SP), Y3
+	VCVTDQ2PS     Y3, Y3
+	VMULPS        Y4, Y3, Y3
+	VMULPS        (R8), Y3, Y3
+	VSUBPS        Z3, Z2, Z2
+	VPMOVZXBD     16(SI), Z5
+	VPANDD        Z0, Z5, Z4
+	VPSRLD        $0x04, Z5, Z5
+	VCVTDQ2PS     Z4, Z4
+	VCVTDQ2PS     Z5, Z5
+	VMULPS        (DI), Z4, Z4
+	VMULPS        128(DI), Z5, Z5
+	VPMOVZXBD     32(SI), Z6
+	VPANDD        Z0, Z6, Z7
+	VPSRLD        $0x04, Z6, Z6
+	VCVTDQ2PS     Z7, Z7
+	VCVTDQ2PS     Z6, Z6
+	VFMADD231PS   64(DI), Z7, Z4
+	VFMADD231PS   192(DI), Z6, Z5
+	VBROADCASTSS  16(SP), Z6
+	VBROADCASTSS  20(SP), Z7
+	VFMADD231PS   Z4, Z6, Z1
+	VFMADD231PS   Z5, Z7, Z2
+	VPMOVZXBD     48(SI), Z5
+	VPANDD        Z0, Z5, Z4
+	VPSRLD        $0x04, Z5, Z5
+	VCVTDQ2PS     Z4, Z4
+	VCVTDQ2PS     Z5, Z5
+	VMULPS        256(DI), Z4, Z4
+	VMULPS        384(DI), Z5, Z5
+	VPMOVZXBD     64(SI), Z6
+	VPANDD        Z0, Z6, Z7
+	VPSRLD        $0x04, Z6, Z6
+	VCVTDQ2PS     Z7, Z7
+	VCVTDQ2PS     Z6, Z6
+	VFMADD231PS   320(DI), Z7, Z4
+	VFMADD231PS   448(DI), Z6, Z5
+	VBROADCASTSS  24(SP), Z6
+	VBROADCASTSS  28(SP), Z7
+	VFMADD231PS   Z4, Z6, Z1
+	VFMADD231PS   Z5, Z7, Z2
+	VPMOVZXBD     80(SI), Z5
+	VPANDD        Z0, Z5, Z4
+	VPSRLD        $0x04, Z5, Z5
+	VCVTDQ2PS     Z4, Z4
+	VCVTDQ2PS     Z5, Z5
+	VMULPS        512(DI), Z4, Z4
+	VMULPS        640(DI), Z5, Z5
+	VPMOVZXBD     96(SI), Z6
+	VPANDD        Z0, Z6, Z7
+	VPSRLD        $0x04, Z6, Z6
+	VCVTDQ2PS     Z7, Z7
+	VCVTDQ2PS     Z6, Z6
+	VFMADD231PS   576(DI), Z7, Z4
+	VFMADD231PS   704(DI), Z6, Z5
+	VBROADCASTSS  32(SP), Z6
+	VBROADCASTSS  36(SP), Z7
+	VFMADD231PS   Z4, Z6, Z1
+	VFMADD231PS   Z5, Z7, Z2
+	VPMOVZXBD     112(SI), Z5
+	VPANDD        Z0, Z5, Z4
+	VPSRLD        $0x04, Z5, Z5
+	VCVTDQ2PS     Z4, Z4
+	VCVTDQ2PS     Z5, Z5
+	VMULPS        768(DI), Z4, Z4
+	VMULPS        896(DI), Z5, Z5
+	VPMOVZXBD     128(SI), Z6
+	VPANDD        Z0, Z6, Z7
+	VPSRLD        $0x04, Z6, Z6
+	VCVTDQ2PS     Z7, Z7
+	VCVTDQ2PS     Z6, Z6
+	VFMADD231PS   832(DI), Z7, Z4
+	VFMADD231PS   960(DI), Z6, Z5
+	VBROADCASTSS  40(SP), Z6
+	VBROADCASTSS  44(SP), Z7
+	VFMADD231PS   Z4, Z6, Z1
+	VFMADD231PS   Z5, Z7, Z2
+	ADDQ          $0x00000090, SI
+	ADDQ          $0x00000400, DI
+	ADDQ          $0x00000020, R8
+	DECQ          R9
+	JNZ           q4KDots512_block
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y3
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF128  $0x01, Y1, X3
+	VADDPS        X3, X1, X1
+	VHADDPS       X1, X1, X1
+	VHADDPS       X1, X1, X1
+	VMOVSS        X1, (BX)
+	ADDQ          $0x04, BX
+	ADDQ          AX, DX
+	DECQ          CX
+	JNZ           q4KDots512_row
+	VZEROUPPER
+	RET
+
+// func q6KDots512(blocks int, stride int, rows int, w *byte, x *float32, aux *float32, y *float32)
+// Requires: AVX, AVX2, AVX512F
+TEXT ·q6KDots512(SB), NOSPLIT, $64-56
+	MOVQ         stride+8(FP), AX
+	MOVQ         rows+16(FP), CX
+	MOVQ         w+24(FP), DX
+	MOVQ         y+48(FP), BX
+	MOVL         $0x0000000f, SI
+	VPBROADCASTD SI, Z0
+	MOVL         $0x00000030, SI
+	VPBROADCASTD SI, Z1
+	MOVL         $0x00000020, SI
+	VPBROADCASTD SI, Z2
+
+q6KDots512_row:
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	MOVQ   DX, SI
+	MOVQ   x+32(FP), DI
+	MOVQ   aux+40(FP), R8
+	MOVQ   blocks+0(FP), R8
+
+q6KDots512_block:
+	VPBROADCASTW  208(SI), Y5
+	VCVTPH2PS     Y5, Z5
+	VPMOVSXBD     192(SI), Z6
+	VCVTDQ2PS     Z6, Z6
+	VMULPS        Z5, Z6, Z6
+	VMOVUPS       Z6, (SP)
+	VPMOVZXBD     (SI), Z5
+	VPMOVZXBD     32(SI), Z6
+	VPMOVZXBD     128(SI), Z7
+	VPANDD        Z0, Z5, Z8
+	VPSLLD        $0x04, Z7, Z9
+	VPANDD        Z1, Z9, Z9
+	VPORD         Z9, Z8, Z8
+	VPSUBD        Z2, Z8, Z8
+	VCVTDQ2PS     Z8, Z8
+	VMULPS        (DI), Z8, Z8
+	VBROADCASTSS  (SP), Z9
+	VFMADD231PS   Z8, Z9, Z3
+	VPANDD        Z0, Z6, Z8
+	VPSLLD        $0x02, Z7, Z9
+	VPANDD        Z1, Z9, Z9
+	VPORD         Z9, Z8, Z8
+	VPSUBD        Z2, Z8, Z8
+	VCVTDQ2PS     Z8, Z8
+	VMULPS        128(DI), Z8, Z8
+	VBROADCASTSS  8(SP), Z9
+	VFMADD231PS   Z8, Z9, Z4
+	VPSRLD        $0x04, Z5, Z5
+	VPANDD        Z1, Z7, Z8
+	VPORD         Z8, Z5, Z5
+	VPSUBD        Z2, Z5, Z5
+	VCVTDQ2PS     Z5, Z5
+	VMULPS        256(DI), Z5, Z5
+	VBROADCASTSS  16(SP), Z8
+	VFMADD231PS   Z5, Z8, Z3
+	VPSRLD        $0x04, Z6, Z5
+	VPSRLD        $0x02, Z7, Z6
+	VPANDD        Z1, Z6, Z6
+	VPORD         Z6, Z5, Z5
+	VPSUBD        Z2, Z5, Z5
+	VCVTDQ2PS     Z5, Z5
+	VMULPS        384(DI), Z5, Z5
+	VBROADCASTSS  24(SP), Z6
+	VFMADD231PS   Z5, Z6, Z4
+	VPMOVZXBD     16(SI), Z5
+	VPMOVZXBD     48(SI), Z6
+	VPMOVZXBD     144(SI), Z7
+	VPANDD        Z0, Z5, Z8
+	VPSLLD        $0x04, Z7, Z9
+	VPANDD        Z1, Z9, Z9
+	VPORD         Z9, Z8, Z8
+	VPSUBD        Z2, Z8, Z8
+	VCVTDQ2PS     Z8, Z8
+	VMULPS        64(DI), Z8, Z8
+	VBROADCASTSS  4(SP), Z9
+	VFMADD231PS   Z8, Z9, Z3
+	VPANDD        Z0, Z6, Z8
+	VPSLLD        $0x02, Z7, Z9
+	VPANDD        Z1, Z9, Z9
+	VPORD         Z9, Z8, Z8
+	VPSUBD        Z2, Z8, Z8
+	VCVTDQ2PS     Z8, Z8
+	VMULPS        192(DI), Z8, Z8
+	VBROADCASTSS  12(SP), Z9
+	VFMADD231PS   Z8, Z9, Z4
+	VPSRLD        $0x04, Z5, Z5
+	VPANDD        Z1, Z7, Z8
+	VPORD         Z8, Z5, Z5
+	VPSUBD        Z2, Z5, Z5
+	VCVTDQ2PS     Z5, Z5
+	VMULPS        320(DI), Z5, Z5
+	VBROADCASTSS  20(SP), Z8
+	VFMADD231PS   Z5, Z8, Z3
+	VPSRLD        $0x04, Z6, Z5
+	VPSRLD        $0x02, Z7, Z6
+	VPANDD        Z1, Z6, Z6
+	VPORD         Z6, Z5, Z5
+	VPSUBD        Z2, Z5, Z5
+	VCVTDQ2PS     Z5, Z5
+	VMULPS        448(DI), Z5, Z5
+	VBROADCASTSS  28(SP), Z6
+	VFMADD231PS   Z5, Z6, Z4
+	VPMOVZXBD     64(SI), Z5
+	VPMOVZXBD     96(SI), Z6
+	VPMOVZXBD     160(SI), Z7
+	VPANDD        Z0, Z5, Z8
+	VPSLLD        $0x04, Z7, Z9
+	VPANDD        Z1, Z9, Z9
+	VPORD         Z9, Z8, Z8
+	VPSUBD        Z2, Z8, Z8
+	VCVTDQ2PS     Z8, Z8
+	VMULPS        512(DI), Z8, Z8
+	VBROADCASTSS  32(SP), Z9
+	VFMADD231PS   Z8, Z9, Z3
+	VPANDD        Z0, Z6, Z8
+	VPSLLD        $0x02, Z7, Z9
+	VPANDD        Z1, Z9, Z9
+	VPORD         Z9, Z8, Z8
+	VPSUBD        Z2, Z8, Z8
+	VCVTDQ2PS     Z8, Z8
+	VMULPS        640(DI), Z8, Z8
+	VBROADCASTSS  40(SP), Z9
+	VFMADD231PS   Z8, Z9, Z4
+	VPSRLD        $0x04, Z5, Z5
+	VPANDD        Z1, Z7, Z8
+	VPORD         Z8, Z5, Z5
+	VPSUBD        Z2, Z5, Z5
+	VCVTDQ2PS     Z5, Z5
+	VMULPS        768(DI), Z5, Z5
+	VBROADCASTSS  48(SP), Z8
+	VFMADD231PS   Z5, Z8, Z3
+	VPSRLD        $0x04, Z6, Z5
+	VPSRLD        $0x02, Z7, Z6
+	VPANDD        Z1, Z6, Z6
+	VPORD         Z6, Z5, Z5
+	VPSUBD        Z2, Z5, Z5
+	VCVTDQ2PS     Z5, Z5
+	VMULPS        896(DI), Z5, Z5
+	VBROADCASTSS  56(SP), Z6
+	VFMADD231PS   Z5, Z6, Z4
+	VPMOVZXBD     80(SI), Z5
+	VPMOVZXBD     112(SI), Z6
+	VPMOVZXBD     176(SI), Z7
+	VPANDD        Z0, Z5, Z8
+	VPSLLD        $0x04, Z7, Z9
+	VPANDD        Z1, Z9, Z9
+	VPORD         Z9, Z8, Z8
+	VPSUBD        Z2, Z8, Z8
+	VCVTDQ2PS     Z8, Z8
+	VMULPS        576(DI), Z8, Z8
+	VBROADCASTSS  36(SP), Z9
+	VFMADD231PS   Z8, Z9, Z3
+	VPANDD        Z0, Z6, Z8
+	VPSLLD        $0x02, Z7, Z9
+	VPANDD        Z1, Z9, Z9
+	VPORD         Z9, Z8, Z8
+	VPSUBD        Z2, Z8, Z8
+	VCVTDQ2PS     Z8, Z8
+	VMULPS        704(DI), Z8, Z8
+	VBROADCASTSS  44(SP), Z9
+	VFMADD231PS   Z8, Z9, Z4
+	VPSRLD        $0x04, Z5, Z5
+	VPANDD        Z1, Z7, Z8
+	VPORD         Z8, Z5, Z5
+	VPSUBD        Z2, Z5, Z5
+	VCVTDQ2PS     Z5, Z5
+	VMULPS        832(DI), Z5, Z5
+	VBROADCASTSS  52(SP), Z8
+	VFMADD231PS   Z5, Z8, Z3
+	VPSRLD        $0x04, Z6, Z5
+	VPSRLD        $0x02, Z7, Z6
+	VPANDD        Z1, Z6, Z6
+	VPORD         Z6, Z5, Z5
+	VPSUBD        Z2, Z5, Z5
+	VCVTDQ2PS     Z5, Z5
+	VMULPS        960(DI), Z5, Z5
+	VBROADCASTSS  60(SP), Z6
+	VFMADD231PS   Z5, Z6, Z4
+	ADDQ          $0x000000d2, SI
+	ADDQ          $0x00000400, DI
+	DECQ          R8
+	JNZ           q6KDots512_block
+	VADDPS        Z4, Z3, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y5
+	VADDPS        Y5, Y3, Y3
+	VEXTRACTF128  $0x01, Y3, X5
+	VADDPS        X5, X3, X3
+	VHADDPS       X3, X3, X3
+	VHADDPS       X3, X3, X3
+	VMOVSS        X3, (BX)
+	ADDQ          $0x04, BX
+	ADDQ          AX, DX
+	DECQ          CX
+	JNZ           q6KDots512_row
+	VZEROUPPER
+	RET
+
 // func q8Dots256(blocks int, stride int, rows int, w *byte, x *float32, y *float32)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·q8Dots256(SB), NOSPLIT, $0-48
@@ -365,5 +712,564 @@ q4Dots256_sum:
 	ADDQ         CX, BX
 	DECQ         DX
 	JNZ          q4Dots256_row
+	VZEROUPPER
+	RET
+
+// func q4KDots256(blocks int, stride int, rows int, w *byte, x *float32, aux *float32, y *float32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·q4KDots256(SB), NOSPLIT, $48-56
+	MOVQ         stride+8(FP), AX
+	MOVQ         rows+16(FP), CX
+	MOVQ         w+24(FP), DX
+	MOVQ         y+48(FP), BX
+	MOVL         $0x0000000f, SI
+	VMOVD        SI, X0
+	VPBROADCASTD X0, Y0
+
+q4KDots256_row:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ   DX, SI
+	MOVQ   x+32(FP), DI
+	MOVQ   aux+40(FP), R8
+	MOVQ   blocks+0(FP), R9
+
+q4KDots256_block:
+	MOVL         4(SI), R10
+	MOVL         8(SI), R11
+	MOVL         12(SI), R12
+	MOVL         R12, R13
+	SHRL         $0x04, R13
+	ANDL         $0x0f0f0f0f, R13
+	MOVL         R11, R14
+	SHRL         $0x06, R14
+	ANDL         $0x03030303, R14
+	SHLL         $0x04, R14
+	ORL          R14, R13
+	MOVL         R13, 12(SP)
+	MOVL         R10, R14
+	SHRL         $0x06, R14
+	ANDL         $0x03030303, R14
+	SHLL         $0x04, R14
+	ANDL         $0x0f0f0f0f, R12
+	ORL          R14, R12
+	MOVL         R12, 4(SP)
+	ANDL         $0x3f3f3f3f, R11
+	MOVL         R11, 8(SP)
+	ANDL         $0x3f3f3f3f, R10
+	MOVL         R10, (SP)
+	VPBROADCASTW (SI), X3
+	VCVTPH2PS    X3, Y3
+	VPBROADCASTW 2(SI), X4
+	VCVTPH2PS    X4, Y4
+	VPMOVZXBD    (SP), Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VMOVUPS      Y5, 16(SP)
+	VPMOVZXBD    8(SP), Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VMULPS       (R8), Y3, Y3
+	VSUBPS       Y3, Y2, Y2
+	VPMOVZXBD    16(SI), Y4
+	VPAND        Y0, Y4, Y3
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y3, Y3
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       (DI), Y3, Y3
+	VMULPS       128(DI), Y4, Y4
+	VPMOVZXBD    24(SI), Y5
+	VPAND        Y0, Y5, Y6
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y6, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  32(DI), Y6, Y3
+	VFMADD231PS  160(DI), Y5, Y4
+	VPMOVZXBD    32(SI), Y5
+	VPAND        Y0, Y5, Y6
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y6, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  64(DI), Y6, Y3
+	VFMADD231PS  192(DI), Y5, Y4
+	VPMOVZXBD    40(SI), Y5
+	VPAND        Y0, Y5, Y6
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y6, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  96(DI), Y6, Y3
+	VFMADD231PS  224(DI), Y5, Y4
+	VBROADCASTSS 16(SP), Y5
+	VBROADCASTSS 20(SP), Y6
+	VFMADD231PS  Y3, Y5, Y1
+	VFMADD231PS  Y4, Y6, Y2
+	VPMOVZXBD    48(SI), Y4
+	VPAND        Y0, Y4, Y3
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y3, Y3
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       256(DI), Y3, Y3
+	VMULPS       384(DI), Y4, Y4
+	VPMOVZXBD    56(SI), Y5
+	VPAND        Y0, Y5, Y6
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y6, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  288(DI), Y6, Y3
+	VFMADD231PS  416(DI), Y5, Y4
+	VPMOVZXBD    64(SI), Y5
+	VPAND        Y0, Y5, Y6
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y6, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  320(DI), Y6, Y3
+	VFMADD231PS  448(DI), Y5, Y4
+	VPMOVZXBD    72(SI), Y5
+	VPAND        Y0, Y5, Y6
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y6, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  352(DI), Y6, Y3
+	VFMADD231PS  480(DI), Y5, Y4
+	VBROADCASTSS 24(SP), Y5
+	VBROADCASTSS 28(SP), Y6
+	VFMADD231PS  Y3, Y5, Y1
+	VFMADD231PS  Y4, Y6, Y2
+	VPMOVZXBD    80(SI), Y4
+	VPAND        Y0, Y4, Y3
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y3, Y3
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       512(DI), Y3, Y3
+	VMULPS       640(DI), Y4, Y4
+	VPMOVZXBD    88(SI), Y5
+	VPAND        Y0, Y5, Y6
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y6, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  544(DI), Y6, Y3
+	VFMADD231PS  672(DI), Y5, Y4
+	VPMOVZXBD    96(SI), Y5
+	VPAND        Y0, Y5, Y6
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y6, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  576(DI), Y6, Y3
+	VFMADD231PS  704(DI), Y5, Y4
+	VPMOVZXBD    104(SI), Y5
+	VPAND        Y0, Y5, Y6
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y6, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  608(DI), Y6, Y3
+	VFMADD231PS  736(DI), Y5, Y4
+	VBROADCASTSS 32(SP), Y5
+	VBROADCASTSS 36(SP), Y6
+	VFMADD231PS  Y3, Y5, Y1
+	VFMADD231PS  Y4, Y6, Y2
+	VPMOVZXBD    112(SI), Y4
+	VPAND        Y0, Y4, Y3
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y3, Y3
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       768(DI), Y3, Y3
+	VMULPS       896(DI), Y4, Y4
+	VPMOVZXBD    120(SI), Y5
+	VPAND        Y0, Y5, Y6
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y6, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  800(DI), Y6, Y3
+	VFMADD231PS  928(DI), Y5, Y4
+	VPMOVZXBD    128(SI), Y5
+	VPAND        Y0, Y5, Y6
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y6, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  832(DI), Y6, Y3
+	VFMADD231PS  960(DI), Y5, Y4
+	VPMOVZXBD    136(SI), Y5
+	VPAND        Y0, Y5, Y6
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y6, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  864(DI), Y6, Y3
+	VFMADD231PS  992(DI), Y5, Y4
+	VBROADCASTSS 40(SP), Y5
+	VBROADCASTSS 44(SP), Y6
+	VFMADD231PS  Y3, Y5, Y1
+	VFMADD231PS  Y4, Y6, Y2
+	ADDQ         $0x00000090, SI
+	ADDQ         $0x00000400, DI
+	ADDQ         $0x00000020, R8
+	DECQ         R9
+	JNZ          q4KDots256_block
+	VADDPS       Y2, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X1
+	VHADDPS      X1, X1, X1
+	VHADDPS      X1, X1, X1
+	VMOVSS       X1, (BX)
+	ADDQ         $0x04, BX
+	ADDQ         AX, DX
+	DECQ         CX
+	JNZ          q4KDots256_row
+	VZEROUPPER
+	RET
+
+// func q6KDots256(blocks int, stride int, rows int, w *byte, x *float32, aux *float32, y *float32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·q6KDots256(SB), NOSPLIT, $64-56
+	MOVQ         stride+8(FP), AX
+	MOVQ         rows+16(FP), CX
+	MOVQ         w+24(FP), DX
+	MOVQ         y+48(FP), BX
+	MOVL         $0x0000000f, SI
+	VMOVD        SI, X0
+	VPBROADCASTD X0, Y0
+	MOVL         $0x00000030, SI
+	VMOVD        SI, X1
+	VPBROADCASTD X1, Y1
+	MOVL         $0x00000020, SI
+	VMOVD        SI, X2
+	VPBROADCASTD X2, Y2
+
+q6KDots256_row:
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	MOVQ   DX, SI
+	MOVQ   x+32(FP), DI
+	MOVQ   aux+40(FP), R8
+	MOVQ   blocks+0(FP), R8
+
+q6KDots256_block:
+	VPBROADCASTW 208(SI), X5
+	VCVTPH2PS    X5, Y5
+	VPMOVSXBD    192(SI), Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y5, Y6, Y6
+	VMOVUPS      Y6, (SP)
+	VPMOVSXBD    200(SI), Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 32(SP)
+	VPMOVZXBD    (SI), Y5
+	VPMOVZXBD    32(SI), Y6
+	VPMOVZXBD    128(SI), Y7
+	VPAND        Y0, Y5, Y8
+	VPSLLD       $0x04, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       (DI), Y8, Y8
+	VBROADCASTSS (SP), Y9
+	VFMADD231PS  Y8, Y9, Y3
+	VPAND        Y0, Y6, Y8
+	VPSLLD       $0x02, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       128(DI), Y8, Y8
+	VBROADCASTSS 8(SP), Y9
+	VFMADD231PS  Y8, Y9, Y4
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        Y1, Y7, Y8
+	VPOR         Y8, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       256(DI), Y5, Y5
+	VBROADCASTSS 16(SP), Y8
+	VFMADD231PS  Y5, Y8, Y3
+	VPSRLD       $0x04, Y6, Y5
+	VPSRLD       $0x02, Y7, Y6
+	VPAND        Y1, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       384(DI), Y5, Y5
+	VBROADCASTSS 24(SP), Y6
+	VFMADD231PS  Y5, Y6, Y4
+	VPMOVZXBD    8(SI), Y5
+	VPMOVZXBD    40(SI), Y6
+	VPMOVZXBD    136(SI), Y7
+	VPAND        Y0, Y5, Y8
+	VPSLLD       $0x04, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       32(DI), Y8, Y8
+	VBROADCASTSS (SP), Y9
+	VFMADD231PS  Y8, Y9, Y3
+	VPAND        Y0, Y6, Y8
+	VPSLLD       $0x02, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       160(DI), Y8, Y8
+	VBROADCASTSS 8(SP), Y9
+	VFMADD231PS  Y8, Y9, Y4
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        Y1, Y7, Y8
+	VPOR         Y8, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       288(DI), Y5, Y5
+	VBROADCASTSS 16(SP), Y8
+	VFMADD231PS  Y5, Y8, Y3
+	VPSRLD       $0x04, Y6, Y5
+	VPSRLD       $0x02, Y7, Y6
+	VPAND        Y1, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       416(DI), Y5, Y5
+	VBROADCASTSS 24(SP), Y6
+	VFMADD231PS  Y5, Y6, Y4
+	VPMOVZXBD    16(SI), Y5
+	VPMOVZXBD    48(SI), Y6
+	VPMOVZXBD    144(SI), Y7
+	VPAND        Y0, Y5, Y8
+	VPSLLD       $0x04, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       64(DI), Y8, Y8
+	VBROADCASTSS 4(SP), Y9
+	VFMADD231PS  Y8, Y9, Y3
+	VPAND        Y0, Y6, Y8
+	VPSLLD       $0x02, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       192(DI), Y8, Y8
+	VBROADCASTSS 12(SP), Y9
+	VFMADD231PS  Y8, Y9, Y4
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        Y1, Y7, Y8
+	VPOR         Y8, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       320(DI), Y5, Y5
+	VBROADCASTSS 20(SP), Y8
+	VFMADD231PS  Y5, Y8, Y3
+	VPSRLD       $0x04, Y6, Y5
+	VPSRLD       $0x02, Y7, Y6
+	VPAND        Y1, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       448(DI), Y5, Y5
+	VBROADCASTSS 28(SP), Y6
+	VFMADD231PS  Y5, Y6, Y4
+	VPMOVZXBD    24(SI), Y5
+	VPMOVZXBD    56(SI), Y6
+	VPMOVZXBD    152(SI), Y7
+	VPAND        Y0, Y5, Y8
+	VPSLLD       $0x04, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       96(DI), Y8, Y8
+	VBROADCASTSS 4(SP), Y9
+	VFMADD231PS  Y8, Y9, Y3
+	VPAND        Y0, Y6, Y8
+	VPSLLD       $0x02, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       224(DI), Y8, Y8
+	VBROADCASTSS 12(SP), Y9
+	VFMADD231PS  Y8, Y9, Y4
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        Y1, Y7, Y8
+	VPOR         Y8, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       352(DI), Y5, Y5
+	VBROADCASTSS 20(SP), Y8
+	VFMADD231PS  Y5, Y8, Y3
+	VPSRLD       $0x04, Y6, Y5
+	VPSRLD       $0x02, Y7, Y6
+	VPAND        Y1, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       480(DI), Y5, Y5
+	VBROADCASTSS 28(SP), Y6
+	VFMADD231PS  Y5, Y6, Y4
+	VPMOVZXBD    64(SI), Y5
+	VPMOVZXBD    96(SI), Y6
+	VPMOVZXBD    160(SI), Y7
+	VPAND        Y0, Y5, Y8
+	VPSLLD       $0x04, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       512(DI), Y8, Y8
+	VBROADCASTSS 32(SP), Y9
+	VFMADD231PS  Y8, Y9, Y3
+	VPAND        Y0, Y6, Y8
+	VPSLLD       $0x02, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       640(DI), Y8, Y8
+	VBROADCASTSS 40(SP), Y9
+	VFMADD231PS  Y8, Y9, Y4
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        Y1, Y7, Y8
+	VPOR         Y8, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       768(DI), Y5, Y5
+	VBROADCASTSS 48(SP), Y8
+	VFMADD231PS  Y5, Y8, Y3
+	VPSRLD       $0x04, Y6, Y5
+	VPSRLD       $0x02, Y7, Y6
+	VPAND        Y1, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       896(DI), Y5, Y5
+	VBROADCASTSS 56(SP), Y6
+	VFMADD231PS  Y5, Y6, Y4
+	VPMOVZXBD    72(SI), Y5
+	VPMOVZXBD    104(SI), Y6
+	VPMOVZXBD    168(SI), Y7
+	VPAND        Y0, Y5, Y8
+	VPSLLD       $0x04, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       544(DI), Y8, Y8
+	VBROADCASTSS 32(SP), Y9
+	VFMADD231PS  Y8, Y9, Y3
+	VPAND        Y0, Y6, Y8
+	VPSLLD       $0x02, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       672(DI), Y8, Y8
+	VBROADCASTSS 40(SP), Y9
+	VFMADD231PS  Y8, Y9, Y4
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        Y1, Y7, Y8
+	VPOR         Y8, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       800(DI), Y5, Y5
+	VBROADCASTSS 48(SP), Y8
+	VFMADD231PS  Y5, Y8, Y3
+	VPSRLD       $0x04, Y6, Y5
+	VPSRLD       $0x02, Y7, Y6
+	VPAND        Y1, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       928(DI), Y5, Y5
+	VBROADCASTSS 56(SP), Y6
+	VFMADD231PS  Y5, Y6, Y4
+	VPMOVZXBD    80(SI), Y5
+	VPMOVZXBD    112(SI), Y6
+	VPMOVZXBD    176(SI), Y7
+	VPAND        Y0, Y5, Y8
+	VPSLLD       $0x04, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       576(DI), Y8, Y8
+	VBROADCASTSS 36(SP), Y9
+	VFMADD231PS  Y8, Y9, Y3
+	VPAND        Y0, Y6, Y8
+	VPSLLD       $0x02, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       704(DI), Y8, Y8
+	VBROADCASTSS 44(SP), Y9
+	VFMADD231PS  Y8, Y9, Y4
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        Y1, Y7, Y8
+	VPOR         Y8, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       832(DI), Y5, Y5
+	VBROADCASTSS 52(SP), Y8
+	VFMADD231PS  Y5, Y8, Y3
+	VPSRLD       $0x04, Y6, Y5
+	VPSRLD       $0x02, Y7, Y6
+	VPAND        Y1, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       960(DI), Y5, Y5
+	VBROADCASTSS 60(SP), Y6
+	VFMADD231PS  Y5, Y6, Y4
+	VPMOVZXBD    88(SI), Y5
+	VPMOVZXBD    120(SI), Y6
+	VPMOVZXBD    184(SI), Y7
+	VPAND        Y0, Y5, Y8
+	VPSLLD       $0x04, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       608(DI), Y8, Y8
+	VBROADCASTSS 36(SP), Y9
+	VFMADD231PS  Y8, Y9, Y3
+	VPAND        Y0, Y6, Y8
+	VPSLLD       $0x02, Y7, Y9
+	VPAND        Y1, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMULPS       736(DI), Y8, Y8
+	VBROADCASTSS 44(SP), Y9
+	VFMADD231PS  Y8, Y9, Y4
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        Y1, Y7, Y8
+	VPOR         Y8, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       864(DI), Y5, Y5
+	VBROADCASTSS 52(SP), Y8
+	VFMADD231PS  Y5, Y8, Y3
+	VPSRLD       $0x04, Y6, Y5
+	VPSRLD       $0x02, Y7, Y6
+	VPAND        Y1, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSUBD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       992(DI), Y5, Y5
+	VBROADCASTSS 60(SP), Y6
+	VFMADD231PS  Y5, Y6, Y4
+	ADDQ         $0x000000d2, SI
+	ADDQ         $0x00000400, DI
+	DECQ         R8
+	JNZ          q6KDots256_block
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X4
+	VADDPS       X4, X3, X3
+	VHADDPS      X3, X3, X3
+	VHADDPS      X3, X3, X3
+	VMOVSS       X3, (BX)
+	ADDQ         $0x04, BX
+	ADDQ         AX, DX
+	DECQ         CX
+	JNZ          q6KDots256_row
 	VZEROUPPER
 	RET

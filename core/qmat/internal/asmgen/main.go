@@ -1,5 +1,6 @@
 // Command asmgen writes the assembly kernels of package qmat: dot products
-// of quantized weight rows (Q8_0, Q4_0) with float32 activations, in an
+// of quantized weight rows (Q8_0, Q4_0, Q4_K, Q6_K) with float32
+// activations, in an
 // AVX-512 and an AVX2+FMA+F16C version each, and the CPUID probe for F16C.
 //
 // It is run by `go generate ./core/qmat`, which writes kernels_amd64.s and
@@ -31,6 +32,8 @@ func main() {
 	for _, avx512 := range []bool{true, false} {
 		dotsKernel(c, q8_0, avx512)
 		dotsKernel(c, q4_0, avx512)
+		q4KKernel(c, avx512)
+		q6KKernel(c, avx512)
 	}
 	if err := asmout.Write(c, "qmat", *dir, "kernels_amd64"); err != nil {
 		log.Fatal(err)
@@ -229,17 +232,7 @@ func dotsKernel(c *build.Context, t blockType, avx512 bool) {
 	block(0)
 	c.Label(p + "sum")
 	c.VADDPS(acc[1], acc[0], acc[0])
-	s := acc[0].AsY()
-	if avx512 {
-		hi := c.YMM()
-		c.VEXTRACTF64X4(operand.U8(1), acc[0], hi)
-		c.VADDPS(hi, s, s)
-	}
-	sx, hx := acc[0].AsX(), c.XMM()
-	c.VEXTRACTF128(operand.U8(1), s, hx)
-	c.VADDPS(hx, sx, sx)
-	c.VHADDPS(sx, sx, sx)
-	c.VHADDPS(sx, sx, sx)
+	sx := hsum(c, acc[0], avx512)
 	c.VMOVSS(sx, operand.Mem{Base: y})
 	c.ADDQ(operand.U8(4), y)
 	c.ADDQ(stride, w)
@@ -250,3 +243,347 @@ func dotsKernel(c *build.Context, t blockType, avx512 bool) {
 }
 
 func prefix(name string) string { return name + "_" }
+
+// hsum sums the lanes of v into the low lane of its XMM register, which
+// it returns; v is clobbered.
+func hsum(c *build.Context, v reg.VecVirtual, avx512 bool) reg.VecVirtual {
+	s := v.AsY()
+	if avx512 {
+		hi := c.YMM()
+		c.VEXTRACTF64X4(operand.U8(1), v, hi)
+		c.VADDPS(hi, s, s)
+	}
+	sx, hx := v.AsX(), c.XMM()
+	c.VEXTRACTF128(operand.U8(1), s, hx)
+	c.VADDPS(hx, sx, sx)
+	c.VHADDPS(sx, sx, sx)
+	c.VHADDPS(sx, sx, sx)
+	return sx.(reg.VecVirtual)
+}
+
+// vec emits the vector operations of one width: ZMM with AVX-512's
+// mnemonics, or YMM with AVX2's.
+type vec struct {
+	c      *build.Context
+	avx512 bool
+}
+
+func (v vec) reg() reg.VecVirtual {
+	if v.avx512 {
+		return v.c.ZMM()
+	}
+	return v.c.YMM()
+}
+
+// lanes is the number of float32 lanes, bytes the register's size.
+func (v vec) lanes() int {
+	if v.avx512 {
+		return 16
+	}
+	return 8
+}
+
+func (v vec) bytes() int { return 4 * v.lanes() }
+
+func (v vec) zero(r reg.VecVirtual) {
+	if v.avx512 {
+		v.c.VPXORD(r, r, r)
+	} else {
+		v.c.VXORPS(r, r, r)
+	}
+}
+
+func (v vec) and(a, b, dst operand.Op) {
+	if v.avx512 {
+		v.c.VPANDD(a, b, dst)
+	} else {
+		v.c.VPAND(a, b, dst)
+	}
+}
+
+func (v vec) or(a, b, dst operand.Op) {
+	if v.avx512 {
+		v.c.VPORD(a, b, dst)
+	} else {
+		v.c.VPOR(a, b, dst)
+	}
+}
+
+// broadcastD returns a register with the 32-bit constant k in every lane.
+func (v vec) broadcastD(k uint32) reg.VecVirtual {
+	r := v.reg()
+	t := v.c.GP32()
+	v.c.MOVL(operand.U32(k), t)
+	if v.avx512 {
+		v.c.VPBROADCASTD(t, r)
+	} else {
+		v.c.VMOVD(t, r.AsX())
+		v.c.VPBROADCASTD(r.AsX(), r)
+	}
+	return r
+}
+
+// half returns a register with the float16 at m, as float32, in every lane.
+func (v vec) half(m operand.Mem) reg.VecVirtual {
+	h, d := v.c.YMM(), v.reg()
+	if v.avx512 {
+		v.c.VPBROADCASTW(m, h)
+		v.c.VCVTPH2PS(h, d)
+	} else {
+		v.c.VPBROADCASTW(m, h.AsX())
+		v.c.VCVTPH2PS(h.AsX(), d)
+	}
+	return d
+}
+
+// kKernel emits the row loop shared by the K-quant kernels: for each of
+// rows rows, superBlock(pw, px, ps, acc) is called for each super-block
+// with pointers to its bytes, its 256 floats of x and its aux (sums of
+// x), and must add the super-block's products into the accumulators;
+// their sum is the row's dot product.
+func kKernel(c *build.Context, name string, doc []string, bytes, auxPer int, avx512 bool, setup func(v vec), superBlock func(v vec, pw, px, ps reg.Register, acc []reg.VecVirtual)) {
+	req := "AVX2, FMA and F16C"
+	if avx512 {
+		req = "AVX-512F and F16C"
+	}
+	c.Function(name)
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(blocks, stride, rows int, w *byte, x, aux, y *float32)")
+	c.Pragma("noescape")
+	c.Doc(append([]string{
+		fmt.Sprintf("%s sets y[r] to the dot product of x (256*blocks floats) with", name),
+		"the row of blocks super-blocks at w+r*stride, for r < rows.",
+	}, append(doc, "Requires "+req+".")...)...)
+	v := vec{c, avx512}
+	p := prefix(name)
+	// blocks, x and aux are read from the arguments for each row: the
+	// super-block code needs the general registers.
+	param := func(name string) operand.Mem {
+		a, err := c.Param(name).Resolve()
+		if err != nil {
+			log.Fatal(err)
+		}
+		return a.Addr
+	}
+	stride := c.Load(c.Param("stride"), c.GP64())
+	rows := c.Load(c.Param("rows"), c.GP64())
+	w := c.Load(c.Param("w"), c.GP64())
+	y := c.Load(c.Param("y"), c.GP64())
+	setup(v)
+	c.Label(p + "row")
+	acc := []reg.VecVirtual{v.reg(), v.reg()}
+	for _, a := range acc {
+		v.zero(a)
+	}
+	pw, px, ps, n := c.GP64(), c.GP64(), c.GP64(), c.GP64()
+	c.MOVQ(w, pw)
+	c.MOVQ(param("x"), px)
+	c.MOVQ(param("aux"), ps)
+	c.MOVQ(param("blocks"), n)
+	c.Label(p + "block")
+	superBlock(v, pw, px, ps, acc)
+	c.ADDQ(operand.U32(bytes), pw)
+	c.ADDQ(operand.U32(1024), px)
+	if auxPer > 0 {
+		c.ADDQ(operand.U32(4*auxPer), ps)
+	}
+	c.DECQ(n)
+	c.JNZ(operand.LabelRef(p + "block"))
+	c.VADDPS(acc[1], acc[0], acc[0])
+	sx := hsum(c, acc[0], avx512)
+	c.VMOVSS(sx, operand.Mem{Base: y})
+	c.ADDQ(operand.U8(4), y)
+	c.ADDQ(stride, w)
+	c.DECQ(rows)
+	c.JNZ(operand.LabelRef(p + "row"))
+	c.VZEROUPPER()
+	c.RET()
+}
+
+// q4KKernel emits q4KDots512 or q4KDots256. The eight 6-bit scales and
+// mins of a super-block are unpacked with ggml's 32-bit masks, scaled by
+// d and dmin into float32 on the stack; each sub-block's sum of q*x is
+// scaled by its d*sc, and the mins multiply the sub-block sums of x that
+// aux holds: x = d*sc*q - dmin*m.
+func q4KKernel(c *build.Context, avx512 bool) {
+	width := 256
+	if avx512 {
+		width = 512
+	}
+	var mask reg.VecVirtual
+	var local operand.Mem
+	kKernel(c, fmt.Sprintf("q4KDots%d", width), []string{"aux holds the sums of x over each 32 elements."}, 144, 8, avx512,
+		func(v vec) {
+			mask = v.broadcastD(15)
+			local = c.AllocLocal(48) // 16 bytes of scales and mins, 8 floats of d*sc
+		},
+		func(v vec, pw, px, ps reg.Register, acc []reg.VecVirtual) {
+			mem := operand.Mem{Base: pw}
+			a0, a1, a2 := c.GP32(), c.GP32(), c.GP32()
+			c.MOVL(mem.Offset(4), a0)
+			c.MOVL(mem.Offset(8), a1)
+			c.MOVL(mem.Offset(12), a2)
+			t, u := c.GP32(), c.GP32()
+			// mins 4-7: (a2>>4)&0x0f0f0f0f | ((a1>>6)&0x03030303)<<4
+			c.MOVL(a2, t)
+			c.SHRL(operand.U8(4), t)
+			c.ANDL(operand.U32(0x0f0f0f0f), t)
+			c.MOVL(a1, u)
+			c.SHRL(operand.U8(6), u)
+			c.ANDL(operand.U32(0x03030303), u)
+			c.SHLL(operand.U8(4), u)
+			c.ORL(u, t)
+			c.MOVL(t, local.Offset(12))
+			// scales 4-7: a2&0x0f0f0f0f | ((a0>>6)&0x03030303)<<4
+			c.MOVL(a0, u)
+			c.SHRL(operand.U8(6), u)
+			c.ANDL(operand.U32(0x03030303), u)
+			c.SHLL(operand.U8(4), u)
+			c.ANDL(operand.U32(0x0f0f0f0f), a2)
+			c.ORL(u, a2)
+			c.MOVL(a2, local.Offset(4))
+			// mins 0-3 and scales 0-3: the low six bits
+			c.ANDL(operand.U32(0x3f3f3f3f), a1)
+			c.MOVL(a1, local.Offset(8))
+			c.ANDL(operand.U32(0x3f3f3f3f), a0)
+			c.MOVL(a0, local)
+			// d*sc to the stack; dmin*m times the sums of x, subtracted.
+			d, dmin := c.YMM(), c.YMM()
+			c.VPBROADCASTW(mem, d.AsX())
+			c.VCVTPH2PS(d.AsX(), d)
+			c.VPBROADCASTW(mem.Offset(2), dmin.AsX())
+			c.VCVTPH2PS(dmin.AsX(), dmin)
+			// mn holds the eight dmin*m*sum(x), subtracted from acc[1]'s
+			// low eight lanes: on ZMM, the VEX-encoded operations on its
+			// YMM half clear the upper one.
+			sc, mn := c.YMM(), v.reg()
+			c.VPMOVZXBD(local, sc)
+			c.VCVTDQ2PS(sc, sc)
+			c.VMULPS(d, sc, sc)
+			c.VMOVUPS(sc, local.Offset(16))
+			my := mn.AsY()
+			c.VPMOVZXBD(local.Offset(8), my)
+			c.VCVTDQ2PS(my, my)
+			c.VMULPS(dmin, my, my)
+			c.VMULPS(operand.Mem{Base: ps}, my, my)
+			c.VSUBPS(mn, acc[1], acc[1])
+			xm := operand.Mem{Base: px}
+			per := v.lanes()
+			for ch := range 4 { // 32 bytes: sub-blocks 2ch (low nibbles), 2ch+1 (high)
+				slo, shi := v.reg(), v.reg()
+				for g := 0; g < 32/per; g++ {
+					q, lo := v.reg(), v.reg()
+					c.VPMOVZXBD(mem.Offset(16+32*ch+per*g), q)
+					v.and(mask, q, lo)
+					c.VPSRLD(operand.U8(4), q, q)
+					c.VCVTDQ2PS(lo, lo)
+					c.VCVTDQ2PS(q, q)
+					xl := xm.Offset(4 * (64*ch + per*g))
+					xh := xm.Offset(4 * (64*ch + 32 + per*g))
+					if g == 0 {
+						c.VMULPS(xl, lo, slo)
+						c.VMULPS(xh, q, shi)
+					} else {
+						c.VFMADD231PS(xl, lo, slo)
+						c.VFMADD231PS(xh, q, shi)
+					}
+				}
+				b0, b1 := v.reg(), v.reg()
+				c.VBROADCASTSS(local.Offset(16+4*2*ch), b0)
+				c.VBROADCASTSS(local.Offset(16+4*(2*ch+1)), b1)
+				c.VFMADD231PS(slo, b0, acc[0])
+				c.VFMADD231PS(shi, b1, acc[1])
+			}
+		})
+}
+
+// q6KKernel emits q6KDots512 or q6KDots256: the sixteen int8 scales of a
+// super-block, times d, go to the stack as float32; each group of lanes
+// assembles four 6-bit quants from ql and qh (elements l, l+32, l+64,
+// l+96 of a half), minus 32, and scales each sub-block's sum of q*x.
+func q6KKernel(c *build.Context, avx512 bool) {
+	width := 256
+	if avx512 {
+		width = 512
+	}
+	var m15, m48, k32 reg.VecVirtual
+	var local operand.Mem
+	kKernel(c, fmt.Sprintf("q6KDots%d", width), []string{"aux is unused."}, 210, 0, avx512,
+		func(v vec) {
+			m15, m48, k32 = v.broadcastD(15), v.broadcastD(0x30), v.broadcastD(32)
+			local = c.AllocLocal(64) // sixteen floats of d*sc
+		},
+		func(v vec, pw, px, ps reg.Register, acc []reg.VecVirtual) {
+			mem := operand.Mem{Base: pw}
+			d := v.half(mem.Offset(208))
+			if avx512 {
+				sc := c.ZMM()
+				c.VPMOVSXBD(mem.Offset(192), sc)
+				c.VCVTDQ2PS(sc, sc)
+				c.VMULPS(d, sc, sc)
+				c.VMOVUPS(sc, local)
+			} else {
+				for i := range 2 {
+					sc := c.YMM()
+					c.VPMOVSXBD(mem.Offset(192+8*i), sc)
+					c.VCVTDQ2PS(sc, sc)
+					c.VMULPS(d, sc, sc)
+					c.VMOVUPS(sc, local.Offset(32*i))
+				}
+			}
+			xm := operand.Mem{Base: px}
+			per := v.lanes()
+			k := 0
+			for half := range 2 {
+				ql, qh := 64*half, 128+32*half
+				for g := 0; g < 32/per; g++ {
+					l := per * g
+					is := 8*half + l/16
+					a, b, h := v.reg(), v.reg(), v.reg()
+					c.VPMOVZXBD(mem.Offset(ql+l), a)
+					c.VPMOVZXBD(mem.Offset(ql+32+l), b)
+					c.VPMOVZXBD(mem.Offset(qh+l), h)
+					for j := range 4 {
+						q, hb := v.reg(), v.reg()
+						// low four bits
+						switch j {
+						case 0:
+							v.and(m15, a, q)
+						case 1:
+							v.and(m15, b, q)
+						case 2:
+							c.VPSRLD(operand.U8(4), a, q)
+						case 3:
+							c.VPSRLD(operand.U8(4), b, q)
+						}
+						// high two bits, (h >> 2j) & 3, at bits 4-5
+						switch j {
+						case 0:
+							c.VPSLLD(operand.U8(4), h, hb)
+						case 1:
+							c.VPSLLD(operand.U8(2), h, hb)
+						case 2:
+							hb = h
+						case 3:
+							c.VPSRLD(operand.U8(2), h, hb)
+						}
+						if j == 2 {
+							t := v.reg()
+							v.and(m48, hb, t)
+							hb = t
+						} else {
+							v.and(m48, hb, hb)
+						}
+						v.or(hb, q, q)
+						c.VPSUBD(k32, q, q)
+						c.VCVTDQ2PS(q, q)
+						c.VMULPS(xm.Offset(4*(128*half+32*j+l)), q, q)
+						bs := v.reg()
+						c.VBROADCASTSS(local.Offset(4*(is+2*j)), bs)
+						c.VFMADD231PS(q, bs, acc[k%2])
+						k++
+					}
+				}
+			}
+		})
+}
