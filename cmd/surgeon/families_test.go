@@ -185,9 +185,13 @@ func familyData(t *testing.T, c familyCase, labels []string, dir string) string 
 		}
 		return fmt.Sprintf("train = %q\nformat = \"text\"\ntest_fraction = 0.25\n", p)
 	}
-	sentiment := [][]string{{"bad", "awful"}, {"okay", "fine"}, {"good", "great"}} // negative, neutral, positive
-	if len(labels) == 2 {
+	// The words of each label: negative, neutral, positive, then more.
+	sentiment := [][]string{{"bad", "awful"}, {"okay", "fine"}, {"good", "great"}, {"red", "old"}, {"big", "small"}}
+	switch {
+	case len(labels) == 2:
 		sentiment = [][]string{sentiment[0], sentiment[2]}
+	case len(labels) > len(sentiment):
+		t.Fatalf("%d labels, the test data has words for %d", len(labels), len(sentiment))
 	}
 	for i := range 40 { // 30 to train: two steps of 16 an epoch
 		label := i % len(labels)
@@ -424,6 +428,10 @@ func TestFamilies(t *testing.T) {
 				gen := func(args ...string) []int {
 					return generateIDs(t, append([]string{base, "--tokens", tokens, "-n", "8"}, args...)...)
 				}
+				code, out, errs := runCLI("generate", base, "--prompt", "the big cat", "-n", "4")
+				if code != 0 || !strings.HasPrefix(out, "the big cat") {
+					t.Fatalf("generate --prompt: exit %d, %q %s", code, out, errs)
+				}
 				for _, args := range [][]string{nil, {"--adapter", adapter}} {
 					cached := gen(args...)
 					if len(cached) == 0 {
@@ -451,6 +459,12 @@ func TestFamilies(t *testing.T) {
 			cli(t, "convert", native, "--to", "hf", "-o", back, "-q")
 			cli(t, "convert", base, "--to", "safetensors", "-o", st, "-q")
 			padded := familyLogits(t, tokens+",0", base)
+			if err := json.Unmarshal([]byte(cli(t, "inspect", native, "--json")), &ir); err != nil {
+				t.Fatal(err)
+			}
+			if ir.Format != "native" || ir.Family != c.family || ir.Head != head || ir.Labels != len(labels) {
+				t.Fatalf("inspect native: format %q family %q head %q labels %d, want native %s %s %d", ir.Format, ir.Family, ir.Head, ir.Labels, c.family, head, len(labels))
+			}
 			for _, p := range []string{native, back, st} {
 				sameLogits(t, "convert "+filepath.Base(p), familyLogits(t, tokens, p), plain, 1e-6)
 				sameLogits(t, "convert "+filepath.Base(p)+", ending with id 0", familyLogits(t, tokens+",0", p), padded, 1e-6)
