@@ -215,7 +215,15 @@ func PreTokenizerName(normalizer, preTokenizer json.RawMessage, ignoreMerges boo
 	}
 	for i := range bpePres {
 		p := &bpePres[i]
-		if !p.readOnly && slices.Equal(p.splits, splits) && p.ignoreMerges == ignoreMerges && p.nfc == nfc {
+		if p.readOnly || p.ignoreMerges != ignoreMerges || p.nfc != nfc || len(p.splits) != len(splits) {
+			continue
+		}
+		same := true
+		for k, s := range p.splits {
+			// A tokenizer surgeon built from GGUF spells \s for Go.
+			same = same && (splits[k] == s || splits[k] == canonicalPattern(goPattern(s)))
+		}
+		if same {
 			return p.names[0], nil
 		}
 	}
