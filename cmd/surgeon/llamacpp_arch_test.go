@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -287,4 +288,114 @@ func writeRandomLoRA(t *testing.T, folder, dir string, modules []string, fanInFa
 	if err := peft.Write(dir, a); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The reference folders of every family, converted by llama.cpp's own
+// convert_hf_to_gguf.py (run by tools/llamacpp/convert_nodeps.py from the
+// llama.cpp source node-llama-cpp carries, with the system's torch), load
+// in surgeon (Load and LoadStored) as the same family with the folder's
+// logits. Gemma 2's copy sets query_pre_attn_scalar to head_dim: the
+// converter drops the key and llama.cpp scales by head_dim.
+func TestLlamaCppConverterFiles(t *testing.T) {
+	llamaCppPeer(t)
+	if testing.Short() {
+		t.Skip("-short: runs llama.cpp's Python converter")
+	}
+	bundle, _ := filepath.Abs("../../tools/llamacpp/node_modules/node-llama-cpp/llama/gitRelease.bundle")
+	script, _ := filepath.Abs("../../tools/llamacpp/convert_nodeps.py")
+	python := ""
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(p, "-c", "import torch, numpy").Run() == nil {
+			python = p
+			break
+		}
+	}
+	if python == "" {
+		t.Skip("no python3 with torch and numpy: llama.cpp's converter needs them")
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed: the llama.cpp source is a git bundle")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "llama.cpp")
+	for _, args := range [][]string{
+		{"clone", "-q", "--no-checkout", bundle, src},
+		{"-C", src, "checkout", "-q", "HEAD", "--", "convert_hf_to_gguf.py", "conversion", "gguf-py"},
+	} {
+		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
+			t.Skipf("llama.cpp source from %s: git %v: %v\n%s", bundle, args, err, out)
+		}
+	}
+	for _, c := range []string{"llama-gqa-f32", "qwen2-gqa-f32", "qwen2-tied-bf16-sharded", "qwen3-gqa-f32", "gemma-gqa-f32",
+		"gemma2-gqa-window3-f32", "phi3-gqa-f32", "phi3-mha-window5-f16", "gpt2-f32"} { // the converter cannot map gpt2-untied-f16's old attn.bias buffers
+		t.Run(c, func(t *testing.T) {
+			folder := filepath.Join(refDir, c)
+			if strings.HasPrefix(c, "gemma2") {
+				folder = gemma2ScalarCopy(t, folder)
+			}
+			out := filepath.Join(t.TempDir(), c+".gguf")
+			if msg, err := exec.Command(python, script, src, folder, out).CombinedOutput(); err != nil {
+				t.Fatalf("convert_hf_to_gguf.py: %v\n%s", err, msg)
+			}
+			hf, err := checkpoint.Load(folder)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer hf.Close()
+			in := model.NewBatch([][]int{{1, 31, 17, 66, 74, 5, 9}}, 0)
+			want, err := hf.Model.Logits(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, load := range []func(string) (*checkpoint.Loaded, error){checkpoint.Load, checkpoint.LoadStored} {
+				l, err := load(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := l.Model.HFConfig()["model_type"], hf.Model.HFConfig()["model_type"]; got != want {
+					t.Fatalf("model_type %v, want %v", got, want)
+				}
+				got, err := l.Model.Logits(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w, g := ops.Data(want), ops.Data(got)
+				for i := range w {
+					if d := float64(g[i] - w[i]); d > 1e-6 || d < -1e-6 {
+						t.Fatalf("logit %d = %v, the folder's %v", i, g[i], w[i])
+					}
+				}
+				l.Close()
+			}
+		})
+	}
+}
+
+// gemma2ScalarCopy copies a Gemma 2 folder with query_pre_attn_scalar set
+// to head_dim.
+func gemma2ScalarCopy(t *testing.T, folder string) string {
+	t.Helper()
+	dir := t.TempDir()
+	entries, err := os.ReadDir(folder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(folder, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "config.json" {
+			var cfg map[string]any
+			if err := json.Unmarshal(data, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			cfg["query_pre_attn_scalar"] = cfg["head_dim"]
+			data, _ = json.Marshal(cfg)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
