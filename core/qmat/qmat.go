@@ -51,7 +51,8 @@ const (
 	Q6_K
 )
 
-var typeInfo = map[Type]struct {
+// typeInfo is indexed by Type: an array, as products look it up per tile.
+var typeInfo = [...]struct {
 	name         string
 	elems, bytes int
 }{
@@ -63,20 +64,30 @@ var typeInfo = map[Type]struct {
 
 // String returns ggml's name of the type.
 func (t Type) String() string {
-	if i, ok := typeInfo[t]; ok {
-		return i.name
+	if t.Valid() {
+		return typeInfo[t].name
 	}
 	return fmt.Sprintf("Type(%d)", int(t))
 }
 
-// BlockSize is the number of elements in a block.
-func (t Type) BlockSize() int { return typeInfo[t].elems }
+// BlockSize is the number of elements in a block (0 for an invalid type).
+func (t Type) BlockSize() int {
+	if !t.Valid() {
+		return 0
+	}
+	return typeInfo[t].elems
+}
 
-// BlockBytes is the size of a block in bytes.
-func (t Type) BlockBytes() int { return typeInfo[t].bytes }
+// BlockBytes is the size of a block in bytes (0 for an invalid type).
+func (t Type) BlockBytes() int {
+	if !t.Valid() {
+		return 0
+	}
+	return typeInfo[t].bytes
+}
 
 // Valid reports whether t is one of the block formats above.
-func (t Type) Valid() bool { _, ok := typeInfo[t]; return ok }
+func (t Type) Valid() bool { return t >= Q8_0 && int(t) < len(typeInfo) }
 
 // Matrix is a [Rows, Cols] matrix stored row after row as quantized blocks,
 // Cols/BlockSize blocks a row, as ggml stores a weight [out, in].
@@ -94,6 +105,25 @@ type Matrix struct {
 // blocks a row, Data of exactly the rows' bytes, and RowOrder, if any, a
 // permutation.
 func (w Matrix) Check() error {
+	if err := w.checkShape(); err != nil {
+		return err
+	}
+	if w.RowOrder != nil {
+		seen := make([]bool, w.Rows)
+		for _, r := range w.RowOrder {
+			if r < 0 || r >= w.Rows || seen[r] {
+				return fmt.Errorf("qmat: row order is not a permutation of the %d rows", w.Rows)
+			}
+			seen[r] = true
+		}
+	}
+	return nil
+}
+
+// checkShape is the part of Check that products run each time: the
+// layout, without walking RowOrder (an index out of range still panics
+// where it is used).
+func (w Matrix) checkShape() error {
 	if !w.Type.Valid() {
 		return fmt.Errorf("qmat: unknown block type %d", int(w.Type))
 	}
@@ -103,17 +133,8 @@ func (w Matrix) Check() error {
 	if want := w.Rows * w.rowBytes(); len(w.Data) != want {
 		return fmt.Errorf("qmat: %s matrix [%d, %d] needs %d bytes, has %d", w.Type, w.Rows, w.Cols, want, len(w.Data))
 	}
-	if w.RowOrder != nil {
-		if len(w.RowOrder) != w.Rows {
-			return fmt.Errorf("qmat: row order of %d rows for a matrix of %d", len(w.RowOrder), w.Rows)
-		}
-		seen := make([]bool, w.Rows)
-		for _, r := range w.RowOrder {
-			if r < 0 || r >= w.Rows || seen[r] {
-				return fmt.Errorf("qmat: row order is not a permutation of the %d rows", w.Rows)
-			}
-			seen[r] = true
-		}
+	if w.RowOrder != nil && len(w.RowOrder) != w.Rows {
+		return fmt.Errorf("qmat: row order of %d rows for a matrix of %d", len(w.RowOrder), w.Rows)
 	}
 	return nil
 }
@@ -151,9 +172,10 @@ const (
 // stored quantized. Up to MaxDirectRows rows of A it reads the blocks
 // directly; beyond, it decodes W into scratch (a buffer of at least
 // w.Rows*w.Cols floats; nil allocates one) and calls linalg.MatMulNT.
-// It panics on a malformed matrix or short slices, as linalg does.
+// It panics on a malformed matrix (see Check; gguf.WeightMatrix checks
+// once) or short slices, as linalg does.
 func MatMulNT(c, a []float32, w Matrix, m int, acc bool, scratch []float32) {
-	if err := w.Check(); err != nil {
+	if err := w.checkShape(); err != nil {
 		panic(err)
 	}
 	n, k := w.Rows, w.Cols
@@ -179,6 +201,7 @@ func MatMulNT(c, a []float32, w Matrix, m int, acc bool, scratch []float32) {
 	}
 	dot := pickDots(w.Type)
 	prep := prepare(w.Type, a, m, k)
+	rb := w.rowBytes()
 	rows := func(lo, hi int) {
 		var tile [rowTile]float32
 		for t0 := lo; t0 < hi; t0 += rowTile {
@@ -187,11 +210,11 @@ func MatMulNT(c, a []float32, w Matrix, m int, acc bool, scratch []float32) {
 				x := a[i*k : (i+1)*k]
 				ci := c[i*n : (i+1)*n]
 				if w.RowOrder == nil {
-					rb := w.rowBytes()
 					dot(w.Data[t0*rb:t1*rb], rb, t1-t0, x, prep.row(i), tile[:t1-t0])
 				} else {
 					for r := t0; r < t1; r++ {
-						dot(w.row(r), 0, 1, x, prep.row(i), tile[r-t0:r-t0+1])
+						s := w.RowOrder[r] * rb
+						dot(w.Data[s:s+rb], 0, 1, x, prep.row(i), tile[r-t0:r-t0+1])
 					}
 				}
 				if acc {
@@ -215,7 +238,7 @@ func MatMulNT(c, a []float32, w Matrix, m int, acc bool, scratch []float32) {
 // values of ggml's dequantize_row_*, splitting the rows among the workers
 // of linalg's pool. It panics on a malformed matrix or a short dst.
 func Dequantize(dst []float32, w Matrix) {
-	if err := w.Check(); err != nil {
+	if err := w.checkShape(); err != nil {
 		panic(err)
 	}
 	k := w.Cols
