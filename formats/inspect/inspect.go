@@ -137,15 +137,23 @@ func (r *Report) describeConfig(path string) {
 		r.FamilyError = err.Error()
 		return
 	}
+	if err := r.describeJSON(raw); err != nil {
+		r.FamilyError = fmt.Sprintf("%s: %v", path, err)
+	}
+}
+
+// describeJSON names the family and head of the model a config.json
+// document describes (see describeConfig).
+func (r *Report) describeJSON(raw []byte) error {
 	m, err := layer.BuildMeta(func() (model.Model, error) { return model.New(raw) })
 	if err != nil {
-		r.FamilyError = fmt.Sprintf("%s: %v", path, err)
-		return
+		return err
 	}
 	r.describe(m)
 	for _, p := range layer.Params(m) {
 		layer.Release(p.Param)
 	}
+	return nil
 }
 
 // describe names the family and head of m.
@@ -262,6 +270,18 @@ func ggufFile(path string) (*Report, error) {
 	}
 	r.TensorCount = len(r.Tensors)
 	r.BitsPerWeight = f.BitsPerWeight()
+	if r.Metadata["general.type"] != "adapter" { // a model: its family and head
+		cfg, err := gguf.ModelConfig(f)
+		if err == nil {
+			var raw []byte
+			if raw, err = json.Marshal(cfg); err == nil {
+				err = r.describeJSON(raw)
+			}
+		}
+		if err != nil {
+			r.FamilyError = err.Error()
+		}
+	}
 	return r, nil
 }
 

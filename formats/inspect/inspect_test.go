@@ -109,3 +109,18 @@ func TestFamilyAndHead(t *testing.T) {
 		t.Fatalf("unknown model_type: family %q error %q, %d tensors", r.Family, r.FamilyError, r.TensorCount)
 	}
 }
+
+// A GGUF model file names its family and head.
+func TestGGUFFamily(t *testing.T) {
+	path := "../../../shared/fixtures/stories260K-gguf/stories260K.gguf"
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("stories260K fixture (../shared/fixtures missing): %v", err)
+	}
+	r, err := Path(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Family != "llama" || r.Head != "causal-lm" || r.FamilyError != "" {
+		t.Fatalf("family %q head %q (%s), want llama causal-lm", r.Family, r.Head, r.FamilyError)
+	}
+}
