@@ -31,7 +31,8 @@ const archPeerVocab = 320
 // with surgeon, with shapes llama.cpp accepts: head sizes 16 or 32, the
 // Qwen3, Gemma and Gemma 2 head size differing from hidden/heads, grouped
 // keys and values, tied and untied heads, Gemma 2's sliding window
-// shorter than the decoded sequence and its soft-capping.
+// shorter than the decoded sequence and its soft-capping, linear rope
+// scaling.
 var archPeerCases = []struct {
 	name, config string
 	types        []string
@@ -52,6 +53,9 @@ var archPeerCases = []struct {
 	{"phi3", `{"model_type":"phi3","architectures":["Phi3ForCausalLM"],"hidden_size":64,"intermediate_size":128,
 		"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"rms_norm_eps":1e-5,"rope_theta":10000,
 		"max_position_embeddings":128,"original_max_position_embeddings":128,"sliding_window":null,"tie_word_embeddings":false}`, []string{"f32"}},
+	{"qwen3-rope-linear", `{"model_type":"qwen3","architectures":["Qwen3ForCausalLM"],"hidden_size":64,"intermediate_size":128,
+		"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":16,"rms_norm_eps":1e-6,
+		"rope_theta":10000,"max_position_embeddings":128,"rope_scaling":{"rope_type":"linear","factor":4.0},"tie_word_embeddings":false}`, []string{"f32"}},
 	{"gpt2", `{"model_type":"gpt2","architectures":["GPT2LMHeadModel"],"n_embd":64,"n_layer":2,"n_head":4,"n_inner":192,
 		"n_positions":128,"n_ctx":128,"layer_norm_epsilon":1e-5,"activation_function":"gelu_new"}`, []string{"f32"}},
 }

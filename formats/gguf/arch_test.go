@@ -131,6 +131,13 @@ func TestModelConfigKeys(t *testing.T) {
 				"n_head": 4, "n_positions": 64, "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new", "hidden_size": nil}},
 		{name: "gpt2 without positions", kvs: common("gpt2", 2), err: "GPT-2 without position_embd.weight"},
 		{name: "partial rotary", kvs: append(common("qwen2", 2), KV{"qwen2.rope.dimension_count", uint32(6)}), err: "partial rotary embeddings are not supported"},
+		{name: "linear rope", kvs: append(common("qwen3", 2), KV{"qwen3.rope.scaling.type", "linear"}, KV{"qwen3.rope.scaling.factor", float32(4)}),
+			want: map[string]any{"rope_scaling": map[string]any{"rope_type": "linear", "factor": 4.0}}},
+		{name: "old linear key", kvs: append(common("llama", 2), KV{"llama.rope.scale_linear", float32(2)}),
+			want: map[string]any{"rope_scaling": map[string]any{"rope_type": "linear", "factor": 2.0}}},
+		{name: "no rope scaling", kvs: append(common("qwen2", 2), KV{"qwen2.rope.scaling.type", "none"}), want: map[string]any{"rope_scaling": nil}},
+		{name: "yarn", kvs: append(common("qwen2", 2), KV{"qwen2.rope.scaling.type", "yarn"}, KV{"qwen2.rope.scaling.factor", float32(4)}),
+			err: `qwen2.rope.scaling.type "yarn" is not supported (only linear)`},
 		{name: "unknown", kvs: []KV{{"general.architecture", "falcon"}},
 			err: `general.architecture "falcon" is not supported (supported: gemma, gemma2, gpt2, llama, phi3, qwen2, qwen3)`},
 	}
@@ -168,7 +175,8 @@ func TestModelConfigKeys(t *testing.T) {
 func TestWriteModelConfigRoundTrip(t *testing.T) {
 	cases := map[string]map[string]any{
 		"llama": {"model_type": "llama", "hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
-			"num_key_value_heads": 2, "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 5e5, "tie_word_embeddings": true},
+			"num_key_value_heads": 2, "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 5e5, "tie_word_embeddings": true,
+			"rope_scaling": map[string]any{"rope_type": "linear", "factor": 2.0}},
 		"qwen3": {"model_type": "qwen3", "hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
 			"num_key_value_heads": 2, "head_dim": 32, "max_position_embeddings": 64, "rms_norm_eps": 1e-6, "rope_theta": 1e6, "tie_word_embeddings": true},
 		"gemma2": {"model_type": "gemma2", "hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 3, "num_attention_heads": 4,
@@ -239,7 +247,8 @@ func TestWriteModelRefuses(t *testing.T) {
 		{"gemma2 null softcap", base("gemma2", "attn_logit_softcapping", nil), "attn_logit_softcapping null"},
 		{"gpt2 exact gelu", base("gpt2", "activation_function", "gelu"), `activation_function "gelu"`},
 		{"gpt2 inverse layer scaling", base("gpt2", "scale_attn_by_inverse_layer_idx", true), "scale_attn_by_inverse_layer_idx"},
-		{"qwen2 rope scaling", base("qwen2", "rope_scaling", map[string]any{"rope_type": "yarn"}), "rope_scaling"},
+		{"qwen2 yarn", base("qwen2", "rope_scaling", map[string]any{"rope_type": "yarn", "factor": 4.0}), `rope_scaling type "yarn" is not supported (only linear)`},
+		{"llama3 rope", base("llama", "rope_scaling", map[string]any{"rope_type": "llama3", "factor": 8.0}), `rope_scaling type "llama3"`},
 		{"phi3 partial rotary", base("phi3", "partial_rotary_factor", 0.5), "partial_rotary_factor"},
 		{"bad type", base("qwen2"), `gguf type "q9" not supported`},
 	} {

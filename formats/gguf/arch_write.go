@@ -136,9 +136,11 @@ func WriteModel(path string, o ModelWrite, tensors []tensor.Tensor) error {
 		if h.headDim != h.hidden/h.heads || h.hidden%h.heads != 0 || a.name == "qwen3" || a.normOffset {
 			kvs = append(kvs, KV{p + "attention.key_length", uint32(h.headDim)}, KV{p + "attention.value_length", uint32(h.headDim)})
 		}
-		if rs, ok := c["rope_scaling"]; ok && rs != nil && !a.permuteQK {
-			return fmt.Errorf("%s: writing GGUF: rope_scaling %v is not supported", path, rs)
+		rope, err := ropeScalingMeta(p, c)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
 		}
+		kvs = append(kvs, rope...)
 	}
 	extra, err := a.meta(c, h)
 	if err != nil {
@@ -292,4 +294,34 @@ func gpt2Check(c map[string]any) error {
 		return fmt.Errorf("writing GGUF: llama.cpp's gpt2 scales attention by 1/sqrt(head size) only (scale_attn_weights true, scale_attn_by_inverse_layer_idx false)")
 	}
 	return nil
+}
+
+// ropeScalingMeta returns the rope scaling keys of a config's rope_scaling:
+// linear scaling as llama.cpp's converter writes it (rope.scaling.type and
+// rope.scaling.factor); other types are refused, as llama.cpp would rotate
+// differently (Llama 3's needs rope_freqs.weight, YaRN its own keys).
+func ropeScalingMeta(p string, c map[string]any) ([]KV, error) {
+	rs, ok := c["rope_scaling"]
+	if !ok || rs == nil {
+		return nil, nil
+	}
+	m, ok := rs.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("writing GGUF: rope_scaling %v is not an object", rs)
+	}
+	typ, _ := m["rope_type"].(string)
+	if typ == "" {
+		typ, _ = m["type"].(string)
+	}
+	if typ == "default" {
+		return nil, nil
+	}
+	if typ != "linear" {
+		return nil, fmt.Errorf("writing GGUF: rope_scaling type %q is not supported (only linear)", typ)
+	}
+	factor := cfgFloat(m, "factor", 0)
+	if !(factor > 0) {
+		return nil, fmt.Errorf("writing GGUF: rope_scaling factor %v is not a positive number", m["factor"])
+	}
+	return []KV{{p + "rope.scaling.type", "linear"}, {p + "rope.scaling.factor", float32(factor)}}, nil
 }

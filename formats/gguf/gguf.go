@@ -16,9 +16,11 @@
 // types ggml knows are sized and validated, so such files open and list
 // their tensors, but reading those tensors is an error naming the type.
 //
-// GGUF versions 2 and 3 are supported, little-endian only. The Llama helpers
-// (LlamaConfig, LlamaTensors, Tokenizer) translate a llama.cpp model into
-// Hugging Face names and layouts.
+// GGUF versions 2 and 3 are supported, little-endian only. The model
+// helpers (ModelConfig, ModelTensors, WeightInto, Tokenizer) translate a
+// llama.cpp model of any architecture Architectures lists into Hugging Face
+// names, layouts and conventions, and WriteModel writes one as llama.cpp's
+// converter would.
 package gguf
 
 import (

@@ -3,6 +3,7 @@ package gguf
 import (
 	"fmt"
 	"iter"
+	"math"
 	"strconv"
 	"unsafe"
 
@@ -62,6 +63,11 @@ func (f *File) modelConfig(h hparams) (map[string]any, error) {
 	}
 	if err := a.config(f, h, cfg); err != nil {
 		return nil, err
+	}
+	if !a.conv1D {
+		if err := f.ropeScalingConfig(a, cfg); err != nil {
+			return nil, err
+		}
 	}
 	for _, k := range []struct{ gguf, hf string }{
 		{"tokenizer.ggml.bos_token_id", "bos_token_id"},
@@ -264,4 +270,40 @@ func (f *File) modelTensor(ti *TensorInfo, h hparams) (tensor.Tensor, error) {
 	}
 	t.Name = hf
 	return t, nil
+}
+
+// ropeScalingConfig reads llama.cpp's rope scaling keys into the config:
+// linear scaling (rope.scaling.type "linear", llama.cpp's default type,
+// with rope.scaling.factor or the older rope.scale_linear) becomes
+// rope_scaling {"rope_type": "linear", "factor": f}; another type with a
+// factor is refused.
+func (f *File) ropeScalingConfig(a *arch, cfg map[string]any) error {
+	p := a.name + "."
+	typ := "linear"
+	if f.Has(p + "rope.scaling.type") {
+		var err error
+		if typ, err = f.String(p + "rope.scaling.type"); err != nil {
+			return err
+		}
+	}
+	factor := 0.0
+	for _, k := range []string{"rope.scaling.factor", "rope.scale_linear"} {
+		if f.Has(p + k) {
+			var err error
+			if factor, err = f.decimalFloat(p + k); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	switch {
+	case typ == "none" || factor == 0 || factor == 1 && typ == "linear":
+		return nil
+	case typ != "linear":
+		return fmt.Errorf("%s: %srope.scaling.type %q is not supported (only linear)", f.name, p, typ)
+	case !(factor > 0) || math.IsInf(factor, 0):
+		return fmt.Errorf("%s: %srope.scaling.factor %v is not a positive number", f.name, p, factor)
+	}
+	cfg["rope_scaling"] = map[string]any{"rope_type": "linear", "factor": factor}
+	return nil
 }
