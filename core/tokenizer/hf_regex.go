@@ -53,13 +53,14 @@ func (g goRegexp) find(dst [][2]int, s string) [][2]int {
 	return dst
 }
 
-// The split patterns of GPT-2 (and the ByteLevel pre-tokenizer), Llama 3
-// and Qwen 2/3. Their `\s+(?!\S)` look-ahead is beyond RE2, so they run as
+// The split patterns of GPT-2 (and the ByteLevel pre-tokenizer), Llama 3,
+// Qwen 2/3 and Qwen 3.5. Their `\s+(?!\S)` look-ahead is beyond RE2, so they run as
 // exact hand-written scanners.
 const (
 	gpt2Pattern   = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 	llama3Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 	qwenPattern   = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	qwen35Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 )
 
 // knownPatterns maps the split regexes with look-ahead to their scanners.
@@ -67,6 +68,7 @@ var knownPatterns = map[string]matcher{
 	gpt2Pattern:   splitScanner{},
 	llama3Pattern: splitScanner{llama: true, digits: 3},
 	qwenPattern:   splitScanner{llama: true, digits: 1},
+	qwen35Pattern: splitScanner{llama: true, digits: 1, marks: true},
 	// GPT-4's cl100k pattern written with the case-insensitive flag per
 	// alternative, as some conversions do.
 	`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+(?!\S)|\s+`: splitScanner{llama: true, digits: 3},
@@ -150,6 +152,30 @@ func next(s string, i int) (rune, int, int) {
 type splitScanner struct {
 	llama  bool
 	digits int
+	// marks counts combining marks (\p{M}) as letters, as Qwen 3.5's
+	// pattern does with [\p{L}\p{M}]+ and [^\s\p{L}\p{M}\p{N}].
+	marks bool
+}
+
+// next is the package's next with combining marks as letters when the
+// pattern says so.
+func (sc splitScanner) next(s string, i int) (rune, int, int) {
+	r, w, c := next(s, i)
+	if sc.marks && c == classOther && r >= utf8.RuneSelf && unicode.Is(unicode.M, r) {
+		c = classLetter
+	}
+	return r, w, c
+}
+
+// run returns the end of the run of characters of class c from i.
+func (sc splitScanner) run(s string, i, c int) int {
+	for {
+		_, w, k := sc.next(s, i)
+		if k != c {
+			return i
+		}
+		i += w
+	}
 }
 
 func (sc splitScanner) find(dst [][2]int, s string) [][2]int {
@@ -159,17 +185,6 @@ func (sc splitScanner) find(dst [][2]int, s string) [][2]int {
 		i += n
 	}
 	return dst
-}
-
-// run returns the end of the run of characters of class c from i.
-func run(s string, i, c int) int {
-	for {
-		_, w, k := next(s, i)
-		if k != c {
-			return i
-		}
-		i += w
-	}
 }
 
 // contraction returns the length of 's 't 're 've 'm 'll 'd after the
@@ -202,7 +217,7 @@ func contraction(s string, i int, fold bool) int {
 }
 
 func (sc splitScanner) matchAt(s string, i int) int {
-	r, w, c := next(s, i)
+	r, w, c := sc.next(s, i)
 	if r == '\'' {
 		if n := contraction(s, i, sc.llama); n > 0 {
 			return n
@@ -211,11 +226,11 @@ func (sc splitScanner) matchAt(s string, i int) int {
 	// Letters, with one leading character: a space (GPT-2) or anything but
 	// a newline, letter or number (Llama 3).
 	if c == classLetter {
-		return run(s, i+w, classLetter) - i
+		return sc.run(s, i+w, classLetter) - i
 	}
 	if sc.llama && c != classNumber && r != '\r' && r != '\n' || !sc.llama && r == ' ' {
-		if _, w2, c2 := next(s, i+w); c2 == classLetter {
-			return run(s, i+w+w2, classLetter) - i
+		if _, w2, c2 := sc.next(s, i+w); c2 == classLetter {
+			return sc.run(s, i+w+w2, classLetter) - i
 		}
 	}
 	// Numbers.
@@ -223,7 +238,7 @@ func (sc splitScanner) matchAt(s string, i int) int {
 		if c == classNumber {
 			j := i + w
 			for k := 1; k < sc.digits; k++ {
-				_, w2, c2 := next(s, j)
+				_, w2, c2 := sc.next(s, j)
 				if c2 != classNumber {
 					break
 				}
@@ -233,11 +248,11 @@ func (sc splitScanner) matchAt(s string, i int) int {
 		}
 	} else {
 		if c == classNumber {
-			return run(s, i+w, classNumber) - i
+			return sc.run(s, i+w, classNumber) - i
 		}
 		if r == ' ' {
-			if _, w2, c2 := next(s, i+w); c2 == classNumber {
-				return run(s, i+w+w2, classNumber) - i
+			if _, w2, c2 := sc.next(s, i+w); c2 == classNumber {
+				return sc.run(s, i+w+w2, classNumber) - i
 			}
 		}
 	}
@@ -247,12 +262,12 @@ func (sc splitScanner) matchAt(s string, i int) int {
 	if c == classOther {
 		j = i
 	} else if r == ' ' {
-		if _, _, c2 := next(s, i+1); c2 == classOther {
+		if _, _, c2 := sc.next(s, i+1); c2 == classOther {
 			j = i + 1
 		}
 	}
 	if j >= 0 {
-		j = run(s, j, classOther)
+		j = sc.run(s, j, classOther)
 		if sc.llama {
 			for j < len(s) && (s[j] == '\r' || s[j] == '\n') {
 				j++
@@ -261,7 +276,7 @@ func (sc splitScanner) matchAt(s string, i int) int {
 		return j - i
 	}
 	// Whitespace.
-	e := run(s, i, classSpace)
+	e := sc.run(s, i, classSpace)
 	if sc.llama {
 		// \s*[\r\n]+: up to the last newline of the run.
 		if k := strings.LastIndexAny(s[i:e], "\r\n"); k >= 0 {

@@ -14,12 +14,13 @@ import (
 var ErrUnknownPreTokenizer = errors.New("pre-tokenizer not known")
 
 // The split patterns as tokenizer.json spells them. core/tokenizer runs
-// the three with look-ahead (GPT-2, Llama 3, Qwen 2) with exact scanners,
+// those with look-ahead (GPT-2, Llama 3, Qwen 2, Qwen 3.5) with exact scanners,
 // the others with Go's regexp.
 const (
 	gpt2Split   = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 	llama3Split = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 	qwen2Split  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	qwen35Split = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 	// cl100kSplit is Llama 3's pattern as some conversions write it.
 	cl100kSplit = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+(?!\S)|\s+`
 	digitSplit  = `\p{N}`
@@ -69,6 +70,7 @@ var bpePres = []bpePre{
 		splits: []string{llama3Split}, ignoreMerges: true, addBOS: true},
 	{names: []string{"smaug-bpe", "dbrx", "chatglm-bpe", "glm4"}, splits: []string{llama3Split}},
 	{names: []string{"qwen2", "deepseek-r1-qwen"}, splits: []string{qwen2Split}, nfc: true},
+	{names: []string{"qwen35"}, splits: []string{qwen35Split}},
 	{names: []string{"stablelm2", "hunyuan", "solar-open", "grok-2", "kormo", "f2llmv2", "megrez"}, splits: []string{qwen2Split}},
 	{names: []string{"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b", "mellum2"},
 		splits: []string{digitSplit, gpt2Split}},
@@ -118,7 +120,7 @@ func findPre(name string) (*bpePre, bool) {
 // White_Space, as the Oniguruma engine of Hugging Face reads it.
 func goPattern(p string) string {
 	switch p {
-	case gpt2Split, llama3Split, qwen2Split, cl100kSplit:
+	case gpt2Split, llama3Split, qwen2Split, qwen35Split, cl100kSplit:
 		return p
 	}
 	var b strings.Builder
