@@ -528,7 +528,8 @@ func TestTokenizerFromMetadata(t *testing.T) {
 		edit func(*testFile)
 		sub  string
 	}{
-		{"not llama", func(tf *testFile) { tf.kvs[9].val = "gpt2" }, `tokenizer.ggml.model is "gpt2"`},
+		{"unknown model", func(tf *testFile) { tf.kvs[9].val = "rwkv" }, `tokenizer.ggml.model is "rwkv"`},
+		{"gpt2 without merges", func(tf *testFile) { tf.kvs[9].val = "gpt2" }, "merges is missing"},
 		{"no tokens", func(tf *testFile) { tf.kvs[10].key = "x" }, `"tokenizer.ggml.tokens"`},
 		{"scores mismatch", func(tf *testFile) { tf.kvs[11].val = []float32{1} }, "1 scores for 6 tokens"},
 		{"bos out of range", func(tf *testFile) { tf.kvs[13].val = uint32(99) }, "bos_token_id is 99"},
