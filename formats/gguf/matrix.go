@@ -17,11 +17,11 @@ var qmatTypes = map[GGMLType]qmat.Type{
 
 // WeightMatrix returns the file's weight matrix called name (its GGUF
 // name) as a qmat.Matrix over the mapped blocks, valid until Close, in
-// Hugging Face's row order (the q and k projections of a llama file get
-// the RowOrder that undoes llama.cpp's permutation): the weight as
-// WeightInto would decode it, for products that read the blocks directly.
-// ok is false when the tensor is not a matrix of a type qmat handles, or
-// the file's architecture is not llama (others decode through WeightInto).
+// Hugging Face's row order (the q and k projections of the architectures
+// whose converter permutes them get the RowOrder that undoes it): the
+// weight as WeightInto decodes it, for products that read the blocks
+// directly. ok is false when the tensor is not a matrix of a type qmat
+// handles.
 func WeightMatrix(f *File, name string) (m qmat.Matrix, ok bool, err error) {
 	i, found := f.byName[name]
 	if !found {
@@ -37,11 +37,9 @@ func WeightMatrix(f *File, name string) (m qmat.Matrix, ok bool, err error) {
 		return qmat.Matrix{}, false, err
 	}
 	m = qmat.Matrix{Type: qt, Rows: int(ti.Dims[1]), Cols: int(ti.Dims[0]), Data: data}
-	h, err := f.llamaHParams()
+	h, err := f.fileHParams()
 	if err != nil {
-		// Not a llama file: leave its weights to WeightInto, which knows
-		// how other architectures store them.
-		return qmat.Matrix{}, false, nil
+		return qmat.Matrix{}, false, err
 	}
 	if nHead := h.qkHeads(name); nHead > 0 {
 		if m.RowOrder, err = qkRowOrder(m.Rows, nHead); err != nil {
