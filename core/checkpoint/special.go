@@ -30,7 +30,8 @@ type specialsReporter interface {
 // SpecialTokens returns the special tokens the tokenizer of the model at
 // path adds by its own settings:
 //
-//   - a tokenizer that reports them (tokenizer.json's post-processor);
+//   - a tokenizer that reports them (tokenizer.json's post-processor, or
+//     a GGUF byte-level BPE's add_bos_token and add_eos_token);
 //   - GGUF: tokenizer.ggml.add_bos_token and add_eos_token (llama.cpp's
 //     defaults for a SentencePiece vocabulary: BOS yes, EOS no);
 //   - WordPiece: [CLS] ... [SEP] (BERT's template), no EOS;
@@ -38,7 +39,14 @@ type specialsReporter interface {
 //     (LlamaTokenizer's defaults: BOS yes, EOS no).
 func SpecialTokens(path string, l *Loaded, tok tokenizer.Tokenizer) Specials {
 	if r, ok := tok.(specialsReporter); ok {
-		return Specials{BOS: r.AddsBOS(), EOS: r.AddsEOS(), From: "tokenizer.json post_processor"}
+		from := "tokenizer.json post_processor"
+		if l != nil && l.GGUF != nil {
+			// A GGUF byte-level BPE: its template is add_bos_token and
+			// add_eos_token, defaulted as llama.cpp does for its
+			// pre-tokenizer.
+			from = "GGUF tokenizer.ggml.add_bos_token/add_eos_token (llama.cpp's defaults for its pre-tokenizer)"
+		}
+		return Specials{BOS: r.AddsBOS(), EOS: r.AddsEOS(), From: from}
 	}
 	if l != nil && l.GGUF != nil {
 		s := Specials{BOS: true, From: "GGUF metadata (llama.cpp defaults: add BOS, no EOS)"}
