@@ -304,6 +304,18 @@ func (r *Run) setupTargets(ctx context.Context) error {
 				return fmt.Errorf("%s: train.modules_to_save: %w", rec.Path, err)
 			}
 			r.Saved = saved
+			// A fully trained module's weights train in memory: a stored
+			// weight (model.weights = "stored") is read in first, else its
+			// forward would read the file and its gradient go nowhere.
+			for path, l := range layer.Linears(r.Model) {
+				for _, s := range saved {
+					if path == s || strings.HasPrefix(path, s+".") {
+						if err := l.Materialize(); err != nil {
+							return fmt.Errorf("%s: train.modules_to_save: %s: %w", rec.Path, path, err)
+						}
+					}
+				}
+			}
 			for _, s := range saved {
 				var n int64
 				for _, p := range layer.Params(r.Model) {

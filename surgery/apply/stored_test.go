@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,5 +132,90 @@ func TestGradientCheckpointingTrainsTheSame(t *testing.T) {
 	_, err := prepare(t, writeRecipe(t, smallRecipe("")), "train.gradient_checkpointing=true", "targets.0.config.lora_dropout=0.1")
 	if err == nil || !strings.Contains(err.Error(), "gradient_checkpointing") || !strings.Contains(err.Error(), "draw other masks") {
 		t.Fatalf("checkpointing with dropout: %v", err)
+	}
+}
+
+// With model.weights = "stored", a module trained fully (the classifier
+// head a checkpoint already has, modules_to_save) is read into memory and
+// trains as with float32 weights: the saved head equals the float32 run's
+// and is not the zero the unread parameter holds.
+func TestStoredWeightsTrainSavedModules(t *testing.T) {
+	dir := t.TempDir()
+	var data strings.Builder
+	for i := range 24 {
+		text := []string{"the bad cat", "a fine dog", "the good bird"}[i%3]
+		data.WriteString(`{"text": "` + text + `", "label": ` + []string{`"negative"`, `"neutral"`, `"positive"`}[i%3] + "}\n")
+	}
+	bert, err := filepath.Abs("../../core/testdata/reference/bert-f32") // paths are relative to the recipe
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := filepath.Join(dir, "train.jsonl")
+	if err := os.WriteFile(train, []byte(data.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(weights string) *safetensors.File {
+		out := filepath.Join(t.TempDir(), "out")
+		r, err := prepare(t, writeRecipe(t, `
+[model]
+path = "`+bert+`"
+task = "sequence-classification"
+labels = ["negative", "neutral", "positive"]
+weights = "`+weights+`"
+max_length = 16
+
+[data]
+train = "`+train+`"
+test_fraction = 0.25
+
+[[targets]]
+modules = ["query", "value"]
+config = { r = 2, lora_alpha = 4 }
+
+[train]
+epochs = 1
+batch_size = 6
+lr = 1e-2
+
+[output]
+dir = "`+out+`"
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if _, err := r.Execute(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(filepath.Join(out, "adapter", "adapter_model.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := safetensors.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	f32, st := run("f32"), run("stored")
+	name := "base_model.model.classifier.modules_to_save.default.weight"
+	if !slices.Contains(f32.Names(), name) {
+		name = "base_model.model.classifier.weight"
+	}
+	x, err := f32.Float32(name)
+	if err != nil {
+		t.Fatalf("%v (tensors %v)", err, f32.Names())
+	}
+	y, err := st.Float32(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scale, diff float64
+	for i := range x {
+		scale = math.Max(scale, math.Abs(float64(x[i])))
+		diff = math.Max(diff, math.Abs(float64(x[i]-y[i])))
+	}
+	if scale == 0 || diff > 1e-4*scale {
+		t.Fatalf("%s: stored and f32 differ by up to %g (largest value %g)", name, diff, scale)
 	}
 }

@@ -162,6 +162,7 @@ func ApplySaved(m nn.Model, saved map[string]tensor.Tensor, weight float64) erro
 	for _, p := range layer.Params(m) {
 		params[p.Path] = p
 	}
+	linears := layer.Linears(m)
 	for name, t := range saved {
 		p, ok := savedParam(params, name)
 		if !ok {
@@ -170,6 +171,14 @@ func ApplySaved(m nn.Model, saved map[string]tensor.Tensor, weight float64) erro
 		v, err := savedValues(p, name, t)
 		if err != nil {
 			return err
+		}
+		// A weight still where it is stored (weights "stored") is read in
+		// first: the blend starts from its values, and the layer must
+		// compute with the new ones, not the file's.
+		if l := linears[strings.TrimSuffix(p.Path, ".weight")]; l != nil && l.Weight == p.Param {
+			if err := l.Materialize(); err != nil {
+				return fmt.Errorf("saved tensor %s: %w", name, err)
+			}
 		}
 		blend(ops.Data(p.Param), v, weight)
 	}
