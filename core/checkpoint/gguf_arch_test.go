@@ -263,6 +263,7 @@ func TestGGUFArchErrors(t *testing.T) {
 		"rope-qwen2-yarn-bf16":           `rope_scaling type "yarn" is not supported (only linear)`,
 		"rope-llama-dynamic-f32":         `rope_scaling type "dynamic" is not supported (only linear)`,
 		"rope-phi3-longrope-partial-f32": "not supported",
+		"mistral-gqa-window3-f32":        "llama.cpp runs Mistral as llama, which has no sliding window",
 	} {
 		l, err := Load(filepath.Join(refDir, ref))
 		if err != nil {
@@ -281,5 +282,65 @@ func TestGGUFArchErrors(t *testing.T) {
 	defer bert.Close()
 	if err := SaveGGUF(filepath.Join(dir, "b.gguf"), bert, "f32"); err == nil || !strings.Contains(err.Error(), "causal LMs") {
 		t.Fatalf("bert: error %v", err)
+	}
+}
+
+// A Mistral without a sliding window is written as llama.cpp's converter
+// writes it, as llama (q/k permuted), and reads back as a Llama with the
+// same logits.
+func TestGGUFMistralAsLlama(t *testing.T) {
+	src := filepath.Join(refDir, "mistral-gqa-window3-f32")
+	dir := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "config.json" {
+			var cfg map[string]any
+			if err := json.Unmarshal(data, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			cfg["sliding_window"] = nil
+			data, _ = json.Marshal(cfg)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	out := filepath.Join(t.TempDir(), "m.gguf")
+	if err := writeGGUF(out, l, "f32", nil); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	if mt := back.Model.HFConfig()["model_type"]; mt != "llama" {
+		t.Fatalf("model_type %v, want llama", mt)
+	}
+	in := model.NewBatch([][]int{{1, 31, 17, 66, 74, 5, 9, 40, 2}}, 0)
+	want, err := l.Model.Logits(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := back.Model.Logits(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range ops.Data(want) {
+		if g := ops.Data(got)[i]; g != w {
+			t.Fatalf("logit %d = %v, the folder's %v", i, g, w)
+		}
 	}
 }

@@ -72,15 +72,26 @@ func hfHParams(a *arch, c map[string]any) (writeHParams, error) {
 // model_type.
 func archForModelType(path string, c map[string]any) (*arch, error) {
 	mt, _ := c["model_type"].(string)
+	if mt == "mistral" {
+		// llama.cpp's converter writes Mistral as llama (q/k permuted);
+		// its llama has no sliding window.
+		if w, ok := c["sliding_window"]; ok && w != nil {
+			return nil, fmt.Errorf("%s: writing GGUF: Mistral's sliding_window %v: llama.cpp runs Mistral as llama, which has no sliding window", path, w)
+		}
+		return archs["llama"], nil
+	}
 	a, ok := archs[mt]
 	if !ok {
-		return nil, fmt.Errorf("%s: writing GGUF: model_type %q is not supported (supported: %s)", path, mt, strings.Join(Architectures(), ", "))
+		types := append(Architectures(), "mistral")
+		slices.Sort(types)
+		return nil, fmt.Errorf("%s: writing GGUF: model_type %q is not supported (supported: %s)", path, mt, strings.Join(types, ", "))
 	}
 	return a, nil
 }
 
 // WriteModel writes a causal LM as a llama.cpp GGUF file, as llama.cpp's
-// convert_hf_to_gguf.py would: general.architecture and the <arch>.*
+// convert_hf_to_gguf.py would (Mistral without a sliding window as llama):
+// general.architecture and the <arch>.*
 // hyper-parameters of its family, general.file_type, the tokenizer
 // metadata, and the tensors under llama.cpp's names in its conventions
 // (Llama's q and k permuted to the interleaved rotary layout, Gemma's norm
