@@ -438,6 +438,9 @@ func TestFamilies(t *testing.T) {
 			if moved < 1e-4 {
 				t.Fatalf("the trained adapter leaves the logits unchanged (max change %g)", moved)
 			}
+			// Stored weights (memory-mapped, a classifier's head among them)
+			// take the adapter's saved head as well.
+			sameLogits(t, "forward --adapter --weights stored", familyLogits(t, tokens, base, "--adapter", adapter, "--weights", "stored"), tuned, 1e-5)
 			// PEFT -> native adapter -> PEFT changes nothing.
 			nativeAdapter, peftBack := filepath.Join(dir, "a.spago"), filepath.Join(dir, "peft-back")
 			cli(t, "convert", adapter, "--to", "native-adapter", "-o", nativeAdapter, "-q")
