@@ -64,6 +64,36 @@ func asmDots(t Type) dotsFunc {
 	}
 }
 
-// asmDequant returns the assembly dequantizer of type t, or nil: the
-// portable ones cost little next to the product that follows them.
-func asmDequant(Type) func(dst []float32, src []byte) { return nil }
+// asmDequant returns the assembly dequantizer of type t on the current
+// path, or nil (the K-quants: their portable decoders cost little next to
+// the product that follows them).
+func asmDequant(t Type) func(dst []float32, src []byte) {
+	if !useAsm() {
+		return nil
+	}
+	wide := useAVX512()
+	var k func(blocks int, w *byte, y *float32)
+	switch {
+	case t == Q8_0 && wide:
+		k = q8Dequant512
+	case t == Q8_0:
+		k = q8Dequant256
+	case t == Q4_0 && wide:
+		k = q4Dequant512
+	case t == Q4_0:
+		k = q4Dequant256
+	default:
+		return nil
+	}
+	bb := t.BlockBytes()
+	return func(dst []float32, src []byte) {
+		blocks := len(src) / bb
+		if blocks == 0 {
+			return
+		}
+		if len(src) != blocks*bb || len(dst) < 32*blocks {
+			panic("qmat: dequantizer called with short operands")
+		}
+		k(blocks, unsafe.SliceData(src), unsafe.SliceData(dst))
+	}
+}

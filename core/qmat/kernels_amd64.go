@@ -17,6 +17,18 @@ func q8Dots512(blocks int, stride int, rows int, w *byte, x *float32, y *float32
 //go:noescape
 func q4Dots512(blocks int, stride int, rows int, w *byte, x *float32, y *float32)
 
+// q8Dequant512 decodes blocks Q8_0 blocks at w to 32*blocks floats at y.
+// Requires AVX-512F.
+//
+//go:noescape
+func q8Dequant512(blocks int, w *byte, y *float32)
+
+// q4Dequant512 decodes blocks Q4_0 blocks at w to 32*blocks floats at y.
+// Requires AVX-512F.
+//
+//go:noescape
+func q4Dequant512(blocks int, w *byte, y *float32)
+
 // q4KDots512 sets y[r] to the dot product of x (256*blocks floats) with
 // the row of blocks super-blocks at w+r*stride, for r < rows.
 // aux holds the sums of x over each 32 elements.
@@ -44,6 +56,18 @@ func q8Dots256(blocks int, stride int, rows int, w *byte, x *float32, y *float32
 //
 //go:noescape
 func q4Dots256(blocks int, stride int, rows int, w *byte, x *float32, y *float32)
+
+// q8Dequant256 decodes blocks Q8_0 blocks at w to 32*blocks floats at y.
+// Requires AVX2, FMA and F16C.
+//
+//go:noescape
+func q8Dequant256(blocks int, w *byte, y *float32)
+
+// q4Dequant256 decodes blocks Q4_0 blocks at w to 32*blocks floats at y.
+// Requires AVX2, FMA and F16C.
+//
+//go:noescape
+func q4Dequant256(blocks int, w *byte, y *float32)
 
 // q4KDots256 sets y[r] to the dot product of x (256*blocks floats) with
 // the row of blocks super-blocks at w+r*stride, for r < rows.

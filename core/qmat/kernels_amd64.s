@@ -168,6 +168,63 @@ q4Dots512_sum:
 	VZEROUPPER
 	RET
 
+// func q8Dequant512(blocks int, w *byte, y *float32)
+// Requires: AVX, AVX2, AVX512F
+TEXT ·q8Dequant512(SB), NOSPLIT, $0-24
+	MOVQ blocks+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ y+16(FP), DX
+
+q8Dequant512_block:
+	VPBROADCASTW (CX), Y0
+	VCVTPH2PS    Y0, Z0
+	VPMOVSXBD    2(CX), Z1
+	VPMOVSXBD    18(CX), Z2
+	VCVTDQ2PS    Z1, Z1
+	VMULPS       Z0, Z1, Z1
+	VMOVUPS      Z1, (DX)
+	VCVTDQ2PS    Z2, Z2
+	VMULPS       Z0, Z2, Z2
+	VMOVUPS      Z2, 64(DX)
+	ADDQ         $0x00000022, CX
+	ADDQ         $0x00000080, DX
+	DECQ         AX
+	JNZ          q8Dequant512_block
+	VZEROUPPER
+	RET
+
+// func q4Dequant512(blocks int, w *byte, y *float32)
+// Requires: AVX, AVX2, AVX512F
+TEXT ·q4Dequant512(SB), NOSPLIT, $0-24
+	MOVQ         blocks+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         y+16(FP), DX
+	MOVL         $0x0000000f, BX
+	VPBROADCASTD BX, Z0
+	MOVL         $0x00000008, BX
+	VPBROADCASTD BX, Z1
+
+q4Dequant512_block:
+	VPBROADCASTW (CX), Y2
+	VCVTPH2PS    Y2, Z2
+	VPMOVZXBD    2(CX), Z4
+	VPANDD       Z0, Z4, Z3
+	VPSRLD       $0x04, Z4, Z4
+	VPSUBD       Z1, Z3, Z3
+	VPSUBD       Z1, Z4, Z4
+	VCVTDQ2PS    Z3, Z3
+	VMULPS       Z2, Z3, Z3
+	VMOVUPS      Z3, (DX)
+	VCVTDQ2PS    Z4, Z4
+	VMULPS       Z2, Z4, Z4
+	VMOVUPS      Z4, 64(DX)
+	ADDQ         $0x00000012, CX
+	ADDQ         $0x00000080, DX
+	DECQ         AX
+	JNZ          q4Dequant512_block
+	VZEROUPPER
+	RET
+
 // func q4KDots512(blocks int, stride int, rows int, w *byte, x *float32, aux *float32, y *float32)
 // Requires: AVX, AVX2, AVX512F, F16C
 TEXT ·q4KDots512(SB), NOSPLIT, $48-56
@@ -712,6 +769,84 @@ q4Dots256_sum:
 	ADDQ         CX, BX
 	DECQ         DX
 	JNZ          q4Dots256_row
+	VZEROUPPER
+	RET
+
+// func q8Dequant256(blocks int, w *byte, y *float32)
+// Requires: AVX, AVX2, F16C
+TEXT ·q8Dequant256(SB), NOSPLIT, $0-24
+	MOVQ blocks+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ y+16(FP), DX
+
+q8Dequant256_block:
+	VPBROADCASTW (CX), X0
+	VCVTPH2PS    X0, Y0
+	VPMOVSXBD    2(CX), Y1
+	VPMOVSXBD    10(CX), Y2
+	VPMOVSXBD    18(CX), Y3
+	VPMOVSXBD    26(CX), Y4
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, (DX)
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 32(DX)
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 64(DX)
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 96(DX)
+	ADDQ         $0x00000022, CX
+	ADDQ         $0x00000080, DX
+	DECQ         AX
+	JNZ          q8Dequant256_block
+	VZEROUPPER
+	RET
+
+// func q4Dequant256(blocks int, w *byte, y *float32)
+// Requires: AVX, AVX2, F16C
+TEXT ·q4Dequant256(SB), NOSPLIT, $0-24
+	MOVQ         blocks+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         y+16(FP), DX
+	MOVL         $0x0000000f, BX
+	VMOVD        BX, X0
+	VPBROADCASTD X0, Y0
+	MOVL         $0x00000008, BX
+	VMOVD        BX, X1
+	VPBROADCASTD X1, Y1
+
+q4Dequant256_block:
+	VPBROADCASTW (CX), X2
+	VCVTPH2PS    X2, Y2
+	VPMOVZXBD    2(CX), Y4
+	VPAND        Y0, Y4, Y3
+	VPSRLD       $0x04, Y4, Y4
+	VPSUBD       Y1, Y3, Y3
+	VPSUBD       Y1, Y4, Y4
+	VPMOVZXBD    10(CX), Y6
+	VPAND        Y0, Y6, Y5
+	VPSRLD       $0x04, Y6, Y6
+	VPSUBD       Y1, Y5, Y5
+	VPSUBD       Y1, Y6, Y6
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, (DX)
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y2, Y5, Y5
+	VMOVUPS      Y5, 32(DX)
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VMOVUPS      Y4, 64(DX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 96(DX)
+	ADDQ         $0x00000012, CX
+	ADDQ         $0x00000080, DX
+	DECQ         AX
+	JNZ          q4Dequant256_block
 	VZEROUPPER
 	RET
 

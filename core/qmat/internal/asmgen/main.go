@@ -32,6 +32,8 @@ func main() {
 	for _, avx512 := range []bool{true, false} {
 		dotsKernel(c, q8_0, avx512)
 		dotsKernel(c, q4_0, avx512)
+		dequantKernel(c, q8_0, avx512)
+		dequantKernel(c, q4_0, avx512)
 		q4KKernel(c, avx512)
 		q6KKernel(c, avx512)
 	}
@@ -238,6 +240,53 @@ func dotsKernel(c *build.Context, t blockType, avx512 bool) {
 	c.ADDQ(stride, w)
 	c.DECQ(rows)
 	c.JNZ(operand.LabelRef(p + "row"))
+	c.VZEROUPPER()
+	c.RET()
+}
+
+// dequantKernel emits <fn>Dequant512 or <fn>Dequant256: blocks blocks at
+// w decoded to 32 floats each at y, q times the block's scale in one
+// multiplication, as ggml's reference decoder computes them.
+func dequantKernel(c *build.Context, t blockType, avx512 bool) {
+	width, req := 256, "AVX2, FMA and F16C"
+	if avx512 {
+		width, req = 512, "AVX-512F"
+	}
+	name := fmt.Sprintf("%sDequant%d", t.fn, width)
+	c.Function(name)
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(blocks int, w *byte, y *float32)")
+	c.Pragma("noescape")
+	c.Doc(
+		fmt.Sprintf("%s decodes blocks %s blocks at w to 32*blocks floats at y.", name, t.name),
+		fmt.Sprintf("Requires %s.", req),
+	)
+	p := prefix(name)
+	n := c.Load(c.Param("blocks"), c.GP64())
+	pw := c.Load(c.Param("w"), c.GP64())
+	py := c.Load(c.Param("y"), c.GP64())
+	consts := t.setup(c, avx512)
+	v := vec{c, avx512}
+	c.Label(p + "block")
+	bp, yp := operand.Mem{Base: pw}, operand.Mem{Base: py}
+	d := v.half(bp)
+	var q []reg.VecVirtual
+	if avx512 {
+		a := t.decode512(c, bp, consts)
+		q = a[:]
+	} else {
+		a := t.decode256(c, bp, consts)
+		q = a[:]
+	}
+	for j, r := range q {
+		c.VCVTDQ2PS(r, r)
+		c.VMULPS(d, r, r)
+		c.VMOVUPS(r, yp.Offset(v.bytes()*j))
+	}
+	c.ADDQ(operand.U32(t.bytes), pw)
+	c.ADDQ(operand.U32(128), py)
+	c.DECQ(n)
+	c.JNZ(operand.LabelRef(p + "block"))
 	c.VZEROUPPER()
 	c.RET()
 }
