@@ -48,7 +48,7 @@ func Cat(ctx context.Context, s Surgeon, adapters []*peft.Adapter, weights []flo
 			return nil, fmt.Errorf("adapter %d: %w", i+1, err)
 		}
 		if len(a.Saved) > 0 {
-			return nil, fmt.Errorf("adapter %d carries fully trained tensors (%s): they cannot be concatenated into one adapter; merge into a model instead", i+1, sortedKeys(a.Saved)[0])
+			return nil, fmt.Errorf("adapter %d carries fully trained tensors (%s): they cannot be concatenated into one adapter; merge the adapters into the model with --method linear, ties or dare instead", i+1, sortedKeys(a.Saved)[0])
 		}
 		for _, t := range targets {
 			if comp == "" {
