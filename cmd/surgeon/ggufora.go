@@ -57,7 +57,7 @@ func convertGGUFLoRA(ctx context.Context, stdout io.Writer, adapterDir, basePath
 		r := ops.Rows(A)
 		mods = append(mods, gguf.LoRAModule{Module: p, A: ops.Data(A), B: ops.Data(B), R: r, In: a.Base.In(), Out: a.Base.Out(), Scale: s})
 	}
-	if err := gguf.WriteLlamaLoRA(out, m.HFConfig(), filepath.Base(adapterDir), mods); err != nil {
+	if err := gguf.WriteLoRA(out, m.HFConfig(), filepath.Base(adapterDir), mods); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d LoRA modules for llama.cpp)\n", out, len(mods))

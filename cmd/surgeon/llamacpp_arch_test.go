@@ -190,9 +190,11 @@ func writeRandomFolder(t *testing.T, dir, config string, seed uint64) {
 
 // A random LoRA on the fused and transposed projections (GPT-2's Conv1D
 // c_attn and c_fc, Phi-3's qkv_proj and gate_up_proj, Gemma 2's q_proj and
-// v_proj) merged by surgeon merge -o out.gguf: llama.cpp's greedy ids on
-// the merged file equal surgeon generate --adapter on the folder, and the
-// adapter changes them.
+// v_proj) merged by surgeon merge -o out.gguf, and written by surgeon
+// convert --to gguf-lora next to the base written by convert --to gguf:
+// llama.cpp's greedy ids on the merged file and on the base with the LoRA
+// GGUF equal surgeon generate --adapter on the folder, and the adapter
+// changes them.
 func TestLlamaCppArchMerge(t *testing.T) {
 	script := llamaCppPeer(t)
 	withPlugins(t, "lora", "convert")
@@ -237,18 +239,31 @@ func TestLlamaCppArchMerge(t *testing.T) {
 			if slices.Equal(plain, ours) {
 				t.Fatalf("the adapter does not change the greedy ids %v: the test could not tell", ours)
 			}
-			raw, err := exec.Command("node", script, merged, strconv.Itoa(n), prompt).Output()
-			if err != nil {
-				t.Fatalf("llama.cpp peer: %v", err)
+			base := filepath.Join(dir, "base.gguf")
+			if code, _, errs := runCLI("convert", folder, "--to", "gguf", "--type", "f32", "-o", base); code != 0 {
+				t.Fatalf("convert: %s", errs)
 			}
-			var theirs struct {
-				IDs []int `json:"ids"`
+			lora := filepath.Join(dir, "lora.gguf")
+			if code, _, errs := runCLI("convert", adapter, "--to", "gguf-lora", "--base", folder, "-o", lora); code != 0 {
+				t.Fatalf("convert --to gguf-lora: %s", errs)
 			}
-			if err := json.Unmarshal(raw, &theirs); err != nil {
-				t.Fatalf("llama.cpp peer output %q: %v", raw, err)
-			}
-			if !slices.Equal(ours, theirs.IDs) {
-				t.Fatalf("surgeon generate --adapter %v\nllama.cpp on the merged GGUF %v", ours, theirs.IDs)
+			for what, args := range map[string][]string{
+				"the merged GGUF":           {merged, strconv.Itoa(n), prompt},
+				"the base GGUF + LoRA GGUF": {base, strconv.Itoa(n), prompt, lora},
+			} {
+				raw, err := exec.Command("node", append([]string{script}, args...)...).Output()
+				if err != nil {
+					t.Fatalf("llama.cpp peer on %s: %v", what, err)
+				}
+				var theirs struct {
+					IDs []int `json:"ids"`
+				}
+				if err := json.Unmarshal(raw, &theirs); err != nil {
+					t.Fatalf("llama.cpp peer output %q: %v", raw, err)
+				}
+				if !slices.Equal(ours, theirs.IDs) {
+					t.Fatalf("surgeon generate --adapter %v\nllama.cpp on %s %v", ours, what, theirs.IDs)
+				}
 			}
 			t.Logf("%s: %d greedy ids equal: %v", c.name, n, ours)
 		})

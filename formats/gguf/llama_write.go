@@ -100,24 +100,39 @@ type LoRAModule struct {
 }
 
 // WriteLlamaLoRA writes a LoRA adapter of a Llama model in llama.cpp's
-// adapter GGUF format: general.type "adapter", adapter.type "lora",
-// adapter.lora.alpha, and tensors "<base tensor>.lora_a" (ne [in, r]) and
-// ".lora_b" (ne [r, out]), F32, with the rows of B permuted like the base
-// q and k weights. llama.cpp scales each module by alpha/r (by 1 when
-// alpha is 0): when every module's scale times its rank is the same
-// number, that number is alpha; otherwise alpha is 0 and each B carries
-// its scale. cfg is the base model's Hugging Face config.
+// adapter GGUF format; it is WriteLoRA, which writes the other
+// architectures too.
 func WriteLlamaLoRA(path string, cfg map[string]any, name string, mods []LoRAModule) error {
 	if mt, _ := cfg["model_type"].(string); mt != "llama" {
 		return fmt.Errorf("%s: llama.cpp LoRA adapters are written for Llama bases, not model_type %q", path, mt)
 	}
-	heads, err := cfgInt(cfg, "num_attention_heads")
+	return WriteLoRA(path, cfg, name, mods)
+}
+
+// WriteLoRA writes a LoRA adapter in llama.cpp's adapter GGUF format for
+// a base of any family WriteModel writes: general.architecture of the
+// base, general.type "adapter", adapter.type "lora", adapter.lora.alpha,
+// and tensors "<base tensor>.lora_a" (ne [in, r]) and ".lora_b" (ne
+// [r, out]), F32, with the rows of B permuted like the base q and k
+// weights where the architecture permutes them (llama). In and Out are the
+// layer's, so GPT-2's Conv1D modules need no transposition: llama.cpp
+// holds their base weights [out, in]. llama.cpp scales each module by
+// alpha/r (by 1 when alpha is 0): when every module's scale times its rank
+// is the same number, that number is alpha; otherwise alpha is 0 and each
+// B carries its scale. cfg is the base model's Hugging Face config.
+func WriteLoRA(path string, cfg map[string]any, name string, mods []LoRAModule) error {
+	a, err := archForModelType(path, cfg)
 	if err != nil {
 		return err
 	}
-	kvHeads, err := cfgInt(cfg, "num_key_value_heads")
-	if err != nil {
-		kvHeads = heads
+	heads, kvHeads := 0, 0
+	if a.permuteQK {
+		if heads, err = cfgInt(cfg, "num_attention_heads"); err != nil {
+			return err
+		}
+		if kvHeads, err = cfgInt(cfg, "num_key_value_heads"); err != nil {
+			kvHeads = heads
+		}
 	}
 	if len(mods) == 0 {
 		return fmt.Errorf("%s: no LoRA modules to write", path)
@@ -130,7 +145,7 @@ func WriteLlamaLoRA(path string, cfg map[string]any, name string, mods []LoRAMod
 		}
 	}
 	kvs := []KV{
-		{"general.architecture", "llama"},
+		{"general.architecture", a.name},
 		{"general.type", "adapter"},
 		{"general.name", name},
 		{"adapter.type", "lora"},
@@ -138,7 +153,7 @@ func WriteLlamaLoRA(path string, cfg map[string]any, name string, mods []LoRAMod
 	}
 	var ts []WriteTensor
 	for _, m := range mods {
-		base, ok := LlamaGGUFName(m.Module + ".weight")
+		base, ok := a.ggufName(m.Module + ".weight")
 		if !ok {
 			return fmt.Errorf("%s: module %q has no llama.cpp tensor", path, m.Module)
 		}
@@ -156,9 +171,9 @@ func WriteLlamaLoRA(path string, cfg map[string]any, name string, mods []LoRAMod
 			return err
 		}
 		switch {
-		case strings.HasSuffix(base, ".attn_q.weight"):
+		case a.permuteQK && strings.HasSuffix(base, ".attn_q.weight"):
 			bt, err = PermuteQK(bt, heads)
-		case strings.HasSuffix(base, ".attn_k.weight"):
+		case a.permuteQK && strings.HasSuffix(base, ".attn_k.weight"):
 			bt, err = PermuteQK(bt, kvHeads)
 		}
 		if err != nil {
