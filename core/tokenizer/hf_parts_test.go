@@ -2,8 +2,10 @@ package tokenizer
 
 import (
 	"errors"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -71,3 +73,61 @@ func TestByteLevelBPEParts(t *testing.T) {
 		t.Error("a template id outside the vocabulary was accepted")
 	}
 }
+
+// The generic matcher of patterns ending in GPT-4's whitespace
+// alternatives splits every reference text (and random mixes of the
+// characters that matter) exactly as the hand-written scanners of the
+// GPT-2, Llama 3, Qwen 2 and Qwen 3.5 patterns do.
+func TestTailMatcherEqualsScanners(t *testing.T) {
+	var texts []refText
+	readGzipJSON(t, filepath.Join("testdata", "tokref", "texts.json.gz"), &texts)
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := []string{" ", "  ", "\t", "\n", "\r\n", "\u00a0", "\u3000", "a", "B", "é", "e\u0301", "\u0301", "1", "٣", "'s", "'LL", "'", "!", "?.", "/", "日", "😀", "\u200d"}
+	for range 2000 {
+		var b strings.Builder
+		for range r.IntN(12) {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		texts = append(texts, refText{Text: b.String()})
+	}
+	for _, p := range []string{gpt2Pattern, llama3Pattern, qwenPattern, qwen35Pattern} {
+		tm, ok := newTailMatcher(p)
+		if !ok {
+			t.Fatalf("%q: no tail matcher", p)
+		}
+		sc := knownPatterns[p]
+		bad := 0
+		for _, x := range texts {
+			want, got := sc.find(nil, x.Text), tm.find(nil, x.Text)
+			if !slices.Equal(got, want) {
+				if bad++; bad <= 3 {
+					t.Errorf("%.30q... on %q:\n got %v\nwant %v", p, x.Text, got, want)
+				}
+			}
+		}
+	}
+}
+
+// GPT-4o's pattern (cased letter runs with contractions, digits by three)
+// is read through the generic matcher.
+func TestTailMatcherGPT4o(t *testing.T) {
+	const gpt4o = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	m, err := newMatcher(pattern{Regex: ptr(gpt4o)}, "pattern")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.(tailMatcher); !ok {
+		t.Fatalf("matcher %T", m)
+	}
+	text := "Hello World's 12345 camelCase\u00a0 x\n\n  y"
+	var got []string
+	for _, s := range m.find(nil, text) {
+		got = append(got, text[s[0]:s[1]])
+	}
+	want := []string{"Hello", " World's", " ", "123", "45", " camel", "Case", "\u00a0", " x", "\n\n", " ", " y"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%q, want %q", got, want)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -83,9 +83,12 @@ func newMatcher(p pattern, path string) (matcher, error) {
 		if m, ok := knownPatterns[*p.Regex]; ok {
 			return m, nil
 		}
+		if m, ok := newTailMatcher(*p.Regex); ok {
+			return m, nil
+		}
 		re, err := regexp.Compile(*p.Regex)
 		if err != nil {
-			return nil, fmt.Errorf("%s: regex %q: %w (Go's regexp has no look-around; only the GPT-2, Llama 3 and Qwen split patterns have exact scanners)", path, *p.Regex, err)
+			return nil, fmt.Errorf("%s: regex %q: %w (Go's regexp has no look-around; split patterns with one are read when they end in GPT-4's whitespace alternatives, |\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+)", path, *p.Regex, err)
 		}
 		return goRegexp{re}, nil
 	}

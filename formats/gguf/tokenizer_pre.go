@@ -14,13 +14,17 @@ import (
 var ErrUnknownPreTokenizer = errors.New("pre-tokenizer not known")
 
 // The split patterns as tokenizer.json spells them. core/tokenizer runs
-// those with look-ahead (GPT-2, Llama 3, Qwen 2, Qwen 3.5) with exact scanners,
-// the others with Go's regexp.
+// those with look-ahead (all ending in GPT-4's whitespace alternatives)
+// exactly, the others with Go's regexp.
 const (
-	gpt2Split   = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
-	llama3Split = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
-	qwen2Split  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
-	qwen35Split = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	gpt2Split      = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+	llama3Split    = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	qwen2Split     = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	qwen35Split    = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	tekkenSplit    = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	gpt4oSplit     = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	seedCoderSplit = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+`
+	minicpm5Split  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}+| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 	// cl100kSplit is Llama 3's pattern as some conversions write it.
 	cl100kSplit = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+(?!\S)|\s+`
 	digitSplit  = `\p{N}`
@@ -57,9 +61,10 @@ type bpePre struct {
 }
 
 // bpePres are the pre-tokenizers of llama.cpp's src/llama-vocab.cpp whose
-// patterns core/tokenizer runs exactly. Those with look-ahead beyond the
-// GPT-2, Llama 3 and Qwen 2 patterns (tekken, gpt-4o, deepseek-v3, ...)
-// are missing.
+// patterns core/tokenizer runs exactly. Those with other look-arounds
+// (deepseek-v3, tiny_aya, superbpe, ...), possessive quantifiers
+// (bailingmoe), other whitespace tails (exaone-moe) or custom code in
+// llama.cpp (kimi-k2, afmoe) are missing.
 var bpePres = []bpePre{
 	{names: []string{"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "mpt", "olmo", "jais", "trillion", "granite-docling", "exaone4",
 		// llama.cpp appends SEP for these (add_sep) only in its BERT-style
@@ -71,6 +76,10 @@ var bpePres = []bpePre{
 	{names: []string{"smaug-bpe", "dbrx", "chatglm-bpe", "glm4"}, splits: []string{llama3Split}},
 	{names: []string{"qwen2", "deepseek-r1-qwen"}, splits: []string{qwen2Split}, nfc: true},
 	{names: []string{"qwen35"}, splits: []string{qwen35Split}},
+	{names: []string{"tekken"}, splits: []string{tekkenSplit}, ignoreMerges: true, addBOS: true},
+	{names: []string{"gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"}, splits: []string{gpt4oSplit}},
+	{names: []string{"seed-coder"}, splits: []string{seedCoderSplit}},
+	{names: []string{"minicpm5"}, splits: []string{`\p{N}{1,3}`, minicpm5Split}, ignoreMerges: true},
 	{names: []string{"stablelm2", "hunyuan", "solar-open", "grok-2", "kormo", "f2llmv2", "megrez"}, splits: []string{qwen2Split}},
 	{names: []string{"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b", "mellum2"},
 		splits: []string{digitSplit, gpt2Split}},
@@ -119,9 +128,8 @@ func findPre(name string) (*bpePre, bool) {
 // the look-ahead patterns core/tokenizer scans by hand becomes Unicode
 // White_Space, as the Oniguruma engine of Hugging Face reads it.
 func goPattern(p string) string {
-	switch p {
-	case gpt2Split, llama3Split, qwen2Split, qwen35Split, cl100kSplit:
-		return p
+	if strings.HasSuffix(p, `|\s+(?!\S)|\s+`) {
+		return p // core/tokenizer reads these itself, \s included
 	}
 	var b strings.Builder
 	inClass := false

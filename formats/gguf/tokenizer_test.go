@@ -247,7 +247,7 @@ func TestBPETokenizer(t *testing.T) {
 		want string
 		is   error
 	}{
-		{"unknown pre", withKV(tinyBPE("x"), "tokenizer.ggml.pre", "tekken"), `"tekken"`, ErrUnknownPreTokenizer},
+		{"unknown pre", withKV(tinyBPE("x"), "tokenizer.ggml.pre", "kimi-k2"), `"kimi-k2"`, ErrUnknownPreTokenizer},
 		{"no vocab", []testKV{{"tokenizer.ggml.model", "none"}}, `"none"`, ErrNoVocab},
 		{"unknown model", []testKV{{"tokenizer.ggml.model", "rwkv"}}, `"gpt2" (byte-level BPE)`, nil},
 		{"no merges", withKV(tinyBPE("gpt-2"), "tokenizer.ggml.merges", nil), "merges is missing", nil},
@@ -272,7 +272,7 @@ func TestBPETokenizer(t *testing.T) {
 		})
 	}
 	t.Run("unknown pre lists the known", func(t *testing.T) {
-		f, _ := Parse(testFile{kvs: withKV(tinyBPE("x"), "tokenizer.ggml.pre", "tekken")}.bytes())
+		f, _ := Parse(testFile{kvs: withKV(tinyBPE("x"), "tokenizer.ggml.pre", "kimi-k2")}.bytes())
 		_, err := Tokenizer(f)
 		for _, n := range []string{"gpt-2", "llama-bpe", "qwen2", "smollm", "deepseek-llm", "default"} {
 			if !strings.Contains(fmt.Sprint(err), n) {
@@ -307,6 +307,8 @@ func TestPreTokenizerName(t *testing.T) {
 		{"qwen 2", `{"type": "NFC"}`, seq(split(qwen2Split), bl(false)), false, "qwen2"},
 		{"qwen pattern without NFC", "", seq(split(qwen2Split), bl(false)), false, "stablelm2"},
 		{"smollm", "", seq(`{"type":"Digits","individual_digits":true}`, bl(true)), false, "smollm"},
+		{"gpt-4o", "", seq(split(gpt4oSplit), bl(false)), false, "gpt-4o"},
+		{"tekken", "", seq(split(tekkenSplit), bl(false)), true, "tekken"},
 		{"deepseek-coder", "", seq(split(`[\r\n]`), split(`\s?\p{L}+`), split(`\s?\p{P}+`), split("[一-龥\u0800-一가-\ud7ff]+"), `{"type":"Digits","individual_digits":true}`, bl(false)), false, "deepseek-coder"},
 		{"unknown regex", "", seq(split(`\w+`), bl(false)), false, "error: no llama.cpp pre-tokenizer"},
 		{"prefix space", "", `{"type":"ByteLevel","add_prefix_space":true,"use_regex":true}`, false, "error: add_prefix_space"},
