@@ -255,18 +255,20 @@ q4KDots512_block:
 	ANDL          $0x03030303, R14
 	SHLL          $0x04, R14
 	ORL           R14, R13
-	MOVL          R13, 12(SP)
 	MOVL          R10, R14
 	SHRL          $0x06, R14
 	ANDL          $0x03030303, R14
 	SHLL          $0x04, R14
 	ANDL          $0x0f0f0f0f, R12
 	ORL           R14, R12
-	MOVL          R12, 4(SP)
 	ANDL          $0x3f3f3f3f, R11
-	MOVL          R11, 8(SP)
 	ANDL          $0x3f3f3f3f, R10
-	MOVL          R10, (SP)
+	SHLQ          $0x20, R12
+	ORQ           R12, R10
+	MOVQ          R10, (SP)
+	SHLQ          $0x20, R13
+	ORQ           R13, R11
+	MOVQ          R11, 8(SP)
 	VPBROADCASTW  (SI), X3
 	VCVTPH2PS     X3, Y3
 	VPBROADCASTW  2(SI), X4
@@ -881,18 +883,20 @@ q4KDots256_block:
 	ANDL         $0x03030303, R14
 	SHLL         $0x04, R14
 	ORL          R14, R13
-	MOVL         R13, 12(SP)
 	MOVL         R10, R14
 	SHRL         $0x06, R14
 	ANDL         $0x03030303, R14
 	SHLL         $0x04, R14
 	ANDL         $0x0f0f0f0f, R12
 	ORL          R14, R12
-	MOVL         R12, 4(SP)
 	ANDL         $0x3f3f3f3f, R11
-	MOVL         R11, 8(SP)
 	ANDL         $0x3f3f3f3f, R10
-	MOVL         R10, (SP)
+	SHLQ         $0x20, R12
+	ORQ          R12, R10
+	MOVQ         R10, (SP)
+	SHLQ         $0x20, R13
+	ORQ          R13, R11
+	MOVQ         R11, 8(SP)
 	VPBROADCASTW (SI), X3
 	VCVTPH2PS    X3, Y3
 	VPBROADCASTW 2(SI), X4

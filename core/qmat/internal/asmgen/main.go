@@ -482,7 +482,6 @@ func q4KKernel(c *build.Context, avx512 bool) {
 			c.ANDL(operand.U32(0x03030303), u)
 			c.SHLL(operand.U8(4), u)
 			c.ORL(u, t)
-			c.MOVL(t, local.Offset(12))
 			// scales 4-7: a2&0x0f0f0f0f | ((a0>>6)&0x03030303)<<4
 			c.MOVL(a0, u)
 			c.SHRL(operand.U8(6), u)
@@ -490,12 +489,18 @@ func q4KKernel(c *build.Context, avx512 bool) {
 			c.SHLL(operand.U8(4), u)
 			c.ANDL(operand.U32(0x0f0f0f0f), a2)
 			c.ORL(u, a2)
-			c.MOVL(a2, local.Offset(4))
 			// mins 0-3 and scales 0-3: the low six bits
 			c.ANDL(operand.U32(0x3f3f3f3f), a1)
-			c.MOVL(a1, local.Offset(8))
 			c.ANDL(operand.U32(0x3f3f3f3f), a0)
-			c.MOVL(a0, local)
+			// One 8-byte store each for the scales and the mins, so that
+			// the vector loads below are forwarded from the stores.
+			// (32-bit operations cleared the upper halves.)
+			c.SHLQ(operand.U8(32), a2.As64())
+			c.ORQ(a2.As64(), a0.As64())
+			c.MOVQ(a0.As64(), local)
+			c.SHLQ(operand.U8(32), t.As64())
+			c.ORQ(t.As64(), a1.As64())
+			c.MOVQ(a1.As64(), local.Offset(8))
 			// d*sc to the stack; dmin*m times the sums of x, subtracted.
 			d, dmin := c.YMM(), c.YMM()
 			c.VPBROADCASTW(mem, d.AsX())
