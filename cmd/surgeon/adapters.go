@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
+	"github.com/surgeon-ml/surgeon/core/qmat"
 	"github.com/surgeon-ml/surgeon/surgery/attach"
 )
 
@@ -34,8 +35,8 @@ const weightsDoc = `how frozen linear weights are held: f32 (read into float32 m
 (they stay memory-mapped in their file's dtype and are converted one layer at a
 time while a product runs: a model needs about its embeddings plus one layer of
 float32 memory; same results to rounding; quantized GGUF blocks are multiplied
-in place when decoding), or auto: stored for a GGUF file with quantized weights,
-f32 otherwise`
+in place when decoding), or auto: stored for a GGUF file with quantized weights
+on a CPU with the assembly kernels (AVX2), f32 otherwise`
 
 // checkWeights validates a --weights value.
 func checkWeights(w string) error {
@@ -50,7 +51,7 @@ func checkWeights(w string) error {
 func loadWithAdapters(ctx context.Context, path string, adapters []string, weights string) (l *checkpoint.Loaded, closeAll func(), err error) {
 	if weights == "auto" {
 		weights = "f32"
-		if checkpoint.QuantizedGGUF(path) {
+		if qmat.Accelerated() && checkpoint.QuantizedGGUF(path) {
 			weights = "stored"
 		}
 	}

@@ -316,6 +316,13 @@ func pickDequant(t Type) func(dst []float32, src []byte) {
 	return genericDequant[t]
 }
 
+// Accelerated reports whether the kernels currently run in assembly (on
+// amd64 CPUs with AVX2, FMA and F16C, unless linalg.SetGeneric(true) is in
+// force). The portable kernels read blocks in place at a fraction of the
+// float32 product's speed: callers choosing between keeping weights
+// quantized and decoding them once may ask.
+func Accelerated() bool { return useAsm() }
+
 // useAsm and useAVX512 follow linalg's switches (SetGeneric, SetAVX512)
 // and this CPU.
 func useAsm() bool { return hasAVX2 && linalg.Accelerated() }
