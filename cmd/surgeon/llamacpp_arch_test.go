@@ -193,8 +193,8 @@ func writeRandomFolder(t *testing.T, dir, config string, seed uint64) {
 // v_proj) merged by surgeon merge -o out.gguf, and written by surgeon
 // convert --to gguf-lora next to the base written by convert --to gguf:
 // llama.cpp's greedy ids on the merged file and on the base with the LoRA
-// GGUF equal surgeon generate --adapter on the folder, and the adapter
-// changes them.
+// GGUF, and surgeon's on the base GGUF with the LoRA GGUF read back, equal
+// surgeon generate --adapter on the folder, and the adapter changes them.
 func TestLlamaCppArchMerge(t *testing.T) {
 	script := llamaCppPeer(t)
 	withPlugins(t, "lora", "convert")
@@ -246,6 +246,9 @@ func TestLlamaCppArchMerge(t *testing.T) {
 			lora := filepath.Join(dir, "lora.gguf")
 			if code, _, errs := runCLI("convert", adapter, "--to", "gguf-lora", "--base", folder, "-o", lora); code != 0 {
 				t.Fatalf("convert --to gguf-lora: %s", errs)
+			}
+			if back := surgeonIDs(base, "--adapter", lora); !slices.Equal(back, ours) {
+				t.Fatalf("surgeon generate on the base GGUF --adapter the LoRA GGUF %v, on the folder %v", back, ours)
 			}
 			for what, args := range map[string][]string{
 				"the merged GGUF":           {merged, strconv.Itoa(n), prompt},

@@ -28,7 +28,8 @@ type LoRA struct {
 }
 
 // ReadLoRA reads the llama.cpp LoRA adapter GGUF at path for a base model
-// of Hugging Face config base (its model_type and head counts). Every
+// of Hugging Face config base (its model_type and head counts), of any
+// architecture Architectures lists (what WriteLoRA writes). Every
 // tensor must be a "<base tensor>.lora_a" / ".lora_b" pair of a linear
 // weight the base architecture has; errors name the file and the tensor.
 func ReadLoRA(path string, base map[string]any) (*LoRA, error) {
@@ -47,11 +48,12 @@ func ReadLoRA(path string, base map[string]any) (*LoRA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	mt, _ := base["model_type"].(string)
-	if arch != "llama" {
-		return nil, fmt.Errorf("%s: LoRA adapters of architecture %q are not read (supported: llama)", path, arch)
+	ar, err := lookupArch(arch)
+	if err != nil {
+		return nil, fmt.Errorf("%s: LoRA adapter: %w", path, err)
 	}
-	if mt != "llama" {
+	if ba, err := archForModelType(path, base); err != nil || ba != ar {
+		mt, _ := base["model_type"].(string)
 		return nil, fmt.Errorf("%s: a LoRA adapter of a %s model cannot apply to a base of model_type %q", path, arch, mt)
 	}
 	l := &LoRA{Arch: arch}
@@ -60,13 +62,14 @@ func ReadLoRA(path string, base map[string]any) (*LoRA, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	heads, err := cfgInt(base, "num_attention_heads")
-	if err != nil {
-		return nil, fmt.Errorf("%s: base config: %w", path, err)
-	}
-	kvHeads, err := cfgInt(base, "num_key_value_heads")
-	if err != nil {
-		kvHeads = heads
+	heads, kvHeads := 0, 0
+	if ar.permuteQK {
+		if heads, err = cfgInt(base, "num_attention_heads"); err != nil {
+			return nil, fmt.Errorf("%s: base config: %w", path, err)
+		}
+		if kvHeads, err = cfgInt(base, "num_key_value_heads"); err != nil {
+			kvHeads = heads
+		}
 	}
 
 	stems := map[string]bool{}
@@ -96,12 +99,12 @@ func ReadLoRA(path string, base map[string]any) (*LoRA, error) {
 	}
 	sort.Strings(names)
 	for _, stem := range names {
-		hf, ok := LlamaName(stem)
+		hf, ok := ar.hfName(stem)
 		if !ok {
 			return nil, fmt.Errorf("%s: tensor %s.lora_a: base tensor %s is not a tensor of a %s model", path, stem, stem, arch)
 		}
 		module, ok := strings.CutSuffix(hf, ".weight")
-		if !ok || !strings.HasPrefix(hf, "model.layers.") || strings.Contains(module, "layernorm") {
+		if !ok || !strings.HasPrefix(hf, ar.blockPrefix) || strings.HasSuffix(stem, "norm.weight") {
 			return nil, fmt.Errorf("%s: tensor %s.lora_a: base tensor %s (%s) is not a linear layer's weight", path, stem, stem, hf)
 		}
 		a, as, err := f.Float32(stem + ".lora_a")
@@ -125,9 +128,9 @@ func ReadLoRA(path string, base map[string]any) (*LoRA, error) {
 			return nil, err
 		}
 		switch {
-		case strings.HasSuffix(stem, ".attn_q.weight"):
+		case ar.permuteQK && strings.HasSuffix(stem, ".attn_q.weight"):
 			bt, err = UnpermuteQK(bt, heads)
-		case strings.HasSuffix(stem, ".attn_k.weight"):
+		case ar.permuteQK && strings.HasSuffix(stem, ".attn_k.weight"):
 			bt, err = UnpermuteQK(bt, kvHeads)
 		}
 		if err != nil {
