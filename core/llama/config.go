@@ -7,6 +7,7 @@ package llama
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -79,11 +80,29 @@ type Config struct {
 	// Extra holds a family's own config.json keys (sliding_window,
 	// hidden_activation, ...), written back by Map.
 	Extra map[string]json.RawMessage `json:"-"`
+	// Unknown holds the config.json keys that neither a field above nor a
+	// family reads (dropouts, initializer_range, use_cache, ...). Map
+	// writes them back as they were, so a merged or converted checkpoint
+	// keeps them.
+	Unknown map[string]json.RawMessage `json:"-"`
 	// ZeroIDs names the optional token ids (bos_token_id, pad_token_id)
 	// that config.json sets to 0. gob drops a pointer to zero, so a
 	// native model would lose them; RestoreZeroIDs puts them back.
 	ZeroIDs []string `json:"-"`
 }
+
+// configKeys are the config.json keys Config's fields read.
+var configKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			keys[name] = true
+		}
+	}
+	return keys
+}()
 
 // RestoreZeroIDs sets the token ids that ZeroIDs names back to 0 after a
 // gob decoding left them nil.
@@ -122,6 +141,17 @@ func Decode(data []byte) (*Config, error) {
 	c := &Config{RMSNormEps: 1e-6, RopeTheta: 10000, HiddenAct: "silu", MaxPositionEmbeddings: 2048}
 	if err := json.Unmarshal(data, c); err != nil {
 		return nil, fmt.Errorf("llama config: %w", err)
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(data, &all); err == nil {
+		for k, v := range all {
+			if !configKeys[k] {
+				if c.Unknown == nil {
+					c.Unknown = map[string]json.RawMessage{}
+				}
+				c.Unknown[k] = v
+			}
+		}
 	}
 	if c.BOSTokenID != nil && *c.BOSTokenID == 0 {
 		c.ZeroIDs = append(c.ZeroIDs, "bos_token_id")
@@ -192,6 +222,28 @@ func (c *Config) Map() map[string]any {
 	b, _ := json.Marshal(c)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
+	for k, raw := range c.Unknown {
+		if _, set := m[k]; set {
+			continue
+		}
+		var v any
+		if json.Unmarshal(raw, &v) == nil {
+			m[k] = v
+		}
+	}
+	if len(c.ID2Label) > 0 {
+		// transformers derives num_labels from id2label and writes
+		// label2id as its inverse: keep both in step with the labels.
+		delete(m, "num_labels")
+		l2i := map[string]any{}
+		for id, label := range c.ID2Label {
+			var n int
+			if _, err := fmt.Sscan(id, &n); err == nil {
+				l2i[label] = n
+			}
+		}
+		m["label2id"] = l2i
+	}
 	for k, raw := range c.Extra {
 		var v any
 		if json.Unmarshal(raw, &v) == nil {
