@@ -361,6 +361,8 @@ func FuzzBPETokenizer(f *testing.F) {
 	f.Add("1\x002\x0012", "1 2", []byte{4, 5, 6}, "smollm", uint32(0xFFFFFFFF), true, "1212 12")
 	f.Add("x", "", []byte{}, "deepseek-llm", uint32(0), true, "\r\n x")
 	f.Add("x\x00y", "x y\nx", []byte{2, 3}, "qwen2", uint32(1), true, "xyx")
+	f.Add("A\x00b\x00Ab", "A b", []byte{1, 1, 4}, "gpt-4o", uint32(2), true, "AbAb's  \n\n x")
+	f.Add("1\x00\u0301\x00é", "", []byte{1, 1}, "qwen35", uint32(0), false, "e\u0301 1")
 	f.Fuzz(func(t *testing.T, tokens, merges string, types []byte, pre string, bos uint32, addBOS bool, text string) {
 		kvs := []testKV{
 			{"tokenizer.ggml.model", "gpt2"},
