@@ -131,3 +131,23 @@ func TestTailMatcherGPT4o(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// FuzzTailMatcher checks the generic matcher against the hand-written
+// scanners on any text.
+func FuzzTailMatcher(f *testing.F) {
+	for _, s := range []string{"Hello World's 12345", "  \n\n x\t\u00a0y", "e\u0301'LL 日本😀", "\r\n\r \n", ""} {
+		f.Add(s)
+	}
+	pats := []string{gpt2Pattern, llama3Pattern, qwenPattern, qwen35Pattern}
+	tms := make([]tailMatcher, len(pats))
+	for i, p := range pats {
+		tms[i], _ = newTailMatcher(p)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		for i, p := range pats {
+			if got, want := tms[i].find(nil, text), knownPatterns[p].find(nil, text); !slices.Equal(got, want) {
+				t.Fatalf("%.30q... on %q:\n got %v\nwant %v", p, text, got, want)
+			}
+		}
+	})
+}
