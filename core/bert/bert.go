@@ -51,6 +51,9 @@ type Config struct {
 	Label2ID              map[string]int    `json:"label2id,omitempty"`
 	NumLabels             int               `json:"num_labels,omitempty"`
 	TorchDtype            string            `json:"torch_dtype,omitempty"`
+	// Unknown holds the config.json keys no field reads (dropouts,
+	// initializer_range, ...), written back unchanged by HFConfig.
+	Unknown map[string]json.RawMessage `json:"-"`
 }
 
 // ParseConfig decodes and validates a config.json document.
@@ -59,6 +62,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := json.Unmarshal(data, c); err != nil {
 		return nil, fmt.Errorf("bert config: %w", err)
 	}
+	c.Unknown = model.UnknownKeys[Config](data)
 	switch {
 	case c.HiddenSize <= 0 || c.NumHiddenLayers <= 0 || c.NumAttentionHeads <= 0 || c.IntermediateSize <= 0 || c.VocabSize <= 0:
 		return nil, fmt.Errorf("bert config: hidden_size, num_hidden_layers, num_attention_heads, intermediate_size and vocab_size must be positive")
@@ -199,6 +203,7 @@ func (m *Model) HFConfig() map[string]any {
 	b, _ := json.Marshal(m.Config)
 	var out map[string]any
 	_ = json.Unmarshal(b, &out)
+	model.SetUnknown(out, m.Config.Unknown)
 	return out
 }
 

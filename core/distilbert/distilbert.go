@@ -61,6 +61,9 @@ type Config struct {
 	Label2ID              map[string]int    `json:"label2id,omitempty"`
 	NumLabels             int               `json:"num_labels,omitempty"`
 	TorchDtype            string            `json:"torch_dtype,omitempty"`
+	// Unknown holds the config.json keys no field reads (dropouts,
+	// initializer_range, ...), written back unchanged by HFConfig.
+	Unknown map[string]json.RawMessage `json:"-"`
 }
 
 // ParseConfig decodes and validates a config.json document with
@@ -72,6 +75,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := json.Unmarshal(data, c); err != nil {
 		return nil, fmt.Errorf("distilbert config: %w", err)
 	}
+	c.Unknown = model.UnknownKeys[Config](data)
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("distilbert config: %s: %s", key, fmt.Sprintf(format, args...))
 	}
@@ -203,6 +207,7 @@ func (m *Model) HFConfig() map[string]any {
 	b, _ := json.Marshal(m.Config)
 	var out map[string]any
 	_ = json.Unmarshal(b, &out)
+	model.SetUnknown(out, m.Config.Unknown)
 	return out
 }
 

@@ -7,8 +7,9 @@ package llama
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"strings"
+
+	"github.com/surgeon-ml/surgeon/core/model"
 )
 
 // Config mirrors the fields of a Hugging Face LlamaConfig that affect the
@@ -91,19 +92,6 @@ type Config struct {
 	ZeroIDs []string `json:"-"`
 }
 
-// configKeys are the config.json keys Config's fields read.
-var configKeys = func() map[string]bool {
-	keys := map[string]bool{}
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name != "" && name != "-" {
-			keys[name] = true
-		}
-	}
-	return keys
-}()
-
 // RestoreZeroIDs sets the token ids that ZeroIDs names back to 0 after a
 // gob decoding left them nil.
 func (c *Config) RestoreZeroIDs() {
@@ -142,17 +130,7 @@ func Decode(data []byte) (*Config, error) {
 	if err := json.Unmarshal(data, c); err != nil {
 		return nil, fmt.Errorf("llama config: %w", err)
 	}
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(data, &all); err == nil {
-		for k, v := range all {
-			if !configKeys[k] {
-				if c.Unknown == nil {
-					c.Unknown = map[string]json.RawMessage{}
-				}
-				c.Unknown[k] = v
-			}
-		}
-	}
+	c.Unknown = model.UnknownKeys[Config](data)
 	if c.BOSTokenID != nil && *c.BOSTokenID == 0 {
 		c.ZeroIDs = append(c.ZeroIDs, "bos_token_id")
 	}
@@ -222,15 +200,7 @@ func (c *Config) Map() map[string]any {
 	b, _ := json.Marshal(c)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
-	for k, raw := range c.Unknown {
-		if _, set := m[k]; set {
-			continue
-		}
-		var v any
-		if json.Unmarshal(raw, &v) == nil {
-			m[k] = v
-		}
-	}
+	model.SetUnknown(m, c.Unknown)
 	if len(c.ID2Label) > 0 {
 		// transformers derives num_labels from id2label and writes
 		// label2id as its inverse: keep both in step with the labels.
