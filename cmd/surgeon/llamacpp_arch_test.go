@@ -32,7 +32,7 @@ const archPeerVocab = 320
 // Qwen3, Gemma and Gemma 2 head size differing from hidden/heads, grouped
 // keys and values, tied and untied heads, Gemma 2's sliding window
 // shorter than the decoded sequence and its soft-capping, linear rope
-// scaling.
+// scaling, and Llama 3's rope scaling (llama.cpp's rope_freqs.weight).
 var archPeerCases = []struct {
 	name, config string
 	types        []string
@@ -56,6 +56,10 @@ var archPeerCases = []struct {
 	{"qwen3-rope-linear", `{"model_type":"qwen3","architectures":["Qwen3ForCausalLM"],"hidden_size":64,"intermediate_size":128,
 		"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":16,"rms_norm_eps":1e-6,
 		"rope_theta":10000,"max_position_embeddings":128,"rope_scaling":{"rope_type":"linear","factor":4.0},"tie_word_embeddings":false}`, []string{"f32"}},
+	{"llama-rope-llama3", `{"model_type":"llama","architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":128,
+		"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"rms_norm_eps":1e-5,"rope_theta":10000,
+		"max_position_embeddings":128,"rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,
+		"original_max_position_embeddings":16},"tie_word_embeddings":false}`, []string{"f32"}},
 	{"gpt2", `{"model_type":"gpt2","architectures":["GPT2LMHeadModel"],"n_embd":64,"n_layer":2,"n_head":4,"n_inner":192,
 		"n_positions":128,"n_ctx":128,"layer_norm_epsilon":1e-5,"activation_function":"gelu_new"}`, []string{"f32"}},
 }
@@ -349,7 +353,7 @@ func TestLlamaCppConverterFiles(t *testing.T) {
 		}
 	}
 	for _, c := range []string{"llama-gqa-f32", "qwen2-gqa-f32", "qwen2-tied-bf16-sharded", "qwen3-gqa-f32", "gemma-gqa-f32",
-		"gemma2-gqa-window3-f32", "phi3-gqa-f32", "phi3-mha-window5-f16", "gpt2-f32"} { // the converter cannot map gpt2-untied-f16's old attn.bias buffers
+		"gemma2-gqa-window3-f32", "phi3-gqa-f32", "phi3-mha-window5-f16", "gpt2-f32", "rope-llama3-f32"} { // the converter cannot map gpt2-untied-f16's old attn.bias buffers
 		t.Run(c, func(t *testing.T) {
 			folder := filepath.Join(refDir, c)
 			if strings.HasPrefix(c, "gemma2") {

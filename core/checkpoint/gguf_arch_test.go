@@ -40,6 +40,8 @@ var ggufArchCases = []struct {
 	{dir: "phi3-mha-window5-f16", arch: "phi3", meta: map[string]any{"phi3.attention.sliding_window": uint32(5)}},
 	{dir: "gpt2-f32", arch: "gpt2", has: []string{"position_embd.weight", "blk.0.attn_qkv.bias", "output_norm.bias"}, not: []string{"output.weight"},
 		meta: map[string]any{"gpt2.feed_forward_length": uint32(256), "gpt2.context_length": uint32(32)}},
+	{dir: "rope-llama3-f32", arch: "llama", has: []string{"rope_freqs.weight"},
+		meta: map[string]any{"llama.rope.scaling.original_context_length": uint32(64)}},
 	{dir: "rope-llama-linear-f16", arch: "llama", meta: map[string]any{"llama.rope.scaling.type": "linear", "llama.rope.scaling.factor": float32(2)}},
 	{dir: "gpt2-untied-f16", arch: "gpt2", has: []string{"output.weight"}, meta: map[string]any{"gpt2.feed_forward_length": uint32(80)}},
 }
@@ -259,7 +261,6 @@ func TestGGUFArchErrors(t *testing.T) {
 		t.Fatalf("untied gemma2: error %v", err)
 	}
 	for ref, want := range map[string]string{
-		"rope-llama3-f32":                `rope_scaling type "llama3" is not supported (only linear)`,
 		"rope-qwen2-yarn-bf16":           `rope_scaling type "yarn" is not supported (only linear)`,
 		"rope-llama-dynamic-f32":         `rope_scaling type "dynamic" is not supported (only linear)`,
 		"rope-phi3-longrope-partial-f32": "not supported",

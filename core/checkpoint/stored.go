@@ -118,6 +118,9 @@ func loadGGUFStored(path string) (*Loaded, error) {
 	var names []string
 	seen := map[string]bool{}
 	for _, ti := range f.Tensors() {
+		if gguf.ConfigTensor(f, ti.Name) {
+			continue // read into the config
+		}
 		hf, shape, known, err := gguf.HFTensorName(f, ti.Name)
 		if err != nil {
 			return nil, err

@@ -261,7 +261,8 @@ func TestWriteModelRefuses(t *testing.T) {
 		{"gpt2 exact gelu", base("gpt2", "activation_function", "gelu"), `activation_function "gelu"`},
 		{"gpt2 inverse layer scaling", base("gpt2", "scale_attn_by_inverse_layer_idx", true), "scale_attn_by_inverse_layer_idx"},
 		{"qwen2 yarn", base("qwen2", "rope_scaling", map[string]any{"rope_type": "yarn", "factor": 4.0}), `rope_scaling type "yarn" is not supported (only linear)`},
-		{"llama3 rope", base("llama", "rope_scaling", map[string]any{"rope_type": "llama3", "factor": 8.0}), `rope_scaling type "llama3"`},
+		{"llama3 rope bands", base("llama", "rope_scaling", map[string]any{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 1.0}), "low_freq_factor < high_freq_factor"},
+		{"qwen2 llama3 rope", base("qwen2", "rope_scaling", map[string]any{"rope_type": "llama3", "factor": 8.0}), `rope_scaling type "llama3" is not supported (only linear)`},
 		{"phi3 partial rotary", base("phi3", "partial_rotary_factor", 0.5), "partial_rotary_factor"},
 		{"bad type", base("qwen2"), `gguf type "q9" not supported`},
 	} {

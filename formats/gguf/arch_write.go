@@ -120,6 +120,7 @@ func WriteModel(path string, o ModelWrite, tensors []tensor.Tensor) error {
 		return fmt.Errorf("%s: llama.cpp's %s reuses the token embedding as the LM head; this model's lm_head is untied (tie_word_embeddings false)", path, a.name)
 	}
 	p := a.name + "."
+	var extraTensors []WriteTensor
 	kvs := []KV{
 		{"general.architecture", a.name},
 		{"general.name", o.Name},
@@ -148,6 +149,14 @@ func WriteModel(path string, o ModelWrite, tensors []tensor.Tensor) error {
 			kvs = append(kvs, KV{p + "attention.key_length", uint32(h.headDim)}, KV{p + "attention.value_length", uint32(h.headDim)})
 		}
 		rope, err := ropeScalingMeta(p, c)
+		if err != nil && a.name == "llama" && ropeType(c) == "llama3" {
+			// Llama 3's scaling goes in a tensor, as llama.cpp's
+			// converter writes it.
+			var freqs *WriteTensor
+			if rope, freqs, err = llama3Meta(p, c, h.headDim); err == nil {
+				extraTensors = append(extraTensors, *freqs)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -159,7 +168,7 @@ func WriteModel(path string, o ModelWrite, tensors []tensor.Tensor) error {
 	}
 	kvs = append(kvs, extra...)
 	kvs = append(kvs, o.Tokenizer...)
-	var out []WriteTensor
+	out := extraTensors
 	for _, t := range tensors {
 		name, ok := a.ggufName(t.Name)
 		if !ok {
@@ -305,6 +314,41 @@ func gpt2Check(c map[string]any) error {
 		return fmt.Errorf("writing GGUF: llama.cpp's gpt2 scales attention by 1/sqrt(head size) only (scale_attn_weights true, scale_attn_by_inverse_layer_idx false)")
 	}
 	return nil
+}
+
+// ropeType returns a config's rope_scaling rope_type (or older type).
+func ropeType(c map[string]any) string {
+	m, _ := c["rope_scaling"].(map[string]any)
+	typ, _ := m["rope_type"].(string)
+	if typ == "" {
+		typ, _ = m["type"].(string)
+	}
+	return typ
+}
+
+// llama3Meta returns Llama 3's rope scaling as llama.cpp's converter
+// writes it: RopeFreqsTensor, F32, with the factors llama3Factors
+// computes, and rope.scaling.original_context_length when it is not Llama
+// 3.1's 8192 (which a reader assumes).
+func llama3Meta(p string, c map[string]any, headDim int) ([]KV, *WriteTensor, error) {
+	m, _ := c["rope_scaling"].(map[string]any)
+	factor := cfgFloat(m, "factor", 8)
+	lo := cfgFloat(m, "low_freq_factor", 1)
+	hi := cfgFloat(m, "high_freq_factor", 4)
+	orig := cfgFloat(m, "original_max_position_embeddings", 8192)
+	if !(factor >= 1) || !(lo > 0) || !(hi > lo) || !(orig > 0) {
+		return nil, nil, fmt.Errorf("writing GGUF: rope_scaling llama3 needs factor >= 1 and 0 < low_freq_factor < high_freq_factor, got %g, %g, %g", factor, lo, hi)
+	}
+	v := llama3Factors(cfgFloat(c, "rope_theta", 10000), headDim, factor, lo, hi, orig)
+	data, err := Quantize(TypeF32, v)
+	if err != nil {
+		return nil, nil, err
+	}
+	var kvs []KV
+	if orig != 8192 {
+		kvs = append(kvs, KV{p + "rope.scaling.original_context_length", uint32(orig)})
+	}
+	return kvs, &WriteTensor{Name: RopeFreqsTensor, Shape: []int{len(v)}, Type: TypeF32, Data: data}, nil
 }
 
 // ropeScalingMeta returns the rope scaling keys of a config's rope_scaling:

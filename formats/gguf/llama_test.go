@@ -469,7 +469,7 @@ func TestLlamaSynthetic(t *testing.T) {
 		file testFile
 		sub  string
 	}{
-		{"unknown tensor", tinyLlama(testTensor{name: "rope_freqs.weight", dims: []uint64{2}, typ: TypeF32, data: f32Bytes(1, 2)}), `"rope_freqs.weight" has no Hugging Face Llama equivalent`},
+		{"unknown tensor", tinyLlama(testTensor{name: "token_types.weight", dims: []uint64{2}, typ: TypeF32, data: f32Bytes(1, 2)}), `"token_types.weight" has no Hugging Face Llama equivalent`},
 		{"block out of range", tinyLlama(testTensor{name: "blk.1.ffn_norm.weight", dims: []uint64{8}, typ: TypeF32, data: make([]byte, 32)}), "block_count is 1"},
 		{"not dequantizable", tinyLlama(testTensor{name: "output.weight", dims: []uint64{256, 6}, typ: TypeIQ2_XXS, data: make([]byte, 66*6)}), `tensor "output.weight": ggml type IQ2_XXS cannot be dequantized (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)`},
 	}

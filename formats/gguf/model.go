@@ -124,6 +124,9 @@ func ModelTensorSeq(f *File) iter.Seq2[tensor.Tensor, error] {
 			return
 		}
 		for i := range f.tensors {
+			if ConfigTensor(f, f.tensors[i].Name) {
+				continue
+			}
 			t, err := f.modelTensor(&f.tensors[i], h)
 			if !yield(t, err) || err != nil {
 				return
@@ -279,6 +282,11 @@ func (f *File) modelTensor(ti *TensorInfo, h hparams) (tensor.Tensor, error) {
 // factor is refused.
 func (f *File) ropeScalingConfig(a *arch, cfg map[string]any) error {
 	p := a.name + "."
+	if ConfigTensor(f, RopeFreqsTensor) {
+		if _, ok := f.TensorInfo(RopeFreqsTensor); ok {
+			return f.llama3Config(p, cfg)
+		}
+	}
 	typ := "linear"
 	if f.Has(p + "rope.scaling.type") {
 		var err error
@@ -305,5 +313,37 @@ func (f *File) ropeScalingConfig(a *arch, cfg map[string]any) error {
 		return fmt.Errorf("%s: %srope.scaling.factor %v is not a positive number", f.name, p, factor)
 	}
 	cfg["rope_scaling"] = map[string]any{"rope_type": "linear", "factor": factor}
+	return nil
+}
+
+// llama3Config sets rope_scaling llama3 from the factors of
+// RopeFreqsTensor (see llama3Scaling).
+func (f *File) llama3Config(p string, cfg map[string]any) error {
+	if f.Has(p + "rope.scaling.type") {
+		if typ, _ := f.String(p + "rope.scaling.type"); typ != "none" {
+			return fmt.Errorf("%s: both %s and %srope.scaling.type %q scale the rotary embedding", f.name, RopeFreqsTensor, p, typ)
+		}
+	}
+	factors, _, err := f.Float32(RopeFreqsTensor)
+	if err != nil {
+		return err
+	}
+	orig := 8192.0 // Llama 3.1's, which the factors cannot tell
+	if f.Has(p + "rope.scaling.original_context_length") {
+		n, err := f.positiveInt(p + "rope.scaling.original_context_length")
+		if err != nil {
+			return err
+		}
+		orig = float64(n)
+	}
+	dim, _ := cfg["head_dim"].(int)
+	theta, _ := cfg["rope_theta"].(float64)
+	rs, err := llama3Scaling(theta, dim, factors, orig)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	if rs != nil {
+		cfg["rope_scaling"] = rs
+	}
 	return nil
 }
