@@ -97,3 +97,38 @@ func asmDequant(t Type) func(dst []float32, src []byte) {
 		k(blocks, unsafe.SliceData(src), unsafe.SliceData(dst))
 	}
 }
+
+// hasVNNI reports whether this CPU runs the AVX-512 VNNI int8 kernels
+// (VPDPBUSD, with AVX-512BW's byte operations).
+var hasVNNI = hasAVX512 && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
+
+// asmIntDots returns the assembly int8-activation dot kernel of type t on
+// the current path, or nil when there is none.
+func asmIntDots(t Type) intDotsFunc {
+	if !useAsm() {
+		return nil
+	}
+	vnni := hasVNNI && useAVX512()
+	var k func(blocks, stride, rows int, w *byte, xq *int8, xd *float32, xs *int32, y *float32)
+	switch {
+	case t == Q8_0 && vnni:
+		k = q8IntDotsVNNI
+	case t == Q8_0:
+		k = q8IntDots256
+	case t == Q4_0 && vnni:
+		k = q4IntDotsVNNI
+	case t == Q4_0:
+		k = q4IntDots256
+	default:
+		return nil
+	}
+	bb := t.BlockBytes()
+	return func(w []byte, stride, rows int, xq []int8, xd []float32, xs []int32, y []float32) {
+		blocks := len(xd)
+		if rows <= 0 || blocks <= 0 || len(xq) < 32*blocks || len(xs) < 8*blocks || len(y) < rows ||
+			len(w) < (rows-1)*stride+blocks*bb {
+			panic("qmat: int8 dot kernel called with short operands")
+		}
+		k(blocks, stride, rows, unsafe.SliceData(w), unsafe.SliceData(xq), unsafe.SliceData(xd), unsafe.SliceData(xs), unsafe.SliceData(y))
+	}
+}

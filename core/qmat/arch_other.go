@@ -11,3 +11,5 @@ const hasAVX512 = false
 func asmDots(Type) dotsFunc { return nil }
 
 func asmDequant(Type) func(dst []float32, src []byte) { return nil }
+
+func asmIntDots(Type) intDotsFunc { return nil }

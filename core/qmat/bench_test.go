@@ -23,7 +23,8 @@ var benchShapes = []struct{ m, n, k int }{
 
 // BenchmarkMatMulNT compares, in the same run, each type's product on
 // every path with the float32 product of linalg on the same shape ("f32"),
-// in GFLOP/s and in weight bytes read per second.
+// in GFLOP/s and in weight bytes read per second; Q8_0 and Q4_0 also
+// run MatMulNTInt8's int8-activation product ("-int8") where it applies.
 func BenchmarkMatMulNT(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
 	for _, s := range benchShapes {
@@ -54,6 +55,20 @@ func BenchmarkMatMulNT(b *testing.B) {
 					defer func() { linalg.SetGeneric(wasG); linalg.SetAVX512(was5) }()
 					for range b.N {
 						MatMulNT(c, a, w, s.m, false, scratch)
+					}
+					report(b, len(w.Data))
+				})
+				if !int8Type(typ) || s.m > MaxDirectRows {
+					continue
+				}
+				// The int8-activation product of inference (on the
+				// avx512 path, the VNNI kernel where the CPU has it).
+				b.Run(fmt.Sprintf("%s/%s/%s-int8", shape, typ, path), func(b *testing.B) {
+					wasG := linalg.SetGeneric(path == "generic")
+					was5 := linalg.SetAVX512(path == "avx512")
+					defer func() { linalg.SetGeneric(wasG); linalg.SetAVX512(was5) }()
+					for range b.N {
+						MatMulNTInt8(c, a, w, s.m, false, scratch)
 					}
 					report(b, len(w.Data))
 				})

@@ -84,3 +84,31 @@ func q4KDots256(blocks int, stride int, rows int, w *byte, x *float32, aux *floa
 //
 //go:noescape
 func q6KDots256(blocks int, stride int, rows int, w *byte, x *float32, aux *float32, y *float32)
+
+// q8IntDotsVNNI sets y[r] to the dot product of the int8-quantized activation
+// row (xq, xd, xs; 32*blocks values) with the Q8_0 row of blocks blocks at
+// w+r*stride, for r < rows. Requires AVX-512F, AVX-512BW, AVX-512 VNNI and F16C.
+//
+//go:noescape
+func q8IntDotsVNNI(blocks int, stride int, rows int, w *byte, xq *int8, xd *float32, xs *int32, y *float32)
+
+// q4IntDotsVNNI sets y[r] to the dot product of the int8-quantized activation
+// row (xq, xd, xs; 32*blocks values) with the Q4_0 row of blocks blocks at
+// w+r*stride, for r < rows. Requires AVX-512F, AVX-512BW, AVX-512 VNNI and F16C.
+//
+//go:noescape
+func q4IntDotsVNNI(blocks int, stride int, rows int, w *byte, xq *int8, xd *float32, xs *int32, y *float32)
+
+// q8IntDots256 sets y[r] to the dot product of the int8-quantized activation
+// row (xq, xd, xs; 32*blocks values) with the Q8_0 row of blocks blocks at
+// w+r*stride, for r < rows. Requires AVX2, FMA and F16C.
+//
+//go:noescape
+func q8IntDots256(blocks int, stride int, rows int, w *byte, xq *int8, xd *float32, xs *int32, y *float32)
+
+// q4IntDots256 sets y[r] to the dot product of the int8-quantized activation
+// row (xq, xd, xs; 32*blocks values) with the Q4_0 row of blocks blocks at
+// w+r*stride, for r < rows. Requires AVX2, FMA and F16C.
+//
+//go:noescape
+func q4IntDots256(blocks int, stride int, rows int, w *byte, xq *int8, xd *float32, xs *int32, y *float32)

@@ -1412,3 +1412,443 @@ q6KDots256_block:
 	JNZ          q6KDots256_row
 	VZEROUPPER
 	RET
+
+// func q8IntDotsVNNI(blocks int, stride int, rows int, w *byte, xq *int8, xd *float32, xs *int32, y *float32)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI, F16C
+TEXT ·q8IntDotsVNNI(SB), NOSPLIT, $0-64
+	MOVQ         blocks+0(FP), AX
+	MOVQ         stride+8(FP), CX
+	MOVQ         rows+16(FP), DX
+	MOVQ         w+24(FP), BX
+	MOVQ         xq+32(FP), SI
+	MOVQ         xd+40(FP), DI
+	MOVQ         xs+48(FP), R8
+	MOVQ         y+56(FP), R9
+	VPXORD       Z1, Z1, Z1
+	MOVL         $0x00000001, R10
+	VMOVD        R10, X0
+	VPBROADCASTD X0, Y0
+	VINSERTI64X4 $0x01, Y0, Z1, Z0
+
+q8IntDotsVNNI_row:
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ   BX, R10
+	MOVQ   SI, R11
+	MOVQ   DI, R12
+	MOVQ   R8, R13
+	MOVQ   AX, R14
+
+q8IntDotsVNNI_quad:
+	CMPQ         R14, $0x04
+	JL           q8IntDotsVNNI_pair
+	VMOVDQU      2(R10), Y6
+	VINSERTI64X4 $0x01, 36(R10), Z6, Z6
+	VMOVDQU64    (R11), Z7
+	VPABSB       Z6, Z4
+	VPMOVB2M     Z6, K1
+	VPSUBB       Z7, Z1, K1, Z7
+	VPXORD       Z5, Z5, Z5
+	VPDPBUSD     Z7, Z4, Z5
+	VCVTDQ2PS    Z5, Z4
+	VPBROADCASTW (R10), X6
+	VPINSRW      $0x01, 34(R10), X6, X6
+	VCVTPH2PS    X6, X8
+	VMOVQ        (R12), X6
+	VMULPS       X6, X8, X8
+	VPERMPS      Z8, Z0, Z7
+	VFMADD231PS  Z4, Z7, Z2
+	VMOVDQU      70(R10), Y10
+	VINSERTI64X4 $0x01, 104(R10), Z10, Z10
+	VMOVDQU64    64(R11), Z7
+	VPABSB       Z10, Z4
+	VPMOVB2M     Z10, K1
+	VPSUBB       Z7, Z1, K1, Z7
+	VPXORD       Z9, Z9, Z9
+	VPDPBUSD     Z7, Z4, Z9
+	VCVTDQ2PS    Z9, Z4
+	VPBROADCASTW 68(R10), X6
+	VPINSRW      $0x01, 102(R10), X6, X6
+	VCVTPH2PS    X6, X8
+	VMOVQ        8(R12), X6
+	VMULPS       X6, X8, X8
+	VPERMPS      Z8, Z0, Z7
+	VFMADD231PS  Z4, Z7, Z3
+	ADDQ         $0x00000088, R10
+	ADDQ         $0x00000080, R11
+	ADDQ         $0x10, R12
+	ADDQ         $0x00000080, R13
+	SUBQ         $0x04, R14
+	JMP          q8IntDotsVNNI_quad
+
+q8IntDotsVNNI_pair:
+	CMPQ         R14, $0x02
+	JL           q8IntDotsVNNI_single
+	VMOVDQU      2(R10), Y12
+	VINSERTI64X4 $0x01, 36(R10), Z12, Z12
+	VMOVDQU64    (R11), Z7
+	VPABSB       Z12, Z4
+	VPMOVB2M     Z12, K1
+	VPSUBB       Z7, Z1, K1, Z7
+	VPXORD       Z11, Z11, Z11
+	VPDPBUSD     Z7, Z4, Z11
+	VCVTDQ2PS    Z11, Z4
+	VPBROADCASTW (R10), X6
+	VPINSRW      $0x01, 34(R10), X6, X6
+	VCVTPH2PS    X6, X8
+	VMOVQ        (R12), X6
+	VMULPS       X6, X8, X8
+	VPERMPS      Z8, Z0, Z7
+	VFMADD231PS  Z4, Z7, Z2
+	ADDQ         $0x00000044, R10
+	ADDQ         $0x40, R11
+	ADDQ         $0x08, R12
+	ADDQ         $0x40, R13
+	SUBQ         $0x02, R14
+
+q8IntDotsVNNI_single:
+	TESTQ        R14, R14
+	JZ           q8IntDotsVNNI_sum
+	VMOVDQU      2(R10), Y14
+	VMOVDQU      (R11), Y15
+	VPABSB       Z14, Z4
+	VPMOVB2M     Z14, K1
+	VPSUBB       Z15, Z1, K1, Z15
+	VPXORD       Z13, Z13, Z13
+	VPDPBUSD     Z15, Z4, Z13
+	VCVTDQ2PS    Z13, Z4
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS    X6, X8
+	VMULSS       (R12), X8, X8
+	VPERMPS      Z8, Z0, Z7
+	VFMADD231PS  Z4, Z7, Z3
+
+q8IntDotsVNNI_sum:
+	VADDPS        Z3, Z2, Z2
+	VEXTRACTF64X4 $0x01, Z2, Y4
+	VADDPS        Y4, Y2, Y2
+	VEXTRACTF128  $0x01, Y2, X4
+	VADDPS        X4, X2, X2
+	VHADDPS       X2, X2, X2
+	VHADDPS       X2, X2, X2
+	VMOVSS        X2, (R9)
+	ADDQ          $0x04, R9
+	ADDQ          CX, BX
+	DECQ          DX
+	JNZ           q8IntDotsVNNI_row
+	VZEROUPPER
+	RET
+
+// func q4IntDotsVNNI(blocks int, stride int, rows int, w *byte, xq *int8, xd *float32, xs *int32, y *float32)
+// Requires: AVX, AVX2, AVX512F, AVX512_VNNI, F16C
+TEXT ·q4IntDotsVNNI(SB), NOSPLIT, $0-64
+	MOVQ         blocks+0(FP), AX
+	MOVQ         stride+8(FP), CX
+	MOVQ         rows+16(FP), DX
+	MOVQ         w+24(FP), BX
+	MOVQ         xq+32(FP), SI
+	MOVQ         xd+40(FP), DI
+	MOVQ         xs+48(FP), R8
+	MOVQ         y+56(FP), R9
+	VPXORD       Z0, Z0, Z0
+	MOVL         $0x00000001, R10
+	VMOVD        R10, X1
+	VPBROADCASTD X1, Y1
+	VINSERTI64X4 $0x01, Y1, Z0, Z0
+	MOVL         $0x0f0f0f0f, R10
+	VPBROADCASTD R10, Z1
+	MOVQ         $0x0706030205040100, R10
+	VMOVQ        R10, X2
+	VPMOVZXBQ    X2, Z2
+
+q4IntDotsVNNI_row:
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	MOVQ   BX, R10
+	MOVQ   SI, R11
+	MOVQ   DI, R12
+	MOVQ   R8, R13
+	MOVQ   AX, R14
+
+q4IntDotsVNNI_quad:
+	CMPQ         R14, $0x04
+	JL           q4IntDotsVNNI_pair
+	VMOVDQU      2(R10), X7
+	VINSERTI128  $0x01, 20(R10), Y7, Y7
+	VPSRLW       $0x04, Y7, Y5
+	VINSERTI64X4 $0x01, Y5, Z7, Z5
+	VPERMQ       Z5, Z2, Z5
+	VPANDD       Z1, Z5, Z5
+	VMOVDQU64    (R13), Z6
+	VPDPBUSD     (R11), Z5, Z6
+	VCVTDQ2PS    Z6, Z5
+	VPBROADCASTW (R10), X6
+	VPINSRW      $0x01, 18(R10), X6, X6
+	VCVTPH2PS    X6, X8
+	VMOVQ        (R12), X6
+	VMULPS       X6, X8, X8
+	VPERMPS      Z8, Z0, Z6
+	VFMADD231PS  Z5, Z6, Z3
+	VMOVDQU      38(R10), X9
+	VINSERTI128  $0x01, 56(R10), Y9, Y9
+	VPSRLW       $0x04, Y9, Y5
+	VINSERTI64X4 $0x01, Y5, Z9, Z5
+	VPERMQ       Z5, Z2, Z5
+	VPANDD       Z1, Z5, Z5
+	VMOVDQU64    64(R13), Z6
+	VPDPBUSD     64(R11), Z5, Z6
+	VCVTDQ2PS    Z6, Z5
+	VPBROADCASTW 36(R10), X6
+	VPINSRW      $0x01, 54(R10), X6, X6
+	VCVTPH2PS    X6, X8
+	VMOVQ        8(R12), X6
+	VMULPS       X6, X8, X8
+	VPERMPS      Z8, Z0, Z6
+	VFMADD231PS  Z5, Z6, Z4
+	ADDQ         $0x00000048, R10
+	ADDQ         $0x00000080, R11
+	ADDQ         $0x10, R12
+	ADDQ         $0x00000080, R13
+	SUBQ         $0x04, R14
+	JMP          q4IntDotsVNNI_quad
+
+q4IntDotsVNNI_pair:
+	CMPQ         R14, $0x02
+	JL           q4IntDotsVNNI_single
+	VMOVDQU      2(R10), X10
+	VINSERTI128  $0x01, 20(R10), Y10, Y10
+	VPSRLW       $0x04, Y10, Y5
+	VINSERTI64X4 $0x01, Y5, Z10, Z5
+	VPERMQ       Z5, Z2, Z5
+	VPANDD       Z1, Z5, Z5
+	VMOVDQU64    (R13), Z6
+	VPDPBUSD     (R11), Z5, Z6
+	VCVTDQ2PS    Z6, Z5
+	VPBROADCASTW (R10), X6
+	VPINSRW      $0x01, 18(R10), X6, X6
+	VCVTPH2PS    X6, X8
+	VMOVQ        (R12), X6
+	VMULPS       X6, X8, X8
+	VPERMPS      Z8, Z0, Z6
+	VFMADD231PS  Z5, Z6, Z3
+	ADDQ         $0x00000024, R10
+	ADDQ         $0x40, R11
+	ADDQ         $0x08, R12
+	ADDQ         $0x40, R13
+	SUBQ         $0x02, R14
+
+q4IntDotsVNNI_single:
+	TESTQ        R14, R14
+	JZ           q4IntDotsVNNI_sum
+	VMOVDQU      2(R10), X8
+	VPSRLW       $0x04, Y8, Y5
+	VINSERTI64X4 $0x01, Y5, Z8, Z5
+	VPERMQ       Z5, Z2, Z5
+	VPANDD       Z1, Z5, Z5
+	VMOVDQU      (R11), Y12
+	VMOVDQU      (R13), Y11
+	VPDPBUSD     Z12, Z5, Z11
+	VCVTDQ2PS    Z11, Z5
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS    X6, X8
+	VMULSS       (R12), X8, X8
+	VPERMPS      Z8, Z0, Z6
+	VFMADD231PS  Z5, Z6, Z4
+
+q4IntDotsVNNI_sum:
+	VADDPS        Z4, Z3, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y5
+	VADDPS        Y5, Y3, Y3
+	VEXTRACTF128  $0x01, Y3, X5
+	VADDPS        X5, X3, X3
+	VHADDPS       X3, X3, X3
+	VHADDPS       X3, X3, X3
+	VMOVSS        X3, (R9)
+	ADDQ          $0x04, R9
+	ADDQ          CX, BX
+	DECQ          DX
+	JNZ           q4IntDotsVNNI_row
+	VZEROUPPER
+	RET
+
+// func q8IntDots256(blocks int, stride int, rows int, w *byte, xq *int8, xd *float32, xs *int32, y *float32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·q8IntDots256(SB), NOSPLIT, $0-64
+	MOVQ         blocks+0(FP), AX
+	MOVQ         stride+8(FP), CX
+	MOVQ         rows+16(FP), DX
+	MOVQ         w+24(FP), BX
+	MOVQ         xq+32(FP), SI
+	MOVQ         xd+40(FP), DI
+	MOVQ         xs+48(FP), R8
+	MOVQ         y+56(FP), R9
+	MOVL         $0x00010001, R10
+	VMOVD        R10, X0
+	VPBROADCASTD X0, Y0
+
+q8IntDots256_row:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ   BX, R10
+	MOVQ   SI, R11
+	MOVQ   DI, R12
+	MOVQ   R8, R13
+	MOVQ   AX, R14
+
+q8IntDots256_pair:
+	CMPQ         R14, $0x02
+	JL           q8IntDots256_single
+	VMOVDQU      2(R10), Y4
+	VPABSB       Y4, Y3
+	VMOVDQU      (R11), Y5
+	VPSIGNB      Y4, Y5, Y4
+	VPMADDUBSW   Y4, Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VPBROADCASTW (R10), X4
+	VCVTPH2PS    X4, Y4
+	VBROADCASTSS (R12), Y5
+	VMULPS       Y5, Y4, Y4
+	VFMADD231PS  Y3, Y4, Y1
+	VMOVDQU      36(R10), Y4
+	VPABSB       Y4, Y3
+	VMOVDQU      32(R11), Y5
+	VPSIGNB      Y4, Y5, Y4
+	VPMADDUBSW   Y4, Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VPBROADCASTW 34(R10), X4
+	VCVTPH2PS    X4, Y4
+	VBROADCASTSS 4(R12), Y5
+	VMULPS       Y5, Y4, Y4
+	VFMADD231PS  Y3, Y4, Y2
+	ADDQ         $0x00000044, R10
+	ADDQ         $0x40, R11
+	ADDQ         $0x08, R12
+	ADDQ         $0x40, R13
+	SUBQ         $0x02, R14
+	JMP          q8IntDots256_pair
+
+q8IntDots256_single:
+	TESTQ        R14, R14
+	JZ           q8IntDots256_sum
+	VMOVDQU      2(R10), Y4
+	VPABSB       Y4, Y3
+	VMOVDQU      (R11), Y5
+	VPSIGNB      Y4, Y5, Y4
+	VPMADDUBSW   Y4, Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VPBROADCASTW (R10), X4
+	VCVTPH2PS    X4, Y4
+	VBROADCASTSS (R12), Y5
+	VMULPS       Y5, Y4, Y4
+	VFMADD231PS  Y3, Y4, Y1
+
+q8IntDots256_sum:
+	VADDPS       Y2, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X1
+	VHADDPS      X1, X1, X1
+	VHADDPS      X1, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x04, R9
+	ADDQ         CX, BX
+	DECQ         DX
+	JNZ          q8IntDots256_row
+	VZEROUPPER
+	RET
+
+// func q4IntDots256(blocks int, stride int, rows int, w *byte, xq *int8, xd *float32, xs *int32, y *float32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·q4IntDots256(SB), NOSPLIT, $0-64
+	MOVQ         blocks+0(FP), AX
+	MOVQ         stride+8(FP), CX
+	MOVQ         rows+16(FP), DX
+	MOVQ         w+24(FP), BX
+	MOVQ         xq+32(FP), SI
+	MOVQ         xd+40(FP), DI
+	MOVQ         xs+48(FP), R8
+	MOVQ         y+56(FP), R9
+	MOVL         $0x00010001, R10
+	VMOVD        R10, X0
+	VPBROADCASTD X0, Y0
+	MOVL         $0x0f0f0f0f, R10
+	VMOVD        R10, X1
+	VPBROADCASTD X1, Y1
+
+q4IntDots256_row:
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   BX, R10
+	MOVQ   SI, R11
+	MOVQ   DI, R12
+	MOVQ   R8, R13
+	MOVQ   AX, R14
+
+q4IntDots256_pair:
+	CMPQ         R14, $0x02
+	JL           q4IntDots256_single
+	VMOVDQU      2(R10), X5
+	VPSRLW       $0x04, X5, X4
+	VINSERTI128  $0x01, X4, Y5, Y4
+	VPAND        Y1, Y4, Y4
+	VPMADDUBSW   (R11), Y4, Y4
+	VPMADDWD     Y0, Y4, Y4
+	VPADDD       (R13), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW (R10), X5
+	VCVTPH2PS    X5, Y6
+	VBROADCASTSS (R12), Y7
+	VMULPS       Y7, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VMOVDQU      20(R10), X5
+	VPSRLW       $0x04, X5, X4
+	VINSERTI128  $0x01, X4, Y5, Y4
+	VPAND        Y1, Y4, Y4
+	VPMADDUBSW   32(R11), Y4, Y4
+	VPMADDWD     Y0, Y4, Y4
+	VPADDD       32(R13), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 18(R10), X5
+	VCVTPH2PS    X5, Y6
+	VBROADCASTSS 4(R12), Y7
+	VMULPS       Y7, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x00000024, R10
+	ADDQ         $0x40, R11
+	ADDQ         $0x08, R12
+	ADDQ         $0x40, R13
+	SUBQ         $0x02, R14
+	JMP          q4IntDots256_pair
+
+q4IntDots256_single:
+	TESTQ        R14, R14
+	JZ           q4IntDots256_sum
+	VMOVDQU      2(R10), X5
+	VPSRLW       $0x04, X5, X4
+	VINSERTI128  $0x01, X4, Y5, Y4
+	VPAND        Y1, Y4, Y4
+	VPMADDUBSW   (R11), Y4, Y4
+	VPMADDWD     Y0, Y4, Y4
+	VPADDD       (R13), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW (R10), X5
+	VCVTPH2PS    X5, Y6
+	VBROADCASTSS (R12), Y7
+	VMULPS       Y7, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y2
+
+q4IntDots256_sum:
+	VADDPS       Y3, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X3
+	VADDPS       X3, X2, X2
+	VHADDPS      X2, X2, X2
+	VHADDPS      X2, X2, X2
+	VMOVSS       X2, (R9)
+	ADDQ         $0x04, R9
+	ADDQ         CX, BX
+	DECQ         DX
+	JNZ          q4IntDots256_row
+	VZEROUPPER
+	RET

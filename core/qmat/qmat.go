@@ -12,10 +12,14 @@
 // parallel, and runs the float32 Sgemm of package linalg on it, where the
 // decoding is cheap next to the product.
 //
-// Activations stay float32: the direct kernels compute the same sums as
-// "dequantize, then multiply in float32", in another order, so results
-// agree to float32 rounding. Dequantize gives the values of ggml's
-// dequantize_row_* bit for bit.
+// Activations stay float32 in MatMulNT: the direct kernels compute the
+// same sums as "dequantize, then multiply in float32", in another order,
+// so results agree to float32 rounding. Dequantize gives the values of
+// ggml's dequantize_row_* bit for bit. For inference, MatMulNTInt8
+// quantizes the activations of a Q8_0 or Q4_0 product to int8 blocks
+// first, as llama.cpp does, and sums the blocks' products in integers
+// (AVX-512 VNNI, or AVX2's VPMADDUBSW): faster, within the activations'
+// quantization error of MatMulNT.
 //
 // On amd64 the kernels run in assembly written by internal/asmgen: an
 // AVX-512 path and an AVX2+FMA+F16C path, chosen at run time; elsewhere,

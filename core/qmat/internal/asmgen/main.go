@@ -1,7 +1,9 @@
 // Command asmgen writes the assembly kernels of package qmat: dot products
 // of quantized weight rows (Q8_0, Q4_0, Q4_K, Q6_K) with float32
 // activations, in an
-// AVX-512 and an AVX2+FMA+F16C version each, and the CPUID probe for F16C.
+// AVX-512 and an AVX2+FMA+F16C version each, the dot products of Q8_0 and
+// Q4_0 rows with int8-quantized activations (AVX-512 VNNI and AVX2), and
+// the CPUID probe for F16C.
 //
 // It is run by `go generate ./core/qmat`, which writes kernels_amd64.s and
 // its Go declarations kernels_amd64.go. The output depends on nothing but
@@ -15,6 +17,7 @@ import (
 
 	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
+	"github.com/mmcloughlin/avo/ir"
 	"github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
 
@@ -37,6 +40,10 @@ func main() {
 		q4KKernel(c, avx512)
 		q6KKernel(c, avx512)
 	}
+	intDotsVNNI(c, q8_0)
+	intDotsVNNI(c, q4_0)
+	intDotsKernel(c, q8_0)
+	intDotsKernel(c, q4_0)
 	if err := asmout.Write(c, "qmat", *dir, "kernels_amd64"); err != nil {
 		log.Fatal(err)
 	}
@@ -640,4 +647,325 @@ func q6KKernel(c *build.Context, avx512 bool) {
 				}
 			}
 		})
+}
+
+// intDotsKernel emits <fn>IntDots256: for each of rows weight rows
+// (stride bytes apart, blocks blocks each) the dot product with an
+// activation row quantized to int8 blocks of 32 (xq, with scales xd and,
+// for Q4_0, corrections xs), into y. Each block's 32 products are summed
+// in int32 by VPMADDUBSW and VPMADDWD, then converted to float32 and
+// scaled by the weight's float16 scale times the activation block's
+// scale into one of two accumulators (even and odd blocks), which a row
+// sums at its end.
+//
+// The byte products need one unsigned operand: a Q8_0 block gives |w| as
+// unsigned and x with w's signs as signed; a Q4_0 block's quants are
+// unsigned already (0..15), and its offset of 8 is taken off by xs: eight
+// int32 a block, -8 times the sum of the four activations each lane of
+// the products covers, added to the block's lanes.
+func intDotsKernel(c *build.Context, t blockType) {
+	suffix, req, vnni := "256", "AVX2, FMA and F16C", false
+	name := fmt.Sprintf("%sIntDots%s", t.fn, suffix)
+	c.Function(name)
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(blocks, stride, rows int, w *byte, xq *int8, xd *float32, xs *int32, y *float32)")
+	c.Pragma("noescape")
+	c.Doc(
+		fmt.Sprintf("%s sets y[r] to the dot product of the int8-quantized activation", name),
+		fmt.Sprintf("row (xq, xd, xs; 32*blocks values) with the %s row of blocks blocks at", t.name),
+		fmt.Sprintf("w+r*stride, for r < rows. Requires %s.", req),
+	)
+	p := prefix(name)
+	blocks := c.Load(c.Param("blocks"), c.GP64())
+	stride := c.Load(c.Param("stride"), c.GP64())
+	rows := c.Load(c.Param("rows"), c.GP64())
+	w := c.Load(c.Param("w"), c.GP64())
+	xq := c.Load(c.Param("xq"), c.GP64())
+	xd := c.Load(c.Param("xd"), c.GP64())
+	xs := c.Load(c.Param("xs"), c.GP64())
+	y := c.Load(c.Param("y"), c.GP64())
+
+	v := vec{c: c}
+	var ones, mask reg.VecVirtual
+	if !vnni {
+		ones = c.YMM()
+		t16 := c.GP32()
+		c.MOVL(operand.U32(0x00010001), t16)
+		c.VMOVD(t16, ones.AsX())
+		c.VPBROADCASTD(ones.AsX(), ones)
+	}
+	if t.fn == "q4" {
+		mask = c.YMM()
+		t8 := c.GP32()
+		c.MOVL(operand.U32(0x0f0f0f0f), t8)
+		c.VMOVD(t8, mask.AsX())
+		c.VPBROADCASTD(mask.AsX(), mask)
+	}
+
+	c.Label(p + "row")
+	acc := [2]reg.VecVirtual{c.YMM(), c.YMM()}
+	for _, a := range acc {
+		v.zero(a)
+	}
+	pw, pq, pd, ps, n := c.GP64(), c.GP64(), c.GP64(), c.GP64(), c.GP64()
+	c.MOVQ(w, pw)
+	c.MOVQ(xq, pq)
+	c.MOVQ(xd, pd)
+	c.MOVQ(xs, ps)
+	c.MOVQ(blocks, n)
+	block := func(i int) {
+		bp := operand.Mem{Base: pw}.Offset(i * t.bytes)
+		qp := operand.Mem{Base: pq}.Offset(i * 32)
+		// u: the unsigned bytes; s: the signed ones (a register or
+		// memory); isum: the block's int32 sums, 8 lanes.
+		u := c.YMM()
+		var s operand.Op
+		isum := c.YMM()
+		switch t.fn {
+		case "q8":
+			wv, xv, sv := c.YMM(), c.YMM(), c.YMM()
+			c.VMOVDQU(bp.Offset(2), wv)
+			c.VPABSB(wv, u)
+			c.VMOVDQU(qp, xv)
+			c.VPSIGNB(wv, xv, sv)
+			s = sv
+		case "q4":
+			lo, hi := c.XMM(), c.XMM()
+			c.VMOVDQU(bp.Offset(2), lo)
+			c.VPSRLW(operand.U8(4), lo, hi)
+			c.VINSERTI128(operand.U8(1), hi, lo.AsY(), u)
+			c.VPAND(mask, u, u)
+			s = qp
+		}
+		if vnni {
+			if t.fn == "q4" {
+				c.VMOVDQU(operand.Mem{Base: ps}.Offset(32*i), isum)
+			} else {
+				c.VPXOR(isum, isum, isum)
+			}
+			c.Instruction(&ir.Instruction{
+				Opcode:   "VPDPBUSD",
+				Operands: []operand.Op{s, u, isum},
+				Inputs:   []operand.Op{s, u, isum},
+				Outputs:  []operand.Op{isum},
+				ISA:      []string{"AVX512VL", "AVX512_VNNI"},
+			})
+		} else {
+			p16 := c.YMM()
+			c.VPMADDUBSW(s, u, p16)
+			c.VPMADDWD(ones, p16, isum)
+			if t.fn == "q4" {
+				c.VPADDD(operand.Mem{Base: ps}.Offset(32*i), isum, isum)
+			}
+		}
+		f, d, dx := c.YMM(), c.YMM(), c.YMM()
+		c.VCVTDQ2PS(isum, f)
+		h := c.XMM()
+		c.VPBROADCASTW(bp, h)
+		c.VCVTPH2PS(h, d)
+		c.VBROADCASTSS(operand.Mem{Base: pd}.Offset(4*i), dx)
+		c.VMULPS(dx, d, d)
+		c.VFMADD231PS(f, d, acc[i])
+	}
+	c.Label(p + "pair")
+	c.CMPQ(n, operand.U8(2))
+	c.JL(operand.LabelRef(p + "single"))
+	block(0)
+	block(1)
+	c.ADDQ(operand.U32(2*t.bytes), pw)
+	c.ADDQ(operand.U8(64), pq)
+	c.ADDQ(operand.U8(8), pd)
+	c.ADDQ(operand.U8(64), ps)
+	c.SUBQ(operand.U8(2), n)
+	c.JMP(operand.LabelRef(p + "pair"))
+	c.Label(p + "single")
+	c.TESTQ(n, n)
+	c.JZ(operand.LabelRef(p + "sum"))
+	block(0)
+	c.Label(p + "sum")
+	c.VADDPS(acc[1], acc[0], acc[0])
+	sx := hsum(c, acc[0], false)
+	c.VMOVSS(sx, operand.Mem{Base: y})
+	c.ADDQ(operand.U8(4), y)
+	c.ADDQ(stride, w)
+	c.DECQ(rows)
+	c.JNZ(operand.LabelRef(p + "row"))
+	c.VZEROUPPER()
+	c.RET()
+}
+
+// vpdpbusd emits VPDPBUSD (avo does not know it): acc's int32 lanes plus
+// the sums of four products of u's unsigned bytes with s's signed ones.
+func vpdpbusd(c *build.Context, s, u, acc operand.Op) {
+	c.Instruction(&ir.Instruction{
+		Opcode:   "VPDPBUSD",
+		Operands: []operand.Op{s, u, acc},
+		Inputs:   []operand.Op{s, u, acc},
+		Outputs:  []operand.Op{acc},
+		ISA:      []string{"AVX512_VNNI"},
+	})
+}
+
+// intDotsVNNI emits <fn>IntDotsVNNI, intDotsKernel's product with AVX-512
+// VNNI: two blocks at a time in the halves of a ZMM register, their 32
+// byte products summed into int32 lanes by one VPDPBUSD, then scaled by
+// a vector of the two blocks' scales (weight's times activation's), each
+// in its half. Q8_0's signs move onto the activations by a mask from
+// VPMOVB2M; a block left over at a row's end runs in the low half alone.
+func intDotsVNNI(c *build.Context, t blockType) {
+	name := t.fn + "IntDotsVNNI"
+	c.Function(name)
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(blocks, stride, rows int, w *byte, xq *int8, xd *float32, xs *int32, y *float32)")
+	c.Pragma("noescape")
+	c.Doc(
+		fmt.Sprintf("%s sets y[r] to the dot product of the int8-quantized activation", name),
+		fmt.Sprintf("row (xq, xd, xs; 32*blocks values) with the %s row of blocks blocks at", t.name),
+		"w+r*stride, for r < rows. Requires AVX-512F, AVX-512BW, AVX-512 VNNI and F16C.",
+	)
+	p := prefix(name)
+	blocks := c.Load(c.Param("blocks"), c.GP64())
+	stride := c.Load(c.Param("stride"), c.GP64())
+	rows := c.Load(c.Param("rows"), c.GP64())
+	w := c.Load(c.Param("w"), c.GP64())
+	xq := c.Load(c.Param("xq"), c.GP64())
+	xd := c.Load(c.Param("xd"), c.GP64())
+	xs := c.Load(c.Param("xs"), c.GP64())
+	y := c.Load(c.Param("y"), c.GP64())
+
+	// idx: lanes 0-7 take element 0, lanes 8-15 element 1 (VPERMPS).
+	idx, zero := c.ZMM(), c.ZMM()
+	c.VPXORD(zero, zero, zero)
+	{
+		one := c.YMM()
+		g := c.GP32()
+		c.MOVL(operand.U32(1), g)
+		c.VMOVD(g, one.AsX())
+		c.VPBROADCASTD(one.AsX(), one)
+		c.VINSERTI64X4(operand.U8(1), one, zero, idx)
+	}
+	var mask, qperm reg.VecVirtual
+	if t.fn == "q4" {
+		mask = c.ZMM()
+		g := c.GP32()
+		c.MOVL(operand.U32(0x0f0f0f0f), g)
+		c.VPBROADCASTD(g, mask)
+		// qperm: the qwords of [b0, b1, b0>>4, b1>>4] in the order
+		// [b0, b0>>4, b1, b1>>4].
+		qperm = c.ZMM()
+		g64, tx := c.GP64(), c.XMM()
+		c.MOVQ(operand.U64(0x0706030205040100), g64)
+		c.VMOVQ(g64, tx)
+		c.VPMOVZXBQ(tx, qperm)
+	}
+
+	c.Label(p + "row")
+	acc := [2]reg.VecVirtual{c.ZMM(), c.ZMM()}
+	for _, a := range acc {
+		c.VPXORD(a, a, a)
+	}
+	pw, pq, pd, ps, n := c.GP64(), c.GP64(), c.GP64(), c.GP64(), c.GP64()
+	c.MOVQ(w, pw)
+	c.MOVQ(xq, pq)
+	c.MOVQ(xd, pd)
+	c.MOVQ(xs, ps)
+	c.MOVQ(blocks, n)
+	// pair adds blocks j and j+1 into acc[a]; single adds block j alone
+	// (the high half of every operand zero).
+	step := func(j, a int, pair bool) {
+		bp := operand.Mem{Base: pw}.Offset(j * t.bytes)
+		qp := operand.Mem{Base: pq}.Offset(j * 32)
+		u, isum := c.ZMM(), c.ZMM()
+		var s operand.Op
+		switch t.fn {
+		case "q8":
+			wv, sv := c.ZMM(), c.ZMM()
+			k := c.K()
+			c.VMOVDQU(bp.Offset(2), wv.AsY())
+			if pair {
+				c.VINSERTI64X4(operand.U8(1), bp.Offset(2+t.bytes), wv, wv)
+				c.VMOVDQU64(qp, sv)
+			} else {
+				c.VMOVDQU(qp, sv.AsY())
+			}
+			c.VPABSB(wv, u)
+			c.VPMOVB2M(wv, k)
+			c.VPSUBB(sv, zero, k, sv)
+			s = sv
+			c.VPXORD(isum, isum, isum)
+		case "q4":
+			b := c.YMM()
+			c.VMOVDQU(bp.Offset(2), b.AsX())
+			if pair {
+				c.VINSERTI128(operand.U8(1), bp.Offset(2+t.bytes), b, b)
+			}
+			h := c.YMM()
+			c.VPSRLW(operand.U8(4), b, h)
+			c.VINSERTI64X4(operand.U8(1), h, b.AsZ(), u)
+			c.VPERMQ(u, qperm, u)
+			c.VPANDD(mask, u, u)
+			if pair {
+				s = qp
+				c.VMOVDQU64(operand.Mem{Base: ps}.Offset(32*j), isum)
+			} else {
+				sv := c.ZMM()
+				c.VMOVDQU(qp, sv.AsY())
+				s = sv
+				c.VMOVDQU(operand.Mem{Base: ps}.Offset(32*j), isum.AsY())
+			}
+		}
+		vpdpbusd(c, s, u, isum)
+		f := c.ZMM()
+		c.VCVTDQ2PS(isum, f)
+		// The scales: dw (two float16s into words 0 and 1) times dx.
+		h, d := c.XMM(), c.XMM()
+		c.VPBROADCASTW(bp, h)
+		if pair {
+			c.VPINSRW(operand.U8(1), bp.Offset(t.bytes), h, h)
+			c.VCVTPH2PS(h, d)
+			dx := c.XMM()
+			c.VMOVQ(operand.Mem{Base: pd}.Offset(4*j), dx)
+			c.VMULPS(dx, d, d)
+		} else {
+			c.VCVTPH2PS(h, d)
+			c.VMULSS(operand.Mem{Base: pd}.Offset(4*j), d, d)
+		}
+		sc := c.ZMM()
+		c.VPERMPS(d.AsZ(), idx, sc)
+		c.VFMADD231PS(f, sc, acc[a])
+	}
+	c.Label(p + "quad")
+	c.CMPQ(n, operand.U8(4))
+	c.JL(operand.LabelRef(p + "pair"))
+	step(0, 0, true)
+	step(2, 1, true)
+	c.ADDQ(operand.U32(4*t.bytes), pw)
+	c.ADDQ(operand.U32(128), pq)
+	c.ADDQ(operand.U8(16), pd)
+	c.ADDQ(operand.U32(128), ps)
+	c.SUBQ(operand.U8(4), n)
+	c.JMP(operand.LabelRef(p + "quad"))
+	c.Label(p + "pair")
+	c.CMPQ(n, operand.U8(2))
+	c.JL(operand.LabelRef(p + "single"))
+	step(0, 0, true)
+	c.ADDQ(operand.U32(2*t.bytes), pw)
+	c.ADDQ(operand.U8(64), pq)
+	c.ADDQ(operand.U8(8), pd)
+	c.ADDQ(operand.U8(64), ps)
+	c.SUBQ(operand.U8(2), n)
+	c.Label(p + "single")
+	c.TESTQ(n, n)
+	c.JZ(operand.LabelRef(p + "sum"))
+	step(0, 1, false)
+	c.Label(p + "sum")
+	c.VADDPS(acc[1], acc[0], acc[0])
+	sx := hsum(c, acc[0], true)
+	c.VMOVSS(sx, operand.Mem{Base: y})
+	c.ADDQ(operand.U8(4), y)
+	c.ADDQ(stride, w)
+	c.DECQ(rows)
+	c.JNZ(operand.LabelRef(p + "row"))
+	c.VZEROUPPER()
+	c.RET()
 }
