@@ -41,8 +41,8 @@ type storedLinearFn struct {
 // Linear on the filled weight (to float32 rounding, for a BlockFiller's
 // blocks read in place), except that under WithoutGrad a Q8_0 or Q4_0
 // BlockFiller's product with few rows quantizes x to int8 blocks first, as
-// llama.cpp does (qmat.MatMulNTInt8; qmat.SetInt8Activations(false) or
-// SURGEON_QMAT_INT8=0 turns this off). A Filler that fails panics with its error,
+// llama.cpp does, when qmat.SetInt8Activations(true) or
+// SURGEON_QMAT_INT8=1 has turned that on (qmat.MatMulNTInt8). A Filler that fails panics with its error,
 // as the other operators do on bad operands.
 func StoredLinear(x mat.Tensor, w Filler, out, in int, b mat.Tensor) mat.Tensor {
 	if Cols(x) != in {
@@ -101,7 +101,7 @@ func (f *storedLinearFn) Forward() (mat.Tensor, error) {
 		if n > qmat.MaxDirectRows {
 			scratch = allocDirty(f.out * f.in)
 		}
-		// With gradients off (inference), decoding quantizes the
+		// With gradients off (inference), decoding may quantize the
 		// activations to int8 blocks for Q8_0 and Q4_0 weights (see
 		// qmat.MatMulNTInt8); a product on the tape keeps them float32,
 		// equal to the decoded weight's product to float32 rounding.

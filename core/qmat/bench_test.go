@@ -67,6 +67,8 @@ func BenchmarkMatMulNT(b *testing.B) {
 					wasG := linalg.SetGeneric(path == "generic")
 					was5 := linalg.SetAVX512(path == "avx512")
 					defer func() { linalg.SetGeneric(wasG); linalg.SetAVX512(was5) }()
+					wasI := SetInt8Activations(true)
+					defer SetInt8Activations(wasI)
 					for range b.N {
 						MatMulNTInt8(c, a, w, s.m, false, scratch)
 					}

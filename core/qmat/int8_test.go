@@ -86,6 +86,12 @@ func int8Activations(r *rand.Rand, m, k int) []float32 {
 	return a
 }
 
+// withInt8 turns the int8-activation products on for the test.
+func withInt8(t *testing.T) {
+	was := SetInt8Activations(true)
+	t.Cleanup(func() { SetInt8Activations(was) })
+}
+
 // TestQuantizeRows checks the quantizer against refQuantize exactly.
 func TestQuantizeRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
@@ -111,6 +117,7 @@ func TestQuantizeRows(t *testing.T) {
 // TestMatMulNTInt8 checks every path's int8-activation product against
 // int8Reference, to float32 rounding (1e-5 of the magnitude).
 func TestMatMulNTInt8(t *testing.T) {
+	withInt8(t)
 	paths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(9, 10))
 		for _, typ := range []Type{Q8_0, Q4_0} {
@@ -155,6 +162,7 @@ func TestMatMulNTInt8(t *testing.T) {
 // the error relative to the float32-activation path's, in the norm of all
 // outputs.
 func TestMatMulNTInt8Error(t *testing.T) {
+	withInt8(t)
 	paths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(11, 12))
 		for _, typ := range []Type{Q8_0, Q4_0} {

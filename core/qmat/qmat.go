@@ -19,7 +19,8 @@
 // quantizes the activations of a Q8_0 or Q4_0 product to int8 blocks
 // first, as llama.cpp does, and sums the blocks' products in integers
 // (AVX-512 VNNI, or AVX2's VPMADDUBSW): faster, within the activations'
-// quantization error of MatMulNT.
+// quantization error of MatMulNT (off by default: see
+// SetInt8Activations).
 //
 // On amd64 the kernels run in assembly written by internal/asmgen: an
 // AVX-512 path and an AVX2+FMA+F16C path, chosen at run time; elsewhere,
