@@ -43,13 +43,8 @@ func (m *Model) Step(mc model.Cache, ids []int) (mat.Tensor, error) {
 	if m.Score != nil {
 		return nil, fmt.Errorf("gemma2: step: a sequence classifier has no next-token logits")
 	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("gemma2: step: no tokens")
-	}
-	for i, id := range ids {
-		if id < 0 || id >= m.Config.VocabSize {
-			return nil, fmt.Errorf("gemma2: step: token %d: id %d outside the vocabulary [0,%d)", i, id, m.Config.VocabSize)
-		}
+	if err := model.CheckStep(ids, m.Config.VocabSize); err != nil {
+		return nil, fmt.Errorf("gemma2: %w", err)
 	}
 	p0 := c.Len()
 	pos := make([]int, len(ids))

@@ -1,6 +1,10 @@
 package model
 
-import "github.com/nlpodyssey/spago/mat"
+import (
+	"fmt"
+
+	"github.com/nlpodyssey/spago/mat"
+)
 
 // Cache is a causal LM's per-layer key/value state between Decoder.Step
 // calls: what the tokens seen so far contribute to attention, so that a new
@@ -28,4 +32,18 @@ type Decoder interface {
 	// says how). Ids out of range, an empty ids or a
 	// cache of another model are errors, and leave c unchanged.
 	Step(c Cache, ids []int) (mat.Tensor, error)
+}
+
+// CheckStep returns the error a Decoder's Step gives for ids before it
+// touches its cache: no tokens, or a token outside [0, vocab).
+func CheckStep(ids []int, vocab int) error {
+	if len(ids) == 0 {
+		return fmt.Errorf("step: no tokens")
+	}
+	for i, id := range ids {
+		if id < 0 || id >= vocab {
+			return fmt.Errorf("step: token %d: id %d outside the vocabulary [0,%d)", i, id, vocab)
+		}
+	}
+	return nil
 }
