@@ -38,7 +38,7 @@ func newTailMatcher(p string) (tailMatcher, bool) {
 		if !ok || head == "" {
 			continue
 		}
-		re, err := regexp.Compile(`\A(?:` + unicodeSpaces(head) + `)`)
+		re, err := regexp.Compile(`\A(?:` + UnicodeSpaces(head) + `)`)
 		if err != nil {
 			return tailMatcher{}, false
 		}
@@ -47,9 +47,10 @@ func newTailMatcher(p string) (tailMatcher, bool) {
 	return tailMatcher{}, false
 }
 
-// unicodeSpaces spells \s in a pattern as Unicode White_Space for Go's
-// regexp, inside and outside character classes.
-func unicodeSpaces(p string) string {
+// UnicodeSpaces spells \s in a pattern as Unicode White_Space for Go's
+// regexp (whose \s is ASCII only), inside and outside character classes,
+// as the Oniguruma engine of Hugging Face tokenizers reads it.
+func UnicodeSpaces(p string) string {
 	var b strings.Builder
 	inClass := false
 	for i := 0; i < len(p); i++ {

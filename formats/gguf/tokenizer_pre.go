@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/surgeon-ml/surgeon/core/tokenizer"
 )
 
 // ErrUnknownPreTokenizer reports a byte-level BPE pre-tokenizer that
@@ -31,9 +33,6 @@ const (
 	digitsSplit = `\p{N}+`
 	cjkSplit    = `[\x{4E00}-\x{9FA5}\x{800}-\x{4E00}\x{AC00}-\x{D7FF}]+`
 	bloomSplit  = ` ?[^(\s|.,!?\x{2026}\x{3002}\x{FF0C}\x{3001}\x{964}\x{6D4}\x{60C})]+`
-	// uniSpace is \s as Unicode regex engines read it (White_Space), for
-	// patterns Go's regexp runs: Go's \s is ASCII only.
-	uniSpace = `\t\n\v\f\r \x{85}\p{Z}`
 )
 
 // bpePre is a byte-level BPE pre-tokenizer llama.cpp knows by name
@@ -131,32 +130,7 @@ func goPattern(p string) string {
 	if strings.HasSuffix(p, `|\s+(?!\S)|\s+`) {
 		return p // core/tokenizer reads these itself, \s included
 	}
-	var b strings.Builder
-	inClass := false
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c == '\\' && i+1 < len(p) && p[i+1] == 's':
-			if inClass {
-				b.WriteString(uniSpace)
-			} else {
-				b.WriteString("[" + uniSpace + "]")
-			}
-			i++
-			continue
-		case c == '\\' && i+1 < len(p):
-			b.WriteByte(c)
-			b.WriteByte(p[i+1])
-			i++
-			continue
-		case c == '[':
-			inClass = true
-		case c == ']':
-			inClass = false
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
+	return tokenizer.UnicodeSpaces(p)
 }
 
 // canonicalPattern spells a pattern as bpePres does: characters beyond
