@@ -78,6 +78,9 @@ func ggufTokenizer(l *Loaded) ([]gguf.KV, error) {
 		return nil, err
 	}
 	if h, ok := tok.(*tokenizer.HF); ok {
+		if kvs, ok, err := sentencePieceGGUF(l, h); ok {
+			return kvs, err
+		}
 		p, err := h.ByteLevelBPE()
 		if err != nil {
 			return nil, fmt.Errorf("writing GGUF: %s: %w (GGUF holds SentencePiece and byte-level BPE tokenizers)", TokenizerJSONFile, err)
