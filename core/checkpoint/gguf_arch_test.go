@@ -1,7 +1,10 @@
 package checkpoint
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -68,7 +71,7 @@ func TestGGUFArchRoundTrip(t *testing.T) {
 			}
 			defer src.Close()
 			out := filepath.Join(t.TempDir(), "m.gguf")
-			if err := writeGGUF(out, src, "f32", nil); err != nil {
+			if err := writeGGUF(out, src, "f32", nil, paramSources(src.Model)); err != nil {
 				t.Fatal(err)
 			}
 			f, err := gguf.Open(out)
@@ -157,7 +160,7 @@ func TestGGUFArchQuantizedReadsBack(t *testing.T) {
 			}
 			defer src.Close()
 			out := filepath.Join(t.TempDir(), "m.gguf")
-			if err := writeGGUF(out, src, c.typ, nil); err != nil {
+			if err := writeGGUF(out, src, c.typ, nil, paramSources(src.Model)); err != nil {
 				t.Fatal(err)
 			}
 			back, err := Load(out)
@@ -257,7 +260,7 @@ func TestGGUFArchErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if err := writeGGUF(filepath.Join(dir, "g.gguf"), src, "f32", nil); err == nil || !strings.Contains(err.Error(), "untied") {
+	if err := writeGGUF(filepath.Join(dir, "g.gguf"), src, "f32", nil, paramSources(src.Model)); err == nil || !strings.Contains(err.Error(), "untied") {
 		t.Fatalf("untied gemma2: error %v", err)
 	}
 	for ref, want := range map[string]string{
@@ -270,7 +273,7 @@ func TestGGUFArchErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = writeGGUF(filepath.Join(dir, ref+".gguf"), l, "f32", nil)
+		err = writeGGUF(filepath.Join(dir, ref+".gguf"), l, "f32", nil, paramSources(l.Model))
 		l.Close()
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("%s: error %v, want %q", ref, err, want)
@@ -319,7 +322,7 @@ func TestGGUFMistralAsLlama(t *testing.T) {
 	}
 	defer l.Close()
 	out := filepath.Join(t.TempDir(), "m.gguf")
-	if err := writeGGUF(out, l, "f32", nil); err != nil {
+	if err := writeGGUF(out, l, "f32", nil, paramSources(l.Model)); err != nil {
 		t.Fatal(err)
 	}
 	back, err := Load(out)
@@ -343,5 +346,61 @@ func TestGGUFMistralAsLlama(t *testing.T) {
 		if g := ops.Data(got)[i]; g != w {
 			t.Fatalf("logit %d = %v, the folder's %v", i, g, w)
 		}
+	}
+}
+
+// A Hugging Face folder streamed to GGUF (one tensor at a time from its
+// skeleton) is byte for byte the file written from the loaded model, for
+// every family's reference folder, in F32 and in quantized types (q/k
+// permuted, Gemma's norms plus one, GPT-2's Conv1D transposed, F16
+// fallback for rows that do not divide into blocks).
+func TestStreamGGUFEqualsLoaded(t *testing.T) {
+	for _, c := range ggufArchCases {
+		t.Run(c.dir, func(t *testing.T) {
+			dir := filepath.Join(refDir, c.dir)
+			l, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			sk, err := OpenSkeleton(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sk.Close()
+			for _, typ := range []string{"f32", "q8_0", "q4_k"} {
+				tmp := t.TempDir()
+				want, got := filepath.Join(tmp, "loaded.gguf"), filepath.Join(tmp, "streamed.gguf")
+				if err := writeGGUF(want, l, typ, nil, paramSources(l.Model)); err != nil {
+					t.Fatal(err)
+				}
+				if err := streamGGUF(context.Background(), got, sk, typ, nil); err != nil {
+					t.Fatal(err)
+				}
+				a, _ := os.ReadFile(want)
+				b, _ := os.ReadFile(got)
+				if !bytes.Equal(a, b) {
+					t.Errorf("%s: streamed file (%d bytes) differs from the loaded model's (%d bytes)", typ, len(b), len(a))
+				}
+			}
+		})
+	}
+}
+
+// A cancelled stream to GGUF leaves no file.
+func TestStreamGGUFCancelled(t *testing.T) {
+	sk, err := OpenSkeleton(filepath.Join(refDir, "llama-gqa-f32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := filepath.Join(t.TempDir(), "m.gguf")
+	if err := streamGGUF(ctx, out, sk, "q8_0", nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 0 {
+		t.Fatalf("a cancelled stream left %v", entries)
 	}
 }

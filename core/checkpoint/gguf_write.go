@@ -1,13 +1,15 @@
 package checkpoint
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
-	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/core/tokenizer"
+	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
 )
 
@@ -29,22 +31,56 @@ func SaveGGUF(path string, l *Loaded, typ string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return writeGGUF(path, l, typ, tok)
+	return writeGGUF(path, l, typ, tok, paramSources(l.Model))
 }
 
-// writeGGUF writes l's materialized causal LM with the tokenizer metadata
-// tok (gguf.WriteModel).
-func writeGGUF(path string, l *Loaded, typ string, tok []gguf.KV) error {
-	m := l.Model
-	cfg := m.HFConfig()
-	var ts []tensor.Tensor
-	for _, p := range layer.Params(m) {
-		data, err := tensor.FromFloat32(tensor.F32, p.Stored())
-		if err != nil {
-			return err
-		}
-		ts = append(ts, tensor.Tensor{Name: p.Path, DType: tensor.F32, Shape: p.Shape, Data: data})
+// StreamGGUF writes the Hugging Face folder opened as s as a llama.cpp
+// GGUF file of the given type, as SaveGGUF writes the loaded model, but
+// one tensor at a time: each is read from the checkpoint, converted and
+// encoded when the writer reaches it, and dropped before the next, so a
+// 7B model becomes Q4_K in the memory of a few of its tensors. When ctx
+// is cancelled the writing stops and nothing appears at path.
+func StreamGGUF(ctx context.Context, path string, s *Skeleton, typ string) error {
+	if m := s.Model; m.Task() != model.CausalLM {
+		return fmt.Errorf("%s: GGUF holds causal LMs; this model is a %s", path, m.Task())
 	}
+	tok, err := ggufTokenizer(s.loaded())
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return streamGGUF(ctx, path, s, typ, tok)
+}
+
+// loaded is the skeleton as a Loaded model of its folder.
+func (s *Skeleton) loaded() *Loaded {
+	return &Loaded{Model: s.Model, Format: detect.HFModel, Path: s.Dir}
+}
+
+// streamGGUF is StreamGGUF with the tokenizer metadata tok.
+func streamGGUF(ctx context.Context, path string, s *Skeleton, typ string, tok []gguf.KV) error {
+	var ts []gguf.SourceTensor
+	for _, p := range layer.Params(s.Model) {
+		ts = append(ts, gguf.SourceTensor{Name: p.Path, Shape: p.Shape, Values: func() ([]float32, error) {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			v, err := s.Stored(p)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := s.st.Info(p.Path); err != nil {
+				v = slices.Clone(v) // the parameter's own memory
+			}
+			return v, nil
+		}})
+	}
+	return writeGGUF(path, s.loaded(), typ, tok, ts)
+}
+
+// writeGGUF writes l's causal LM, whose parameters ts reads, with the
+// tokenizer metadata tok (gguf.WriteModelFrom).
+func writeGGUF(path string, l *Loaded, typ string, tok []gguf.KV, ts []gguf.SourceTensor) error {
+	cfg := l.Model.HFConfig()
 	name, _ := cfg["_name_or_path"].(string)
 	if name == "" {
 		name = strings.TrimSuffix(l.Path, "/")
@@ -52,7 +88,18 @@ func writeGGUF(path string, l *Loaded, typ string, tok []gguf.KV) error {
 			name = name[i+1:]
 		}
 	}
-	return gguf.WriteModel(path, gguf.ModelWrite{Config: cfg, Type: typ, Name: name, Tokenizer: tok}, ts)
+	return gguf.WriteModelFrom(path, gguf.ModelWrite{Config: cfg, Type: typ, Name: name, Tokenizer: tok}, ts)
+}
+
+// paramSources reads m's materialized parameters for writeGGUF.
+func paramSources(m model.Model) []gguf.SourceTensor {
+	var ts []gguf.SourceTensor
+	for _, p := range layer.Params(m) {
+		ts = append(ts, gguf.SourceTensor{Name: p.Path, Shape: p.Shape, Values: func() ([]float32, error) {
+			return slices.Clone(p.Stored()), nil
+		}})
+	}
+	return ts
 }
 
 // ggufTokenizer returns the tokenizer.ggml.* metadata for l's tokenizer:

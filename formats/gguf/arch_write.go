@@ -99,6 +99,17 @@ func archForModelType(path string, c map[string]any) (*arch, error) {
 // converted to o.Type. tensors holds the model's parameters under Hugging
 // Face names and layouts (any float dtype).
 func WriteModel(path string, o ModelWrite, tensors []tensor.Tensor) error {
+	mts := make([]SourceTensor, len(tensors))
+	for i, t := range tensors {
+		mts[i] = SourceTensor{Name: t.Name, Shape: t.Shape, Values: t.Float32}
+	}
+	return WriteModelFrom(path, o, mts)
+}
+
+// WriteModelFrom is WriteModel with each tensor's values read when the
+// writer reaches it: one tensor at a time is in memory (as float32, then
+// encoded), whatever the model's size.
+func WriteModelFrom(path string, o ModelWrite, tensors []SourceTensor) error {
 	ft, ok := FileTypes[strings.ToLower(o.Type)]
 	if !ok {
 		var names []string
@@ -174,34 +185,22 @@ func WriteModel(path string, o ModelWrite, tensors []tensor.Tensor) error {
 		if !ok {
 			return fmt.Errorf("%s: tensor %q has no llama.cpp name", path, t.Name)
 		}
+		heads := 0
 		switch {
 		case a.permuteQK && strings.HasSuffix(name, ".attn_q.weight"):
-			t, err = PermuteQK(t, h.heads)
+			heads = h.heads
 		case a.permuteQK && strings.HasSuffix(name, ".attn_k.weight"):
-			t, err = PermuteQK(t, h.kvHeads)
+			heads = h.kvHeads
 		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		v, err := t.Float32()
-		if err != nil {
-			return fmt.Errorf("%s: tensor %q: %w", path, t.Name, err)
-		}
-		shape := t.Shape
-		if a.offsetNorm(t.Name) {
-			for i := range v {
-				v[i]++
+		if heads > 0 {
+			if err := checkPermute(t.Name, t.Shape, heads); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
 			}
 		}
-		if a.transposed(name, len(shape)) {
-			rows, cols := shape[0], shape[1]
-			tr := make([]float32, len(v))
-			for r := range rows {
-				for c := range cols {
-					tr[c*rows+r] = v[r*cols+c]
-				}
-			}
-			v, shape = tr, []int{cols, rows}
+		shape := slices.Clone(t.Shape)
+		transpose := a.transposed(name, len(shape))
+		if transpose {
+			shape = []int{shape[1], shape[0]}
 		}
 		typ := ft.Type
 		if len(shape) != 2 {
@@ -209,13 +208,77 @@ func WriteModel(path string, o ModelWrite, tensors []tensor.Tensor) error {
 		} else if shape[1]%typ.BlockSize() != 0 {
 			typ = TypeF16
 		}
-		data, err := Quantize(typ, v)
-		if err != nil {
-			return fmt.Errorf("%s: tensor %q: %w", path, t.Name, err)
-		}
-		out = append(out, WriteTensor{Name: name, Shape: shape, Type: typ, Data: data})
+		offset := a.offsetNorm(t.Name)
+		src := t
+		out = append(out, WriteTensor{Name: name, Shape: shape, Type: typ, Source: func() ([]byte, error) {
+			v, err := src.Values()
+			if err != nil {
+				return nil, err
+			}
+			if len(v) != tensor.NumElements(src.Shape) {
+				return nil, fmt.Errorf("%s: %d values for shape %v", src.Name, len(v), src.Shape)
+			}
+			if heads > 0 {
+				v = permuteRowsF32(v, src.Shape[0], src.Shape[1], heads)
+			}
+			if offset {
+				for i := range v {
+					v[i]++
+				}
+			}
+			if transpose {
+				rows, cols := src.Shape[0], src.Shape[1]
+				tr := make([]float32, len(v))
+				for r := range rows {
+					for c := range cols {
+						tr[c*rows+r] = v[r*cols+c]
+					}
+				}
+				v = tr
+			}
+			return Quantize(typ, v)
+		}})
 	}
 	return Write(path, kvs, out)
+}
+
+// SourceTensor is one parameter of a model WriteModelFrom writes: its
+// Hugging Face name and shape, and a function that reads its values (a
+// fresh slice the writer may change) when the writer reaches it.
+type SourceTensor struct {
+	Name   string
+	Shape  []int
+	Values func() ([]float32, error)
+}
+
+// checkPermute says whether a q or k projection of shape can be permuted
+// between the rotate-half and interleaved layouts with heads heads.
+func checkPermute(name string, shape []int, heads int) error {
+	if len(shape) != 2 {
+		return fmt.Errorf("tensor %q: q/k permutation needs a matrix, got shape %v", name, shape)
+	}
+	if rows := shape[0]; rows%heads != 0 || (rows/heads)%2 != 0 {
+		return fmt.Errorf("tensor %q: %d rows cannot be split into %d heads of an even number of rows", name, rows, heads)
+	}
+	return nil
+}
+
+// permuteRowsF32 is PermuteQK on a rows x cols float32 matrix: within each
+// head, the rotate-half row j*r/2+i goes to interleaved row 2i+j.
+func permuteRowsF32(v []float32, rows, cols, heads int) []float32 {
+	out := make([]float32, len(v))
+	perHead := rows / heads
+	half := perHead / 2
+	for h := range heads {
+		base := h * perHead
+		for j := range 2 {
+			for i := range half {
+				src, dst := base+j*half+i, base+2*i+j
+				copy(out[dst*cols:(dst+1)*cols], v[src*cols:(src+1)*cols])
+			}
+		}
+	}
+	return out
 }
 
 func noMeta(map[string]any, writeHParams) ([]KV, error) { return nil, nil }

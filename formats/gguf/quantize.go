@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
 )
@@ -55,10 +57,28 @@ func Quantize(t GGMLType, src []float32) ([]byte, error) {
 	if len(src)%bs != 0 {
 		return nil, fmt.Errorf("%d elements are not a whole number of %d-element %s blocks", len(src), bs, t)
 	}
-	dst := make([]byte, len(src)/bs*t.BlockBytes())
-	q(dst, src)
+	bb := t.BlockBytes()
+	dst := make([]byte, len(src)/bs*bb)
+	// Blocks are independent: large tensors are quantized in parallel,
+	// a run of whole blocks per goroutine, with the same bytes as one.
+	blocks := len(src) / bs
+	workers := min(runtime.GOMAXPROCS(0), blocks*bs/quantizeGrain)
+	if workers <= 1 {
+		q(dst, src)
+		return dst, nil
+	}
+	var wg sync.WaitGroup
+	per := (blocks + workers - 1) / workers
+	for lo := 0; lo < blocks; lo += per {
+		hi := min(lo+per, blocks)
+		wg.Go(func() { q(dst[lo*bb:hi*bb], src[lo*bs:hi*bs]) })
+	}
+	wg.Wait()
 	return dst, nil
 }
+
+// quantizeGrain is the fewest values a goroutine of Quantize takes.
+const quantizeGrain = 1 << 16
 
 // fp32ToFP16 converts a float32 to IEEE binary16 bits exactly as ggml's
 // GGML_FP32_TO_FP16 does (round to nearest even through float32

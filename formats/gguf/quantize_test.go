@@ -117,3 +117,23 @@ func TestFP16Conversion(t *testing.T) {
 		}
 	}
 }
+
+// Quantize splits large tensors across goroutines; the bytes are those of
+// one serial pass over every block, for every type.
+func TestQuantizeParallelEqualsSerial(t *testing.T) {
+	src := make([]float32, 3*quantizeGrain+7*256)
+	for i := range src {
+		src[i] = float32(math.Sin(float64(i)*0.37)) * float32(1+i%13)
+	}
+	for typ, q := range quantizers {
+		got, err := Quantize(typ, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]byte, len(got))
+		q(want, src)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: parallel quantization differs from serial", typ)
+		}
+	}
+}

@@ -21,12 +21,26 @@ type KV struct {
 
 // WriteTensor is one tensor to write: its name, row-major shape (outermost
 // first, as Shape reports; written reversed, innermost first), ggml type
-// and encoded bytes (see Quantize).
+// and encoded bytes (see Quantize), given as Data or produced by Source.
 type WriteTensor struct {
 	Name  string
 	Shape []int
 	Type  GGMLType
 	Data  []byte
+	// Source, when Data is nil, produces the tensor's bytes when the
+	// writer reaches it, so that a file bigger than memory streams out
+	// one tensor at a time. Write calls each Source once, in order, at
+	// most two ahead of the tensor being written, and checks the length.
+	Source func() ([]byte, error)
+}
+
+// size is the number of bytes the tensor's type and shape take.
+func (t *WriteTensor) size() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n / t.Type.BlockSize() * t.Type.BlockBytes()
 }
 
 // Write writes a GGUF version 3 file with the metadata and tensors given,
@@ -71,14 +85,16 @@ func Write(path string, kvs []KV, tensors []WriteTensor) error {
 		if t.Shape[len(t.Shape)-1]%bs != 0 {
 			return fmt.Errorf("%s: tensor %q: rows of %d values do not divide into %s blocks of %d", path, t.Name, t.Shape[len(t.Shape)-1], t.Type, bs)
 		}
-		if want := n / bs * t.Type.BlockBytes(); len(t.Data) != want {
+		if want := t.size(); (t.Source == nil || t.Data != nil) && len(t.Data) != want {
 			return fmt.Errorf("%s: tensor %q: %d bytes for %s %v, want %d", path, t.Name, len(t.Data), t.Type, t.Shape, want)
 		}
 		off = (off + align - 1) / align * align
 		offsets[i] = off
-		off += uint64(len(t.Data))
+		off += uint64(t.size())
 	}
 	return atomicfs.WriteFile(path, func(w io.Writer) error {
+		datas, stop := produce(tensors)
+		defer stop()
 		bw := bufio.NewWriterSize(w, 1<<20)
 		cw := &countWriter{w: bw}
 		e := encoder{w: cw}
@@ -117,13 +133,53 @@ func Write(path string, kvs []KV, tensors []WriteTensor) error {
 					e.raw(make([]byte, align-r))
 				}
 			}
-			e.raw(t.Data)
+			d := <-datas
+			if d.err != nil {
+				return fmt.Errorf("tensor %q: %w", t.Name, d.err)
+			}
+			if want := t.size(); len(d.data) != want {
+				return fmt.Errorf("tensor %q: %d bytes produced for %s %v, want %d", t.Name, len(d.data), t.Type, t.Shape, want)
+			}
+			e.raw(d.data)
 		}
 		if e.err != nil {
 			return e.err
 		}
 		return bw.Flush()
 	})
+}
+
+// produced is one tensor's bytes, or why they could not be made.
+type produced struct {
+	data []byte
+	err  error
+}
+
+// produce yields the tensors' bytes in order: Data as given, Source called
+// in a goroutine that runs at most two tensors ahead of the writer, so that
+// making the next tensor (quantizing, say) overlaps writing this one. stop
+// ends the goroutine early.
+func produce(tensors []WriteTensor) (<-chan produced, func()) {
+	out := make(chan produced, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(out)
+		for _, t := range tensors {
+			d := produced{data: t.Data}
+			if d.data == nil && t.Source != nil {
+				d.data, d.err = t.Source()
+			}
+			select {
+			case out <- d:
+			case <-done:
+				return
+			}
+			if d.err != nil {
+				return
+			}
+		}
+	}()
+	return out, func() { close(done) }
 }
 
 // countWriter counts the bytes written.

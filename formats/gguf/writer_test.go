@@ -1,6 +1,10 @@
 package gguf
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,6 +37,25 @@ func TestWriteReadBack(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.gguf")
 	if err := Write(path, kvs, ts); err != nil {
 		t.Fatal(err)
+	}
+	// The same tensors produced lazily, in order, give the same bytes.
+	lazy := make([]WriteTensor, len(ts))
+	next := 0
+	for i, wt := range ts {
+		lazy[i] = WriteTensor{Name: wt.Name, Shape: wt.Shape, Type: wt.Type, Source: func() ([]byte, error) {
+			if next != i {
+				return nil, fmt.Errorf("source %d called after %d sources", i, next)
+			}
+			next++
+			return wt.Data, nil
+		}}
+	}
+	lazyPath := filepath.Join(t.TempDir(), "lazy.gguf")
+	if err := Write(lazyPath, kvs, lazy); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := readFile(t, path), readFile(t, lazyPath); !bytes.Equal(a, b) {
+		t.Fatalf("lazily produced tensors wrote %d bytes that differ from the eager %d", len(b), len(a))
 	}
 	f, err := Open(path)
 	if err != nil {
@@ -79,15 +102,31 @@ func TestWriteRefusesBadInput(t *testing.T) {
 		ts  []WriteTensor
 		msg string
 	}{
-		"short data":       {nil, []WriteTensor{{"x", []int{2, 32}, TypeQ8_0, make([]byte, 10)}}, "bytes"},
-		"blocks":           {nil, []WriteTensor{{"x", []int{1, 20}, TypeQ8_0, make([]byte, 34)}}, "do not divide"},
-		"duplicate tensor": {nil, []WriteTensor{{"x", []int{1}, TypeF32, make([]byte, 4)}, {"x", []int{1}, TypeF32, make([]byte, 4)}}, "twice"},
-		"duplicate key":    {[]KV{{"a", uint32(1)}, {"a", uint32(2)}}, nil, "twice"},
-		"bad value":        {[]KV{{"a", struct{}{}}}, nil, "not a GGUF"},
+		"short data":       {nil, []WriteTensor{{Name: "x", Shape: []int{2, 32}, Type: TypeQ8_0, Data: make([]byte, 10)}}, "bytes"},
+		"blocks":           {nil, []WriteTensor{{Name: "x", Shape: []int{1, 20}, Type: TypeQ8_0, Data: make([]byte, 34)}}, "do not divide"},
+		"duplicate tensor": {nil, []WriteTensor{{Name: "x", Shape: []int{1}, Type: TypeF32, Data: make([]byte, 4)}, {Name: "x", Shape: []int{1}, Type: TypeF32, Data: make([]byte, 4)}}, "twice"},
+		"short source": {nil, []WriteTensor{{Name: "x", Shape: []int{1}, Type: TypeF32, Data: make([]byte, 4)},
+			{Name: "y", Shape: []int{2, 32}, Type: TypeQ8_0, Source: func() ([]byte, error) { return make([]byte, 10), nil }}}, `tensor "y": 10 bytes produced`},
+		"source fails":  {nil, []WriteTensor{{Name: "x", Shape: []int{1}, Type: TypeF32, Source: func() ([]byte, error) { return nil, errors.New("disk gone") }}}, `tensor "x": disk gone`},
+		"duplicate key": {[]KV{{"a", uint32(1)}, {"a", uint32(2)}}, nil, "twice"},
+		"bad value":     {[]KV{{"a", struct{}{}}}, nil, "not a GGUF"},
 	} {
-		err := Write(filepath.Join(dir, name+".gguf"), tc.kvs, tc.ts)
+		path := filepath.Join(dir, name+".gguf")
+		err := Write(path, tc.kvs, tc.ts)
 		if err == nil || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%s: error %v, want %q", name, err, tc.msg)
 		}
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: a failed write left %s (%v)", name, path, err)
+		}
 	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -59,8 +59,23 @@ var modelKeys = []sdk.ConfigKey{
 	{Name: "max_shard_bytes", Type: "int", Default: 0, Doc: "split Hugging Face output into shards of at most this many bytes (0: one file)"},
 }
 
-// convertToGGUF loads a model and writes it as a llama.cpp GGUF file.
+// convertToGGUF loads a model and writes it as a llama.cpp GGUF file; a
+// Hugging Face folder streams, one tensor at a time (checkpoint.StreamGGUF).
 func convertToGGUF(ctx context.Context, src, dst, _ string, c sdk.Config, progress func(int64, int64, string)) error {
+	if f, err := detect.Path(src); err == nil && f == detect.HFModel {
+		progress(0, 2, "opening "+src)
+		sk, err := checkpoint.OpenSkeleton(src)
+		if err != nil {
+			return err
+		}
+		defer sk.Close()
+		progress(1, 2, "streaming to "+dst+" ("+c.String("type")+")")
+		if err := checkpoint.StreamGGUF(ctx, dst, sk, c.String("type")); err != nil {
+			return err
+		}
+		progress(2, 2, "wrote "+dst+" (streamed)")
+		return nil
+	}
 	progress(0, 3, "loading "+src)
 	l, err := checkpoint.Load(src)
 	if err != nil {
