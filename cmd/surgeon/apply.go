@@ -138,8 +138,12 @@ func printPlan(w io.Writer, p *apply.Plan) {
 	tw.Flush()
 	fmt.Fprintf(w, "trainable params: %d || all params: %d || trainable%%: %.4f\n", p.Trainable, p.Total, p.Percent())
 	if m := p.Memory; m.Total > 0 {
-		fmt.Fprintf(w, "memory estimate: %.0f MiB (weights %.0f, gradients and optimizer state %.0f, activations of a batch %.0f, runtime %.0f)\n",
+		fmt.Fprintf(w, "memory estimate: %.0f MiB (weights %.0f, gradients and optimizer state %.0f, activations of a batch %.0f, runtime %.0f)",
 			mb(m.Total), mb(m.Weights), mb(m.TrainState), mb(m.Activations), mb(m.Runtime))
+		if m.Mapped > 0 {
+			fmt.Fprintf(w, ", plus %.0f MiB of stored weights mapped from the file", mb(m.Mapped))
+		}
+		fmt.Fprintln(w)
 	}
 }
 

@@ -27,6 +27,12 @@ type Memory struct {
 	Runtime int64 `json:"runtime"`
 	// Total is the sum.
 	Total int64 `json:"total"`
+	// Mapped is the size, as stored, of the weights kept stored: pages of
+	// their file the run maps and reads at every step. They are resident
+	// while in use (a peak RSS includes them) but belong to the page
+	// cache, which the kernel may drop and read again, so Total leaves
+	// them out and the run is not refused for them.
+	Mapped int64 `json:"mapped"`
 }
 
 // runtimeBase is the resident size of the process beyond the model
@@ -46,6 +52,7 @@ func (r *Run) estimateMemory() Memory {
 	for _, l := range layer.Linears(r.Model) {
 		if l.Source != nil {
 			n := int64(l.In()) * int64(l.Out())
+			m.Mapped += l.Source.Bytes()
 			stored += n
 			largest = max(largest, n)
 		}

@@ -96,6 +96,12 @@ func TestStoredWeightsTrainTheSame(t *testing.T) {
 	if stMem.Weights >= f32Mem.Weights {
 		t.Fatalf("memory estimate of stored weights %d, float32 %d", stMem.Weights, f32Mem.Weights)
 	}
+	// The stored BF16 linears are mapped at two bytes a value: half of
+	// what float32 holds for them, which is at least what the stored
+	// estimate saves.
+	if f32Mem.Mapped != 0 || stMem.Mapped <= 0 || stMem.Mapped < (f32Mem.Weights-stMem.Weights)/2 {
+		t.Fatalf("mapped bytes: stored %d, float32 %d", stMem.Mapped, f32Mem.Mapped)
+	}
 }
 
 // train.gradient_checkpointing trains exactly as without it (same losses,

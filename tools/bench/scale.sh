@@ -15,7 +15,10 @@
 # and with stored weights; on the 7B shape, 128 tokens with stored weights;
 # on TinyLlama, a LoRA training step with stored weights and gradient
 # checkpointing against PyTorch's float32 step (tools/bench/torch_peer.py
-# scale-train; needs ../shared/fixtures for the tokenizer and text).
+# scale-train; needs ../shared/fixtures for the tokenizer and text); on
+# the 7B shape, the folder written as Q4_K GGUF (streamed), QLoRA on it
+# (20 steps, base kept in Q4_K) and its adapter evaluated on the BF16
+# folder (with --no-7b, the same on a 540M shape).
 #
 # Environment: SURGEON_SCALE_DIR work folder (default /tmp/surgeon-scale).
 set -euo pipefail
@@ -120,25 +123,24 @@ EOT
 	fi
 }
 
-# qlora_row: a 540M-shape Llama (hidden 2048, 8 layers, vocabulary 512 so
-# that stories260K's SentencePiece tokenizer fits) written by surgeon as
-# Q4_K GGUF, LoRA-trained for 20 steps of 1 x 128 tokens of tinyshakespeare
-# with the base kept in Q4_K (model.weights = "stored") and gradient
-# checkpointing; then the adapter is applied to the BF16 folder of the same
-# weights.
-qlora_row() {
-	local stories=$fixtures/stories260K-gguf/stories260K.gguf
-	if [ ! -f "$stories" ] || [ ! -f "$fixtures/tinyshakespeare/input.txt" ]; then
-		row "540m Q4_K" "QLoRA" "-" "-" "skipped: fixtures missing"
+# qlora LABEL FOLDER: writes the BF16 folder as Q4_K GGUF (streamed),
+# LoRA-trains r=16 (q_proj, v_proj) for 20 steps of 1 x 128 tokens of
+# tinyshakespeare with the base kept in Q4_K (model.weights = "stored") and
+# gradient checkpointing, then evaluates the BF16 folder on the same test
+# windows without and with the saved PEFT adapter: the adapter must apply
+# to the BF16 weights and lower their loss.
+qlora() {
+	local label=$1 folder=$2
+	if [ ! -f "$fixtures/tinyshakespeare/input.txt" ]; then
+		row "$label" "QLoRA" "-" "-" "skipped: $fixtures/tinyshakespeare missing"
 		return
 	fi
-	"$surgeon" convert "$stories" --to hf -q -o "$work/stories-hf"
-	"$work/bigmodel" -shape 540m -vocab 512 -o "$work/q540" -tokenizer "$work/stories-hf"
-	measure q4k "$surgeon" convert "$work/q540" --to gguf --type q4_k -q -o "$work/q540.gguf"
-	row "540m BF16 -> Q4_K GGUF ($(($(stat -c %s "$work/q540.gguf") >> 20)) MiB)" "convert --to gguf --type q4_k" "$secs" "$rss_mib" "-"
+	measure q4k "$surgeon" convert "$folder" --to gguf --type q4_k -o "$work/q.gguf"
+	grep -q "(streamed)" "$work/q4k.log" || { echo "convert --to gguf did not stream"; cat "$work/q4k.log"; exit 1; }
+	row "$label" "convert --to gguf --type q4_k, streamed ($(($(stat -c %s "$work/q.gguf") >> 20)) MiB out)" "$secs" "$rss_mib" "-"
 	cat >"$work/q.toml" <<EOT
 [model]
-path = "$work/q540.gguf"
+path = "$work/q.gguf"
 task = "causal-lm"
 max_length = 128
 weights = "stored"
@@ -164,21 +166,41 @@ lr = 1e-2
 gradient_checkpointing = true
 
 [eval]
-batch_size = 4
-max_examples = 8
+batch_size = 1
+max_examples = 2
 
 [output]
 dir = "$work/qrun"
 EOT
 	measure qlora "$surgeon" apply "$work/q.toml"
-	local first last
+	local first last step
 	first=$(awk -F, 'NR==2{print $3}' "$work/qrun/metrics.csv")
 	last=$(awk -F, 'END{print $3}' "$work/qrun/metrics.csv")
-	row "540m Q4_K" "QLoRA r=16 (q, v), 20 steps of 1 x 128, base in Q4_K, checkpointing" "$secs" "$rss_mib" "loss $first -> $last"
-	"$surgeon" forward "$work/q540" --weights stored --adapter "$work/qrun/adapter" --tokens 1,403,407,261 --top 1 >/dev/null ||
-		{ echo "the QLoRA adapter does not apply to the BF16 model"; exit 1; }
-	row "540m BF16" "the QLoRA adapter applied to the BF16 folder (forward --adapter)" "-" "-" "ok"
-	rm -rf "$work/q540" "$work/q540.gguf" "$work/qrun" "$work/stories-hf"
+	step=$(awk -F, 'NR==2{a=$8} END{printf "%.1f", ($8-a)/(NR-2)}' "$work/qrun/metrics.csv")
+	row "$label" "QLoRA r=16 (q, v), 20 steps of 1 x 128 tokens, base in Q4_K, checkpointing" "$secs ($step s/step)" "$rss_mib" "train loss $first -> $last / RSS bound 8192 MiB: $([ "$rss_mib" -le 8192 ] && echo met || echo NOT met)"
+	local before after
+	measure qeval0 "$surgeon" eval "$work/q.toml" --set "model.path=$folder"
+	before=$(awk '$1=="loss"{print $2}' "$work/qeval0.log")
+	measure qeval1 "$surgeon" eval "$work/q.toml" --set "model.path=$folder" --adapter "$work/qrun/adapter"
+	after=$(awk '$1=="loss"{print $2}' "$work/qeval1.log")
+	awk -v a="$before" -v b="$after" 'BEGIN{exit !(b < a)}' || { echo "the QLoRA adapter does not lower the BF16 model's loss ($before -> $after)"; exit 1; }
+	row "$label" "the QLoRA adapter on the BF16 folder (eval, stored weights)" "$secs" "$rss_mib" "test loss $before -> $after"
+	rm -rf "$work/q.gguf" "$work/qrun"
+}
+
+# qlora_540m: the QLoRA run on a 540M-shape Llama (hidden 2048, 8 layers,
+# vocabulary 512 so that stories260K's SentencePiece tokenizer fits), for
+# --no-7b.
+qlora_540m() {
+	local stories=$fixtures/stories260K-gguf/stories260K.gguf
+	if [ ! -f "$stories" ]; then
+		row "540m Q4_K" "QLoRA" "-" "-" "skipped: $stories missing"
+		return
+	fi
+	"$surgeon" convert "$stories" --to hf -q -o "$work/stories-hf"
+	"$work/bigmodel" -shape 540m -vocab 512 -o "$work/q540" -tokenizer "$work/stories-hf"
+	qlora "540m (vocabulary 512)" "$work/q540"
+	rm -rf "$work/q540" "$work/stories-hf"
 }
 
 run_shape() {
@@ -213,6 +235,7 @@ run_shape() {
 		t128=$(seq -s, 1 128)
 		measure forward128 "$surgeon" forward "$m" --tokens "$t128" --top 1 --weights stored
 		row "$shape" "forward 128 tokens, weights stored" "$secs" "$rss_mib" "RSS bound 15360 MiB: $([ "$rss_mib" -le 15360 ] && echo met || echo NOT met)"
+		qlora "$shape" "$m"
 	fi
 	if [ "$shape" = tinyllama ]; then
 		train_row "$m"
@@ -221,8 +244,9 @@ run_shape() {
 }
 
 run_shape tinyllama $((32000 * 2048 * 4))
-qlora_row
-if [ $big = 1 ]; then
+if [ $big = 0 ]; then
+	qlora_540m
+else
 	run_shape llama7b $((32000 * 4096 * 4))
 fi
 cp "$report" "$out"
