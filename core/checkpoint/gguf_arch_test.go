@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
@@ -402,5 +403,50 @@ func TestStreamGGUFCancelled(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 0 {
 		t.Fatalf("a cancelled stream left %v", entries)
+	}
+}
+
+// A GGUF file with a tensor of a ggml type surgeon cannot decode is
+// refused when it is opened, before any weight is read, by Load and
+// LoadStored alike, naming the file, the tensor, its type and the count.
+func TestGGUFUnsupportedTypeRefused(t *testing.T) {
+	l, err := Load(filepath.Join(refDir, "llama-gqa-f32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	if err := writeGGUF(path, l, "f32", nil, paramSources(l.Model)); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Patch blk.0.attn_q.weight's type field from F32 (0) to Q8_1 (9): the
+	// name, then its dimension count, two dimensions, the type.
+	name := []byte("blk.0.attn_q.weight")
+	i := bytes.Index(raw, name)
+	if i < 0 {
+		t.Fatal("no blk.0.attn_q.weight in the header")
+	}
+	typ := i + len(name) + 4 + 2*8
+	if binary.LittleEndian.Uint32(raw[typ:]) != uint32(gguf.TypeF32) {
+		t.Fatalf("type field reads %d", binary.LittleEndian.Uint32(raw[typ:]))
+	}
+	binary.LittleEndian.PutUint32(raw[typ:], uint32(gguf.TypeQ8_1))
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, load := range map[string]func(string) (*Loaded, error){"Load": Load, "LoadStored": LoadStored} {
+		_, err := load(path)
+		if !errors.Is(err, gguf.ErrUnsupportedType) {
+			t.Fatalf("%s: error %v, want ErrUnsupportedType", name, err)
+		}
+		for _, want := range []string{path, "blk.0.attn_q.weight", "Q8_1", "1 of", "Q4_K"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %q does not name %q", name, err, want)
+			}
+		}
 	}
 }
