@@ -20,6 +20,7 @@ import (
 	"github.com/surgeon-ml/surgeon/formats/gguf"
 	"github.com/surgeon-ml/surgeon/formats/native"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
+	"github.com/surgeon-ml/surgeon/internal/memavail"
 
 	// The architectures a checkpoint can hold.
 	_ "github.com/surgeon-ml/surgeon/core/bert"
@@ -104,15 +105,24 @@ func loadHF(dir string) (model.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := model.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfgPath, err)
-	}
 	st, err := safetensors.OpenModel(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
+	var values int64
+	for _, name := range st.Names() {
+		if info, err := st.Info(name); err == nil {
+			values += int64(info.NumElements())
+		}
+	}
+	if err := checkFits(dir, values); err != nil {
+		return nil, err
+	}
+	m, err := model.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
+	}
 	src := stSource{st}
 	shape := func(name string) ([]int, bool) {
 		info, err := st.Info(name)
@@ -212,6 +222,17 @@ func openGGUF(path string, meta bool) (*gguf.File, model.Model, error) {
 	if err == nil {
 		err = checkGGUFTypes(f)
 	}
+	if err == nil && !meta {
+		var values int64
+		for _, ti := range f.Tensors() {
+			n := int64(1)
+			for _, d := range ti.Dims {
+				n *= int64(d)
+			}
+			values += n
+		}
+		err = checkFits(path, values)
+	}
 	if err == nil {
 		var js []byte
 		if js, err = json.Marshal(cfg); err != nil {
@@ -233,6 +254,31 @@ func openGGUF(path string, meta bool) (*gguf.File, model.Model, error) {
 	f.Close()
 	return nil, nil, err
 }
+
+// ErrTooBig means a model's weights would not fit in the memory available
+// as float32.
+var ErrTooBig = errors.New("model too big for the memory available")
+
+// checkFits refuses to read a checkpoint of the given number of values
+// into float32 memory when that, plus the process's own needs, exceeds
+// the memory available (memavail.Available), before anything is read, so
+// that the process does not meet the OOM killer halfway through.
+func checkFits(path string, values int64) error {
+	avail, from, ok, err := memavail.Available()
+	if err != nil {
+		return err
+	}
+	need := 4*values + fitMargin
+	if !ok || need <= avail {
+		return nil
+	}
+	return fmt.Errorf("%s: its %d weights need about %d MiB as float32 (with %d MiB for the process), but %d MiB is available (%s): keep the weights stored instead (--weights stored, or model.weights = \"stored\" in a recipe), or free memory: %w",
+		path, values, need>>20, fitMargin>>20, avail>>20, from, ErrTooBig)
+}
+
+// fitMargin is what checkFits adds to the float32 weights for the
+// process itself.
+const fitMargin = 256 << 20
 
 // checkGGUFTypes refuses, before any weight is read, a GGUF file with
 // tensors of a ggml type surgeon cannot decode (IQ2_XXS, say), naming the

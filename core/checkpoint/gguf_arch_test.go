@@ -16,6 +16,7 @@ import (
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
+	"github.com/surgeon-ml/surgeon/internal/memavail"
 )
 
 // ggufArchCases are reference folders of every family GGUF holds, with
@@ -448,5 +449,45 @@ func TestGGUFUnsupportedTypeRefused(t *testing.T) {
 				t.Errorf("%s: error %q does not name %q", name, err, want)
 			}
 		}
+	}
+}
+
+// A model whose float32 weights exceed the memory available is refused by
+// Load before anything is read, naming the numbers and --weights stored;
+// LoadStored still opens it.
+func TestLoadRefusesWhatCannotFit(t *testing.T) {
+	dir := filepath.Join(refDir, "llama-gqa-f32")
+	l, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gg := filepath.Join(t.TempDir(), "m.gguf")
+	err = writeGGUF(gg, l, "q8_0", nil, paramSources(l.Model))
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(memavail.Env, "200M")
+	for _, path := range []string{dir, gg} {
+		_, err := Load(path)
+		if !errors.Is(err, ErrTooBig) {
+			t.Fatalf("%s: error %v, want ErrTooBig", path, err)
+		}
+		for _, want := range []string{path, "MiB as float32", "200 MiB is available (" + memavail.Env + ")", "--weights stored"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		}
+		s, err := LoadStored(path)
+		if err != nil {
+			t.Fatalf("%s: LoadStored: %v", path, err)
+		}
+		s.Close()
+	}
+	t.Setenv(memavail.Env, "4G")
+	if l, err := Load(gg); err != nil {
+		t.Fatal(err)
+	} else {
+		l.Close()
 	}
 }

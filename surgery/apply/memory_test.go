@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/surgeon-ml/surgeon/internal/memavail"
 )
 
 // The plan estimates the run's memory, and a run that would not fit is
@@ -33,8 +35,8 @@ func TestMemoryEstimateAndRefusal(t *testing.T) {
 		t.Fatalf("a run that does not fit: %v", err)
 	}
 	for in, want := range map[string]int64{"512M": 512 << 20, "2G": 2 << 30, "1.5GiB": 3 << 29, "4096": 4096} {
-		if got, err := parseBytes(in); err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		if got, err := memavail.ParseBytes(in); err != nil || got != want {
+			t.Errorf("memavail.ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
 }
