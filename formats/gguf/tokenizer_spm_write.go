@@ -166,38 +166,17 @@ func SentencePieceMetadata(p tokenizer.SentencePieceBPE, vocabSize int) ([]KV, e
 		}
 	}
 
-	if len(p.Prefix) > 1 || len(p.Suffix) > 1 {
-		return nil, fmt.Errorf("the post-processor adds %v before and %v after a text; GGUF can say only whether BOS and EOS are added", p.Prefix, p.Suffix)
-	}
-	bos, eos := p.BOS, p.EOS
-	if len(p.Prefix) == 1 {
-		bos = p.Prefix[0]
-	}
-	if len(p.Suffix) == 1 {
-		eos = p.Suffix[0]
-	}
 	kvs := []KV{
 		{Key: "tokenizer.ggml.model", Value: "llama"},
 		{Key: "tokenizer.ggml.tokens", Value: tokens},
 		{Key: "tokenizer.ggml.scores", Value: scores},
 		{Key: "tokenizer.ggml.token_type", Value: types},
 	}
-	for _, id := range []struct {
-		key string
-		id  int
-	}{{"tokenizer.ggml.bos_token_id", bos}, {"tokenizer.ggml.eos_token_id", eos}, {"tokenizer.ggml.unknown_token_id", p.Unk}} {
-		if id.id >= n {
-			return nil, fmt.Errorf("%s %d is outside the vocabulary of %d tokens", id.key, id.id, n)
-		}
-		if id.id >= 0 {
-			kvs = append(kvs, KV{Key: id.key, Value: uint32(id.id)})
-		}
+	kvs, err := specialKVs(kvs, p.Prefix, p.Suffix, n, p.BOS, p.EOS, "tokenizer.ggml.unknown_token_id", p.Unk)
+	if err != nil {
+		return nil, err
 	}
-	kvs = append(kvs,
-		KV{Key: "tokenizer.ggml.add_bos_token", Value: len(p.Prefix) == 1},
-		KV{Key: "tokenizer.ggml.add_eos_token", Value: len(p.Suffix) == 1},
-		KV{Key: "tokenizer.ggml.add_space_prefix", Value: p.AddSpacePrefix})
-	return kvs, nil
+	return append(kvs, KV{Key: "tokenizer.ggml.add_space_prefix", Value: p.AddSpacePrefix}), nil
 }
 
 // typeName names a token type for errors.

@@ -54,16 +54,6 @@ func BPEMetadata(p tokenizer.ByteLevelBPE, vocabSize int) ([]KV, error) {
 		}
 		merges[i] = m[0] + " " + m[1]
 	}
-	if len(p.Prefix) > 1 || len(p.Suffix) > 1 {
-		return nil, fmt.Errorf("the post-processor adds %v before and %v after a text; GGUF can say only whether BOS and EOS are added", p.Prefix, p.Suffix)
-	}
-	bos, eos := p.BOS, p.EOS
-	if len(p.Prefix) == 1 {
-		bos = p.Prefix[0]
-	}
-	if len(p.Suffix) == 1 {
-		eos = p.Suffix[0]
-	}
 	kvs := []KV{
 		{Key: "tokenizer.ggml.model", Value: "gpt2"},
 		{Key: "tokenizer.ggml.pre", Value: pre},
@@ -71,18 +61,37 @@ func BPEMetadata(p tokenizer.ByteLevelBPE, vocabSize int) ([]KV, error) {
 		{Key: "tokenizer.ggml.token_type", Value: types},
 		{Key: "tokenizer.ggml.merges", Value: merges},
 	}
+	return specialKVs(kvs, p.Prefix, p.Suffix, len(tokens), p.BOS, p.EOS, "tokenizer.ggml.padding_token_id", p.Pad)
+}
+
+// specialKVs appends to kvs the special-token metadata of a vocabulary
+// of n tokens: the bos and eos ids (the post-processor's added token, a
+// prefix or suffix of at most one, when it has one), the other id under
+// otherKey when it is not negative, and add_bos_token/add_eos_token.
+func specialKVs(kvs []KV, prefix, suffix []int, n, bos, eos int, otherKey string, other int) ([]KV, error) {
+	if len(prefix) > 1 || len(suffix) > 1 {
+		return nil, fmt.Errorf("the post-processor adds %v before and %v after a text; GGUF can say only whether BOS and EOS are added", prefix, suffix)
+	}
+	if len(prefix) == 1 {
+		bos = prefix[0]
+	}
+	if len(suffix) == 1 {
+		eos = suffix[0]
+	}
 	for _, id := range []struct {
 		key string
 		id  int
-	}{{"tokenizer.ggml.bos_token_id", bos}, {"tokenizer.ggml.eos_token_id", eos}, {"tokenizer.ggml.padding_token_id", p.Pad}} {
+	}{{"tokenizer.ggml.bos_token_id", bos}, {"tokenizer.ggml.eos_token_id", eos}, {otherKey, other}} {
+		if id.id >= n {
+			return nil, fmt.Errorf("%s %d is outside the vocabulary of %d tokens", id.key, id.id, n)
+		}
 		if id.id >= 0 {
 			kvs = append(kvs, KV{Key: id.key, Value: uint32(id.id)})
 		}
 	}
-	kvs = append(kvs,
-		KV{Key: "tokenizer.ggml.add_bos_token", Value: len(p.Prefix) == 1},
-		KV{Key: "tokenizer.ggml.add_eos_token", Value: len(p.Suffix) == 1})
-	return kvs, nil
+	return append(kvs,
+		KV{Key: "tokenizer.ggml.add_bos_token", Value: len(prefix) == 1},
+		KV{Key: "tokenizer.ggml.add_eos_token", Value: len(suffix) == 1}), nil
 }
 
 // looksSpecial is convert_hf_to_gguf.py's test for added tokens that
