@@ -11,7 +11,9 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
@@ -253,7 +255,12 @@ func (a *Adapted) Merged() (*layer.Linear, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := append([]float32(nil), ops.Data(out["weight"])...)
+	// The program's result is a fresh tensor unless it hands back one of
+	// its inputs (the base weight, an adapter value): only then copy.
+	w := ops.Data(out["weight"])
+	if a.aliases(w) {
+		w = slices.Clone(w)
+	}
 	l := &layer.Linear{Weight: layer.Own(a.Base.Out(), a.Base.In(), w), Conv1D: a.Base.Conv1D}
 	l.Weight.SetRequiresGrad(false)
 	var bias []float32
@@ -276,6 +283,33 @@ func (a *Adapted) Merged() (*layer.Linear, error) {
 		}
 	}
 	return l, nil
+}
+
+// aliases reports whether v shares memory with the base layer's weight or
+// bias or one of the adapter's values.
+func (a *Adapted) aliases(v []float32) bool {
+	in := []mat.Tensor{a.Base.Weight}
+	if a.Base.Bias != nil {
+		in = append(in, a.Base.Bias)
+	}
+	for _, v := range a.Values {
+		in = append(in, v)
+	}
+	for _, t := range in {
+		if t != nil && overlap(v, ops.Data(t)) {
+			return true
+		}
+	}
+	return false
+}
+
+// overlap reports whether two slices share any element's memory.
+func overlap(a, b []float32) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	pa, pb := uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+4*uintptr(len(b)) && pb < pa+4*uintptr(len(a))
 }
 
 // compiled is a program's execution plan: the nodes to evaluate, and the

@@ -167,6 +167,9 @@ func (e *streamMerge) module(mod, want string) ([]float32, error) {
 			if l.Bias != nil && base.Bias == nil {
 				return nil, fmt.Errorf("module %s: %w", mod, ErrNeedsMemory)
 			}
+			if v, ok := e.whole(i, st, l, wp, bp, hasBias, want); ok {
+				return v, nil
+			}
 			blend(ops.Data(base.Weight), ops.Data(l.Weight), st.Weight)
 			if l.Bias != nil {
 				blend(ops.Data(base.Bias), ops.Data(l.Bias), st.Weight)
@@ -193,6 +196,40 @@ func (e *streamMerge) module(mod, want string) ([]float32, error) {
 		e.pending[k] = x
 	}
 	return v, nil
+}
+
+// whole returns, when step i is the only one, with weight 1, and saves no
+// tensor of the module, the merged layer l's own values for want (the
+// other parameter waits in pending): they are the module's result as they
+// are, so the base need not take a copy of them and give another.
+func (e *streamMerge) whole(i int, st Step, l *layer.Linear, wp, bp layer.Param, hasBias bool, want string) ([]float32, bool) {
+	if len(e.steps) != 1 || st.Weight != 1 || wp.Transposed {
+		return nil, false
+	}
+	if _, ok := e.saved[i][wp.Path]; ok {
+		return nil, false
+	}
+	vals := map[string][]float32{wp.Path: ops.Data(l.Weight)}
+	if hasBias {
+		if _, ok := e.saved[i][bp.Path]; ok || bp.Transposed {
+			return nil, false
+		}
+		if l.Bias != nil {
+			vals[bp.Path] = ops.Data(l.Bias)
+		} else {
+			vals[bp.Path] = storedCopy(bp)
+		}
+	}
+	v, ok := vals[want]
+	if !ok {
+		return nil, false
+	}
+	for k, x := range vals {
+		if k != want {
+			e.pending[k] = x
+		}
+	}
+	return v, true
 }
 
 // applySaved applies step i's saved tensor to v, p's values in its own
