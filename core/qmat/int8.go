@@ -4,8 +4,6 @@ import (
 	"math"
 	"os"
 	"sync/atomic"
-
-	"github.com/surgeon-ml/surgeon/core/linalg"
 )
 
 // int8On holds the switch of SetInt8Activations; SURGEON_QMAT_INT8=1 in
@@ -68,37 +66,10 @@ func MatMulNTInt8(c, a []float32, w Matrix, m int, acc bool, scratch []float32) 
 	}
 	x := quantizeRows(a, m, k)
 	dot := pickIntDots(w.Type)
-	rb := w.rowBytes()
-	rows := func(lo, hi int) {
-		var tile [rowTile]float32
-		for t0 := lo; t0 < hi; t0 += rowTile {
-			t1 := min(t0+rowTile, hi)
-			for i := range m {
-				xq, xd, xs := x.row(i)
-				ci := c[i*n : (i+1)*n]
-				if w.RowOrder == nil {
-					dot(w.Data[t0*rb:t1*rb], rb, t1-t0, xq, xd, xs, tile[:t1-t0])
-				} else {
-					for r := t0; r < t1; r++ {
-						s := w.RowOrder[r] * rb
-						dot(w.Data[s:s+rb], 0, 1, xq, xd, xs, tile[r-t0:r-t0+1])
-					}
-				}
-				if acc {
-					for r, v := range tile[:t1-t0] {
-						ci[t0+r] += v
-					}
-				} else {
-					copy(ci[t0:t1], tile[:t1-t0])
-				}
-			}
-		}
-	}
-	if len(w.Data) < minParallelBytes {
-		rows(0, n)
-		return
-	}
-	linalg.ParallelRanges(n, rowGrain, rows)
+	directRows(c, w, m, acc, func(i int, data []byte, stride, rows int, y []float32) {
+		xq, xd, xs := x.row(i)
+		dot(data, stride, rows, xq, xd, xs, y)
+	})
 }
 
 // quantized holds activation rows quantized to int8 blocks of 32: the

@@ -206,20 +206,32 @@ func MatMulNT(c, a []float32, w Matrix, m int, acc bool, scratch []float32) {
 	}
 	dot := pickDots(w.Type)
 	prep := prepare(w.Type, a, m, k)
+	directRows(c, w, m, acc, func(i int, data []byte, stride, rows int, y []float32) {
+		dot(data, stride, rows, a[i*k:(i+1)*k], prep.row(i), y)
+	})
+}
+
+// directRows runs the direct product's loop over W's rows for MatMulNT
+// and MatMulNTInt8: tiles of rowTile weight rows (in RowOrder when W has
+// one), each multiplied into every activation row i by dot(i, data,
+// stride, rows, y), which writes the rows' products with row i into y;
+// the tile's results go to C, added when acc. Large weights split their
+// rows across the cores.
+func directRows(c []float32, w Matrix, m int, acc bool, dot func(i int, data []byte, stride, rows int, y []float32)) {
+	n := w.Rows
 	rb := w.rowBytes()
 	rows := func(lo, hi int) {
 		var tile [rowTile]float32
 		for t0 := lo; t0 < hi; t0 += rowTile {
 			t1 := min(t0+rowTile, hi)
 			for i := range m {
-				x := a[i*k : (i+1)*k]
 				ci := c[i*n : (i+1)*n]
 				if w.RowOrder == nil {
-					dot(w.Data[t0*rb:t1*rb], rb, t1-t0, x, prep.row(i), tile[:t1-t0])
+					dot(i, w.Data[t0*rb:t1*rb], rb, t1-t0, tile[:t1-t0])
 				} else {
 					for r := t0; r < t1; r++ {
 						s := w.RowOrder[r] * rb
-						dot(w.Data[s:s+rb], 0, 1, x, prep.row(i), tile[r-t0:r-t0+1])
+						dot(i, w.Data[s:s+rb], 0, 1, tile[r-t0:r-t0+1])
 					}
 				}
 				if acc {
