@@ -219,7 +219,7 @@ func WriteModelFrom(path string, o ModelWrite, tensors []SourceTensor) error {
 				return nil, fmt.Errorf("%s: %d values for shape %v", src.Name, len(v), src.Shape)
 			}
 			if heads > 0 {
-				v = permuteRowsF32(v, src.Shape[0], src.Shape[1], heads)
+				v = permuteHeads(v, src.Shape[0], src.Shape[1], heads, false)
 			}
 			if offset {
 				for i := range v {
@@ -249,36 +249,6 @@ type SourceTensor struct {
 	Name   string
 	Shape  []int
 	Values func() ([]float32, error)
-}
-
-// checkPermute says whether a q or k projection of shape can be permuted
-// between the rotate-half and interleaved layouts with heads heads.
-func checkPermute(name string, shape []int, heads int) error {
-	if len(shape) != 2 {
-		return fmt.Errorf("tensor %q: q/k permutation needs a matrix, got shape %v", name, shape)
-	}
-	if rows := shape[0]; rows%heads != 0 || (rows/heads)%2 != 0 {
-		return fmt.Errorf("tensor %q: %d rows cannot be split into %d heads of an even number of rows", name, rows, heads)
-	}
-	return nil
-}
-
-// permuteRowsF32 is PermuteQK on a rows x cols float32 matrix: within each
-// head, the rotate-half row j*r/2+i goes to interleaved row 2i+j.
-func permuteRowsF32(v []float32, rows, cols, heads int) []float32 {
-	out := make([]float32, len(v))
-	perHead := rows / heads
-	half := perHead / 2
-	for h := range heads {
-		base := h * perHead
-		for j := range 2 {
-			for i := range half {
-				src, dst := base+j*half+i, base+2*i+j
-				copy(out[dst*cols:(dst+1)*cols], v[src*cols:(src+1)*cols])
-			}
-		}
-	}
-	return out
 }
 
 func noMeta(map[string]any, writeHParams) ([]KV, error) { return nil, nil }

@@ -182,37 +182,51 @@ func UnpermuteQK(t tensor.Tensor, nHead int) (tensor.Tensor, error) {
 	return permuteRows(t, nHead, true)
 }
 
-// permuteRows moves rows within each head. Within a head of r rows, the
-// rotate-half row j*r/2+i (j in {0,1}) corresponds to interleaved row 2i+j.
+// permuteRows moves rows within each head (permuteHeads).
 func permuteRows(t tensor.Tensor, nHead int, toHF bool) (tensor.Tensor, error) {
-	if len(t.Shape) != 2 {
-		return tensor.Tensor{}, fmt.Errorf("tensor %q: q/k permutation needs a matrix, got shape %v", t.Name, t.Shape)
+	if err := checkPermute(t.Name, t.Shape, nHead); err != nil {
+		return tensor.Tensor{}, err
 	}
 	rows, cols := t.Shape[0], t.Shape[1]
-	if nHead <= 0 || rows%nHead != 0 || (rows/nHead)%2 != 0 {
-		return tensor.Tensor{}, fmt.Errorf("tensor %q: %d rows cannot be split into %d heads of an even number of rows", t.Name, rows, nHead)
-	}
 	esz := t.DType.Size()
 	if esz == 0 || cols < 0 || len(t.Data) != rows*cols*esz {
 		return tensor.Tensor{}, fmt.Errorf("tensor %q: %d bytes do not hold a %v %s matrix", t.Name, len(t.Data), t.Shape, t.DType)
 	}
-	rowBytes := cols * esz
-	perHead := rows / nHead
+	out := permuteHeads(t.Data, rows, cols*esz, nHead, toHF)
+	return tensor.Tensor{Name: t.Name, DType: t.DType, Shape: append([]int(nil), t.Shape...), Data: out}, nil
+}
+
+// checkPermute says whether a q or k projection of shape can be permuted
+// between the rotate-half and interleaved layouts with heads heads.
+func checkPermute(name string, shape []int, heads int) error {
+	if len(shape) != 2 {
+		return fmt.Errorf("tensor %q: q/k permutation needs a matrix, got shape %v", name, shape)
+	}
+	if rows := shape[0]; heads <= 0 || rows%heads != 0 || (rows/heads)%2 != 0 {
+		return fmt.Errorf("tensor %q: %d rows cannot be split into %d heads of an even number of rows", name, rows, heads)
+	}
+	return nil
+}
+
+// permuteHeads returns v, rows rows of width elements each, with its rows
+// moved within each of the heads (checkPermute): within a head of r rows,
+// the rotate-half row j*r/2+i (j in {0,1}) corresponds to interleaved row
+// 2i+j. toHF goes from interleaved to rotate-half.
+func permuteHeads[T any](v []T, rows, width, heads int, toHF bool) []T {
+	out := make([]T, len(v))
+	perHead := rows / heads
 	half := perHead / 2
-	out := make([]byte, len(t.Data))
-	for h := range nHead {
+	for h := range heads {
 		base := h * perHead
 		for j := range 2 {
 			for i := range half {
-				hfRow := base + j*half + i
-				ggRow := base + 2*i + j
-				src, dst := ggRow, hfRow
+				src, dst := base+2*i+j, base+j*half+i
 				if !toHF {
-					src, dst = hfRow, ggRow
+					src, dst = dst, src
 				}
-				copy(out[dst*rowBytes:(dst+1)*rowBytes], t.Data[src*rowBytes:(src+1)*rowBytes])
+				copy(out[dst*width:(dst+1)*width], v[src*width:(src+1)*width])
 			}
 		}
 	}
-	return tensor.Tensor{Name: t.Name, DType: t.DType, Shape: append([]int(nil), t.Shape...), Data: out}, nil
+	return out
 }
