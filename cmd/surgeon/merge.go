@@ -293,7 +293,7 @@ func streamMerge(ctx context.Context, stdout io.Writer, mgr *host.Manager, dir s
 	if err != nil {
 		return false, err
 	}
-	l := &checkpoint.Loaded{Model: sk.Model, Format: detect.HFModel, Path: dir}
+	l := sk.Loaded()
 	extra, err := checkpoint.TokenizerFiles(l)
 	if err != nil {
 		return false, err

@@ -9,7 +9,6 @@ import (
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/tokenizer"
-	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
 )
 
@@ -44,16 +43,11 @@ func StreamGGUF(ctx context.Context, path string, s *Skeleton, typ string) error
 	if m := s.Model; m.Task() != model.CausalLM {
 		return fmt.Errorf("%s: GGUF holds causal LMs; this model is a %s", path, m.Task())
 	}
-	tok, err := ggufTokenizer(s.loaded())
+	tok, err := ggufTokenizer(s.Loaded())
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return streamGGUF(ctx, path, s, typ, tok)
-}
-
-// loaded is the skeleton as a Loaded model of its folder.
-func (s *Skeleton) loaded() *Loaded {
-	return &Loaded{Model: s.Model, Format: detect.HFModel, Path: s.Dir}
 }
 
 // streamGGUF is StreamGGUF with the tokenizer metadata tok.
@@ -64,17 +58,10 @@ func streamGGUF(ctx context.Context, path string, s *Skeleton, typ string, tok [
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			v, err := s.Stored(p)
-			if err != nil {
-				return nil, err
-			}
-			if _, err := s.st.Info(p.Path); err != nil {
-				v = slices.Clone(v) // the parameter's own memory
-			}
-			return v, nil
+			return s.Stored(p)
 		}})
 	}
-	return writeGGUF(path, s.loaded(), typ, tok, ts)
+	return writeGGUF(path, s.Loaded(), typ, tok, ts)
 }
 
 // writeGGUF writes l's causal LM, whose parameters ts reads, with the

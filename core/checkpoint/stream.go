@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/model"
@@ -68,12 +69,19 @@ func OpenSkeleton(dir string) (*Skeleton, error) {
 // Close releases the checkpoint files.
 func (s *Skeleton) Close() error { return s.st.Close() }
 
-// Stored returns the named parameter's values in the stored layout: from
-// the checkpoint when it holds the tensor, otherwise the parameter's
-// values in memory (a head added to the skeleton, say).
+// Loaded is the skeleton as a Loaded model of its folder, for what reads
+// the folder's other files (its tokenizer, say).
+func (s *Skeleton) Loaded() *Loaded {
+	return &Loaded{Model: s.Model, Format: detect.HFModel, Path: s.Dir}
+}
+
+// Stored returns the named parameter's values in the stored layout, in a
+// slice the caller owns: from the checkpoint when it holds the tensor,
+// otherwise a copy of the parameter's values in memory (a head added to
+// the skeleton, say).
 func (s *Skeleton) Stored(p layer.Param) ([]float32, error) {
 	if _, err := s.st.Info(p.Path); err != nil {
-		return p.Stored(), nil
+		return slices.Clone(p.Stored()), nil
 	}
 	v, err := s.st.Float32(p.Path)
 	if err != nil {
@@ -201,7 +209,7 @@ func (s *Skeleton) Stream(ctx context.Context, dir string, opts SaveOptions, ed 
 		t, terr := s.st.Tensor(p.Path)
 		switch {
 		case terr != nil: // not in the checkpoint (a new head): from memory
-			pieces <- piece{vals: append([]float32(nil), p.Stored()...)}
+			pieces <- piece{vals: slices.Clone(p.Stored())}
 			continue
 		case t.DType == opts.DType:
 			if fh, off, n, ok := s.st.Section(p.Path); ok && n > 0 {

@@ -147,7 +147,7 @@ func streamModel(ctx context.Context, src, dst string, c sdk.Config, progress fu
 		return err
 	}
 	defer sk.Close()
-	extra, err := checkpoint.TokenizerFiles(&checkpoint.Loaded{Model: sk.Model, Format: detect.HFModel, Path: src})
+	extra, err := checkpoint.TokenizerFiles(sk.Loaded())
 	if err != nil {
 		return err
 	}
