@@ -220,7 +220,7 @@ func openGGUF(path string, meta bool) (*gguf.File, model.Model, error) {
 	}
 	cfg, err := gguf.ModelConfig(f)
 	if err == nil {
-		err = checkGGUFTypes(f)
+		err = f.CheckDecodable()
 	}
 	if err == nil && !meta {
 		var values int64
@@ -279,39 +279,6 @@ func checkFits(path string, values int64) error {
 // fitMargin is what checkFits adds to the float32 weights for the
 // process itself.
 const fitMargin = 256 << 20
-
-// checkGGUFTypes refuses, before any weight is read, a GGUF file with
-// tensors of a ggml type surgeon cannot decode (IQ2_XXS, say), naming the
-// first such tensor, how many there are and their size, and the types it
-// reads.
-func checkGGUFTypes(f *gguf.File) error {
-	var first *gguf.TensorInfo
-	var n int
-	var bytes uint64
-	for _, ti := range f.Tensors() {
-		if !ti.Type.Dequantizable() {
-			if first == nil {
-				first = &ti
-			}
-			n++
-			bytes += ti.Size
-		}
-	}
-	if first == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: tensor %s is %s, a ggml type surgeon has no kernel or decoder for yet (%d of %d tensors, %d MiB, have such types; it reads %s): %w",
-		f.Name(), first.Name, first.Type, n, len(f.Tensors()), bytes>>20, typeNames(gguf.DequantizableTypes()), gguf.ErrUnsupportedType)
-}
-
-// typeNames joins ggml type names with commas.
-func typeNames(ts []gguf.GGMLType) string {
-	names := make([]string, len(ts))
-	for i, t := range ts {
-		names[i] = t.String()
-	}
-	return strings.Join(names, ", ")
-}
 
 func loadGGUF(path string) (*Loaded, error) {
 	f, m, err := openGGUF(path, false)

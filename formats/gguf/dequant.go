@@ -50,6 +50,30 @@ func DequantizableTypes() []GGMLType { return append([]GGMLType(nil), dequantOrd
 // Dequantizable reports whether Dequantize decodes tensors of this type.
 func (t GGMLType) Dequantizable() bool { _, ok := dequantizers[t]; return ok }
 
+// CheckDecodable refuses, before any weight is read, a file with tensors
+// of a ggml type Dequantize cannot decode (IQ2_XXS, say), naming the first
+// such tensor, how many there are and their size, and the types it reads.
+// The error wraps ErrUnsupportedType.
+func (f *File) CheckDecodable() error {
+	var first *TensorInfo
+	var n int
+	var bytes uint64
+	for _, ti := range f.Tensors() {
+		if !ti.Type.Dequantizable() {
+			if first == nil {
+				first = &ti
+			}
+			n++
+			bytes += ti.Size
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: tensor %s is %s, a ggml type surgeon has no kernel or decoder for yet (%d of %d tensors, %d MiB, have such types; it reads %s): %w",
+		f.Name(), first.Name, first.Type, n, len(f.Tensors()), bytes>>20, supportedList(), ErrUnsupportedType)
+}
+
 // supportedList names the dequantizable types for error messages.
 func supportedList() string {
 	names := make([]string, len(dequantOrder))
