@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // Buffer reuse. A training step allocates the same buffers step after step:
@@ -25,12 +26,28 @@ import (
 // so Backward's callers read what they need from the graph before calling
 // it.
 
-// maxPooled is the most memory the pool keeps, in float32s (128 MiB): room
-// for the operator outputs of a small model's step, which the next step
-// reuses (stories260K's at 32x64 do not fit in 64 MiB, and its steps ran
-// 8% slower with that cap).
-// Beyond it the pool drops buffers of other sizes to make room.
-const maxPooled = 1 << 25
+// defaultPoolLimit is the most memory the pool keeps unless SetPoolLimit
+// says otherwise, in float32s (128 MiB): room for the operator outputs of a
+// small model's step, which the next step reuses (stories260K's at 32x64 do
+// not fit in 64 MiB, and its steps ran 8% slower with that cap). Beyond the
+// limit the pool drops buffers of other sizes to make room.
+const defaultPoolLimit = 1 << 25
+
+// maxPooled is the pool's current limit, in float32s.
+var maxPooled atomic.Int64
+
+func init() { maxPooled.Store(defaultPoolLimit) }
+
+// SetPoolLimit sets the most memory, in bytes, that the pool of reusable
+// buffers keeps between operators and steps (at least 128 MiB), and returns
+// the previous limit. A training run whose activations exceed the limit
+// hands the excess to the collector, and every step then faults in and
+// zeroes fresh pages for it: a runner that knows a step's activations sets
+// the limit to them. Buffers the pool holds are memory the step needed at
+// its peak anyway.
+func SetPoolLimit(bytes int64) (was int64) {
+	return 4 * maxPooled.Swap(max(defaultPoolLimit, bytes/4))
+}
 
 // poisonRecycled fills buffers with NaN as they go back to the pool, so
 // that tests catch a reader of a reused buffer that it did not write.
@@ -90,6 +107,7 @@ func allocDirty(n int) []float32 {
 // other buffer may refer to them afterwards. Buffers whose capacity is not a
 // size class are left to the collector.
 func recycle(ss ...[]float32) {
+	limit := int(maxPooled.Load())
 	bufs.Lock()
 	defer bufs.Unlock()
 	if bufs.free == nil {
@@ -97,7 +115,7 @@ func recycle(ss ...[]float32) {
 	}
 	for _, s := range ss {
 		c := cap(s)
-		if c < minPooled || sizeClass(c) != c || c > maxPooled {
+		if c < minPooled || sizeClass(c) != c || c > limit {
 			continue
 		}
 		s = s[:c]
@@ -107,7 +125,7 @@ func recycle(ss ...[]float32) {
 			}
 		}
 		for size, l := range bufs.free { // make room, dropping other sizes first
-			if bufs.held+c <= maxPooled {
+			if bufs.held+c <= limit {
 				break
 			}
 			if size != c {
@@ -115,7 +133,7 @@ func recycle(ss ...[]float32) {
 				delete(bufs.free, size)
 			}
 		}
-		if bufs.held+c > maxPooled {
+		if bufs.held+c > limit {
 			continue
 		}
 		bufs.free[c] = append(bufs.free[c], s)

@@ -125,11 +125,42 @@ func TestSizeClass(t *testing.T) {
 func TestPoolStaysBounded(t *testing.T) {
 	FreeBuffers()
 	defer FreeBuffers()
-	for n := minPooled; n < maxPooled/4; n = n*5/4 + 1 {
+	for n := minPooled; n < defaultPoolLimit/4; n = n*5/4 + 1 {
 		recycle(make([]float32, n, sizeClass(n)), make([]float32, n, sizeClass(n)))
-		if h := pooledBuffers(); h > maxPooled {
-			t.Fatalf("pool holds %d floats, more than %d", h, maxPooled)
+		if h := pooledBuffers(); h > defaultPoolLimit {
+			t.Fatalf("pool holds %d floats, more than %d", h, defaultPoolLimit)
 		}
+	}
+}
+
+// TestPoolLimit checks that SetPoolLimit lets the pool keep more than the
+// default, still within the new limit, and never less than the default.
+func TestPoolLimit(t *testing.T) {
+	FreeBuffers()
+	defer FreeBuffers()
+	for _, c := range []struct {
+		bytes, want int64 // limit asked for, limit in floats
+	}{
+		{1 << 30, 1 << 28},
+		{1 << 20, defaultPoolLimit}, // below the default: the default
+		{0, defaultPoolLimit},
+	} {
+		was := SetPoolLimit(c.bytes)
+		if got := maxPooled.Load(); got != c.want {
+			t.Errorf("SetPoolLimit(%d): limit %d floats, want %d", c.bytes, got, c.want)
+		}
+		FreeBuffers()
+		n := sizeClass(1 << 22)
+		for range 2 * c.want / int64(n) {
+			recycle(make([]float32, n))
+		}
+		if h := int64(pooledBuffers()); h > c.want || h < c.want-int64(n) {
+			t.Errorf("limit %d floats: the pool holds %d", c.want, h)
+		}
+		SetPoolLimit(was)
+	}
+	if got := maxPooled.Load(); got != defaultPoolLimit {
+		t.Errorf("limit after restoring: %d floats, want %d", got, defaultPoolLimit)
 	}
 }
 

@@ -455,6 +455,10 @@ func (r *Run) execute(ctx context.Context, progress func(train.Event)) (*Report,
 		cfg.CheckpointEvery = max(1, cfg.StepsPerEpoch()/4)
 	}
 	seed := uint64(rec.Train.Seed)
+	// The buffers of a step's activations are reused by the next step
+	// instead of being left to the collector (see ops.SetPoolLimit).
+	defer ops.SetPoolLimit(ops.SetPoolLimit(2 * r.Plan.Memory.Activations))
+	defer ops.FreeBuffers()
 	res, err := train.Run(ctx, r.Trainable, cfg, train.Hooks{
 		Forward: func(epoch, i int, scale float64) (float64, int, error) {
 			if epoch != cacheEpoch {
