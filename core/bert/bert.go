@@ -219,8 +219,8 @@ func (m *Model) Hidden(b model.Batch) (mat.Tensor, error) {
 		pos[i] = i % lay.Len
 	}
 	x := m.Bert.Embeddings.Forward(b.Flat(), pos, make([]int, len(pos)))
-	for _, l := range m.Bert.Encoder.Layer {
-		x = ops.Block(x, func(x mat.Tensor) mat.Tensor { return l.Forward(x, lay, c.NumAttentionHeads) })
+	for i, l := range m.Bert.Encoder.Layer {
+		x = ops.Block(i, x, func(x mat.Tensor) mat.Tensor { return l.Forward(x, lay, c.NumAttentionHeads) })
 	}
 	return x, nil
 }

@@ -14,7 +14,8 @@ import (
 // loss and the gradients of the ordinary backward pass, for every family
 // of the reference models, with every parameter trainable (so gradients
 // flow into each block's parameters and through its input), and with
-// stored weights.
+// stored weights; so does checkpointing only the first block
+// (ops.SetCheckpointBlocks), which runs exactly that block again.
 func TestGradientCheckpointingSameGradients(t *testing.T) {
 	cases, err := os.ReadDir(refDir)
 	if err != nil {
@@ -26,7 +27,7 @@ func TestGradientCheckpointingSameGradients(t *testing.T) {
 			continue
 		}
 		t.Run(c.Name(), func(t *testing.T) {
-			grads := func(ckpt bool) (float32, map[string][]float32) {
+			grads := func(ckpt bool, blocks int) (float32, map[string][]float32) {
 				l, err := Load(dir)
 				if err != nil {
 					t.Fatal(err)
@@ -34,6 +35,7 @@ func TestGradientCheckpointingSameGradients(t *testing.T) {
 				layer.Freeze(l.Model, false)
 				was := ops.SetCheckpointing(ckpt)
 				defer ops.SetCheckpointing(was)
+				defer ops.SetCheckpointBlocks(ops.SetCheckpointBlocks(blocks))
 				ids := [][]int{{1, 5, 9, 2, 7, 3, 11, 4}, {4, 4, 8, 1, 6, 2, 10, 3}}
 				logits, err := l.Model.Logits(model.NewBatch(ids, 0))
 				if err != nil {
@@ -56,23 +58,31 @@ func TestGradientCheckpointingSameGradients(t *testing.T) {
 				}
 				return lv, out
 			}
-			l0, g0 := grads(false)
-			before := ops.Recomputed()
-			l1, g1 := grads(true)
-			if ops.Recomputed() == before {
-				t.Fatal("no block was checkpointed")
-			}
-			if l0 != l1 {
-				t.Fatalf("loss %v with checkpointing, %v without", l1, l0)
-			}
-			if len(g0) == 0 || len(g0) != len(g1) {
-				t.Fatalf("%d gradients with checkpointing, %d without", len(g1), len(g0))
-			}
-			for name, a := range g0 {
-				b := g1[name]
-				for i := range a {
-					if a[i] != b[i] {
-						t.Fatalf("%s[%d]: %v with checkpointing, %v without", name, i, b[i], a[i])
+			l0, g0 := grads(false, 0)
+			for _, c := range []struct {
+				blocks    int
+				recompute func(n int64) bool // of the blocks run again
+			}{
+				{0, func(n int64) bool { return n >= 2 }}, // every block (2 or more)
+				{1, func(n int64) bool { return n == 1 }},
+			} {
+				before := ops.Recomputed()
+				l1, g1 := grads(true, c.blocks)
+				if n := ops.Recomputed() - before; !c.recompute(n) {
+					t.Fatalf("checkpoint_blocks %d: %d blocks run again", c.blocks, n)
+				}
+				if l0 != l1 {
+					t.Fatalf("checkpoint_blocks %d: loss %v with checkpointing, %v without", c.blocks, l1, l0)
+				}
+				if len(g0) == 0 || len(g0) != len(g1) {
+					t.Fatalf("checkpoint_blocks %d: %d gradients with checkpointing, %d without", c.blocks, len(g1), len(g0))
+				}
+				for name, a := range g0 {
+					b := g1[name]
+					for i := range a {
+						if a[i] != b[i] {
+							t.Fatalf("checkpoint_blocks %d: %s[%d]: %v with checkpointing, %v without", c.blocks, name, i, b[i], a[i])
+						}
 					}
 				}
 			}

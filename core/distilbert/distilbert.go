@@ -239,8 +239,8 @@ func (m *Model) Hidden(b model.Batch) (mat.Tensor, error) {
 		pos[i] = i % lay.Len
 	}
 	x := m.DistilBert.Embeddings.Forward(b.Flat(), pos, nil)
-	for _, l := range m.DistilBert.Transformer.Layer {
-		x = ops.Block(x, func(x mat.Tensor) mat.Tensor { return l.Forward(x, lay, c.NHeads, c.Activation) })
+	for i, l := range m.DistilBert.Transformer.Layer {
+		x = ops.Block(i, x, func(x mat.Tensor) mat.Tensor { return l.Forward(x, lay, c.NHeads, c.Activation) })
 	}
 	return x, nil
 }

@@ -151,7 +151,7 @@ func (m *Model) hidden(ids, pos []int, seqLen int, attend func(i int, q, k, v ma
 	inv, attn := llama.RopeFrequencies(&c.Config, seqLen)
 	h := ops.Scale(m.Base.EmbedTokens.Forward(ids), float32(math.Sqrt(float64(c.HiddenSize))))
 	for i, l := range m.Base.Layers {
-		h = ops.Block(h, func(h mat.Tensor) mat.Tensor {
+		h = ops.Block(i, h, func(h mat.Tensor) mat.Tensor {
 			x := norm(l.InputLayernorm, h)
 			a := l.SelfAttn
 			q := ops.RotaryFreqs(a.QProj.Forward(x), pos, c.NumAttentionHeads, inv, attn)

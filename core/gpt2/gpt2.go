@@ -164,7 +164,7 @@ func (m *Model) hidden(ids, pos []int, attend func(i int, q, k, v mat.Tensor) ma
 	}
 	dh := float64(e / c.NHead)
 	for i, blk := range t.H {
-		h = ops.Block(h, func(h mat.Tensor) mat.Tensor {
+		h = ops.Block(i, h, func(h mat.Tensor) mat.Tensor {
 			x := blk.Ln1.Forward(h)
 			qkv := ops.Reshape(blk.Attn.CAttn.Forward(x), 3*rows, e)
 			q := ops.SelectRows(qkv, split[0])

@@ -178,7 +178,7 @@ func (m *Model) hidden(ids, pos []int, seqLen int, attend attendFunc) mat.Tensor
 		h = ops.Scale(h, float32(math.Sqrt(float64(c.HiddenSize))))
 	}
 	for i, l := range m.Base.Layers {
-		h = ops.Block(h, func(h mat.Tensor) mat.Tensor {
+		h = ops.Block(i, h, func(h mat.Tensor) mat.Tensor {
 			x := m.norm(l.InputLayernorm, h)
 			a := l.SelfAttn
 			var q, k, v mat.Tensor

@@ -19,7 +19,10 @@ import (
 
 var (
 	checkpointing atomic.Bool
-	recomputed    atomic.Int64
+	// checkpointBlocks limits checkpointing to the blocks numbered below
+	// it; 0 checkpoints every block.
+	checkpointBlocks atomic.Int64
+	recomputed       atomic.Int64
 )
 
 // Recomputed returns how many checkpointed blocks Backward has run again
@@ -33,10 +36,17 @@ func SetCheckpointing(on bool) (was bool) { return checkpointing.Swap(on) }
 // Checkpointing reports whether gradient checkpointing is on.
 func Checkpointing() bool { return checkpointing.Load() }
 
-// Block returns f(x), as a checkpointed block when checkpointing is on and
-// gradients are being tracked, else by calling f.
-func Block(x mat.Tensor, f func(mat.Tensor) mat.Tensor) mat.Tensor {
-	if !checkpointing.Load() || !gradEnabled() {
+// SetCheckpointBlocks limits checkpointing to the blocks numbered 0 to n-1
+// of a model (Block's i); the later blocks keep their activations, so that
+// fewer blocks run twice for more memory. n = 0 checkpoints every block. It
+// returns the previous limit.
+func SetCheckpointBlocks(n int) (was int) { return int(checkpointBlocks.Swap(int64(max(n, 0)))) }
+
+// Block returns f(x) for the model's block number i (from 0), as a
+// checkpointed block when checkpointing is on for i and gradients are
+// being tracked, else by calling f.
+func Block(i int, x mat.Tensor, f func(mat.Tensor) mat.Tensor) mat.Tensor {
+	if n := checkpointBlocks.Load(); !checkpointing.Load() || !gradEnabled() || n > 0 && int64(i) >= n {
 		return f(x)
 	}
 	return run(&checkpointFn{x: x, f: f, marker: gradMarker})

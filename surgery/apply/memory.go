@@ -80,9 +80,17 @@ func (r *Run) estimateMemory() Memory {
 	// Norms, activations and residual sums keep about half as much again.
 	m.Activations = 4 * tokens * perToken * 3 / 2
 	if rec.Train.GradientCheckpointing && layers > 0 {
-		// Each block's input, plus one block's activations at a time.
+		// Each checkpointed block's input, and the later blocks'
+		// activations; backward reaches a checkpointed block, whose
+		// activations it makes again, after releasing those (at least one
+		// block's worth).
 		hidden := int64(cfgInt(cfg, "hidden_size", "n_embd", "dim"))
-		m.Activations = 4*tokens*hidden*int64(layers) + m.Activations/int64(layers)
+		ck := int64(layers)
+		if n := rec.Train.CheckpointBlocks; n > 0 && n < layers {
+			ck = int64(n)
+		}
+		block := m.Activations / int64(layers)
+		m.Activations = 4*tokens*hidden*ck + block*max(int64(layers)-ck, 1)
 	}
 	live := m.Weights + m.TrainState + m.Activations
 	m.Runtime = runtimeBase + max(128<<20, live*15/100)

@@ -29,6 +29,20 @@ func TestMemoryEstimateAndRefusal(t *testing.T) {
 	if a, b := bigger.Plan.Memory.Activations, m.Activations; a != 4*b {
 		t.Errorf("activations of a 4x batch: %d, want 4 x %d", a, b)
 	}
+	// Checkpointing every block needs less than checkpointing the first
+	// one only, which needs less than none.
+	var acts []int64
+	for _, sets := range [][]string{nil, {"train.gradient_checkpointing=true", "train.checkpoint_blocks=1"}, {"train.gradient_checkpointing=true"}} {
+		c, err := prepare(t, writeRecipe(t, smallRecipe("")), sets...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acts = append(acts, c.Plan.Memory.Activations)
+		c.Close()
+	}
+	if acts[0] != m.Activations || !(acts[0] > acts[1] && acts[1] > acts[2]) {
+		t.Errorf("activations without checkpointing, with its first block, with all: %v", acts)
+	}
 	t.Setenv(MemoryEnv, "100M")
 	_, err = r.Execute(context.Background(), nil)
 	if err == nil || !strings.Contains(err.Error(), "but 100 MiB is available ("+MemoryEnv+")") || !strings.Contains(err.Error(), "lower train.batch_size") {

@@ -466,6 +466,7 @@ func (r *Run) execute(ctx context.Context, progress func(train.Event)) (*Report,
 			}
 			was := ops.SetCheckpointing(rec.Train.GradientCheckpointing)
 			defer ops.SetCheckpointing(was)
+			defer ops.SetCheckpointBlocks(ops.SetCheckpointBlocks(rec.Train.CheckpointBlocks))
 			return r.step(cache[i], scale, seed^uint64(epoch)<<32^uint64(i))
 		},
 		// Each epoch is evaluated: on the validation split, which also picks

@@ -148,6 +148,14 @@ func TestGradientCheckpointingTrainsTheSame(t *testing.T) {
 	if !reflect.DeepEqual(plain.Epochs, ckpt.Epochs) || !bytes.Equal(a, b) {
 		t.Fatalf("checkpointed run %+v differs from %+v (or its adapter does)", ckpt.Epochs, plain.Epochs)
 	}
+	before = ops.Recomputed()
+	first, c := run("train.gradient_checkpointing=true", "train.checkpoint_blocks=1")
+	if ops.Recomputed() == before {
+		t.Fatal("checkpoint_blocks = 1: no block was recomputed")
+	}
+	if !reflect.DeepEqual(plain.Epochs, first.Epochs) || !bytes.Equal(a, c) {
+		t.Fatalf("run checkpointing its first block %+v differs from %+v (or its adapter does)", first.Epochs, plain.Epochs)
+	}
 	_, err := prepare(t, writeRecipe(t, smallRecipe("")), "train.gradient_checkpointing=true", "targets.0.config.lora_dropout=0.1")
 	if err == nil || !strings.Contains(err.Error(), "gradient_checkpointing") || !strings.Contains(err.Error(), "draw other masks") {
 		t.Fatalf("checkpointing with dropout: %v", err)

@@ -193,6 +193,12 @@ type Train struct {
 	// one block instead of all, for about a third more compute. Adapters
 	// must have no dropout (a block run twice must draw the same values).
 	GradientCheckpointing bool `toml:"gradient_checkpointing" json:"gradient_checkpointing,omitempty"`
+	// CheckpointBlocks, when > 0 with GradientCheckpointing, checkpoints
+	// only the model's first CheckpointBlocks blocks; the others keep
+	// their activations. Fewer blocks run twice, for more memory: a
+	// budget between no checkpointing and all of it (Megatron's
+	// recompute-num-layers). 0 checkpoints every block.
+	CheckpointBlocks int `toml:"checkpoint_blocks" json:"checkpoint_blocks,omitempty"`
 }
 
 // Eval holds the evaluation settings.

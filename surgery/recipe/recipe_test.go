@@ -154,6 +154,8 @@ func TestLoadErrors(t *testing.T) {
 		{"targets with full mode", replace("[train]\n", "[train]\nmode = \"full\"\n"), []string{`: targets: train.mode "full" attaches no adapters`}},
 		{"no epochs nor steps", replace("lr = 2e-4", "lr = 2e-4\nepochs = 0"), []string{`: train.epochs: train.epochs or train.max_steps must be >= 1`}},
 		{"batch size", replace("lr = 2e-4", "lr = 2e-4\nbatch_size = 0"), []string{`: train.batch_size: must be >= 1, got 0`}},
+		{"checkpoint blocks without checkpointing", replace("lr = 2e-4", "lr = 2e-4\ncheckpoint_blocks = 4"), []string{`: train.checkpoint_blocks: has no effect without train.gradient_checkpointing = true`}},
+		{"negative checkpoint blocks", replace("lr = 2e-4", "lr = 2e-4\ngradient_checkpointing = true\ncheckpoint_blocks = -1"), []string{`: train.checkpoint_blocks: must be >= 0, got -1`}},
 		{"lr", replace("lr = 2e-4", "lr = 0"), []string{`: train.lr: must be > 0, got 0`}},
 		{"lr nan", replace("lr = 2e-4", "lr = nan"), []string{`: train.lr: must be a finite number, got NaN`}},
 		{"warmup both", replace("lr = 2e-4", "warmup = 0.1\nwarmup_steps = 10"), []string{`: train.warmup_steps: set either`}},

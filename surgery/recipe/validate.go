@@ -232,6 +232,10 @@ func (r *Recipe) validate(defined map[string]bool) error {
 	atLeast("train.checkpoint_every", tr.CheckpointEvery, 0)
 	atLeast("train.seq_len", tr.SeqLen, 1)
 	atLeast("train.steps_per_epoch", tr.StepsPerEpoch, 0)
+	atLeast("train.checkpoint_blocks", tr.CheckpointBlocks, 0)
+	if tr.CheckpointBlocks > 0 && !tr.GradientCheckpointing {
+		bad("train.checkpoint_blocks", "has no effect without train.gradient_checkpointing = true")
+	}
 	if m.Task == TaskSequenceClassification {
 		if defined["train.seq_len"] {
 			bad("train.seq_len", "only for %s (use model.max_length)", TaskCausalLM)
