@@ -36,16 +36,35 @@ func (f *crossEntropyFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
 func (f *crossEntropyFn) Forward() (mat.Tensor, error) {
 	n, c := Rows(f.x), Cols(f.x)
 	x := Data(f.x)
-	f.probs = alloc(n * c)
+	// Backward needs the probabilities (zero on ignored rows), and turns
+	// them into the gradient in place; without it, every row goes through a
+	// scratch row of its worker.
+	keep := requires(f.x)
+	if keep {
+		f.probs = allocDirty(n * c)
+	}
 	rowLoss := make([]float64, n)
 	rowsParallel(n, c, func(lo, hi int) {
+		var scratch []float32
 		for i := lo; i < hi; i++ {
 			t := f.targets[i]
+			var p []float32
+			switch {
+			case keep:
+				p = f.probs[i*c : (i+1)*c]
+			case scratch == nil:
+				scratch = make([]float32, c)
+				p = scratch
+			default:
+				p = scratch
+			}
 			if t < 0 {
+				if keep {
+					clear(p)
+				}
 				continue
 			}
 			row := x[i*c : (i+1)*c]
-			p := f.probs[i*c : (i+1)*c]
 			mx := vmath.Max(row)
 			sum := vmath.ExpSum(p, row, mx)
 			vmath.Scale(p, 1/sum)
@@ -69,24 +88,24 @@ func (f *crossEntropyFn) Forward() (mat.Tensor, error) {
 func (f *crossEntropyFn) recycle() { recycle(f.probs) }
 
 func (f *crossEntropyFn) Backward(gy mat.Tensor) error {
-	if !f.x.RequiresGrad() || f.count == 0 {
+	if !f.x.RequiresGrad() || f.count == 0 || f.probs == nil {
 		return nil
 	}
 	n, c := Rows(f.x), Cols(f.x)
 	g := Data(gy)[0] / float32(f.count)
-	gx := alloc(n * c)
-	for i := 0; i < n; i++ {
-		t := f.targets[i]
-		if t < 0 {
-			continue
+	// The gradient (softmax - one-hot) * g is made in the probabilities'
+	// buffer, which then belongs to x's gradient.
+	gx := f.probs
+	f.probs = nil
+	rowsParallel(n, c, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if t := f.targets[i]; t >= 0 {
+				gi := gx[i*c : (i+1)*c]
+				vmath.Scale(gi, g)
+				gi[t] -= g
+			}
 		}
-		p := f.probs[i*c : (i+1)*c]
-		gi := gx[i*c : (i+1)*c]
-		for j, v := range p {
-			gi[j] = v * g
-		}
-		gi[t] -= g
-	}
-	accGrad(f.x, n, c, gx)
+	})
+	accGrad(f.x, n, c, gx[:n*c])
 	return nil
 }
