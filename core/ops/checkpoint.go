@@ -71,17 +71,18 @@ func (c *checkpointFn) pooledOutput() {}
 func (c *checkpointFn) Operands() []mat.Tensor { return []mat.Tensor{c.x, c.marker} }
 
 func (c *checkpointFn) Forward() (mat.Tensor, error) {
-	var y mat.Tensor
-	err := WithoutGrad(func() error {
-		y = c.f(c.x)
-		return nil
+	var out mat.Tensor
+	// The block's operator outputs go back to the pool once its output is
+	// copied out of them (the copy: y's buffer may be one of them).
+	inArena(func() {
+		_ = WithoutGrad(func() error {
+			y := c.f(c.x)
+			v := Data(y)
+			out = New(Rows(y), Cols(y), append(allocDirty(len(v))[:0], v...))
+			return nil
+		})
 	})
-	if err != nil {
-		return nil, err
-	}
-	// A copy: y's buffer may belong to an operator of the block.
-	v := Data(y)
-	return New(Rows(y), Cols(y), append(allocDirty(len(v))[:0], v...)), nil
+	return out, nil
 }
 
 func (c *checkpointFn) Backward(gy mat.Tensor) error {

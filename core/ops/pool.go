@@ -164,8 +164,48 @@ type pooledOutput interface {
 }
 
 // allocOutput returns the buffer of n floats for the output of a
-// pooledOutput function, contents undefined.
-func allocOutput(n int) []float32 { return allocDirty(n) }
+// pooledOutput function, contents undefined. While an arena is open (see
+// inArena) the buffer is also recorded for the arena to take back.
+func allocOutput(n int) []float32 {
+	s := allocDirty(n)
+	if arena.open.Load() {
+		arena.Lock()
+		arena.bufs = append(arena.bufs, s)
+		arena.Unlock()
+	}
+	return s
+}
+
+// arena records the operator outputs made while a checkpointed block runs
+// forward without gradients (checkpointFn.Forward): once the block's output
+// has been copied out, nothing refers to them, and they go back to the pool
+// instead of to the collector.
+var arena struct {
+	sync.Mutex
+	open atomic.Bool
+	bufs [][]float32
+}
+
+// inArena runs fn, which must keep no reference to the operator outputs it
+// makes once it returns (it copies out what it needs), and gives those
+// outputs back to the pool afterwards. An arena opened inside another adds
+// to the outer one.
+func inArena(fn func()) {
+	if arena.open.Swap(true) {
+		fn()
+		return
+	}
+	defer func() {
+		arena.Lock()
+		bufs := arena.bufs
+		arena.bufs = nil
+		arena.open.Store(false)
+		arena.Unlock()
+		recycle(bufs...)
+		clear(bufs)
+	}()
+	fn()
+}
 
 // recycler is an autograd function whose saved state may go back to the
 // pool once its backward pass has run.
