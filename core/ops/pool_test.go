@@ -193,3 +193,37 @@ func TestBackwardRecyclesIntermediateOutputs(t *testing.T) {
 		t.Errorf("gradients missing")
 	}
 }
+
+// TestArenaRecyclesBlockOutputs checks that a checkpointed block's forward
+// gives the outputs of its operators back to the pool and no other buffer:
+// neither its input nor the copy of its output, which stay intact (the
+// pool poisons what it takes back).
+func TestArenaRecyclesBlockOutputs(t *testing.T) {
+	defer func(was bool) { poisonRecycled = was }(poisonRecycled)
+	poisonRecycled = true
+	FreeBuffers()
+	defer FreeBuffers()
+	const n = 4 * minPooled
+	xs := make([]float32, n)
+	for i := range xs {
+		xs[i] = float32(i % 7)
+	}
+	x := New(1, n, xs)
+	block := func(x mat.Tensor) mat.Tensor { return Add(Add(x, x), x) } // two pooled outputs
+	c := &checkpointFn{x: x, f: block}
+	y, err := c.Forward()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pooledBuffers(), 2*sizeClass(n); got != want {
+		t.Errorf("the pool holds %d floats after the block, want its two outputs' %d", got, want)
+	}
+	for i, v := range Data(y) {
+		if v != 3*xs[i] || xs[i] != float32(i%7) {
+			t.Fatalf("element %d: output %v, input %v; want %v, %v", i, v, xs[i], 3*float32(i%7), float32(i%7))
+		}
+	}
+	if arena.open.Load() || len(arena.bufs) != 0 {
+		t.Fatal("the arena is still open or holds buffers")
+	}
+}
