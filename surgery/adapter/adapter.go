@@ -319,6 +319,10 @@ type compiled struct {
 	// fusedAdd maps an add node to the lowrank node whose update it adds
 	// to linear(x) of the same x.
 	fusedAdd map[int]int
+	// scaledAdd maps an add node of a merge program, u + scale(P Q, s)
+	// (either order), to its u node and its scale node: the product is
+	// made once and the rest in its buffer (see addScaledProduct).
+	scaledAdd map[int][2]int
 }
 
 // compile plans a program's execution. An add of linear(x) and
@@ -327,7 +331,27 @@ type compiled struct {
 // evaluated unless something else uses them. Every other node runs as its
 // own operator (lowrank as the fused low-rank operator).
 func compile(p *program.Program, unfused bool) *compiled {
-	c := &compiled{needed: make([]bool, len(p.Nodes)), fusedAdd: map[int]int{}}
+	return compileFor(p, unfused, false)
+}
+
+// compileFor is compile, and for a merge program (merge: run without
+// gradients) also plans the adds of scaled products that run in place.
+func compileFor(p *program.Program, unfused, merge bool) *compiled {
+	c := &compiled{needed: make([]bool, len(p.Nodes)), fusedAdd: map[int]int{}, scaledAdd: map[int][2]int{}}
+	if merge && !unfused {
+		for i, n := range p.Nodes {
+			if n.Op != program.OpAdd {
+				continue
+			}
+			u, sc := n.Args[0], n.Args[1]
+			if p.Nodes[u].Op == program.OpScale {
+				u, sc = sc, u
+			}
+			if p.Nodes[sc].Op == program.OpScale && p.Nodes[p.Nodes[sc].Args[0]].Op == program.OpMatMul {
+				c.scaledAdd[i] = [2]int{u, sc}
+			}
+		}
+	}
 	if !unfused {
 		for i, n := range p.Nodes {
 			if n.Op != program.OpAdd {
@@ -350,6 +374,13 @@ func compile(p *program.Program, unfused bool) *compiled {
 		c.needed[i] = true
 		if k, ok := c.fusedAdd[i]; ok {
 			for _, arg := range p.Nodes[k].Args {
+				mark(arg)
+			}
+			return
+		}
+		if us, ok := c.scaledAdd[i]; ok { // u, and the product's operands
+			mark(us[0])
+			for _, arg := range p.Nodes[p.Nodes[us[1]].Args[0]].Args {
 				mark(arg)
 			}
 			return
@@ -385,7 +416,7 @@ func (a *Adapted) eval(p *program.Program, x mat.Tensor) (map[string]mat.Tensor,
 			plan = compile(p, true)
 		}
 	} else {
-		plan = compile(p, a.Unfused)
+		plan = compileFor(p, a.Unfused, p == a.Mrg && x == nil)
 	}
 	vals := make([]mat.Tensor, len(p.Nodes))
 	params := map[string]mat.Tensor{}
@@ -416,6 +447,11 @@ func (a *Adapted) eval(p *program.Program, x mat.Tensor) (map[string]mat.Tensor,
 				continue
 			}
 			vals[i] = ops.LoRA(xv, a.Base.Weight, bias, vals[lr.Args[1]], vals[lr.Args[2]], float32(lr.Value), mask(xv, lr.Value2))
+			continue
+		}
+		if us, ok := plan.scaledAdd[i]; ok {
+			mm := p.Nodes[p.Nodes[us[1]].Args[0]]
+			vals[i] = addScaledProduct(vals[us[0]], vals[mm.Args[0]], vals[mm.Args[1]], float32(p.Nodes[us[1]].Value))
 			continue
 		}
 		var v mat.Tensor
@@ -493,6 +529,22 @@ func (a *Adapted) eval(p *program.Program, x mat.Tensor) (map[string]mat.Tensor,
 		res[name] = vals[id]
 	}
 	return res, nil
+}
+
+// addScaledProduct returns u + s*(P Q) with the values and roundings of
+// Add(u, Scale(MatMul(P, Q), s)), but made in the product's own buffer:
+// one weight-sized buffer and pass instead of three. Shapes that need
+// broadcasting take the operators' path.
+func addScaledProduct(u, pm, qm mat.Tensor, s float32) mat.Tensor {
+	t := ops.MatMul(pm, qm)
+	if ops.Rows(u) != ops.Rows(t) || ops.Cols(u) != ops.Cols(t) {
+		return ops.Binary(ops.AddOp, u, ops.Scale(t, s))
+	}
+	tv, uv := ops.Data(t), ops.Data(u)
+	for i, v := range tv {
+		tv[i] = uv[i] + float32(v*s) // rounded as Scale, then as the add
+	}
+	return t
 }
 
 // CheckMerge verifies forward(x) == x*merge(W)^T + merge(b) on random input

@@ -112,3 +112,51 @@ func TestLowRankMatchesProgram(t *testing.T) {
 		}
 	}
 }
+
+// A merge program's W + scale(B A, s), in either order, runs in the
+// product's buffer (compileFor's scaledAdd) and gives bit for bit the
+// weight of the separate operators (Unfused).
+func TestMergeScaledProductInPlace(t *testing.T) {
+	for _, tc := range []struct {
+		s       float64
+		swapped bool
+	}{{1.7, false}, {2, false}, {0.3, true}, {-1.1, true}} {
+		base := layer.NewLinear(37, 29, true)
+		r := rand.New(rand.NewPCG(3, 3))
+		for i := range ops.Data(base.Weight) {
+			ops.Data(base.Weight)[i] = float32(r.NormFloat64())
+		}
+		base.Weight.SetRequiresGrad(false)
+		base.Bias.SetRequiresGrad(false)
+		plan := loraPlan(37, 29, 5, tc.s, 0, "lowrank")
+		if tc.swapped {
+			m := program.New()
+			m.Output("weight", m.Param("B").MatMul(m.Param("A")).Scale(tc.s).Add(m.W()))
+			plan.Merge = m.Program()
+		}
+		a, err := New(base, "l", "lora", nil, plan, nil, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := compileFor(a.Mrg, false, true); len(c.scaledAdd) != 1 {
+			t.Fatalf("s %v swapped %v: the scaled add is not planned in place: %v", tc.s, tc.swapped, c.scaledAdd)
+		}
+		merged := func(unfused bool) []float32 {
+			a.Unfused = unfused
+			l, err := a.Merged()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ops.Data(l.Weight)
+		}
+		w1, w2 := merged(false), merged(true)
+		if len(w1) != 37*29 || len(w1) != len(w2) {
+			t.Fatalf("merged weights of %d and %d values", len(w1), len(w2))
+		}
+		for i := range w1 {
+			if math.Float32bits(w1[i]) != math.Float32bits(w2[i]) {
+				t.Fatalf("s %v swapped %v: weight %d in place %v, operators %v", tc.s, tc.swapped, i, w1[i], w2[i])
+			}
+		}
+	}
+}
