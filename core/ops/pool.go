@@ -33,11 +33,6 @@ import (
 // limit the pool drops buffers of other sizes to make room.
 const defaultPoolLimit = 1 << 25
 
-// maxPooled is the pool's current limit, in float32s.
-var maxPooled atomic.Int64
-
-func init() { maxPooled.Store(defaultPoolLimit) }
-
 // SetPoolLimit sets the most memory, in bytes, that the pool of reusable
 // buffers keeps between operators and steps (at least 128 MiB), and returns
 // the previous limit. A training run whose activations exceed the limit
@@ -46,7 +41,11 @@ func init() { maxPooled.Store(defaultPoolLimit) }
 // the limit to them. Buffers the pool holds are memory the step needed at
 // its peak anyway.
 func SetPoolLimit(bytes int64) (was int64) {
-	return 4 * maxPooled.Swap(max(defaultPoolLimit, bytes/4))
+	bufs.Lock()
+	defer bufs.Unlock()
+	was = 4 * int64(bufs.limit)
+	bufs.limit = int(max(defaultPoolLimit, bytes/4))
+	return was
 }
 
 // poisonRecycled fills buffers with NaN as they go back to the pool, so
@@ -58,11 +57,12 @@ var poisonRecycled = os.Getenv("SURGEON_POOL_POISON") == "1"
 // minPooled is the smallest buffer worth pooling, in float32s.
 const minPooled = 1 << 10
 
-var bufs struct {
+var bufs = struct {
 	sync.Mutex
-	free map[int][][]float32 // by capacity, a size class
-	held int
-}
+	free  map[int][][]float32 // by capacity, a size class
+	held  int
+	limit int // the most floats held (SetPoolLimit)
+}{limit: defaultPoolLimit}
 
 // sizeClass rounds n up to its size class: for n in [2^k, 2^(k+1)), a
 // multiple of 2^(k-3). A class size is its own class.
@@ -107,9 +107,9 @@ func allocDirty(n int) []float32 {
 // other buffer may refer to them afterwards. Buffers whose capacity is not a
 // size class are left to the collector.
 func recycle(ss ...[]float32) {
-	limit := int(maxPooled.Load())
 	bufs.Lock()
 	defer bufs.Unlock()
+	limit := bufs.limit
 	if bufs.free == nil {
 		bufs.free = map[int][][]float32{}
 	}

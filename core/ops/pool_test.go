@@ -133,6 +133,13 @@ func TestPoolStaysBounded(t *testing.T) {
 	}
 }
 
+// poolLimit returns the pool's limit in floats.
+func poolLimit() int64 {
+	bufs.Lock()
+	defer bufs.Unlock()
+	return int64(bufs.limit)
+}
+
 // TestPoolLimit checks that SetPoolLimit lets the pool keep more than the
 // default, still within the new limit, and never less than the default.
 func TestPoolLimit(t *testing.T) {
@@ -146,7 +153,7 @@ func TestPoolLimit(t *testing.T) {
 		{0, defaultPoolLimit},
 	} {
 		was := SetPoolLimit(c.bytes)
-		if got := maxPooled.Load(); got != c.want {
+		if got := poolLimit(); got != c.want {
 			t.Errorf("SetPoolLimit(%d): limit %d floats, want %d", c.bytes, got, c.want)
 		}
 		FreeBuffers()
@@ -159,7 +166,7 @@ func TestPoolLimit(t *testing.T) {
 		}
 		SetPoolLimit(was)
 	}
-	if got := maxPooled.Load(); got != defaultPoolLimit {
+	if got := poolLimit(); got != defaultPoolLimit {
 		t.Errorf("limit after restoring: %d floats, want %d", got, defaultPoolLimit)
 	}
 }
