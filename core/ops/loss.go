@@ -46,22 +46,16 @@ func (f *crossEntropyFn) Forward() (mat.Tensor, error) {
 	rowLoss := make([]float64, n)
 	rowsParallel(n, c, func(lo, hi int) {
 		var scratch []float32
+		if !keep {
+			scratch = make([]float32, c)
+		}
 		for i := lo; i < hi; i++ {
-			t := f.targets[i]
-			var p []float32
-			switch {
-			case keep:
+			t, p := f.targets[i], scratch
+			if keep {
 				p = f.probs[i*c : (i+1)*c]
-			case scratch == nil:
-				scratch = make([]float32, c)
-				p = scratch
-			default:
-				p = scratch
 			}
 			if t < 0 {
-				if keep {
-					clear(p)
-				}
+				clear(p)
 				continue
 			}
 			row := x[i*c : (i+1)*c]
