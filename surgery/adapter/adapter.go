@@ -328,42 +328,25 @@ type compiled struct {
 // compile plans a program's execution. An add of linear(x) and
 // lowrank(x, A, B) (either order, the same x node) runs as the fused LoRA
 // operator, y = x W^T + b + s d(x) A^T B^T; its two operands are then not
-// evaluated unless something else uses them. Every other node runs as its
-// own operator (lowrank as the fused low-rank operator).
-func compile(p *program.Program, unfused bool) *compiled {
-	return compileFor(p, unfused, false)
-}
-
-// compileFor is compile, and for a merge program (merge: run without
-// gradients) also plans the adds of scaled products that run in place.
-func compileFor(p *program.Program, unfused, merge bool) *compiled {
+// evaluated unless something else uses them. In a merge program (merge:
+// run without gradients), an add of u and scale(P Q, s) (either order)
+// runs in the product's buffer (addScaledProduct). Every other node runs
+// as its own operator (lowrank as the fused low-rank operator).
+func compile(p *program.Program, unfused, merge bool) *compiled {
 	c := &compiled{needed: make([]bool, len(p.Nodes)), fusedAdd: map[int]int{}, scaledAdd: map[int][2]int{}}
-	if merge && !unfused {
-		for i, n := range p.Nodes {
-			if n.Op != program.OpAdd {
-				continue
-			}
-			u, sc := n.Args[0], n.Args[1]
-			if p.Nodes[u].Op == program.OpScale {
-				u, sc = sc, u
-			}
-			if p.Nodes[sc].Op == program.OpScale && p.Nodes[p.Nodes[sc].Args[0]].Op == program.OpMatMul {
-				c.scaledAdd[i] = [2]int{u, sc}
-			}
+	for i, n := range p.Nodes {
+		if unfused || n.Op != program.OpAdd {
+			continue
 		}
-	}
-	if !unfused {
-		for i, n := range p.Nodes {
-			if n.Op != program.OpAdd {
-				continue
-			}
-			l, r := n.Args[0], n.Args[1]
-			if p.Nodes[l].Op == program.OpLowRank {
-				l, r = r, l
-			}
-			if p.Nodes[l].Op == program.OpLinear && p.Nodes[r].Op == program.OpLowRank && p.Nodes[l].Args[0] == p.Nodes[r].Args[0] {
-				c.fusedAdd[i] = r
-			}
+		l, r := n.Args[0], n.Args[1]
+		if op := p.Nodes[l].Op; op == program.OpLowRank || op == program.OpScale {
+			l, r = r, l
+		}
+		switch left, right := p.Nodes[l], p.Nodes[r]; {
+		case left.Op == program.OpLinear && right.Op == program.OpLowRank && left.Args[0] == right.Args[0]:
+			c.fusedAdd[i] = r
+		case merge && right.Op == program.OpScale && p.Nodes[right.Args[0]].Op == program.OpMatMul:
+			c.scaledAdd[i] = [2]int{l, r}
 		}
 	}
 	var mark func(int)
@@ -409,14 +392,14 @@ func (a *Adapted) eval(p *program.Program, x mat.Tensor) (map[string]mat.Tensor,
 	var plan *compiled
 	if p == a.Fwd {
 		if a.fwdPlan == nil {
-			a.fwdPlan = compile(p, false)
+			a.fwdPlan = compile(p, false, false)
 		}
 		plan = a.fwdPlan
 		if a.Unfused {
-			plan = compile(p, true)
+			plan = compile(p, true, false)
 		}
 	} else {
-		plan = compileFor(p, a.Unfused, p == a.Mrg && x == nil)
+		plan = compile(p, a.Unfused, p == a.Mrg && x == nil)
 	}
 	vals := make([]mat.Tensor, len(p.Nodes))
 	params := map[string]mat.Tensor{}
@@ -591,7 +574,7 @@ func (a *Adapted) LowRank() (A, B *nn.Param, scale float64, ok bool) {
 	if !has {
 		return nil, nil, 0, false
 	}
-	k, fused := compile(p, false).fusedAdd[id]
+	k, fused := compile(p, false, false).fusedAdd[id]
 	if !fused {
 		return nil, nil, 0, false
 	}

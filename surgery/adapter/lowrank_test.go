@@ -67,7 +67,7 @@ func TestLowRankMatchesProgram(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c := compile(a.Fwd, false); len(c.fusedAdd) != map[string]int{"alone": 0}[tc.form]+map[bool]int{true: 1}[tc.form != "alone"] {
+		if c := compile(a.Fwd, false, false); len(c.fusedAdd) != map[string]int{"alone": 0}[tc.form]+map[bool]int{true: 1}[tc.form != "alone"] {
 			t.Fatalf("%s: linear + lowrank not fused: %v", tc.form, c.fusedAdd)
 		}
 		xs := make([]float32, 4*7)
@@ -114,7 +114,7 @@ func TestLowRankMatchesProgram(t *testing.T) {
 }
 
 // A merge program's W + scale(B A, s), in either order, runs in the
-// product's buffer (compileFor's scaledAdd) and gives bit for bit the
+// product's buffer (compile's scaledAdd) and gives bit for bit the
 // weight of the separate operators (Unfused).
 func TestMergeScaledProductInPlace(t *testing.T) {
 	for _, tc := range []struct {
@@ -138,7 +138,7 @@ func TestMergeScaledProductInPlace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c := compileFor(a.Mrg, false, true); len(c.scaledAdd) != 1 {
+		if c := compile(a.Mrg, false, true); len(c.scaledAdd) != 1 {
 			t.Fatalf("s %v swapped %v: the scaled add is not planned in place: %v", tc.s, tc.swapped, c.scaledAdd)
 		}
 		merged := func(unfused bool) []float32 {
