@@ -67,6 +67,8 @@ func (f *swiGLUFn) Backward(gy mat.Tensor) error {
 	return nil
 }
 
+func (f *swiGLUFn) backwardReads() []mat.Tensor { return []mat.Tensor{f.gate, f.up} }
+
 // geluFn is the exact (erf) GELU, evaluated in float32 (see vmath.GELU).
 type geluFn struct{ x mat.Tensor }
 
@@ -92,6 +94,8 @@ func (f *geluFn) Backward(gy mat.Tensor) error {
 	accGrad(f.x, Rows(f.x), Cols(f.x), gx)
 	return nil
 }
+
+func (f *geluFn) backwardReads() []mat.Tensor { return []mat.Tensor{f.x} }
 
 // tanhFn is the elementwise hyperbolic tangent.
 type tanhFn struct {
@@ -162,3 +166,5 @@ func (f *addFn) Backward(gy mat.Tensor) error {
 	}
 	return nil
 }
+
+func (f *addFn) backwardReads() []mat.Tensor { return nil }

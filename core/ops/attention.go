@@ -136,10 +136,15 @@ func computeRotaryFreqs(positions []int, inv []float32, scale float32) (cos, sin
 func (f *rotaryFn) Operands() []mat.Tensor { return []mat.Tensor{f.x} }
 
 func (f *rotaryFn) apply(x []float32, rows int, inverse bool) []float32 {
-	d := len(x) / rows
 	y := make([]float32, len(x))
-	rowsParallel(rows, d, func(lo, hi int) { f.applyRows(y, x, lo, hi, d, rows, inverse) })
+	f.applyInto(y, x, rows, inverse)
 	return y
+}
+
+// applyInto rotates every row of x into y (see applyRows).
+func (f *rotaryFn) applyInto(y, x []float32, rows int, inverse bool) {
+	d := len(x) / rows
+	rowsParallel(rows, d, func(lo, hi int) { f.applyRows(y, x, lo, hi, d, rows, inverse) })
 }
 
 // applyRows rotates rows lo..hi-1 of x (width d, rows rows in all) into
@@ -168,7 +173,9 @@ func (f *rotaryFn) applyRows(y, x []float32, lo, hi, d, rows int, inverse bool) 
 
 func (f *rotaryFn) Forward() (mat.Tensor, error) {
 	n := Rows(f.x)
-	return New(n, Cols(f.x), f.apply(Data(f.x), n, false)), nil
+	y := allocOutput(len(Data(f.x)))
+	f.applyInto(y, Data(f.x), n, false)
+	return New(n, Cols(f.x), y), nil
 }
 
 func (f *rotaryFn) Backward(gy mat.Tensor) error {
@@ -178,6 +185,8 @@ func (f *rotaryFn) Backward(gy mat.Tensor) error {
 	}
 	return nil
 }
+
+func (f *rotaryFn) backwardReads() []mat.Tensor { return nil }
 
 // attentionFn is scaled dot-product attention over a batch layout with
 // grouped-query heads.
@@ -531,6 +540,10 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 	recycle(gh, gqH, gkH, gvH)
 	return nil
 }
+
+// backwardReads: Backward reads the head-major copies of q, k and v that
+// Forward keeps, not the operands.
+func (f *attentionFn) backwardReads() []mat.Tensor { return nil }
 
 // sumGroups sums the per-query-head blocks x [batch, H, size] over each
 // group of H/KV consecutive heads, in head order, giving [batch, KV, size].

@@ -44,10 +44,19 @@ func SetCheckpointBlocks(n int) (was int) { return int(checkpointBlocks.Swap(int
 
 // Block returns f(x) for the model's block number i (from 0), as a
 // checkpointed block when checkpointing is on for i and gradients are
-// being tracked, else by calling f.
+// being tracked, else by calling f. A block that keeps its activations
+// for backward gives back to the pool, once f returns, those that no
+// backward pass reads (see releaseDead); f's result must be the only
+// tensor of the block that the rest of the model reads.
 func Block(i int, x mat.Tensor, f func(mat.Tensor) mat.Tensor) mat.Tensor {
-	if n := checkpointBlocks.Load(); !checkpointing.Load() || !gradEnabled() || n > 0 && int64(i) >= n {
+	if !gradEnabled() {
 		return f(x)
+	}
+	if n := checkpointBlocks.Load(); !checkpointing.Load() || n > 0 && int64(i) >= n {
+		start := tapeLen()
+		y := f(x)
+		releaseDead(start, y)
+		return y
 	}
 	return run(&checkpointFn{x: x, f: f, marker: gradMarker})
 }

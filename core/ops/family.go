@@ -49,6 +49,8 @@ func (f *colsFn) Backward(gy mat.Tensor) error {
 	return nil
 }
 
+func (f *colsFn) backwardReads() []mat.Tensor { return nil }
+
 // geluTanhGateFn computes gelu_tanh(gate) * up elementwise.
 type geluTanhGateFn struct{ gate, up mat.Tensor }
 
@@ -113,6 +115,8 @@ func (f *geluTanhGateFn) Backward(gy mat.Tensor) error {
 	}
 	return nil
 }
+
+func (f *geluTanhGateFn) backwardReads() []mat.Tensor { return []mat.Tensor{f.gate, f.up} }
 
 func (*colsFn) pooledOutput()         {}
 func (*geluTanhGateFn) pooledOutput() {}

@@ -61,6 +61,17 @@ func (f *linearFn) Backward(gy mat.Tensor) error {
 	return nil
 }
 
+func (f *linearFn) backwardReads() []mat.Tensor {
+	var r []mat.Tensor
+	if f.w.RequiresGrad() {
+		r = append(r, f.x)
+	}
+	if f.x.RequiresGrad() {
+		r = append(r, f.w)
+	}
+	return r
+}
+
 // embeddingFn gathers rows of a table.
 type embeddingFn struct {
 	w   mat.Tensor

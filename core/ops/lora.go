@@ -141,6 +141,17 @@ func (f *loraFn) Backward(gy mat.Tensor) error {
 	return nil
 }
 
+func (f *loraFn) backwardReads() []mat.Tensor {
+	r := []mat.Tensor{f.a, f.bb}
+	if f.a.RequiresGrad() || f.w != nil && f.w.RequiresGrad() {
+		r = append(r, f.x)
+	}
+	if f.w != nil && f.x.RequiresGrad() {
+		r = append(r, f.w)
+	}
+	return r
+}
+
 func (f *loraFn) recycle() { recycle(f.h) }
 
 // DropoutMask returns an inverted dropout mask of n values for probability

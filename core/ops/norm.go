@@ -82,6 +82,8 @@ func (f *rmsNormFn) Backward(gy mat.Tensor) error {
 	return nil
 }
 
+func (f *rmsNormFn) backwardReads() []mat.Tensor { return []mat.Tensor{f.x, f.w} }
+
 // sumSquares returns the sum of the squares of x in float64, in four
 // interleaved partial sums: one running sum would wait on the latency of
 // every addition, which for the short rows of small models is most of
@@ -228,3 +230,5 @@ func (f *layerNormFn) Backward(gy mat.Tensor) error {
 	}
 	return nil
 }
+
+func (f *layerNormFn) backwardReads() []mat.Tensor { return []mat.Tensor{f.x, f.w} }

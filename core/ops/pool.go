@@ -214,11 +214,14 @@ type recycler interface {
 }
 
 // The operators whose outputs come from the pool (see pooledOutput).
-func (*linearFn) pooledOutput()    {}
-func (*loraFn) pooledOutput()      {}
-func (*swiGLUFn) pooledOutput()    {}
-func (*addFn) pooledOutput()       {}
-func (*geluFn) pooledOutput()      {}
-func (*attentionFn) pooledOutput() {}
-func (*rmsNormFn) pooledOutput()   {}
-func (*layerNormFn) pooledOutput() {}
+func (*linearFn) pooledOutput()       {}
+func (*loraFn) pooledOutput()         {}
+func (*swiGLUFn) pooledOutput()       {}
+func (*addFn) pooledOutput()          {}
+func (*geluFn) pooledOutput()         {}
+func (*attentionFn) pooledOutput()    {}
+func (*rmsNormFn) pooledOutput()      {}
+func (*layerNormFn) pooledOutput()    {}
+func (*storedLinearFn) pooledOutput() {}
+func (*reluFn) pooledOutput()         {}
+func (*rotaryFn) pooledOutput()       {}

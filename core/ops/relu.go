@@ -36,3 +36,5 @@ func (f *reluFn) Backward(gy mat.Tensor) error {
 	accGrad(f.x, Rows(f.x), Cols(f.x), gx)
 	return nil
 }
+
+func (f *reluFn) backwardReads() []mat.Tensor { return []mat.Tensor{f.x} }

@@ -140,3 +140,6 @@ func (f *storedLinearFn) Backward(gy mat.Tensor) error {
 	}
 	return nil
 }
+
+// backwardReads: the weight is frozen, so Backward reads neither x nor b.
+func (f *storedLinearFn) backwardReads() []mat.Tensor { return nil }

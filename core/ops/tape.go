@@ -23,6 +23,9 @@ import (
 type tapeEntry struct {
 	op *ag.Operator
 	fn ag.AutoGradFunction
+	// released: the output went back to the pool when its block ended,
+	// since no backward pass reads it (see releaseDead).
+	released bool
 }
 
 var (
@@ -48,8 +51,15 @@ func record(op *ag.Operator, fn ag.AutoGradFunction) {
 		return
 	}
 	tapeMu.Lock()
-	tape = append(tape, tapeEntry{op, fn})
+	tape = append(tape, tapeEntry{op: op, fn: fn})
 	tapeMu.Unlock()
+}
+
+// tapeLen returns the number of operators recorded so far.
+func tapeLen() int {
+	tapeMu.Lock()
+	defer tapeMu.Unlock()
+	return len(tape)
 }
 
 // ResetTape forgets the recorded operators (for example after an evaluation
@@ -102,7 +112,7 @@ func Backward(y mat.Tensor) error {
 		// Nor does anything on the graph read its output any more: its
 		// consumers, all later on the tape, have run and been released.
 		// The output of the root stays, for the caller.
-		if pooled && mat.Tensor(e.op) != y {
+		if pooled && !e.released && mat.Tensor(e.op) != y {
 			recycle(Data(v))
 		}
 		entries[i] = tapeEntry{}
