@@ -8,10 +8,7 @@ import (
 )
 
 // swiGLUFn computes silu(gate) * up elementwise.
-type swiGLUFn struct {
-	gate, up mat.Tensor
-	sig      []float32 // sigmoid(gate), kept for backward
-}
+type swiGLUFn struct{ gate, up mat.Tensor }
 
 // SwiGLU returns silu(gate) * up, the gated activation of Llama's MLP.
 func SwiGLU(gate, up mat.Tensor) mat.Tensor {
@@ -26,34 +23,33 @@ func (f *swiGLUFn) Operands() []mat.Tensor { return []mat.Tensor{f.gate, f.up} }
 func (f *swiGLUFn) Forward() (mat.Tensor, error) {
 	g, u := Data(f.gate), Data(f.up)
 	y := allocOutput(len(g))
-	sig := y // the sigmoid is computed in place unless backward needs it
-	if requires(f.gate, f.up) {
-		f.sig = allocDirty(len(g))
-		sig = f.sig
-	}
 	rowsParallel(len(g), 1, func(lo, hi int) {
-		g, u, sig, y := g[lo:hi], u[lo:hi], sig[lo:hi], y[lo:hi]
-		vmath.Sigmoid(sig, g)
+		g, u, y := g[lo:hi], u[lo:hi], y[lo:hi]
+		vmath.Sigmoid(y, g) // in place
 		for i, z := range g {
-			y[i] = z * sig[i] * u[i]
+			y[i] = z * y[i] * u[i]
 		}
 	})
 	return New(Rows(f.gate), Cols(f.gate), y), nil
 }
 
-func (f *swiGLUFn) recycle() { recycle(f.sig) }
-
+// Backward computes sigmoid(gate) again rather than keeping it from
+// Forward: a pass over the gate costs less than holding an activation of
+// the MLP's width for every block. The pieces are Forward's, so the values
+// are too.
 func (f *swiGLUFn) Backward(gy mat.Tensor) error {
 	g := Data(f.gate)
 	n, d := Rows(f.gate), Cols(f.gate)
 	if !f.up.RequiresGrad() && !f.gate.RequiresGrad() {
 		return nil
 	}
-	gu, gg := allocDirty(len(g)), allocDirty(len(g))
-	u, sig, dy := Data(f.up), f.sig, Data(gy)
+	gu, gg, sig := allocDirty(len(g)), allocDirty(len(g)), allocDirty(len(g))
+	u, dy := Data(f.up), Data(gy)
 	rowsParallel(len(g), 1, func(lo, hi int) {
+		vmath.Sigmoid(sig[lo:hi], g[lo:hi])
 		vmath.SwiGLUGrad(gg[lo:hi], gu[lo:hi], g[lo:hi], u[lo:hi], sig[lo:hi], dy[lo:hi])
 	})
+	recycle(sig)
 	if f.up.RequiresGrad() {
 		accGrad(f.up, n, d, gu)
 	} else {

@@ -203,10 +203,10 @@ type attentionFn struct {
 	// softcap*tanh(s/softcap) before masking (Gemma 2's
 	// attn_logit_softcapping); 0 leaves them as they are.
 	softcap float32
-	// Kept when backward needs them: the probabilities [batch, heads, len,
-	// len] and the head-major copies of q [batch, heads, len, dh] and of k
-	// and v [batch, kv, len, dh].
-	probs      []float32
+	// Kept when backward needs them: the head-major copies of q [batch,
+	// heads, len, dh] and of k and v [batch, kv, len, dh]. Backward
+	// computes the probabilities again from them, head by head, rather
+	// than keeping [batch, heads, len, len] of them for every block.
 	qh, kh, vh []float32
 }
 
@@ -438,23 +438,13 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 	pad := f.lay.padding()
 	oh := allocDirty(B * T * dq)
 	keep := requires(f.q, f.k, f.v)
-	scratch := T * T
 	if keep {
-		f.probs = allocDirty(B * H * T * T)
 		f.qh, f.kh, f.vh = qh, kh, vh
-		scratch = 0
 	}
-	parallel(B*H, scratch, func(bh int, buf []float32) {
-		b, h := bh/H, bh%H
-		kv := (b*KV + h/group) * T * dh
-		p := buf
-		if keep {
-			p = f.probs[bh*T*T : (bh+1)*T*T]
-		}
-		linalg.MatMulNT(p, qh[bh*T*dh:(bh+1)*T*dh], kh[kv:kv+T*dh], T, T, dh, false) // scores
-		for i := 0; i < T; i++ {
-			f.softmaxRow(p[i*T:(i+1)*T], i, pad[b])
-		}
+	parallel(B*H, T*T, func(bh int, p []float32) {
+		b := bh / H
+		f.probs(p, qh, kh, bh, pad[b])
+		kv := (b*KV + bh%H/group) * T * dh
 		linalg.MatMulNN(oh[bh*T*dh:(bh+1)*T*dh], p, vh[kv:kv+T*dh], T, dh, T, false)
 	})
 	out := allocOutput(B * T * dq)
@@ -466,7 +456,20 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 	return New(B*T, dq, out), nil
 }
 
-func (f *attentionFn) recycle() { recycle(f.probs, f.qh, f.kh, f.vh) }
+// probs computes the probabilities [len, len] of head bh (batch-major)
+// into p from the head-major queries and keys; pad lists the sequence's
+// padding positions. Forward and Backward both call it, so that Backward
+// gets Forward's values bit for bit.
+func (f *attentionFn) probs(p, qh, kh []float32, bh int, pad []int) {
+	T, H, dh := f.lay.Len, f.heads, Cols(f.q)/f.heads
+	kv := (bh/H*f.kv + bh%H/(H/f.kv)) * T * dh
+	linalg.MatMulNT(p, qh[bh*T*dh:(bh+1)*T*dh], kh[kv:kv+T*dh], T, T, dh, false) // scores
+	for i := 0; i < T; i++ {
+		f.softmaxRow(p[i*T:(i+1)*T], i, pad)
+	}
+}
+
+func (f *attentionFn) recycle() { recycle(f.qh, f.kh, f.vh) }
 
 func (f *attentionFn) Backward(gy mat.Tensor) error {
 	B, T, H, KV := f.lay.Batch, f.lay.Len, f.heads, f.kv
@@ -482,20 +485,22 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 	gqH := allocDirty(B * H * T * dh)
 	gkH := allocDirty(B * H * T * dh)
 	gvH := allocDirty(B * H * T * dh)
-	scratch := T * T
+	pad := f.lay.padding()
+	scratch := 2 * T * T // the gradient of the scores, the probabilities
 	if f.softcap > 0 {
-		scratch *= 2 // the raw scores, recomputed
+		scratch += T * T // the raw scores
 	}
-	parallel(B*H, scratch, func(bh int, ds []float32) {
+	parallel(B*H, scratch, func(bh int, buf []float32) {
 		b, h := bh/H, bh%H
 		kv := (b*KV + h/group) * T * dh
 		head := bh * T * dh
+		ds, p := buf[:T*T], buf[T*T:2*T*T]
 		var raw []float32
 		if f.softcap > 0 {
-			ds, raw = ds[:T*T], ds[T*T:]
+			raw = buf[2*T*T:]
 			linalg.MatMulNT(raw, qh[head:head+T*dh], kh[kv:kv+T*dh], T, T, dh, false)
 		}
-		p := f.probs[bh*T*T : (bh+1)*T*T]
+		f.probs(p, qh, kh, bh, pad[b])
 		gb := gh[head : head+T*dh]
 		// dV = P^T dO
 		linalg.MatMulTN(gvH[head:head+T*dh], p, gb, T, dh, T, false)
