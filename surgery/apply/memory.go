@@ -17,7 +17,12 @@ type Memory struct {
 	// trainable parameter.
 	TrainState int64 `json:"train_state"`
 	// Activations are what one training batch keeps for backward: each
-	// linear layer's input and output, and the attention probabilities.
+	// linear layer's output (attention's copies of the queries, keys and
+	// values, the MLP activation's inputs, ...) and the input of each
+	// layer that something trainable reads (an adapter, a trained weight).
+	// A block gives back what no backward pass reads as soon as it ends
+	// (ops.Block), and attention computes its probabilities again in
+	// backward, so neither counts.
 	Activations int64 `json:"activations"`
 	// Runtime is the process itself, the buffer pool and the collector's
 	// headroom.
@@ -45,13 +50,24 @@ func (r *Run) estimateMemory() Memory {
 	// Weights kept stored (model.weights = "stored") are mapped from their
 	// file and filled into float32 one layer at a time: they count as the
 	// largest such layer.
-	var stored, largest int64
-	for _, l := range layer.Linears(r.Model) {
+	var stored, largest, perToken int64
+	full := rec.Train.Mode == recipe.ModeFull
+	linears := layer.Linears(r.Model)
+	for path, a := range r.Adapters {
+		if _, ok := linears[path]; !ok && a.Base != nil {
+			linears[path] = a.Base
+		}
+	}
+	for path, l := range linears {
+		in, out := int64(l.In()), int64(l.Out())
+		perToken += out
+		if _, adapted := r.Adapters[path]; adapted || full {
+			perToken += in
+		}
 		if l.Source != nil {
-			n := int64(l.In()) * int64(l.Out())
 			m.Mapped += l.Source.Bytes()
-			stored += n
-			largest = max(largest, n)
+			stored += in * out
+			largest = max(largest, in*out)
 		}
 	}
 	m.Weights += 4 * (largest - stored)
@@ -62,23 +78,11 @@ func (r *Run) estimateMemory() Memory {
 	} else {
 		tokens *= int64(rec.Train.SeqLen)
 	}
-	var perToken int64
-	for _, mod := range layer.Modules(r.Model) {
-		if s, ok := mod.Model.(*layer.Slot); ok {
-			if b := s.Base(); b != nil {
-				perToken += int64(b.In() + b.Out())
-			}
-		}
-	}
 	cfg := r.Model.HFConfig()
-	heads, layers := cfgInt(cfg, "num_attention_heads", "n_head", "n_heads"), cfgInt(cfg, "num_hidden_layers", "n_layer", "n_layers")
-	seq := int64(rec.Model.MaxLength)
-	if !r.Classifier() && rec.Train.SeqLen > 0 {
-		seq = int64(rec.Train.SeqLen)
-	}
-	perToken += int64(heads*layers) * seq
-	// Norms, activations and residual sums keep about half as much again.
-	m.Activations = 4 * tokens * perToken * 3 / 2
+	layers := cfgInt(cfg, "num_hidden_layers", "n_layer", "n_layers")
+	// The norms' inputs, the residual stream, come to about the outputs
+	// of the projections back into it, counted above but given back.
+	m.Activations = 4 * tokens * perToken
 	if rec.Train.GradientCheckpointing && layers > 0 {
 		// Each checkpointed block's input, and the later blocks'
 		// activations; backward reaches a checkpointed block, whose
