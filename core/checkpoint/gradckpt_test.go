@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,27 +37,7 @@ func TestGradientCheckpointingSameGradients(t *testing.T) {
 				was := ops.SetCheckpointing(ckpt)
 				defer ops.SetCheckpointing(was)
 				defer ops.SetCheckpointBlocks(ops.SetCheckpointBlocks(blocks))
-				ids := [][]int{{1, 5, 9, 2, 7, 3, 11, 4}, {4, 4, 8, 1, 6, 2, 10, 3}}
-				logits, err := l.Model.Logits(model.NewBatch(ids, 0))
-				if err != nil {
-					t.Fatal(err)
-				}
-				targets := make([]int, ops.Rows(logits))
-				for i := range targets {
-					targets[i] = (3*i + 1) % ops.Cols(logits)
-				}
-				loss := ops.CrossEntropy(logits, targets)
-				lv := ops.Data(loss)[0]
-				if err := ops.Backward(loss); err != nil {
-					t.Fatal(err)
-				}
-				out := map[string][]float32{}
-				for _, p := range layer.Params(l.Model) {
-					if p.Param.HasGrad() {
-						out[p.Path] = append([]float32(nil), ops.Data(p.Param.Grad())...)
-					}
-				}
-				return lv, out
+				return lossAndGrads(t, l)
 			}
 			l0, g0 := grads(false, 0)
 			for _, c := range []struct {
@@ -71,21 +52,56 @@ func TestGradientCheckpointingSameGradients(t *testing.T) {
 				if n := ops.Recomputed() - before; !c.recompute(n) {
 					t.Fatalf("checkpoint_blocks %d: %d blocks run again", c.blocks, n)
 				}
-				if l0 != l1 {
-					t.Fatalf("checkpoint_blocks %d: loss %v with checkpointing, %v without", c.blocks, l1, l0)
-				}
-				if len(g0) == 0 || len(g0) != len(g1) {
-					t.Fatalf("checkpoint_blocks %d: %d gradients with checkpointing, %d without", c.blocks, len(g1), len(g0))
-				}
-				for name, a := range g0 {
-					b := g1[name]
-					for i := range a {
-						if a[i] != b[i] {
-							t.Fatalf("checkpoint_blocks %d: %s[%d]: %v with checkpointing, %v without", c.blocks, name, i, b[i], a[i])
-						}
-					}
-				}
+				sameGrads(t, fmt.Sprintf("checkpoint_blocks %d", c.blocks), "with checkpointing", l0, g0, l1, g1)
 			}
 		})
+	}
+}
+
+// lossAndGrads runs l's model forward on a fixed batch of two sequences,
+// then backward from the cross-entropy to fixed targets, and returns the
+// loss and a copy of every parameter's gradient by path.
+func lossAndGrads(t *testing.T, l *Loaded) (float32, map[string][]float32) {
+	t.Helper()
+	ids := [][]int{{1, 5, 9, 2, 7, 3, 11, 4}, {4, 4, 8, 1, 6, 2, 10, 3}}
+	logits, err := l.Model.Logits(model.NewBatch(ids, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := make([]int, ops.Rows(logits))
+	for i := range targets {
+		targets[i] = (3*i + 1) % ops.Cols(logits)
+	}
+	loss := ops.CrossEntropy(logits, targets)
+	lv := ops.Data(loss)[0]
+	if err := ops.Backward(loss); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]float32{}
+	for _, p := range layer.Params(l.Model) {
+		if p.Param.HasGrad() {
+			out[p.Path] = append([]float32(nil), ops.Data(p.Param.Grad())...)
+		}
+	}
+	return lv, out
+}
+
+// sameGrads fails the test (naming what for case and how for the second
+// run) unless the two runs' losses and gradients are bit for bit equal.
+func sameGrads(t *testing.T, what, how string, l0 float32, g0 map[string][]float32, l1 float32, g1 map[string][]float32) {
+	t.Helper()
+	if l0 != l1 {
+		t.Fatalf("%s: loss %v %s, %v without", what, l1, how, l0)
+	}
+	if len(g0) == 0 || len(g0) != len(g1) {
+		t.Fatalf("%s: %d gradients %s, %d without", what, len(g1), how, len(g0))
+	}
+	for name, a := range g0 {
+		b := g1[name]
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("%s: %s[%d]: %v %s, %v without", what, name, i, b[i], how, a[i])
+			}
+		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
-	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
 )
 
@@ -52,28 +51,8 @@ func TestReleaseDeadSameGradients(t *testing.T) {
 					}
 					defer ops.SetReleaseDead(ops.SetReleaseDead(release))
 					before := ops.Released()
-					ids := [][]int{{1, 5, 9, 2, 7, 3, 11, 4}, {4, 4, 8, 1, 6, 2, 10, 3}}
-					logits, err := l.Model.Logits(model.NewBatch(ids, 0))
-					if err != nil {
-						t.Fatal(err)
-					}
-					targets := make([]int, ops.Rows(logits))
-					for i := range targets {
-						targets[i] = (3*i + 1) % ops.Cols(logits)
-					}
-					loss := ops.CrossEntropy(logits, targets)
-					lv := ops.Data(loss)[0]
-					n := ops.Released() - before
-					if err := ops.Backward(loss); err != nil {
-						t.Fatal(err)
-					}
-					out := map[string][]float32{}
-					for _, p := range layer.Params(l.Model) {
-						if p.Param.HasGrad() {
-							out[p.Path] = append([]float32(nil), ops.Data(p.Param.Grad())...)
-						}
-					}
-					return lv, out, n
+					lv, g := lossAndGrads(t, l)
+					return lv, g, ops.Released() - before
 				}
 				l0, g0, n0 := grads(false)
 				l1, g1, n1 := grads(true)
@@ -83,20 +62,7 @@ func TestReleaseDeadSameGradients(t *testing.T) {
 				if tc.name != "Load/all" && n1 == 0 {
 					t.Fatal("nothing given back with the later blocks frozen")
 				}
-				if l0 != l1 {
-					t.Fatalf("loss %v with the release, %v without", l1, l0)
-				}
-				if len(g0) == 0 || len(g0) != len(g1) {
-					t.Fatalf("%d gradients with the release, %d without", len(g1), len(g0))
-				}
-				for name, a := range g0 {
-					b := g1[name]
-					for i := range a {
-						if a[i] != b[i] {
-							t.Fatalf("%s[%d]: %v with the release, %v without", name, i, b[i], a[i])
-						}
-					}
-				}
+				sameGrads(t, tc.name, "with the release", l0, g0, l1, g1)
 			})
 		}
 	}
