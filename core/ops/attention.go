@@ -443,8 +443,8 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 	}
 	parallel(B*H, T*T, func(bh int, p []float32) {
 		b := bh / H
-		f.probs(p, qh, kh, bh, pad[b])
 		kv := (b*KV + bh%H/group) * T * dh
+		f.probs(p, qh[bh*T*dh:(bh+1)*T*dh], kh[kv:kv+T*dh], pad[b])
 		linalg.MatMulNN(oh[bh*T*dh:(bh+1)*T*dh], p, vh[kv:kv+T*dh], T, dh, T, false)
 	})
 	out := allocOutput(B * T * dq)
@@ -456,14 +456,20 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 	return New(B*T, dq, out), nil
 }
 
-// probs computes the probabilities [len, len] of head bh (batch-major)
-// into p from the head-major queries and keys; pad lists the sequence's
-// padding positions. Forward and Backward both call it, so that Backward
-// gets Forward's values bit for bit.
-func (f *attentionFn) probs(p, qh, kh []float32, bh int, pad []int) {
-	T, H, dh := f.lay.Len, f.heads, Cols(f.q)/f.heads
-	kv := (bh/H*f.kv + bh%H/(H/f.kv)) * T * dh
-	linalg.MatMulNT(p, qh[bh*T*dh:(bh+1)*T*dh], kh[kv:kv+T*dh], T, T, dh, false) // scores
+// probs computes one head's probabilities [len, len] into p from its
+// queries q and keys k ([len, dh] each): the scores Q K^T, then softmaxRow
+// on every row; pad lists the sequence's padding positions. Forward and
+// Backward both go through it, so that Backward gets Forward's values bit
+// for bit.
+func (f *attentionFn) probs(p, q, k []float32, pad []int) {
+	T := f.lay.Len
+	linalg.MatMulNT(p, q, k, T, T, len(q)/T, false)
+	f.softmaxRows(p, pad)
+}
+
+// softmaxRows turns the scores p [len, len] into probabilities, row by row.
+func (f *attentionFn) softmaxRows(p []float32, pad []int) {
+	T := f.lay.Len
 	for i := 0; i < T; i++ {
 		f.softmaxRow(p[i*T:(i+1)*T], i, pad)
 	}
@@ -497,10 +503,15 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 		ds, p := buf[:T*T], buf[T*T:2*T*T]
 		var raw []float32
 		if f.softcap > 0 {
+			// The raw scores too: made once, kept, and turned into
+			// probabilities as probs does.
 			raw = buf[2*T*T:]
 			linalg.MatMulNT(raw, qh[head:head+T*dh], kh[kv:kv+T*dh], T, T, dh, false)
+			copy(p, raw)
+			f.softmaxRows(p, pad[b])
+		} else {
+			f.probs(p, qh[head:head+T*dh], kh[kv:kv+T*dh], pad[b])
 		}
-		f.probs(p, qh, kh, bh, pad[b])
 		gb := gh[head : head+T*dh]
 		// dV = P^T dO
 		linalg.MatMulTN(gvH[head:head+T*dh], p, gb, T, dh, T, false)
