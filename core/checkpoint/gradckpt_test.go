@@ -17,6 +17,7 @@ import (
 // flow into each block's parameters and through its input), and with
 // stored weights; so does checkpointing only the first block
 // (ops.SetCheckpointBlocks), which runs exactly that block again.
+// Blocks run again give back what no backward pass reads, as others do.
 func TestGradientCheckpointingSameGradients(t *testing.T) {
 	cases, err := os.ReadDir(refDir)
 	if err != nil {
@@ -47,10 +48,15 @@ func TestGradientCheckpointingSameGradients(t *testing.T) {
 				{0, func(n int64) bool { return n >= 2 }}, // every block (2 or more)
 				{1, func(n int64) bool { return n == 1 }},
 			} {
-				before := ops.Recomputed()
+				before, freed := ops.Recomputed(), ops.Released()
 				l1, g1 := grads(true, c.blocks)
 				if n := ops.Recomputed() - before; !c.recompute(n) {
 					t.Fatalf("checkpoint_blocks %d: %d blocks run again", c.blocks, n)
+				}
+				// A block run again gives back what its backward does not
+				// read, as any recorded block does (a residual sum's addends).
+				if ops.Released() == freed {
+					t.Fatalf("checkpoint_blocks %d: nothing given back", c.blocks)
 				}
 				sameGrads(t, fmt.Sprintf("checkpoint_blocks %d", c.blocks), "with checkpointing", l0, g0, l1, g1)
 			}

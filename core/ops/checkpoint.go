@@ -53,12 +53,18 @@ func Block(i int, x mat.Tensor, f func(mat.Tensor) mat.Tensor) mat.Tensor {
 		return f(x)
 	}
 	if n := checkpointBlocks.Load(); !checkpointing.Load() || n > 0 && int64(i) >= n {
-		start := tapeLen()
-		y := f(x)
-		releaseDead(start, y)
-		return y
+		return recordBlock(x, f)
 	}
 	return run(&checkpointFn{x: x, f: f, marker: gradMarker})
+}
+
+// recordBlock returns f(x), run with recording on, and gives back to the
+// pool the outputs of the block that no backward pass reads.
+func recordBlock(x mat.Tensor, f func(mat.Tensor) mat.Tensor) mat.Tensor {
+	start := tapeLen()
+	y := f(x)
+	releaseDead(start, y)
+	return y
 }
 
 // gradMarker is an operand that requires a gradient, so that a block is
@@ -101,7 +107,7 @@ func (c *checkpointFn) Backward(gy mat.Tensor) error {
 	x.SetRequiresGrad(c.x.RequiresGrad())
 	// The outer pass owns its tape entries already; the block records on a
 	// fresh tape, which the inner Backward replays.
-	y := c.f(x)
+	y := recordBlock(x, c.f)
 	if Rows(y) != Rows(gy) || Cols(y) != Cols(gy) {
 		return fmt.Errorf("checkpointed block: recomputed output %dx%d, gradient %dx%d", Rows(y), Cols(y), Rows(gy), Cols(gy))
 	}
