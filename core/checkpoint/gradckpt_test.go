@@ -69,7 +69,12 @@ func TestGradientCheckpointingSameGradients(t *testing.T) {
 // loss and a copy of every parameter's gradient by path.
 func lossAndGrads(t *testing.T, l *Loaded) (float32, map[string][]float32) {
 	t.Helper()
-	ids := [][]int{{1, 5, 9, 2, 7, 3, 11, 4}, {4, 4, 8, 1, 6, 2, 10, 3}}
+	return lossAndGradsOf(t, l, [][]int{{1, 5, 9, 2, 7, 3, 11, 4}, {4, 4, 8, 1, 6, 2, 10, 3}})
+}
+
+// lossAndGradsOf is lossAndGrads on the batch ids.
+func lossAndGradsOf(t *testing.T, l *Loaded, ids [][]int) (float32, map[string][]float32) {
+	t.Helper()
 	logits, err := l.Model.Logits(model.NewBatch(ids, 0))
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,15 @@
 package checkpoint
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/linalg"
+	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
@@ -67,6 +71,34 @@ type storedWeight struct {
 func (w *storedWeight) Fill(dst []float32) error {
 	return decodeInto(w.st, w.name, dst, w.transposed, w.rows, w.cols)
 }
+
+// Half reports the weight's type when it is BF16 or F16 stored [out, in]
+// (ops.HalfFiller): its products then widen it as they pack it.
+func (w *storedWeight) Half() (linalg.Half, bool) {
+	if w.transposed || !littleEndian {
+		return 0, false
+	}
+	switch w.dtype {
+	case string(tensor.BF16):
+		return linalg.BF16, true
+	case string(tensor.F16):
+		return linalg.F16, true
+	}
+	return 0, false
+}
+
+// FillHalf reads the weight's stored halves into dst, [out, in].
+func (w *storedWeight) FillHalf(dst []uint16) error {
+	if _, ok := w.Half(); !ok {
+		return fmt.Errorf("tensor %q: %s stored %v is not a half-precision [out, in] weight", w.name, w.dtype, w.transposed)
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 2*len(dst))
+	return w.st.RawInto(w.name, b)
+}
+
+// littleEndian: stored halves are little-endian, usable as uint16 as read
+// only on such a host.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // decodeInto decodes the named tensor into dst, a layer's [out, in]
 // layout; transposed says the file stores it [in, out] (Conv1D). The

@@ -4,9 +4,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/surgeon-ml/surgeon/core/layer"
+	"github.com/surgeon-ml/surgeon/core/linalg"
 	"github.com/surgeon-ml/surgeon/core/model"
 	"github.com/surgeon-ml/surgeon/core/ops"
 )
@@ -78,6 +80,64 @@ func TestLoadStoredEqualsLoad(t *testing.T) {
 	}
 	if n < 10 {
 		t.Fatalf("only %d reference folders", n)
+	}
+}
+
+// A model stored in BF16 or F16 whose products multiply the stored halves
+// directly, widening them as they pack them (ops.HalfFiller), gives the
+// loss and input gradients of the float32-loaded model with the same
+// weights frozen, bit for bit. The batch has enough rows for the packed
+// products (linalg.HalfPacks); both half types must take that path.
+func TestLoadStoredHalfSameGradients(t *testing.T) {
+	cases, err := os.ReadDir(refDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([][]int, 4)
+	for i := range ids {
+		for j := range 10 {
+			ids[i] = append(ids[i], 1+(7*i+3*j)%60)
+		}
+	}
+	used := map[string]int{}
+	for _, c := range cases {
+		half := ""
+		switch {
+		case strings.Contains(c.Name(), "bf16"):
+			half = "bf16"
+		case strings.Contains(c.Name(), "f16"):
+			half = "f16"
+		}
+		dir := filepath.Join(refDir, c.Name())
+		if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil || half == "" {
+			continue
+		}
+		t.Run(c.Name(), func(t *testing.T) {
+			stored, err := LoadStored(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stored.Close()
+			loaded, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range []*Loaded{stored, loaded} {
+				for _, p := range layer.Params(l.Model) {
+					p.Param.SetRequiresGrad(!isStored(stored, p.Path))
+				}
+			}
+			l0, g0 := lossAndGradsOf(t, loaded, ids)
+			before := ops.HalfProducts()
+			l1, g1 := lossAndGradsOf(t, stored, ids)
+			if n := ops.HalfProducts() - before; n > 0 {
+				used[half]++
+			}
+			sameGrads(t, c.Name(), "stored", l0, g0, l1, g1)
+		})
+	}
+	if linalg.HalfPacks(40, 64) && (used["bf16"] == 0 || used["f16"] == 0) {
+		t.Fatalf("reference folders whose products widened stored halves as they packed them: %v; want both types", used)
 	}
 }
 

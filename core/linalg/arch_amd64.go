@@ -99,3 +99,15 @@ func packBAsm(dst, b []float32, ldb, kc, slivers, cols int) {
 		panic("linalg: no packer for this sliver")
 	}
 }
+
+// widenAsm widens len(src) halves, a multiple of 16, into dst.
+func widenAsm(dst []float32, src []uint16, h Half) {
+	if len(src)%16 != 0 || len(dst) < len(src) {
+		panic("linalg: widening called with bad operands")
+	}
+	if h == F16 {
+		widenF16(len(src), &src[0], &dst[0])
+		return
+	}
+	widenBF16(len(src), &src[0], &dst[0])
+}

@@ -47,3 +47,7 @@ func packTAsm(dst, src []float32, ld, kc, rows int) {
 func packBAsm(dst, b []float32, ldb, kc, slivers, cols int) {
 	panic("linalg: no assembly kernels on this architecture")
 }
+
+func widenAsm(dst []float32, src []uint16, h Half) {
+	panic("linalg: no assembly kernels on this architecture")
+}

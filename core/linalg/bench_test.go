@@ -98,3 +98,41 @@ func BenchmarkDotAxpy(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatMulHalf compares a product with a BF16 B widened as it is
+// packed ("packed") with widening all of B into a float32 buffer first and
+// multiplying that ("widened"), on the projections of a TinyLlama-shaped
+// model (1024 tokens): the forward product (NT) and the input gradient (NN).
+func BenchmarkMatMulHalf(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, s := range []struct {
+		op      string
+		m, n, k int
+	}{
+		{"NT", 1024, 2048, 2048}, {"NT", 1024, 5632, 2048}, {"NN", 1024, 2048, 5632}, {"NN", 1024, 2048, 2048},
+	} {
+		x := randSlice(r, s.m*s.k)
+		bh, _ := randHalves(r, s.n*s.k, BF16)
+		c := make([]float32, s.m*s.n)
+		w := make([]float32, s.n*s.k)
+		for _, mode := range []string{"packed", "widened"} {
+			b.Run(fmt.Sprintf("%s/%dx%dx%d/%s", s.op, s.m, s.n, s.k, mode), func(b *testing.B) {
+				for b.Loop() {
+					switch {
+					case mode == "widened" && s.op == "NT":
+						WidenHalf(w, bh, BF16)
+						MatMulNT(c, x, w, s.m, s.n, s.k, false)
+					case mode == "widened":
+						WidenHalf(w, bh, BF16)
+						MatMulNN(c, x, w, s.m, s.n, s.k, false)
+					case s.op == "NT":
+						MatMulNTHalf(c, x, bh, BF16, s.m, s.n, s.k, false)
+					default:
+						MatMulNNHalf(c, x, bh, BF16, s.m, s.n, s.k, false)
+					}
+				}
+				b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}

@@ -77,6 +77,10 @@ type gemm struct {
 	m, n, k        int
 	a, b, c        []float32
 	acc            bool
+	// bh, when set, is B in half precision half, widened as it is packed
+	// (MatMulNTHalf, MatMulNNHalf); b is then unused.
+	bh   []uint16
+	half Half
 
 	kern    kernel
 	mr, nr  int  // the kernel's tile
@@ -147,8 +151,14 @@ func sgemm(transA, transB bool, m, n, k int, a, b, c []float32, acc bool) {
 	case useAsm():
 		g.kern, g.skern, g.strided, g.packAsm = gemmKernelAsm, gemmKernelStridedAsm, true, true
 	}
+	g.run(kc, mc, nc)
+}
+
+// run plans g's tasks with block limits kc, mc and nc and runs them, on
+// the workers when the product is large enough.
+func (g *gemm) run(kc, mc, nc int) {
 	workers := 1
-	if m*n*k >= minParallelWork {
+	if g.m*g.n*g.k >= minParallelWork {
 		workers = poolSize()
 	}
 	// Large products get one task per worker: each packs its own share of
@@ -316,7 +326,7 @@ func (g *gemm) task(t int, s *scratch) {
 			for i0 := ti0; i0 < ti0+trows; i0 += g.mc {
 				rows := min(g.mc, ti0+trows-i0)
 				fullRows := rows / mr * mr
-				directB := g.strided && !g.transB && (small || ceilDiv(rows, mr) <= maxDirectSlivers)
+				directB := g.strided && !g.transB && g.bh == nil && (small || ceilDiv(rows, mr) <= maxDirectSlivers)
 				if !directA {
 					g.packA(pa, i0, rows, p0, kc)
 				} else if fullRows < rows {
@@ -325,10 +335,10 @@ func (g *gemm) task(t int, s *scratch) {
 				switch {
 				case packedB: // packed for an earlier block
 				case !directB:
-					g.packB(pb, j0, cols, p0, kc)
+					g.packB(s, pb, j0, cols, p0, kc)
 					packedB = true
 				case fullCols < cols:
-					g.packB(pb[fullCols*kc:], j0+fullCols, cols-fullCols, p0, kc)
+					g.packB(s, pb[fullCols*kc:], j0+fullCols, cols-fullCols, p0, kc)
 				}
 				g.macro(s, pa, pb, i0, j0, rows, cols, p0, kc, accum, directA, directB && !packedB)
 			}
@@ -448,7 +458,12 @@ func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
 
 // packB copies op(B)[p0:p0+kc, j0:j0+cols] into dst as slivers of nr
 // columns, each kc steps of nr floats, padding the last sliver with zeros.
-func (g *gemm) packB(dst []float32, j0, cols, p0, kc int) {
+// s is the worker's scratch.
+func (g *gemm) packB(s *scratch, dst []float32, j0, cols, p0, kc int) {
+	if g.bh != nil {
+		g.packBHalf(s, dst, j0, cols, p0, kc)
+		return
+	}
 	b, nr := g.b, g.nr
 	if !g.transB {
 		// Row by row of B, so that the reads stream along its rows; each

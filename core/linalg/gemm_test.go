@@ -151,8 +151,8 @@ func testAsmPackers(t *testing.T, mr, nr int) {
 			}
 			cols := tc.n - 7
 			pa, pg = make([]float32, roundUp(cols, nr)*tc.kc), make([]float32, roundUp(cols, nr)*tc.kc)
-			ga.packB(pa, 3, cols, tc.p0, tc.kc)
-			gg.packB(pg, 3, cols, tc.p0, tc.kc)
+			ga.packB(new(scratch), pa, 3, cols, tc.p0, tc.kc)
+			gg.packB(new(scratch), pg, 3, cols, tc.p0, tc.kc)
 			if !slices.Equal(pa, pg) {
 				t.Errorf("%s transB=%v: packB differs from the Go packing", name, transB)
 			}

@@ -2438,6 +2438,93 @@ packb16x_sliver:
 	VZEROUPPER
 	RET
 
+// func widenBF16(n int, src *uint16, dst *float32)
+// Requires: AVX, AVX512F
+TEXT ·widenBF16(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ dst+16(FP), DX
+	SHRQ $0x04, AX
+	MOVQ AX, BX
+	SHRQ $0x02, BX
+	JZ   widenbf16_tail
+
+widenbf16_loop:
+	VPMOVZXWD (CX), Z0
+	VPSLLD    $0x10, Z0, Z0
+	VMOVUPS   Z0, (DX)
+	VPMOVZXWD 32(CX), Z0
+	VPSLLD    $0x10, Z0, Z0
+	VMOVUPS   Z0, 64(DX)
+	VPMOVZXWD 64(CX), Z0
+	VPSLLD    $0x10, Z0, Z0
+	VMOVUPS   Z0, 128(DX)
+	VPMOVZXWD 96(CX), Z0
+	VPSLLD    $0x10, Z0, Z0
+	VMOVUPS   Z0, 192(DX)
+	ADDQ      $0x00000080, CX
+	ADDQ      $0x00000100, DX
+	DECQ      BX
+	JNZ       widenbf16_loop
+
+widenbf16_tail:
+	ANDQ $0x03, AX
+	JZ   widenbf16_done
+
+widenbf16_loop1:
+	VPMOVZXWD (CX), Z0
+	VPSLLD    $0x10, Z0, Z0
+	VMOVUPS   Z0, (DX)
+	ADDQ      $0x00000020, CX
+	ADDQ      $0x00000040, DX
+	DECQ      AX
+	JNZ       widenbf16_loop1
+
+widenbf16_done:
+	VZEROUPPER
+	RET
+
+// func widenF16(n int, src *uint16, dst *float32)
+// Requires: AVX, AVX512F
+TEXT ·widenF16(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ dst+16(FP), DX
+	SHRQ $0x04, AX
+	MOVQ AX, BX
+	SHRQ $0x02, BX
+	JZ   widenf16_tail
+
+widenf16_loop:
+	VCVTPH2PS (CX), Z0
+	VMOVUPS   Z0, (DX)
+	VCVTPH2PS 32(CX), Z0
+	VMOVUPS   Z0, 64(DX)
+	VCVTPH2PS 64(CX), Z0
+	VMOVUPS   Z0, 128(DX)
+	VCVTPH2PS 96(CX), Z0
+	VMOVUPS   Z0, 192(DX)
+	ADDQ      $0x00000080, CX
+	ADDQ      $0x00000100, DX
+	DECQ      BX
+	JNZ       widenf16_loop
+
+widenf16_tail:
+	ANDQ $0x03, AX
+	JZ   widenf16_done
+
+widenf16_loop1:
+	VCVTPH2PS (CX), Z0
+	VMOVUPS   Z0, (DX)
+	ADDQ      $0x00000020, CX
+	ADDQ      $0x00000040, DX
+	DECQ      AX
+	JNZ       widenf16_loop1
+
+widenf16_done:
+	VZEROUPPER
+	RET
+
 // func dotAVX2(x []float32, y []float32) float32
 // Requires: AVX, FMA3, SSE
 TEXT ·dotAVX2(SB), NOSPLIT, $0-52

@@ -83,6 +83,7 @@ offer:
 // scratch holds one goroutine's packing buffers, reused across calls.
 type scratch struct {
 	a, b []float32
+	w    []float32 // B in half precision, widened before packing
 	tile [maxTile]float32
 }
 
@@ -98,6 +99,14 @@ func (s *scratch) buffers(na, nb int) (a, b []float32) {
 		s.b = alignedFloats(nb)
 	}
 	return s.a[:na], s.b[:nb]
+}
+
+// widen returns the buffer of n floats that packBHalf widens into.
+func (s *scratch) widen(n int) []float32 {
+	if len(s.w) < n {
+		s.w = alignedFloats(n)
+	}
+	return s.w[:n]
 }
 
 func alignedFloats(n int) []float32 {

@@ -2,6 +2,8 @@ package ops
 
 import (
 	"fmt"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/surgeon-ml/surgeon/core/linalg"
@@ -24,6 +26,21 @@ type Filler interface {
 type BlockFiller interface {
 	Filler
 	Matrix() (w qmat.Matrix, ok bool)
+}
+
+// HalfFiller is a Filler whose weight is stored in BF16 or F16, [out, in]
+// as the layer uses it (a safetensors weight, memory-mapped). StoredLinear
+// reads its halves as they are stored into a pooled buffer, half the size
+// of the float32 weight, and the products widen them slab by slab as they
+// pack them (linalg.MatMulNTHalf, MatMulNNHalf), for the shapes where
+// linalg.HalfPacks; other products use Fill.
+type HalfFiller interface {
+	Filler
+	// Half reports the stored type; ok is false for a weight that must be
+	// filled as float32 instead (another dtype, a transposed layout).
+	Half() (h linalg.Half, ok bool)
+	// FillHalf writes the stored halves into dst, row-major [out, in].
+	FillHalf(dst []uint16) error
 }
 
 // storedLinearFn is y = x*W^T + b with a frozen W that exists as float32
@@ -85,6 +102,37 @@ func (f *storedLinearFn) weight() []float32 {
 	return w
 }
 
+// halfProducts counts the products that widened a stored weight as they
+// packed it.
+var halfProducts atomic.Int64
+
+// HalfProducts returns how many StoredLinear products have multiplied a
+// HalfFiller's halves directly, widening them as they packed them, since
+// the program started (for tests and reports).
+func HalfProducts() int64 { return halfProducts.Load() }
+
+// half returns W's stored halves in a pooled buffer, and the buffer to
+// recycle afterwards, when W is a HalfFiller and a product of rows rows
+// and cols columns with it widens B as it packs it; ok is false otherwise.
+func (f *storedLinearFn) half(rows, cols int) (w []uint16, h linalg.Half, buf []float32, ok bool) {
+	hf, isHalf := f.w.(HalfFiller)
+	if !isHalf || !linalg.HalfPacks(rows, cols) {
+		return nil, 0, nil, false
+	}
+	if h, ok = hf.Half(); !ok {
+		return nil, 0, nil, false
+	}
+	n := f.out * f.in
+	buf = allocDirty((n + 1) / 2)
+	w = unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(buf))), n)
+	if err := hf.FillHalf(w); err != nil {
+		recycle(buf)
+		panic(fmt.Errorf("ops: StoredLinear: %w", err))
+	}
+	halfProducts.Add(1)
+	return w, h, buf, true
+}
+
 func (f *storedLinearFn) Forward() (mat.Tensor, error) {
 	n := Rows(f.x)
 	y := allocOutput(n * f.out)
@@ -115,6 +163,11 @@ func (f *storedLinearFn) Forward() (mat.Tensor, error) {
 		}
 		return New(n, f.out, y), nil
 	}
+	if wh, h, buf, ok := f.half(n, f.out); ok {
+		linalg.MatMulNTHalf(y, Data(f.x), wh, h, n, f.out, f.in, f.b != nil)
+		recycle(buf)
+		return New(n, f.out, y), nil
+	}
 	w := f.weight()
 	linalg.MatMulNT(y, Data(f.x), w, n, f.out, f.in, f.b != nil)
 	recycle(w)
@@ -125,10 +178,15 @@ func (f *storedLinearFn) Backward(gy mat.Tensor) error {
 	n := Rows(f.x)
 	g := Data(gy)
 	if f.x.RequiresGrad() {
-		w := f.weight()
 		gx := allocDirty(n * f.in)
-		linalg.MatMulNN(gx, g, w, n, f.in, f.out, false)
-		recycle(w)
+		if wh, h, buf, ok := f.half(n, f.in); ok {
+			linalg.MatMulNNHalf(gx, g, wh, h, n, f.in, f.out, false)
+			recycle(buf)
+		} else {
+			w := f.weight()
+			linalg.MatMulNN(gx, g, w, n, f.in, f.out, false)
+			recycle(w)
+		}
 		accGrad(f.x, n, f.in, gx)
 	}
 	if f.b != nil && f.b.RequiresGrad() {

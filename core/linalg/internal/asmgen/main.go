@@ -49,6 +49,8 @@ func main() {
 	packTransposed(c, mr, false)
 	packTransposed(c, nr, false)
 	packBRows(c, nr)
+	widen(c, false)
+	widen(c, true)
 	dotKernel(c)
 	axpyKernel(c)
 
@@ -624,6 +626,48 @@ func lanes4(c *build.Context, rows []reg.VecVirtual, vec func() reg.VecVirtual) 
 		}
 	}
 	return u
+}
+
+// widen emits widenBF16 (f16 false) or widenF16 (f16 true): the
+// conversion of n 16-bit floats to float32, 16 at a time, for products
+// whose B is stored in BF16 or F16 and widened as it is packed. A BF16 is
+// the top half of a float32: zero-extend each to 32 bits and shift it up.
+// An F16 converts with VCVTPH2PS. Both are exact.
+func widen(c *build.Context, f16 bool) {
+	name, kind := "widenBF16", "BF16"
+	if f16 {
+		name, kind = "widenF16", "F16 (IEEE half)"
+	}
+	c.Function(name)
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr("func(n int, src *uint16, dst *float32)")
+	c.Pragma("noescape")
+	c.Doc(
+		fmt.Sprintf("%s writes dst[i] = float32(src[i]), src in %s, for i < n;", name, kind),
+		"n is a multiple of 16. Requires AVX-512F.",
+	)
+	n := c.Load(c.Param("n"), c.GP64())
+	src := operand.Mem{Base: c.Load(c.Param("src"), c.GP64())}
+	dst := operand.Mem{Base: c.Load(c.Param("dst"), c.GP64())}
+	c.SHRQ(operand.U8(4), n)
+	one := func(p int) {
+		v := c.ZMM()
+		if f16 {
+			c.VCVTPH2PS(src.Offset(32*p), v)
+		} else {
+			c.VPMOVZXWD(src.Offset(32*p), v)
+			c.VPSLLD(operand.U8(16), v, v)
+		}
+		c.VMOVUPS(v, dst.Offset(64*p))
+	}
+	packLoop(c, strings.ToLower(name), n, 4, func() {
+		for p := range 4 {
+			one(p)
+		}
+	}, one, func(steps int) {
+		c.ADDQ(operand.U32(32*steps), src.Base)
+		c.ADDQ(operand.U32(64*steps), dst.Base)
+	})
 }
 
 // packLoop emits a packing loop of n steps: blocks of size steps (a power
