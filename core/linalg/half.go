@@ -31,7 +31,11 @@ func (h Half) String() string {
 
 // WidenHalf writes dst[i] = src[i] as float32 for i < len(src); dst must
 // be at least as long. The conversion is exact.
-func WidenHalf(dst []float32, src []uint16, h Half) {
+func WidenHalf(dst []float32, src []uint16, h Half) { widenHalf(dst, src, h, nil) }
+
+// widenHalf is WidenHalf, prefetching the halves at the start of ahead
+// (to be widened next) as it goes.
+func widenHalf(dst []float32, src []uint16, h Half, ahead []uint16) {
 	if len(dst) < len(src) {
 		panic("linalg: WidenHalf: dst shorter than src")
 	}
@@ -42,7 +46,7 @@ func WidenHalf(dst []float32, src []uint16, h Half) {
 	if useAVX512() {
 		n = len(src) &^ 15
 		if n > 0 {
-			widenAsm(dst[:n], src[:n], h)
+			widenAsm(dst[:n], src[:n], h, ahead)
 		}
 	}
 	switch h {
@@ -113,7 +117,8 @@ func (g *gemm) packBHalf(s *scratch, dst []float32, j0, cols, p0, kc int) {
 			c0 := j0 + sl*nr
 			width := min(nr, cols-sl*nr)
 			for j := range width {
-				WidenHalf(w[j*kc:(j+1)*kc], g.bh[(c0+j)*g.k+p0:(c0+j)*g.k+p0+kc], g.half)
+				row := (c0+j)*g.k + p0
+				widenHalf(w[j*kc:(j+1)*kc], g.bh[row:row+kc], g.half, g.bh[min(row+nr*g.k, len(g.bh)):])
 			}
 			d := dst[sl*nr*kc : (sl+1)*nr*kc]
 			if width == nr {
@@ -136,8 +141,9 @@ func (g *gemm) packBHalf(s *scratch, dst []float32, j0, cols, p0, kc int) {
 	for c0 := 0; c0 < cols; c0 += chunk {
 		width := min(chunk, cols-c0)
 		for p := range kc {
-			src := g.bh[(p0+p)*g.n+j0+c0 : (p0+p)*g.n+j0+c0+width]
-			WidenHalf(w[p*width:(p+1)*width], src, g.half)
+			at := (p0+p)*g.n + j0 + c0
+			// Prefetch two rows down, where the next widening but one reads.
+			widenHalf(w[p*width:(p+1)*width], g.bh[at:at+width], g.half, g.bh[min(at+2*g.n, len(g.bh)):])
 		}
 		full, rest := width/nr, width%nr
 		d := dst[c0*kc:]
