@@ -73,13 +73,21 @@ func (e encoded) bytes(buf *[readSize]byte, lo, hi int) ([]byte, error) {
 		return e.mem[lo:hi], nil
 	}
 	b := buf[:hi-lo]
-	if _, err := e.file.ReadAt(b, e.off+int64(lo)); err != nil {
+	if err := readAt(e.file, b, e.off+int64(lo)); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readAt fills b from r at off; a short read is io.ErrUnexpectedEOF.
+func readAt(r io.ReaderAt, b []byte, off int64) error {
+	if _, err := r.ReadAt(b, off); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF // the file shrank since it was opened
 		}
-		return nil, fmt.Errorf("read: %w", err)
+		return fmt.Errorf("read: %w", err)
 	}
-	return b, nil
+	return nil
 }
 
 var readBufs = sync.Pool{New: func() any { return new([readSize]byte) }}

@@ -2,8 +2,6 @@ package safetensors
 
 import (
 	"errors"
-	"fmt"
-	"io"
 	"runtime"
 	"sync"
 )
@@ -34,15 +32,6 @@ func (f *File) RawInto(name string, dst []byte) error {
 		copy(dst, f.buf[lo:lo+ti.Size()])
 		return nil
 	}
-	read := func(b []byte, off int64) error {
-		if _, err := f.fh.ReadAt(b, off); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF // the file shrank since it was opened
-			}
-			return fmt.Errorf("read: %w", err)
-		}
-		return nil
-	}
 	parts := 1
 	if len(dst) >= rawSplit {
 		parts = runtime.GOMAXPROCS(0)
@@ -52,9 +41,9 @@ func (f *File) RawInto(name string, dst []byte) error {
 	var wg sync.WaitGroup
 	for p := 1; p < parts; p++ {
 		a, b := min(p*piece, len(dst)), min((p+1)*piece, len(dst))
-		wg.Go(func() { errs[p] = read(dst[a:b], lo+int64(a)) })
+		wg.Go(func() { errs[p] = readAt(f.fh, dst[a:b], lo+int64(a)) })
 	}
-	errs[0] = read(dst[:min(piece, len(dst))], lo)
+	errs[0] = readAt(f.fh, dst[:min(piece, len(dst))], lo)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return f.errorf("tensor %q: %w", name, err)
