@@ -205,3 +205,53 @@ func TestLoadStoredGGUF(t *testing.T) {
 		})
 	}
 }
+
+// A quantized GGUF model whose longer products dequantize the blocks as
+// they pack them (qmat.Matrix.Source) gives the loss and input gradients
+// of the dequantized load with the same weights frozen, bit for bit, and
+// the 40-row batch does take that path.
+func TestLoadStoredGGUFBlockGradients(t *testing.T) {
+	src := "../../../shared/fixtures/stories260K-gguf/stories260K.gguf"
+	if _, err := os.Stat(src); err != nil {
+		t.Skipf("fixture missing (../shared/fixtures): %v", err)
+	}
+	l, err := Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([][]int, 4)
+	for i := range ids {
+		for j := range 10 {
+			ids[i] = append(ids[i], 1+(11*i+5*j)%500)
+		}
+	}
+	for _, typ := range []string{"q8_0", "q4_0"} {
+		t.Run(typ, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			if err := SaveGGUF(path, l, typ); err != nil {
+				t.Fatal(err)
+			}
+			stored, err := LoadStored(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stored.Close()
+			loaded, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []*Loaded{stored, loaded} {
+				for _, p := range layer.Params(m.Model) {
+					p.Param.SetRequiresGrad(!isStored(stored, p.Path))
+				}
+			}
+			l0, g0 := lossAndGradsOf(t, loaded, ids)
+			before := ops.BlockProducts()
+			l1, g1 := lossAndGradsOf(t, stored, ids)
+			if linalg.HalfPacks(40, 64) && ops.BlockProducts() == before {
+				t.Fatal("no product dequantized the blocks as it packed them")
+			}
+			sameGrads(t, typ, "stored", l0, g0, l1, g1)
+		})
+	}
+}

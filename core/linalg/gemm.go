@@ -78,9 +78,11 @@ type gemm struct {
 	a, b, c        []float32
 	acc            bool
 	// bh, when set, is B in half precision half, widened as it is packed
-	// (MatMulNTHalf, MatMulNNHalf); b is then unused.
+	// (MatMulNTHalf, MatMulNNHalf); bsrc, when set, decodes B as it is
+	// packed (MatMulNTSource, MatMulNNSource). b is then unused.
 	bh   []uint16
 	half Half
+	bsrc RowSource
 
 	kern    kernel
 	mr, nr  int  // the kernel's tile
@@ -326,7 +328,7 @@ func (g *gemm) task(t int, s *scratch) {
 			for i0 := ti0; i0 < ti0+trows; i0 += g.mc {
 				rows := min(g.mc, ti0+trows-i0)
 				fullRows := rows / mr * mr
-				directB := g.strided && !g.transB && g.bh == nil && (small || ceilDiv(rows, mr) <= maxDirectSlivers)
+				directB := g.strided && !g.transB && g.bh == nil && g.bsrc == nil && (small || ceilDiv(rows, mr) <= maxDirectSlivers)
 				if !directA {
 					g.packA(pa, i0, rows, p0, kc)
 				} else if fullRows < rows {
@@ -460,7 +462,7 @@ func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
 // columns, each kc steps of nr floats, padding the last sliver with zeros.
 // s is the worker's scratch.
 func (g *gemm) packB(s *scratch, dst []float32, j0, cols, p0, kc int) {
-	if g.bh != nil {
+	if g.bh != nil || g.bsrc != nil {
 		g.packBHalf(s, dst, j0, cols, p0, kc)
 		return
 	}

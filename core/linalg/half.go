@@ -90,25 +90,82 @@ func checkHalf(op string, c, a []float32, b []uint16, nc, na, nb int) {
 	}
 }
 
+// RowSource supplies a B operand stored [rows, cols] row-major in an
+// encoded form (quantized blocks, say): it writes elements [c0,
+// c0+len(dst)) of stored row r into dst as float32. The products call it
+// from several workers at once, for pieces of at most a few hundred
+// elements, as they pack B.
+type RowSource func(dst []float32, r, c0 int)
+
+// MatMulNTSource computes C[m,n] = A[m,k] * B[n,k]^T (adding into C when
+// acc) with B supplied by src, decoded slab by slab as it is packed: bit
+// for bit MatMulNT on B decoded first. Shapes for which HalfPacks is false
+// decode all of B into a temporary buffer first.
+func MatMulNTSource(c, a []float32, src RowSource, m, n, k int, acc bool) {
+	checkHalf("MatMulNTSource", c, a, nil, m*n, m*k, 0)
+	sgemmSource(true, m, n, k, a, nil, 0, src, c, acc)
+}
+
+// MatMulNNSource computes C[m,n] = A[m,k] * B[k,n] (adding into C when
+// acc) with B supplied by src, decoded slab by slab as it is packed: bit
+// for bit MatMulNN on B decoded first.
+func MatMulNNSource(c, a []float32, src RowSource, m, n, k int, acc bool) {
+	checkHalf("MatMulNNSource", c, a, nil, m*n, m*k, 0)
+	sgemmSource(false, m, n, k, a, nil, 0, src, c, acc)
+}
+
 // sgemmHalf is sgemm with B in half precision.
 func sgemmHalf(transB bool, m, n, k int, a []float32, b []uint16, h Half, c []float32, acc bool) {
 	if h != BF16 && h != F16 {
 		panic(fmt.Sprintf("linalg: unknown half type %d", h))
 	}
+	sgemmSource(transB, m, n, k, a, b[:n*k], h, nil, c, acc)
+}
+
+// sgemmSource is sgemm with B given as halves bh of type h, or else by
+// src: decoded as it is packed where the AVX-512 tiles take the shape,
+// decoded whole first otherwise.
+func sgemmSource(transB bool, m, n, k int, a []float32, bh []uint16, h Half, src RowSource, c []float32, acc bool) {
 	if m <= 0 || n <= 0 || k <= 0 || !HalfPacks(m, n) {
 		w := make([]float32, n*k)
-		WidenHalf(w, b[:n*k], h)
+		switch {
+		case bh != nil:
+			WidenHalf(w, bh, h)
+		case transB: // stored [n, k]
+			for r := range n {
+				src(w[r*k:(r+1)*k], r, 0)
+			}
+		default: // stored [k, n]
+			for r := range k {
+				src(w[r*n:(r+1)*n], r, 0)
+			}
+		}
 		sgemm(false, transB, m, n, k, a, w, c, acc)
 		return
 	}
-	g := &gemm{transB: transB, m: m, n: n, k: k, a: a, bh: b[:n*k], half: h, c: c, acc: acc,
+	g := &gemm{transB: transB, m: m, n: n, k: k, a: a, bh: bh, half: h, bsrc: src, c: c, acc: acc,
 		kern: gemmKernel512Asm, skern: gemmKernel512StridedAsm, mr: mr512, nr: nr512, strided: true, packAsm: true}
 	g.run(kcMax512, mcMax512, ncMax512)
 }
 
-// packBHalf is packB for B in half precision: it widens the slab a
-// piece at a time into the worker's scratch (in L1 or L2) and packs from
-// there with the float32 packers.
+// decodeB writes elements [c0, c0+len(dst)) of stored row r of an encoded
+// B into dst; ahead is the stored row to prefetch for halves.
+func (g *gemm) decodeB(dst []float32, r, c0, ahead int) {
+	if g.bsrc != nil {
+		g.bsrc(dst, r, c0)
+		return
+	}
+	cols := g.k
+	if !g.transB {
+		cols = g.n
+	}
+	at := r*cols + c0
+	widenHalf(dst, g.bh[at:at+len(dst)], g.half, g.bh[min(ahead*cols+c0, len(g.bh)):])
+}
+
+// packBHalf is packB for B in half precision or from a RowSource: it
+// decodes the slab a piece at a time into the worker's scratch (in L1 or
+// L2) and packs from there with the float32 packers.
 func (g *gemm) packBHalf(s *scratch, dst []float32, j0, cols, p0, kc int) {
 	nr := g.nr
 	if g.transB { // element (p,j) at b[j*k+p]: widen a sliver's rows, then transpose them
@@ -117,8 +174,8 @@ func (g *gemm) packBHalf(s *scratch, dst []float32, j0, cols, p0, kc int) {
 			c0 := j0 + sl*nr
 			width := min(nr, cols-sl*nr)
 			for j := range width {
-				row := (c0+j)*g.k + p0
-				widenHalf(w[j*kc:(j+1)*kc], g.bh[row:row+kc], g.half, g.bh[min(row+nr*g.k, len(g.bh)):])
+				// Prefetch the same row of the next sliver.
+				g.decodeB(w[j*kc:(j+1)*kc], c0+j, p0, c0+j+nr)
 			}
 			d := dst[sl*nr*kc : (sl+1)*nr*kc]
 			if width == nr {
@@ -141,9 +198,8 @@ func (g *gemm) packBHalf(s *scratch, dst []float32, j0, cols, p0, kc int) {
 	for c0 := 0; c0 < cols; c0 += chunk {
 		width := min(chunk, cols-c0)
 		for p := range kc {
-			at := (p0+p)*g.n + j0 + c0
 			// Prefetch two rows down, where the next widening but one reads.
-			widenHalf(w[p*width:(p+1)*width], g.bh[at:at+width], g.half, g.bh[min(at+2*g.n, len(g.bh)):])
+			g.decodeB(w[p*width:(p+1)*width], p0+p, j0+c0, p0+p+2)
 		}
 		full, rest := width/nr, width%nr
 		d := dst[c0*kc:]

@@ -90,19 +90,33 @@ func TestMatMulHalf(t *testing.T) {
 						a := randSlice(r, s.m*s.k)
 						bh, bf := randHalves(r, s.n*s.k, h)
 						c0 := randSlice(r, s.m*s.n)
-						want, got := slices.Clone(c0), slices.Clone(c0)
+						want, got, viaSrc := slices.Clone(c0), slices.Clone(c0), slices.Clone(c0)
+						cols := s.k // B's stored row length
+						if !transB {
+							cols = s.n
+						}
+						// The same halves through a RowSource, as a quantized
+						// weight supplies them.
+						src := func(dst []float32, row, c0 int) {
+							WidenHalf(dst, bh[row*cols+c0:row*cols+c0+len(dst)], h)
+						}
 						withPath(path, func() {
 							if transB {
 								MatMulNT(want, a, bf, s.m, s.n, s.k, acc)
 								MatMulNTHalf(got, a, bh, h, s.m, s.n, s.k, acc)
+								MatMulNTSource(viaSrc, a, src, s.m, s.n, s.k, acc)
 							} else {
 								MatMulNN(want, a, bf, s.m, s.n, s.k, acc)
 								MatMulNNHalf(got, a, bh, h, s.m, s.n, s.k, acc)
+								MatMulNNSource(viaSrc, a, src, s.m, s.n, s.k, acc)
 							}
 						})
 						for i := range got {
 							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 								t.Fatalf("%s: element %d = %v, want %v", name, i, got[i], want[i])
+							}
+							if math.Float32bits(viaSrc[i]) != math.Float32bits(want[i]) {
+								t.Fatalf("%s, RowSource: element %d = %v, want %v", name, i, viaSrc[i], want[i])
 							}
 						}
 					}

@@ -106,6 +106,16 @@ func (f *storedLinearFn) weight() []float32 {
 // packed it.
 var halfProducts atomic.Int64
 
+// blockProducts counts the products that dequantized a BlockFiller's
+// blocks as they packed them.
+var blockProducts atomic.Int64
+
+// BlockProducts returns how many StoredLinear products have dequantized a
+// BlockFiller's blocks slab by slab as they packed them, instead of into a
+// float32 copy of the whole weight, since the program started (for tests
+// and reports).
+func BlockProducts() int64 { return blockProducts.Load() }
+
 // HalfProducts returns how many StoredLinear products have multiplied a
 // HalfFiller's halves directly, widening them as they packed them, since
 // the program started (for tests and reports).
@@ -143,6 +153,14 @@ func (f *storedLinearFn) Forward() (mat.Tensor, error) {
 		}
 	}
 	if q, ok := f.matrix(); ok {
+		// A longer product dequantizes the blocks slab by slab as it
+		// packs them: bit for bit the product on the dequantized weight,
+		// with no float32 copy of the whole weight.
+		if n > qmat.MaxDirectRows && linalg.HalfPacks(n, f.out) {
+			linalg.MatMulNTSource(y, Data(f.x), q.Source(), n, f.out, f.in, f.b != nil)
+			blockProducts.Add(1)
+			return New(n, f.out, y), nil
+		}
 		// Decoding reads the blocks in place; a longer product decodes
 		// them into a pooled buffer first, as weight does.
 		var scratch []float32
@@ -179,7 +197,11 @@ func (f *storedLinearFn) Backward(gy mat.Tensor) error {
 	g := Data(gy)
 	if f.x.RequiresGrad() {
 		gx := allocDirty(n * f.in)
-		if wh, h, buf, ok := f.half(n, f.in); ok {
+		q, quantized := f.matrix()
+		if quantized && linalg.HalfPacks(n, f.in) {
+			linalg.MatMulNNSource(gx, g, q.Source(), n, f.in, f.out, false)
+			blockProducts.Add(1)
+		} else if wh, h, buf, ok := f.half(n, f.in); ok {
 			linalg.MatMulNNHalf(gx, g, wh, h, n, f.in, f.out, false)
 			recycle(buf)
 		} else {

@@ -30,6 +30,7 @@ package qmat
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/surgeon-ml/surgeon/core/linalg"
 )
@@ -279,6 +280,43 @@ func Dequantize(dst []float32, w Matrix) {
 	}
 	linalg.ParallelRanges(w.Rows, rowGrain, rows)
 }
+
+// Source returns w as a linalg.RowSource: each piece of a row is
+// dequantized from the blocks that hold it (RowOrder applied), with the
+// values of Dequantize, so that linalg.MatMulNTSource and MatMulNNSource
+// decode a quantized weight slab by slab as they pack it instead of all
+// at once. Pieces that start or end inside a block decode the whole block
+// into a scratch buffer and copy their part. It panics on a malformed
+// matrix.
+func (w Matrix) Source() linalg.RowSource {
+	if err := w.checkShape(); err != nil {
+		panic(err)
+	}
+	dq := pickDequant(w.Type)
+	bs, bb := w.Type.BlockSize(), w.Type.BlockBytes()
+	return func(dst []float32, r, c0 int) {
+		n := len(dst)
+		if n == 0 {
+			return
+		}
+		row := w.row(r)
+		b0, b1 := c0/bs, (c0+n+bs-1)/bs
+		if c0%bs == 0 && n%bs == 0 {
+			dq(dst, row[b0*bb:b1*bb])
+			return
+		}
+		buf := sourceBufs.Get().(*[]float32)
+		if len(*buf) < (b1-b0)*bs {
+			*buf = make([]float32, (b1-b0)*bs)
+		}
+		t := (*buf)[:(b1-b0)*bs]
+		dq(t, row[b0*bb:b1*bb])
+		copy(dst, t[c0-b0*bs:])
+		sourceBufs.Put(buf)
+	}
+}
+
+var sourceBufs = sync.Pool{New: func() any { return new([]float32) }}
 
 // dotsFunc computes y[r] = W[r] . x for the rows consecutive rows of w,
 // each stride bytes (stride is unused when rows is 1); aux is the
