@@ -113,27 +113,9 @@ func TestLoadStoredHalfSameGradients(t *testing.T) {
 			continue
 		}
 		t.Run(c.Name(), func(t *testing.T) {
-			stored, err := LoadStored(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer stored.Close()
-			loaded, err := Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, l := range []*Loaded{stored, loaded} {
-				for _, p := range layer.Params(l.Model) {
-					p.Param.SetRequiresGrad(!isStored(stored, p.Path))
-				}
-			}
-			l0, g0 := lossAndGradsOf(t, loaded, ids)
-			before := ops.HalfProducts()
-			l1, g1 := lossAndGradsOf(t, stored, ids)
-			if n := ops.HalfProducts() - before; n > 0 {
+			if storedSameGrads(t, dir, ids, ops.HalfProducts) > 0 {
 				used[half]++
 			}
-			sameGrads(t, c.Name(), "stored", l0, g0, l1, g1)
 		})
 	}
 	if linalg.HalfPacks(40, 64) && (used["bf16"] == 0 || used["f16"] == 0) {
@@ -231,27 +213,38 @@ func TestLoadStoredGGUFBlockGradients(t *testing.T) {
 			if err := SaveGGUF(path, l, typ); err != nil {
 				t.Fatal(err)
 			}
-			stored, err := LoadStored(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer stored.Close()
-			loaded, err := Load(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, m := range []*Loaded{stored, loaded} {
-				for _, p := range layer.Params(m.Model) {
-					p.Param.SetRequiresGrad(!isStored(stored, p.Path))
-				}
-			}
-			l0, g0 := lossAndGradsOf(t, loaded, ids)
-			before := ops.BlockProducts()
-			l1, g1 := lossAndGradsOf(t, stored, ids)
-			if linalg.HalfPacks(40, 64) && ops.BlockProducts() == before {
+			if storedSameGrads(t, path, ids, ops.BlockProducts) == 0 && linalg.HalfPacks(40, 64) {
 				t.Fatal("no product dequantized the blocks as it packed them")
 			}
-			sameGrads(t, typ, "stored", l0, g0, l1, g1)
 		})
 	}
+}
+
+// storedSameGrads checks that the model at path, loaded with its linear
+// weights stored (LoadStored), gives the loss and gradients on the batch
+// ids of the float32 load with the same weights frozen, bit for bit. It
+// returns by how much counter moved during the stored run.
+func storedSameGrads(t *testing.T, path string, ids [][]int, counter func() int64) int64 {
+	t.Helper()
+	stored, err := LoadStored(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stored.Close()
+	loaded, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loaded.Close()
+	for _, m := range []*Loaded{stored, loaded} {
+		for _, p := range layer.Params(m.Model) {
+			p.Param.SetRequiresGrad(!isStored(stored, p.Path))
+		}
+	}
+	l0, g0 := lossAndGradsOf(t, loaded, ids)
+	before := counter()
+	l1, g1 := lossAndGradsOf(t, stored, ids)
+	n := counter() - before
+	sameGrads(t, path, "stored", l0, g0, l1, g1)
+	return n
 }
