@@ -2,7 +2,6 @@ package checkpoint
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -14,15 +13,7 @@ import (
 // and they decode, row order included, to exactly the values Fill writes;
 // QuantizedGGUF tells the quantized files from the others.
 func TestGGUFWeightMatrix(t *testing.T) {
-	src := "../../../shared/fixtures/stories260K-gguf/stories260K.gguf"
-	if _, err := os.Stat(src); err != nil {
-		t.Skipf("fixture missing (../shared/fixtures): %v", err)
-	}
-	l, err := Load(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := loadStories(t)
 	for _, c := range []struct {
 		typ    string
 		blocks bool

@@ -129,14 +129,7 @@ func TestLoadStoredHalfSameGradients(t *testing.T) {
 // in place (qmat), which sums in another order: there within 1e-5 of the
 // largest logit.
 func TestLoadStoredGGUF(t *testing.T) {
-	src := "../../../shared/fixtures/stories260K-gguf/stories260K.gguf"
-	if _, err := os.Stat(src); err != nil {
-		t.Skipf("fixture missing (../shared/fixtures): %v", err)
-	}
-	l, err := Load(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := loadStories(t)
 	for _, typ := range []string{"f32", "f16", "q8_0", "q4_0", "q5_1"} {
 		t.Run(typ, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "m.gguf")
@@ -193,14 +186,7 @@ func TestLoadStoredGGUF(t *testing.T) {
 // of the dequantized load with the same weights frozen, bit for bit, and
 // the 40-row batch does take that path.
 func TestLoadStoredGGUFBlockGradients(t *testing.T) {
-	src := "../../../shared/fixtures/stories260K-gguf/stories260K.gguf"
-	if _, err := os.Stat(src); err != nil {
-		t.Skipf("fixture missing (../shared/fixtures): %v", err)
-	}
-	l, err := Load(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := loadStories(t)
 	ids := make([][]int, 4)
 	for i := range ids {
 		for j := range 10 {
