@@ -87,7 +87,7 @@ func TestLoadStoredEqualsLoad(t *testing.T) {
 // directly, widening them as they pack them (ops.HalfFiller), gives the
 // loss and input gradients of the float32-loaded model with the same
 // weights frozen, bit for bit. The batch has enough rows for the packed
-// products (linalg.HalfPacks); both half types must take that path.
+// products (linalg.DecodesAsPacked); both half types must take that path.
 func TestLoadStoredHalfSameGradients(t *testing.T) {
 	cases, err := os.ReadDir(refDir)
 	if err != nil {
@@ -118,7 +118,7 @@ func TestLoadStoredHalfSameGradients(t *testing.T) {
 			}
 		})
 	}
-	if linalg.HalfPacks(40, 64) && (used["bf16"] == 0 || used["f16"] == 0) {
+	if linalg.DecodesAsPacked(40, 64) && (used["bf16"] == 0 || used["f16"] == 0) {
 		t.Fatalf("reference folders whose products widened stored halves as they packed them: %v; want both types", used)
 	}
 }
@@ -199,7 +199,7 @@ func TestLoadStoredGGUFBlockGradients(t *testing.T) {
 			if err := SaveGGUF(path, l, typ); err != nil {
 				t.Fatal(err)
 			}
-			if storedSameGrads(t, path, ids, ops.BlockProducts) == 0 && linalg.HalfPacks(40, 64) {
+			if storedSameGrads(t, path, ids, ops.BlockProducts) == 0 && linalg.DecodesAsPacked(40, 64) {
 				t.Fatal("no product dequantized the blocks as it packed them")
 			}
 		})

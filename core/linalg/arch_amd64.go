@@ -100,19 +100,14 @@ func packBAsm(dst, b []float32, ldb, kc, slivers, cols int) {
 	}
 }
 
-// widenAsm widens len(src) halves, a multiple of 16, into dst, prefetching
-// as many halves from the start of ahead (which may be shorter).
-func widenAsm(dst []float32, src []uint16, h Half, ahead []uint16) {
+// widenAsm widens len(src) halves, a multiple of 16, into dst.
+func widenAsm(dst []float32, src []uint16, h Half) {
 	if len(src)%16 != 0 || len(dst) < len(src) {
 		panic("linalg: widening called with bad operands")
 	}
-	pre := &src[0]
-	if len(ahead) > 0 {
-		pre = &ahead[0] // a prefetch past its end is harmless
-	}
 	if h == F16 {
-		widenF16(len(src), &src[0], &dst[0], pre)
+		widenF16(len(src), &src[0], &dst[0])
 		return
 	}
-	widenBF16(len(src), &src[0], &dst[0], pre)
+	widenBF16(len(src), &src[0], &dst[0])
 }

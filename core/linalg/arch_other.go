@@ -48,6 +48,6 @@ func packBAsm(dst, b []float32, ldb, kc, slivers, cols int) {
 	panic("linalg: no assembly kernels on this architecture")
 }
 
-func widenAsm(dst []float32, src []uint16, h Half, ahead []uint16) {
+func widenAsm(dst []float32, src []uint16, h Half) {
 	panic("linalg: no assembly kernels on this architecture")
 }

@@ -77,11 +77,9 @@ type gemm struct {
 	m, n, k        int
 	a, b, c        []float32
 	acc            bool
-	// bh, when set, is B in half precision half, widened as it is packed
-	// (MatMulNTHalf, MatMulNNHalf); bsrc, when set, decodes B as it is
-	// packed (MatMulNTSource, MatMulNNSource). b is then unused.
-	bh   []uint16
-	half Half
+	// bsrc, when set, supplies B in an encoded form, decoded as it is
+	// packed (MatMulNTSource, MatMulNTHalf and their NN forms); b is then
+	// unused.
 	bsrc RowSource
 
 	kern    kernel
@@ -328,7 +326,7 @@ func (g *gemm) task(t int, s *scratch) {
 			for i0 := ti0; i0 < ti0+trows; i0 += g.mc {
 				rows := min(g.mc, ti0+trows-i0)
 				fullRows := rows / mr * mr
-				directB := g.strided && !g.transB && g.bh == nil && g.bsrc == nil && (small || ceilDiv(rows, mr) <= maxDirectSlivers)
+				directB := g.strided && !g.transB && g.bsrc == nil && (small || ceilDiv(rows, mr) <= maxDirectSlivers)
 				if !directA {
 					g.packA(pa, i0, rows, p0, kc)
 				} else if fullRows < rows {
@@ -462,8 +460,8 @@ func (g *gemm) packA(dst []float32, i0, rows, p0, kc int) {
 // columns, each kc steps of nr floats, padding the last sliver with zeros.
 // s is the worker's scratch.
 func (g *gemm) packB(s *scratch, dst []float32, j0, cols, p0, kc int) {
-	if g.bh != nil || g.bsrc != nil {
-		g.packBHalf(s, dst, j0, cols, p0, kc)
+	if g.bsrc != nil {
+		g.packBSource(s, dst, j0, cols, p0, kc)
 		return
 	}
 	b, nr := g.b, g.nr

@@ -73,18 +73,16 @@ func packT16x(kc int, src *float32, ld int, dst *float32)
 func packB16x(kc int, b *float32, ldb int, slivers int, dst *float32)
 
 // widenBF16 writes dst[i] = float32(src[i]), src in BF16, for i < n;
-// n is a multiple of 16. It prefetches the same span at ahead, the halves
-// widened next, which usually lie in another row of memory. Requires AVX-512F.
+// n is a multiple of 16. Requires AVX-512F.
 //
 //go:noescape
-func widenBF16(n int, src *uint16, dst *float32, ahead *uint16)
+func widenBF16(n int, src *uint16, dst *float32)
 
 // widenF16 writes dst[i] = float32(src[i]), src in F16 (IEEE half), for i < n;
-// n is a multiple of 16. It prefetches the same span at ahead, the halves
-// widened next, which usually lie in another row of memory. Requires AVX-512F.
+// n is a multiple of 16. Requires AVX-512F.
 //
 //go:noescape
-func widenF16(n int, src *uint16, dst *float32, ahead *uint16)
+func widenF16(n int, src *uint16, dst *float32)
 
 // dotAVX2 returns the inner product of x and y[:len(x)]; len(y) >= len(x).
 // Requires AVX2 and FMA.

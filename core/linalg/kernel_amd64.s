@@ -2438,38 +2438,34 @@ packb16x_sliver:
 	VZEROUPPER
 	RET
 
-// func widenBF16(n int, src *uint16, dst *float32, ahead *uint16)
-// Requires: AVX, AVX512F, MMX+
-TEXT ·widenBF16(SB), NOSPLIT, $0-32
+// func widenBF16(n int, src *uint16, dst *float32)
+// Requires: AVX, AVX512F
+TEXT ·widenBF16(SB), NOSPLIT, $0-24
 	MOVQ n+0(FP), AX
 	MOVQ src+8(FP), CX
 	MOVQ dst+16(FP), DX
-	MOVQ ahead+24(FP), BX
 	SHRQ $0x04, AX
-	MOVQ AX, SI
-	SHRQ $0x02, SI
+	MOVQ AX, BX
+	SHRQ $0x02, BX
 	JZ   widenbf16_tail
 
 widenbf16_loop:
-	PREFETCHT0 (BX)
-	PREFETCHT0 64(BX)
-	VPMOVZXWD  (CX), Z0
-	VPSLLD     $0x10, Z0, Z0
-	VMOVUPS    Z0, (DX)
-	VPMOVZXWD  32(CX), Z0
-	VPSLLD     $0x10, Z0, Z0
-	VMOVUPS    Z0, 64(DX)
-	VPMOVZXWD  64(CX), Z0
-	VPSLLD     $0x10, Z0, Z0
-	VMOVUPS    Z0, 128(DX)
-	VPMOVZXWD  96(CX), Z0
-	VPSLLD     $0x10, Z0, Z0
-	VMOVUPS    Z0, 192(DX)
-	ADDQ       $0x00000080, CX
-	ADDQ       $0x00000100, DX
-	ADDQ       $0x00000080, BX
-	DECQ       SI
-	JNZ        widenbf16_loop
+	VPMOVZXWD (CX), Z0
+	VPSLLD    $0x10, Z0, Z0
+	VMOVUPS   Z0, (DX)
+	VPMOVZXWD 32(CX), Z0
+	VPSLLD    $0x10, Z0, Z0
+	VMOVUPS   Z0, 64(DX)
+	VPMOVZXWD 64(CX), Z0
+	VPSLLD    $0x10, Z0, Z0
+	VMOVUPS   Z0, 128(DX)
+	VPMOVZXWD 96(CX), Z0
+	VPSLLD    $0x10, Z0, Z0
+	VMOVUPS   Z0, 192(DX)
+	ADDQ      $0x00000080, CX
+	ADDQ      $0x00000100, DX
+	DECQ      BX
+	JNZ       widenbf16_loop
 
 widenbf16_tail:
 	ANDQ $0x03, AX
@@ -2481,7 +2477,6 @@ widenbf16_loop1:
 	VMOVUPS   Z0, (DX)
 	ADDQ      $0x00000020, CX
 	ADDQ      $0x00000040, DX
-	ADDQ      $0x00000020, BX
 	DECQ      AX
 	JNZ       widenbf16_loop1
 
@@ -2489,34 +2484,30 @@ widenbf16_done:
 	VZEROUPPER
 	RET
 
-// func widenF16(n int, src *uint16, dst *float32, ahead *uint16)
-// Requires: AVX, AVX512F, MMX+
-TEXT ·widenF16(SB), NOSPLIT, $0-32
+// func widenF16(n int, src *uint16, dst *float32)
+// Requires: AVX, AVX512F
+TEXT ·widenF16(SB), NOSPLIT, $0-24
 	MOVQ n+0(FP), AX
 	MOVQ src+8(FP), CX
 	MOVQ dst+16(FP), DX
-	MOVQ ahead+24(FP), BX
 	SHRQ $0x04, AX
-	MOVQ AX, SI
-	SHRQ $0x02, SI
+	MOVQ AX, BX
+	SHRQ $0x02, BX
 	JZ   widenf16_tail
 
 widenf16_loop:
-	PREFETCHT0 (BX)
-	PREFETCHT0 64(BX)
-	VCVTPH2PS  (CX), Z0
-	VMOVUPS    Z0, (DX)
-	VCVTPH2PS  32(CX), Z0
-	VMOVUPS    Z0, 64(DX)
-	VCVTPH2PS  64(CX), Z0
-	VMOVUPS    Z0, 128(DX)
-	VCVTPH2PS  96(CX), Z0
-	VMOVUPS    Z0, 192(DX)
-	ADDQ       $0x00000080, CX
-	ADDQ       $0x00000100, DX
-	ADDQ       $0x00000080, BX
-	DECQ       SI
-	JNZ        widenf16_loop
+	VCVTPH2PS (CX), Z0
+	VMOVUPS   Z0, (DX)
+	VCVTPH2PS 32(CX), Z0
+	VMOVUPS   Z0, 64(DX)
+	VCVTPH2PS 64(CX), Z0
+	VMOVUPS   Z0, 128(DX)
+	VCVTPH2PS 96(CX), Z0
+	VMOVUPS   Z0, 192(DX)
+	ADDQ      $0x00000080, CX
+	ADDQ      $0x00000100, DX
+	DECQ      BX
+	JNZ       widenf16_loop
 
 widenf16_tail:
 	ANDQ $0x03, AX
@@ -2527,7 +2518,6 @@ widenf16_loop1:
 	VMOVUPS   Z0, (DX)
 	ADDQ      $0x00000020, CX
 	ADDQ      $0x00000040, DX
-	ADDQ      $0x00000020, BX
 	DECQ      AX
 	JNZ       widenf16_loop1
 

@@ -83,7 +83,7 @@ offer:
 // scratch holds one goroutine's packing buffers, reused across calls.
 type scratch struct {
 	a, b []float32
-	w    []float32 // B in half precision, widened before packing
+	w    []float32 // B decoded from a RowSource before packing
 	tile [maxTile]float32
 }
 
@@ -101,7 +101,7 @@ func (s *scratch) buffers(na, nb int) (a, b []float32) {
 	return s.a[:na], s.b[:nb]
 }
 
-// widen returns the buffer of n floats that packBHalf widens into.
+// widen returns the buffer of n floats that packBSource decodes into.
 func (s *scratch) widen(n int) []float32 {
 	if len(s.w) < n {
 		s.w = alignedFloats(n)

@@ -33,7 +33,7 @@ type BlockFiller interface {
 // reads its halves as they are stored into a pooled buffer, half the size
 // of the float32 weight, and the products widen them slab by slab as they
 // pack them (linalg.MatMulNTHalf, MatMulNNHalf), for the shapes where
-// linalg.HalfPacks; other products use Fill.
+// linalg.DecodesAsPacked; other products use Fill.
 type HalfFiller interface {
 	Filler
 	// Half reports the stored type; ok is false for a weight that must be
@@ -126,7 +126,7 @@ func HalfProducts() int64 { return halfProducts.Load() }
 // and cols columns with it widens B as it packs it; ok is false otherwise.
 func (f *storedLinearFn) half(rows, cols int) (w []uint16, h linalg.Half, buf []float32, ok bool) {
 	hf, isHalf := f.w.(HalfFiller)
-	if !isHalf || !linalg.HalfPacks(rows, cols) {
+	if !isHalf || !linalg.DecodesAsPacked(rows, cols) {
 		return nil, 0, nil, false
 	}
 	if h, ok = hf.Half(); !ok {
@@ -156,7 +156,7 @@ func (f *storedLinearFn) Forward() (mat.Tensor, error) {
 		// A longer product dequantizes the blocks slab by slab as it
 		// packs them: bit for bit the product on the dequantized weight,
 		// with no float32 copy of the whole weight.
-		if n > qmat.MaxDirectRows && linalg.HalfPacks(n, f.out) {
+		if n > qmat.MaxDirectRows && linalg.DecodesAsPacked(n, f.out) {
 			linalg.MatMulNTSource(y, Data(f.x), q.Source(), n, f.out, f.in, f.b != nil)
 			blockProducts.Add(1)
 			return New(n, f.out, y), nil
@@ -198,7 +198,7 @@ func (f *storedLinearFn) Backward(gy mat.Tensor) error {
 	if f.x.RequiresGrad() {
 		gx := allocDirty(n * f.in)
 		q, quantized := f.matrix()
-		if quantized && linalg.HalfPacks(n, f.in) {
+		if quantized && linalg.DecodesAsPacked(n, f.in) {
 			linalg.MatMulNNSource(gx, g, q.Source(), n, f.in, f.out, false)
 			blockProducts.Add(1)
 		} else if wh, h, buf, ok := f.half(n, f.in); ok {

@@ -640,17 +640,15 @@ func widen(c *build.Context, f16 bool) {
 	}
 	c.Function(name)
 	c.Attributes(attr.NOSPLIT)
-	c.SignatureExpr("func(n int, src *uint16, dst *float32, ahead *uint16)")
+	c.SignatureExpr("func(n int, src *uint16, dst *float32)")
 	c.Pragma("noescape")
 	c.Doc(
 		fmt.Sprintf("%s writes dst[i] = float32(src[i]), src in %s, for i < n;", name, kind),
-		"n is a multiple of 16. It prefetches the same span at ahead, the halves",
-		"widened next, which usually lie in another row of memory. Requires AVX-512F.",
+		"n is a multiple of 16. Requires AVX-512F.",
 	)
 	n := c.Load(c.Param("n"), c.GP64())
 	src := operand.Mem{Base: c.Load(c.Param("src"), c.GP64())}
 	dst := operand.Mem{Base: c.Load(c.Param("dst"), c.GP64())}
-	pre := operand.Mem{Base: c.Load(c.Param("ahead"), c.GP64())}
 	c.SHRQ(operand.U8(4), n)
 	one := func(p int) {
 		v := c.ZMM()
@@ -663,15 +661,12 @@ func widen(c *build.Context, f16 bool) {
 		c.VMOVUPS(v, dst.Offset(64*p))
 	}
 	packLoop(c, strings.ToLower(name), n, 4, func() {
-		c.PREFETCHT0(pre)
-		c.PREFETCHT0(pre.Offset(64))
 		for p := range 4 {
 			one(p)
 		}
 	}, one, func(steps int) {
 		c.ADDQ(operand.U32(32*steps), src.Base)
 		c.ADDQ(operand.U32(64*steps), dst.Base)
-		c.ADDQ(operand.U32(32*steps), pre.Base)
 	})
 }
 
