@@ -126,9 +126,9 @@ func BenchmarkMatMulHalf(b *testing.B) {
 						WidenHalf(w, bh, BF16)
 						MatMulNN(c, x, w, s.m, s.n, s.k, false)
 					case s.op == "NT":
-						MatMulNTHalf(c, x, bh, BF16, s.m, s.n, s.k, false)
+						MatMulNTSource(c, x, HalfRows(bh, BF16, s.n, s.k), s.m, s.n, s.k, false)
 					default:
-						MatMulNNHalf(c, x, bh, BF16, s.m, s.n, s.k, false)
+						MatMulNNSource(c, x, HalfRows(bh, BF16, s.k, s.n), s.m, s.n, s.k, false)
 					}
 				}
 				b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")

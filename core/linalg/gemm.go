@@ -78,8 +78,7 @@ type gemm struct {
 	a, b, c        []float32
 	acc            bool
 	// bsrc, when set, supplies B in an encoded form, decoded as it is
-	// packed (MatMulNTSource, MatMulNTHalf and their NN forms); b is then
-	// unused.
+	// packed (MatMulNTSource, MatMulNNSource); b is then unused.
 	bsrc RowSource
 
 	kern    kernel

@@ -57,8 +57,7 @@ func WidenHalf(dst []float32, src []uint16, h Half) {
 	}
 }
 
-// DecodesAsPacked reports whether the products whose B is encoded
-// (MatMulNTHalf, MatMulNTSource and their NN forms) decode B slab by slab
+// DecodesAsPacked reports whether MatMulNTSource and MatMulNNSource decode B slab by slab
 // as they pack it for an m x n product. For other shapes (few rows or
 // columns: decoding, skinny products) and on CPUs without AVX-512 they
 // decode all of B into a temporary buffer first, which a caller that keeps
@@ -88,24 +87,15 @@ func MatMulNNSource(c, a []float32, src RowSource, m, n, k int, acc bool) {
 	sgemmSource(false, m, n, k, a, src, c, acc)
 }
 
-// MatMulNTHalf is MatMulNTSource with B [n,k] stored in half precision h.
-func MatMulNTHalf(c, a []float32, b []uint16, h Half, m, n, k int, acc bool) {
-	MatMulNTSource(c, a, halfRows("MatMulNTHalf", b, h, n, k), m, n, k, acc)
-}
-
-// MatMulNNHalf is MatMulNNSource with B [k,n] stored in half precision h.
-func MatMulNNHalf(c, a []float32, b []uint16, h Half, m, n, k int, acc bool) {
-	MatMulNNSource(c, a, halfRows("MatMulNNHalf", b, h, k, n), m, n, k, acc)
-}
-
-// halfRows returns the RowSource of halves b of type h stored [rows, cols],
-// checked for op.
-func halfRows(op string, b []uint16, h Half, rows, cols int) RowSource {
+// HalfRows returns the RowSource of halves b of type h stored [rows, cols]
+// row-major: a BF16 or F16 weight that the products widen as they pack it.
+// It panics on an unknown type or a short b.
+func HalfRows(b []uint16, h Half, rows, cols int) RowSource {
 	if h != BF16 && h != F16 {
-		panic(fmt.Sprintf("linalg: %s: unknown half type %d", op, h))
+		panic(fmt.Sprintf("linalg: HalfRows: unknown half type %d", h))
 	}
 	if len(b) < rows*cols {
-		panic(fmt.Sprintf("linalg: %s: B of %d elements, need %d", op, len(b), rows*cols))
+		panic(fmt.Sprintf("linalg: HalfRows: %d halves for [%d, %d]", len(b), rows, cols))
 	}
 	return func(dst []float32, r, c0 int) {
 		at := r*cols + c0

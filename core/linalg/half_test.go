@@ -103,11 +103,11 @@ func TestMatMulHalf(t *testing.T) {
 						withPath(path, func() {
 							if transB {
 								MatMulNT(want, a, bf, s.m, s.n, s.k, acc)
-								MatMulNTHalf(got, a, bh, h, s.m, s.n, s.k, acc)
+								MatMulNTSource(got, a, HalfRows(bh, h, s.n, s.k), s.m, s.n, s.k, acc)
 								MatMulNTSource(viaSrc, a, src, s.m, s.n, s.k, acc)
 							} else {
 								MatMulNN(want, a, bf, s.m, s.n, s.k, acc)
-								MatMulNNHalf(got, a, bh, h, s.m, s.n, s.k, acc)
+								MatMulNNSource(got, a, HalfRows(bh, h, s.k, s.n), s.m, s.n, s.k, acc)
 								MatMulNNSource(viaSrc, a, src, s.m, s.n, s.k, acc)
 							}
 						})
@@ -132,5 +132,5 @@ func TestMatMulHalfShortOperands(t *testing.T) {
 			t.Fatal("no panic on a short B")
 		}
 	}()
-	MatMulNTHalf(make([]float32, 4), make([]float32, 4), make([]uint16, 3), BF16, 2, 2, 2, false)
+	MatMulNTSource(make([]float32, 4), make([]float32, 4), HalfRows(make([]uint16, 3), BF16, 2, 2), 2, 2, 2, false)
 }

@@ -32,7 +32,7 @@ type BlockFiller interface {
 // as the layer uses it (a safetensors weight, memory-mapped). StoredLinear
 // reads its halves as they are stored into a pooled buffer, half the size
 // of the float32 weight, and the products widen them slab by slab as they
-// pack them (linalg.MatMulNTHalf, MatMulNNHalf), for the shapes where
+// pack them (linalg.HalfRows, MatMulNTSource), for the shapes where
 // linalg.DecodesAsPacked; other products use Fill.
 type HalfFiller interface {
 	Filler
@@ -121,26 +121,37 @@ func BlockProducts() int64 { return blockProducts.Load() }
 // the program started (for tests and reports).
 func HalfProducts() int64 { return halfProducts.Load() }
 
-// half returns W's stored halves in a pooled buffer, and the buffer to
-// recycle afterwards, when W is a HalfFiller and a product of rows rows
-// and cols columns with it widens B as it packs it; ok is false otherwise.
-func (f *storedLinearFn) half(rows, cols int) (w []uint16, h linalg.Half, buf []float32, ok bool) {
-	hf, isHalf := f.w.(HalfFiller)
-	if !isHalf || !linalg.DecodesAsPacked(rows, cols) {
-		return nil, 0, nil, false
+// encoded returns W as a RowSource that a product of rows x cols rows and
+// columns decodes slab by slab as it packs it (linalg.DecodesAsPacked): a
+// BlockFiller's quantized blocks in place, or a HalfFiller's halves read
+// as stored into a pooled buffer, returned in buf to recycle afterwards
+// (nil otherwise). ok is false when W is neither or the shape is not one
+// the products decode as they pack.
+func (f *storedLinearFn) encoded(rows, cols int) (src linalg.RowSource, buf []float32, ok bool) {
+	if !linalg.DecodesAsPacked(rows, cols) {
+		return nil, nil, false
 	}
-	if h, ok = hf.Half(); !ok {
-		return nil, 0, nil, false
+	if q, ok := f.matrix(); ok {
+		blockProducts.Add(1)
+		return q.Source(), nil, true
+	}
+	hf, isHalf := f.w.(HalfFiller)
+	if !isHalf {
+		return nil, nil, false
+	}
+	h, ok := hf.Half()
+	if !ok {
+		return nil, nil, false
 	}
 	n := f.out * f.in
 	buf = allocDirty((n + 1) / 2)
-	w = unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(buf))), n)
+	w := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(buf))), n)
 	if err := hf.FillHalf(w); err != nil {
 		recycle(buf)
 		panic(fmt.Errorf("ops: StoredLinear: %w", err))
 	}
 	halfProducts.Add(1)
-	return w, h, buf, true
+	return linalg.HalfRows(w, h, f.out, f.in), buf, true
 }
 
 func (f *storedLinearFn) Forward() (mat.Tensor, error) {
@@ -152,15 +163,17 @@ func (f *storedLinearFn) Forward() (mat.Tensor, error) {
 			copy(y[i*f.out:(i+1)*f.out], b)
 		}
 	}
-	if q, ok := f.matrix(); ok {
-		// A longer product dequantizes the blocks slab by slab as it
-		// packs them: bit for bit the product on the dequantized weight,
-		// with no float32 copy of the whole weight.
-		if n > qmat.MaxDirectRows && linalg.DecodesAsPacked(n, f.out) {
-			linalg.MatMulNTSource(y, Data(f.x), q.Source(), n, f.out, f.in, f.b != nil)
-			blockProducts.Add(1)
-			return New(n, f.out, y), nil
+	// Products with enough rows decode a quantized or half-precision W as
+	// they pack it: bit for bit the product on the decoded weight, with no
+	// float32 copy of the whole weight.
+	if src, buf, ok := f.encoded(n, f.out); ok {
+		linalg.MatMulNTSource(y, Data(f.x), src, n, f.out, f.in, f.b != nil)
+		if buf != nil {
+			recycle(buf)
 		}
+		return New(n, f.out, y), nil
+	}
+	if q, ok := f.matrix(); ok {
 		// Decoding reads the blocks in place; a longer product decodes
 		// them into a pooled buffer first, as weight does.
 		var scratch []float32
@@ -181,11 +194,6 @@ func (f *storedLinearFn) Forward() (mat.Tensor, error) {
 		}
 		return New(n, f.out, y), nil
 	}
-	if wh, h, buf, ok := f.half(n, f.out); ok {
-		linalg.MatMulNTHalf(y, Data(f.x), wh, h, n, f.out, f.in, f.b != nil)
-		recycle(buf)
-		return New(n, f.out, y), nil
-	}
 	w := f.weight()
 	linalg.MatMulNT(y, Data(f.x), w, n, f.out, f.in, f.b != nil)
 	recycle(w)
@@ -197,13 +205,11 @@ func (f *storedLinearFn) Backward(gy mat.Tensor) error {
 	g := Data(gy)
 	if f.x.RequiresGrad() {
 		gx := allocDirty(n * f.in)
-		q, quantized := f.matrix()
-		if quantized && linalg.DecodesAsPacked(n, f.in) {
-			linalg.MatMulNNSource(gx, g, q.Source(), n, f.in, f.out, false)
-			blockProducts.Add(1)
-		} else if wh, h, buf, ok := f.half(n, f.in); ok {
-			linalg.MatMulNNHalf(gx, g, wh, h, n, f.in, f.out, false)
-			recycle(buf)
+		if src, buf, ok := f.encoded(n, f.in); ok {
+			linalg.MatMulNNSource(gx, g, src, n, f.in, f.out, false)
+			if buf != nil {
+				recycle(buf)
+			}
 		} else {
 			w := f.weight()
 			linalg.MatMulNN(gx, g, w, n, f.in, f.out, false)
