@@ -204,6 +204,20 @@ func TestLoadStoredGGUFBlockGradients(t *testing.T) {
 			}
 		})
 	}
+	// F16 and BF16 GGUF weights are read as halves, in Hugging Face's row
+	// order (the q and k rows llama.cpp permutes put back), and widened as
+	// they are packed.
+	for _, typ := range []string{"f16", "bf16"} {
+		t.Run(typ, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			if err := SaveGGUF(path, l, typ); err != nil {
+				t.Fatal(err)
+			}
+			if storedSameGrads(t, path, ids, ops.HalfProducts) == 0 && linalg.DecodesAsPacked(40, 64) {
+				t.Fatal("no product widened the halves as it packed them")
+			}
+		})
+	}
 }
 
 // storedSameGrads checks that the model at path, loaded with its linear

@@ -29,7 +29,7 @@ type BlockFiller interface {
 }
 
 // HalfFiller is a Filler whose weight is stored in BF16 or F16, [out, in]
-// as the layer uses it (a safetensors weight, memory-mapped). StoredLinear
+// as the layer uses it (a safetensors or GGUF weight). StoredLinear
 // reads its halves as they are stored into a pooled buffer, half the size
 // of the float32 weight, and the products widen them slab by slab as they
 // pack them (linalg.HalfRows, MatMulNTSource), for the shapes where

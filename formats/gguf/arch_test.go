@@ -323,6 +323,7 @@ func FuzzModel(f *testing.F) {
 			}
 			if len(shape) == 2 && ti.NumElements() < 1<<20 {
 				_ = WeightInto(file, ti.Name, make([]float32, ti.NumElements()))
+				_ = WeightHalvesInto(file, ti.Name, make([]uint16, ti.NumElements()))
 			}
 		}
 	})

@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/surgeon-ml/surgeon/core/qmat"
 )
@@ -70,4 +71,51 @@ func qkRowOrder(rows, nHead int) ([]int, error) {
 		}
 	}
 	return order, nil
+}
+
+// WeightHalvesInto copies the file's F16 or BF16 weight matrix called name
+// (its GGUF name) into dst as stored, two bytes an element in the host's
+// order, in Hugging Face's row order (the rows of a permuted q or k
+// projection are put back as WeightInto puts them): the weight WeightInto
+// decodes, before its widening to float32, for products that widen it as
+// they pack it. dst must hold exactly the matrix's elements; the host
+// must be little-endian, as the file is.
+func WeightHalvesInto(f *File, name string, dst []uint16) error {
+	i, found := f.byName[name]
+	if !found {
+		return fmt.Errorf("%s: no tensor %q", f.name, name)
+	}
+	ti := &f.tensors[i]
+	if (ti.Type != TypeF16 && ti.Type != TypeBF16) || len(ti.Dims) != 2 {
+		return fmt.Errorf("%s: tensor %q: %s with %d dimensions is not a half-precision matrix", f.name, name, ti.Type, len(ti.Dims))
+	}
+	rows, cols := int(ti.Dims[1]), int(ti.Dims[0])
+	if len(dst) != rows*cols {
+		return fmt.Errorf("%s: tensor %q has %d elements, the destination %d", f.name, name, rows*cols, len(dst))
+	}
+	data, err := f.TensorData(name)
+	if err != nil {
+		return err
+	}
+	if len(data) != 2*rows*cols {
+		return fmt.Errorf("%s: tensor %q: %d bytes for [%d, %d] halves", f.name, name, len(data), rows, cols)
+	}
+	src := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(data))), rows*cols)
+	h, err := f.fileHParams()
+	if err != nil {
+		return err
+	}
+	nHead := h.qkHeads(name)
+	if nHead == 0 {
+		copy(dst, src)
+		return nil
+	}
+	order, err := qkRowOrder(rows, nHead)
+	if err != nil {
+		return fmt.Errorf("%s: tensor %q: %w", f.name, name, err)
+	}
+	for r, s := range order {
+		copy(dst[r*cols:(r+1)*cols], src[s*cols:(s+1)*cols])
+	}
+	return nil
 }

@@ -3,6 +3,8 @@ package gguf
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -71,5 +73,79 @@ func TestQKRowOrder(t *testing.T) {
 	}
 	if _, err := qkRowOrder(6, 4); err == nil {
 		t.Fatal("6 rows in 4 heads: no error")
+	}
+}
+
+// WeightHalvesInto gives the halves that WeightInto widens, in the same
+// row order: q and k rows put back for llama, stored order for the rest.
+// Other types, wrong lengths and unknown names are errors.
+func TestWeightHalvesInto(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	const hidden = 48 // common's embedding_length: 4 heads of 12, 2 KV heads
+	for _, typ := range []GGMLType{TypeF16, TypeBF16} {
+		t.Run(typ.String(), func(t *testing.T) {
+			var ts []WriteTensor
+			shapes := map[string][2]int{
+				"blk.0.attn_q.weight": {hidden, hidden}, "blk.0.attn_k.weight": {24, hidden}, "blk.0.ffn_up.weight": {96, hidden},
+			}
+			for _, name := range []string{"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.ffn_up.weight"} {
+				s := shapes[name]
+				v := make([]float32, s[0]*s[1])
+				for i := range v {
+					v[i] = float32(r.NormFloat64())
+				}
+				data, err := Quantize(typ, v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ts = append(ts, WriteTensor{Name: name, Shape: []int{s[0], s[1]}, Type: typ, Data: data})
+			}
+			ts = append(ts, WriteTensor{Name: "blk.0.ffn_gate.weight", Shape: []int{32, hidden}, Type: TypeF32, Data: make([]byte, 4*32*hidden)})
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			if err := Write(path, common("llama", 1), ts); err != nil {
+				t.Fatal(err)
+			}
+			f, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			h := linalg.BF16
+			if typ == TypeF16 {
+				h = linalg.F16
+			}
+			for name, s := range shapes {
+				n := s[0] * s[1]
+				want := make([]float32, n)
+				if err := WeightInto(f, name, want); err != nil {
+					t.Fatal(err)
+				}
+				halves := make([]uint16, n)
+				if err := WeightHalvesInto(f, name, halves); err != nil {
+					t.Fatal(err)
+				}
+				got := make([]float32, n)
+				linalg.WidenHalf(got, halves, h)
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s: element %d (row %d): halves give %g, WeightInto %g", name, i, i/s[1], got[i], want[i])
+					}
+				}
+			}
+			for _, c := range []struct {
+				name string
+				n    int
+				err  string
+			}{
+				{"blk.0.ffn_gate.weight", 32 * hidden, "not a half-precision matrix"},
+				{"blk.0.ffn_up.weight", 96*hidden - 1, "the destination"},
+				{"blk.0.ffn_down.weight", 1, "no tensor"},
+			} {
+				err := WeightHalvesInto(f, c.name, make([]uint16, c.n))
+				if err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), c.name) {
+					t.Errorf("%s with %d elements: error %v, want one naming it and saying %q", c.name, c.n, err, c.err)
+				}
+			}
+		})
 	}
 }
