@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -99,27 +100,33 @@ func TestLoadStoredHalfSameGradients(t *testing.T) {
 			ids[i] = append(ids[i], 1+(7*i+3*j)%60)
 		}
 	}
-	used := map[string]int{}
-	for _, c := range cases {
-		half := ""
-		switch {
-		case strings.Contains(c.Name(), "bf16"):
-			half = "bf16"
-		case strings.Contains(c.Name(), "f16"):
-			half = "f16"
-		}
-		dir := filepath.Join(refDir, c.Name())
-		if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil || half == "" {
-			continue
-		}
-		t.Run(c.Name(), func(t *testing.T) {
-			if storedSameGrads(t, dir, ids, ops.HalfProducts) > 0 {
-				used[half]++
+	// Both kernel paths: the AVX-512 tiles where the CPU has them, and
+	// the AVX2 ones that CPUs without AVX-512 use.
+	for _, avx512 := range []bool{true, false} {
+		was := linalg.SetAVX512(avx512)
+		used := map[string]int{}
+		for _, c := range cases {
+			half := ""
+			switch {
+			case strings.Contains(c.Name(), "bf16"):
+				half = "bf16"
+			case strings.Contains(c.Name(), "f16"):
+				half = "f16"
 			}
-		})
-	}
-	if linalg.DecodesAsPacked(40, 64) && (used["bf16"] == 0 || used["f16"] == 0) {
-		t.Fatalf("reference folders whose products widened stored halves as they packed them: %v; want both types", used)
+			dir := filepath.Join(refDir, c.Name())
+			if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil || half == "" {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s/avx512=%v", c.Name(), avx512), func(t *testing.T) {
+				if storedSameGrads(t, dir, ids, ops.HalfProducts) > 0 {
+					used[half]++
+				}
+			})
+		}
+		if linalg.DecodesAsPacked(40, 64) && (used["bf16"] == 0 || used["f16"] == 0) {
+			t.Errorf("avx512=%v: reference folders whose products widened stored halves as they packed them: %v; want both types", avx512, used)
+		}
+		linalg.SetAVX512(was)
 	}
 }
 

@@ -100,6 +100,23 @@ func packBAsm(dst, b []float32, ldb, kc, slivers, cols int) {
 	}
 }
 
+// hasF16C reports whether the CPU converts F16 with VCVTPH2PS, which the
+// AVX2 widening of F16 uses (every AVX2 CPU so far has it).
+var hasF16C = hasAsm && cpu.X86.HasF16C
+
+// widenAsm8 widens len(src) halves, a multiple of 8, into dst with the
+// AVX2 (and, for F16, F16C) kernels.
+func widenAsm8(dst []float32, src []uint16, h Half) {
+	if len(src)%8 != 0 || len(dst) < len(src) {
+		panic("linalg: widening called with bad operands")
+	}
+	if h == F16 {
+		widenF16x8(len(src), &src[0], &dst[0])
+		return
+	}
+	widenBF16x8(len(src), &src[0], &dst[0])
+}
+
 // widenAsm widens len(src) halves, a multiple of 16, into dst.
 func widenAsm(dst []float32, src []uint16, h Half) {
 	if len(src)%16 != 0 || len(dst) < len(src) {

@@ -48,6 +48,13 @@ func packBAsm(dst, b []float32, ldb, kc, slivers, cols int) {
 	panic("linalg: no assembly kernels on this architecture")
 }
 
+// hasF16C is false: only amd64 has assembly kernels.
+const hasF16C = false
+
+func widenAsm8(dst []float32, src []uint16, h Half) {
+	panic("linalg: no assembly kernels on this architecture")
+}
+
 func widenAsm(dst []float32, src []uint16, h Half) {
 	panic("linalg: no assembly kernels on this architecture")
 }

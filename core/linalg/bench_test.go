@@ -102,7 +102,8 @@ func BenchmarkDotAxpy(b *testing.B) {
 // BenchmarkMatMulHalf compares a product with a BF16 B widened as it is
 // packed ("packed") with widening all of B into a float32 buffer first and
 // multiplying that ("widened"), on the projections of a TinyLlama-shaped
-// model (1024 tokens): the forward product (NT) and the input gradient (NN).
+// model (1024 tokens): the forward product (NT) and the input gradient
+// (NN), with the AVX-512 kernels ("asm") and the AVX2 ones.
 func BenchmarkMatMulHalf(b *testing.B) {
 	r := rand.New(rand.NewPCG(5, 5))
 	for _, s := range []struct {
@@ -115,24 +116,31 @@ func BenchmarkMatMulHalf(b *testing.B) {
 		bh, _ := randHalves(r, s.n*s.k, BF16)
 		c := make([]float32, s.m*s.n)
 		w := make([]float32, s.n*s.k)
-		for _, mode := range []string{"packed", "widened"} {
-			b.Run(fmt.Sprintf("%s/%dx%dx%d/%s", s.op, s.m, s.n, s.k, mode), func(b *testing.B) {
-				for b.Loop() {
-					switch {
-					case mode == "widened" && s.op == "NT":
-						WidenHalf(w, bh, BF16)
-						MatMulNT(c, x, w, s.m, s.n, s.k, false)
-					case mode == "widened":
-						WidenHalf(w, bh, BF16)
-						MatMulNN(c, x, w, s.m, s.n, s.k, false)
-					case s.op == "NT":
-						MatMulNTSource(c, x, HalfRows(bh, BF16, s.n, s.k), s.m, s.n, s.k, false)
-					default:
-						MatMulNNSource(c, x, HalfRows(bh, BF16, s.k, s.n), s.m, s.n, s.k, false)
-					}
-				}
-				b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-			})
+		for _, path := range []string{"asm", "avx2"} {
+			if path == "asm" && !hasAVX512 || !hasAsm {
+				continue
+			}
+			for _, mode := range []string{"packed", "widened"} {
+				b.Run(fmt.Sprintf("%s/%dx%dx%d/%s/%s", s.op, s.m, s.n, s.k, path, mode), func(b *testing.B) {
+					withPath(path, func() {
+						for b.Loop() {
+							switch {
+							case mode == "widened" && s.op == "NT":
+								WidenHalf(w, bh, BF16)
+								MatMulNT(c, x, w, s.m, s.n, s.k, false)
+							case mode == "widened":
+								WidenHalf(w, bh, BF16)
+								MatMulNN(c, x, w, s.m, s.n, s.k, false)
+							case s.op == "NT":
+								MatMulNTSource(c, x, HalfRows(bh, BF16, s.n, s.k), s.m, s.n, s.k, false)
+							default:
+								MatMulNNSource(c, x, HalfRows(bh, BF16, s.k, s.n), s.m, s.n, s.k, false)
+							}
+						}
+					})
+					b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+			}
 		}
 	}
 }

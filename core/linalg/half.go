@@ -39,10 +39,14 @@ func WidenHalf(dst []float32, src []uint16, h Half) {
 		panic(fmt.Sprintf("linalg: WidenHalf: unknown type %d", h))
 	}
 	n := 0
-	if useAVX512() {
-		n = len(src) &^ 15
-		if n > 0 {
+	switch {
+	case useAVX512():
+		if n = len(src) &^ 15; n > 0 {
 			widenAsm(dst[:n], src[:n], h)
+		}
+	case useAsm() && (h == BF16 || hasF16C):
+		if n = len(src) &^ 7; n > 0 {
+			widenAsm8(dst[:n], src[:n], h)
 		}
 	}
 	switch h {
@@ -57,12 +61,22 @@ func WidenHalf(dst []float32, src []uint16, h Half) {
 	}
 }
 
-// DecodesAsPacked reports whether MatMulNTSource and MatMulNNSource decode B slab by slab
-// as they pack it for an m x n product. For other shapes (few rows or
-// columns: decoding, skinny products) and on CPUs without AVX-512 they
-// decode all of B into a temporary buffer first, which a caller that keeps
-// a pool of buffers may prefer to do itself.
-func DecodesAsPacked(m, n int) bool { return use512(m, n) }
+// DecodesAsPacked reports whether MatMulNTSource and MatMulNNSource decode
+// B slab by slab as they pack it for an m x n product: with the AVX-512
+// tiles, or the AVX2 ones on CPUs without AVX-512, where the product has
+// at least two tiles' worth of rows and columns. For other shapes (few rows
+// or columns: decoding, skinny products) and without AVX2 they decode all
+// of B into a temporary buffer first, which a caller that keeps a pool of
+// buffers may prefer to do itself.
+func DecodesAsPacked(m, n int) bool { return use512(m, n) || useAVX2Source(m, n) }
+
+// useAVX2Source says an m x n product with B from a RowSource packs it
+// for the 6x16 AVX2 kernel: where the AVX-512 tiles do not run and sgemm
+// would use that kernel too (more than nrNarrow columns), so that the two
+// sum in the same order.
+func useAVX2Source(m, n int) bool {
+	return useAsm() && !useAVX512() && m >= 2*mr && n >= 2*nr
+}
 
 // RowSource supplies a B operand stored [rows, cols] row-major in an
 // encoded form (halves, quantized blocks): it writes elements [c0,
@@ -110,7 +124,7 @@ func checkEncoded(op string, c, a []float32, nc, na int) {
 }
 
 // sgemmSource is sgemm with B supplied by src: decoded as it is packed
-// where the AVX-512 tiles take the shape, decoded whole first otherwise.
+// where DecodesAsPacked, decoded whole first otherwise.
 func sgemmSource(transB bool, m, n, k int, a []float32, src RowSource, c []float32, acc bool) {
 	if m <= 0 || n <= 0 || k <= 0 || !DecodesAsPacked(m, n) {
 		rows, cols := k, n // B stored [k, n]
@@ -124,9 +138,14 @@ func sgemmSource(transB bool, m, n, k int, a []float32, src RowSource, c []float
 		sgemm(false, transB, m, n, k, a, w, c, acc)
 		return
 	}
-	g := &gemm{transB: transB, m: m, n: n, k: k, a: a, bsrc: src, c: c, acc: acc,
-		kern: gemmKernel512Asm, skern: gemmKernel512StridedAsm, mr: mr512, nr: nr512, strided: true, packAsm: true}
-	g.run(kcMax512, mcMax512, ncMax512)
+	g := &gemm{transB: transB, m: m, n: n, k: k, a: a, bsrc: src, c: c, acc: acc, strided: true, packAsm: true}
+	if use512(m, n) {
+		g.kern, g.skern, g.mr, g.nr = gemmKernel512Asm, gemmKernel512StridedAsm, mr512, nr512
+		g.run(kcMax512, mcMax512, ncMax512)
+		return
+	}
+	g.kern, g.skern, g.mr, g.nr = gemmKernelAsm, gemmKernelStridedAsm, mr, nr
+	g.run(kcMax, mcMax, ncMax)
 }
 
 // packBSource is packB for B from a RowSource: it decodes the slab a piece

@@ -45,8 +45,8 @@ func TestWidenHalf(t *testing.T) {
 					}
 				}
 			}
-			for _, path := range []string{"asm", "generic"} {
-				if path == "asm" && !hasAVX512 {
+			for _, path := range []string{"asm", "avx2", "generic"} {
+				if path == "asm" && !hasAVX512 || path == "avx2" && !hasAsm {
 					continue
 				}
 				withPath(path, func() {
@@ -76,7 +76,9 @@ func TestMatMulHalf(t *testing.T) {
 		{64, 700, 40},   // NN: several chunks of columns and a partial one
 		{1024, 256, 512},
 		{3, 50, 20},  // decoding: dot products
-		{30, 40, 33}, // too narrow for the AVX-512 tiles
+		{30, 40, 33}, // too narrow for the AVX-512 tiles, not for the AVX2 ones
+		{12, 32, 300},
+		{11, 31, 20}, // too small for either
 	}
 	for _, s := range shapes {
 		for _, h := range []Half{BF16, F16} {
@@ -96,11 +98,15 @@ func TestMatMulHalf(t *testing.T) {
 							cols = s.n
 						}
 						// The same halves through a RowSource, as a quantized
-						// weight supplies them.
+						// weight supplies them, noting the longest piece asked.
+						longest := 0
 						src := func(dst []float32, row, c0 int) {
+							longest = max(longest, len(dst))
 							WidenHalf(dst, bh[row*cols+c0:row*cols+c0+len(dst)], h)
 						}
+						packs := false
 						withPath(path, func() {
+							packs = DecodesAsPacked(s.m, s.n)
 							if transB {
 								MatMulNT(want, a, bf, s.m, s.n, s.k, acc)
 								MatMulNTSource(got, a, HalfRows(bh, h, s.n, s.k), s.m, s.n, s.k, acc)
@@ -111,6 +117,15 @@ func TestMatMulHalf(t *testing.T) {
 								MatMulNNSource(viaSrc, a, src, s.m, s.n, s.k, acc)
 							}
 						})
+						// Rows longer than a slab (NT) or a chunk of
+						// columns (NN) are decoded in pieces when packed,
+						// whole when not.
+						if packs != (longest < cols) && cols > 256 {
+							t.Fatalf("%s: DecodesAsPacked %v, but the longest piece decoded was %d of rows of %d", name, packs, longest, cols)
+						}
+						if (path == "asm" || path == "avx2") != packs && s.m >= 30 && s.n >= 64 {
+							t.Fatalf("%s: DecodesAsPacked %v", name, packs)
+						}
 						for i := range got {
 							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 								t.Fatalf("%s: element %d = %v, want %v", name, i, got[i], want[i])

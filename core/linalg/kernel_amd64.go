@@ -84,6 +84,18 @@ func widenBF16(n int, src *uint16, dst *float32)
 //go:noescape
 func widenF16(n int, src *uint16, dst *float32)
 
+// widenBF16x8 writes dst[i] = float32(src[i]), src in BF16, for i < n;
+// n is a multiple of 8. Requires AVX2.
+//
+//go:noescape
+func widenBF16x8(n int, src *uint16, dst *float32)
+
+// widenF16x8 writes dst[i] = float32(src[i]), src in F16 (IEEE half), for i < n;
+// n is a multiple of 8. Requires AVX2 and F16C.
+//
+//go:noescape
+func widenF16x8(n int, src *uint16, dst *float32)
+
 // dotAVX2 returns the inner product of x and y[:len(x)]; len(y) >= len(x).
 // Requires AVX2 and FMA.
 //

@@ -2525,6 +2525,93 @@ widenf16_done:
 	VZEROUPPER
 	RET
 
+// func widenBF16x8(n int, src *uint16, dst *float32)
+// Requires: AVX, AVX2
+TEXT ·widenBF16x8(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ dst+16(FP), DX
+	SHRQ $0x03, AX
+	MOVQ AX, BX
+	SHRQ $0x02, BX
+	JZ   widenbf16x8_tail
+
+widenbf16x8_loop:
+	VPMOVZXWD (CX), Y0
+	VPSLLD    $0x10, Y0, Y0
+	VMOVUPS   Y0, (DX)
+	VPMOVZXWD 16(CX), Y0
+	VPSLLD    $0x10, Y0, Y0
+	VMOVUPS   Y0, 32(DX)
+	VPMOVZXWD 32(CX), Y0
+	VPSLLD    $0x10, Y0, Y0
+	VMOVUPS   Y0, 64(DX)
+	VPMOVZXWD 48(CX), Y0
+	VPSLLD    $0x10, Y0, Y0
+	VMOVUPS   Y0, 96(DX)
+	ADDQ      $0x00000040, CX
+	ADDQ      $0x00000080, DX
+	DECQ      BX
+	JNZ       widenbf16x8_loop
+
+widenbf16x8_tail:
+	ANDQ $0x03, AX
+	JZ   widenbf16x8_done
+
+widenbf16x8_loop1:
+	VPMOVZXWD (CX), Y0
+	VPSLLD    $0x10, Y0, Y0
+	VMOVUPS   Y0, (DX)
+	ADDQ      $0x00000010, CX
+	ADDQ      $0x00000020, DX
+	DECQ      AX
+	JNZ       widenbf16x8_loop1
+
+widenbf16x8_done:
+	VZEROUPPER
+	RET
+
+// func widenF16x8(n int, src *uint16, dst *float32)
+// Requires: AVX, F16C
+TEXT ·widenF16x8(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ dst+16(FP), DX
+	SHRQ $0x03, AX
+	MOVQ AX, BX
+	SHRQ $0x02, BX
+	JZ   widenf16x8_tail
+
+widenf16x8_loop:
+	VCVTPH2PS (CX), Y0
+	VMOVUPS   Y0, (DX)
+	VCVTPH2PS 16(CX), Y0
+	VMOVUPS   Y0, 32(DX)
+	VCVTPH2PS 32(CX), Y0
+	VMOVUPS   Y0, 64(DX)
+	VCVTPH2PS 48(CX), Y0
+	VMOVUPS   Y0, 96(DX)
+	ADDQ      $0x00000040, CX
+	ADDQ      $0x00000080, DX
+	DECQ      BX
+	JNZ       widenf16x8_loop
+
+widenf16x8_tail:
+	ANDQ $0x03, AX
+	JZ   widenf16x8_done
+
+widenf16x8_loop1:
+	VCVTPH2PS (CX), Y0
+	VMOVUPS   Y0, (DX)
+	ADDQ      $0x00000010, CX
+	ADDQ      $0x00000020, DX
+	DECQ      AX
+	JNZ       widenf16x8_loop1
+
+widenf16x8_done:
+	VZEROUPPER
+	RET
+
 // func dotAVX2(x []float32, y []float32) float32
 // Requires: AVX, FMA3, SSE
 TEXT ·dotAVX2(SB), NOSPLIT, $0-52

@@ -43,16 +43,23 @@ func TestSource(t *testing.T) {
 			for i := range a {
 				a[i] = float32(r.NormFloat64())
 			}
-			// Forward: C[m, rows] = A[m, cols] * W^T.
-			want, got := make([]float32, m*rows), make([]float32, m*rows)
-			linalg.MatMulNT(want, a, wf, m, rows, cols, false)
-			linalg.MatMulNTSource(got, a, src, m, rows, cols, false)
-			same(t, name+"/NT", got, want)
-			// Input gradient: C[m, cols] = A[m, rows] * W.
-			want, got = make([]float32, m*cols), make([]float32, m*cols)
-			linalg.MatMulNN(want, a, wf, m, cols, rows, false)
-			linalg.MatMulNNSource(got, a, src, m, cols, rows, false)
-			same(t, name+"/NN", got, want)
+			// With the AVX-512 tiles where the CPU has them, and the AVX2
+			// ones of CPUs without AVX-512.
+			for _, avx512 := range []bool{true, false} {
+				was := linalg.SetAVX512(avx512)
+				pname := fmt.Sprintf("%s/avx512=%v", name, avx512)
+				// Forward: C[m, rows] = A[m, cols] * W^T.
+				want, got := make([]float32, m*rows), make([]float32, m*rows)
+				linalg.MatMulNT(want, a, wf, m, rows, cols, false)
+				linalg.MatMulNTSource(got, a, src, m, rows, cols, false)
+				same(t, pname+"/NT", got, want)
+				// Input gradient: C[m, cols] = A[m, rows] * W.
+				want, got = make([]float32, m*cols), make([]float32, m*cols)
+				linalg.MatMulNN(want, a, wf, m, cols, rows, false)
+				linalg.MatMulNNSource(got, a, src, m, cols, rows, false)
+				same(t, pname+"/NN", got, want)
+				linalg.SetAVX512(was)
+			}
 		}
 	}
 }

@@ -49,8 +49,10 @@ func main() {
 	packTransposed(c, mr, false)
 	packTransposed(c, nr, false)
 	packBRows(c, nr)
-	widen(c, false)
-	widen(c, true)
+	widen(c, false, false)
+	widen(c, true, false)
+	widen(c, false, true)
+	widen(c, true, true)
 	dotKernel(c)
 	axpyKernel(c)
 
@@ -628,15 +630,23 @@ func lanes4(c *build.Context, rows []reg.VecVirtual, vec func() reg.VecVirtual) 
 	return u
 }
 
-// widen emits widenBF16 (f16 false) or widenF16 (f16 true): the
-// conversion of n 16-bit floats to float32, 16 at a time, for products
-// whose B is stored in BF16 or F16 and widened as it is packed. A BF16 is
-// the top half of a float32: zero-extend each to 32 bits and shift it up.
-// An F16 converts with VCVTPH2PS. Both are exact.
-func widen(c *build.Context, f16 bool) {
+// widen emits widenBF16 (f16 false) or widenF16 (f16 true), and with
+// avx2 their YMM forms widenBF16x8 and widenF16x8: the conversion of n
+// 16-bit floats to float32, 16 (8) at a time, for products whose B is
+// stored in BF16 or F16 and widened as it is packed. A BF16 is the top
+// half of a float32: zero-extend each to 32 bits and shift it up. An F16
+// converts with VCVTPH2PS. Both are exact.
+func widen(c *build.Context, f16, avx2 bool) {
 	name, kind := "widenBF16", "BF16"
 	if f16 {
 		name, kind = "widenF16", "F16 (IEEE half)"
+	}
+	lanes, needs := 16, "Requires AVX-512F."
+	if avx2 {
+		name, lanes, needs = name+"x8", 8, "Requires AVX2."
+		if f16 {
+			needs = "Requires AVX2 and F16C."
+		}
 	}
 	c.Function(name)
 	c.Attributes(attr.NOSPLIT)
@@ -644,29 +654,37 @@ func widen(c *build.Context, f16 bool) {
 	c.Pragma("noescape")
 	c.Doc(
 		fmt.Sprintf("%s writes dst[i] = float32(src[i]), src in %s, for i < n;", name, kind),
-		"n is a multiple of 16. Requires AVX-512F.",
+		fmt.Sprintf("n is a multiple of %d. %s", lanes, needs),
 	)
 	n := c.Load(c.Param("n"), c.GP64())
 	src := operand.Mem{Base: c.Load(c.Param("src"), c.GP64())}
 	dst := operand.Mem{Base: c.Load(c.Param("dst"), c.GP64())}
-	c.SHRQ(operand.U8(4), n)
+	shift := 4
+	if avx2 {
+		shift = 3
+	}
+	c.SHRQ(operand.U8(shift), n)
+	in, out := 2*lanes, 4*lanes // bytes read and written a step
 	one := func(p int) {
-		v := c.ZMM()
+		var v reg.VecVirtual = c.ZMM()
+		if avx2 {
+			v = c.YMM()
+		}
 		if f16 {
-			c.VCVTPH2PS(src.Offset(32*p), v)
+			c.VCVTPH2PS(src.Offset(in*p), v)
 		} else {
-			c.VPMOVZXWD(src.Offset(32*p), v)
+			c.VPMOVZXWD(src.Offset(in*p), v)
 			c.VPSLLD(operand.U8(16), v, v)
 		}
-		c.VMOVUPS(v, dst.Offset(64*p))
+		c.VMOVUPS(v, dst.Offset(out*p))
 	}
 	packLoop(c, strings.ToLower(name), n, 4, func() {
 		for p := range 4 {
 			one(p)
 		}
 	}, one, func(steps int) {
-		c.ADDQ(operand.U32(32*steps), src.Base)
-		c.ADDQ(operand.U32(64*steps), dst.Base)
+		c.ADDQ(operand.U32(in*steps), src.Base)
+		c.ADDQ(operand.U32(out*steps), dst.Base)
 	})
 }
 
