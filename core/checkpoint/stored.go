@@ -9,6 +9,7 @@ import (
 
 	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/linalg"
+	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/detect"
 	"github.com/surgeon-ml/surgeon/formats/gguf"
@@ -172,6 +173,14 @@ func loadGGUFStored(path string) (*Loaded, error) {
 		seen[hf] = true
 		if l := linears[strings.TrimSuffix(hf, ".weight")]; l != nil && strings.HasSuffix(hf, ".weight") {
 			l.Source = &ggufWeight{f: f, name: ti.Name, dtype: ti.Type.String(), size: int64(ti.Size)}
+			continue
+		}
+		if !p.Transposed {
+			// Straight into the parameter: no float32 copies of a
+			// quantized embedding in between.
+			if err := gguf.ModelTensorInto(f, ti.Name, ops.Data(p.Param)); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		t, err := gguf.ModelTensor(f, ti.Name)

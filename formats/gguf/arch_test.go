@@ -325,6 +325,81 @@ func FuzzModel(f *testing.F) {
 				_ = WeightInto(file, ti.Name, make([]float32, ti.NumElements()))
 				_ = WeightHalvesInto(file, ti.Name, make([]uint16, ti.NumElements()))
 			}
+			if ti.NumElements() < 1<<20 {
+				_ = ModelTensorInto(file, ti.Name, make([]float32, ti.NumElements()))
+			}
 		}
 	})
+}
+
+// ModelTensorInto gives ModelTensor's values, bit for bit, for every
+// tensor of every architecture: quantized and half-precision ones
+// dequantized, llama's q and k rows put back, Gemma's norms less one,
+// GPT-2's Conv1D weights transposed; wrong lengths and unknown names are
+// errors.
+func TestModelTensorInto(t *testing.T) {
+	rnd := func(n int, seed float32) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(math.Sin(float64(seed) + float64(i)*0.37))
+		}
+		return v
+	}
+	enc := func(typ GGMLType, v []float32) []byte {
+		data, err := Quantize(typ, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	for _, arch := range Architectures() {
+		t.Run(arch, func(t *testing.T) {
+			ts := []WriteTensor{{Name: "token_embd.weight", Shape: []int{4, 48}, Type: TypeF16, Data: enc(TypeF16, rnd(4*48, 1))}}
+			if arch == "gpt2" {
+				ts = append(ts, WriteTensor{Name: "position_embd.weight", Shape: []int{2, 48}, Type: TypeF16, Data: enc(TypeF16, rnd(96, 2))},
+					WriteTensor{Name: "blk.0.attn_qkv.weight", Shape: []int{144, 48}, Type: TypeF32, Data: enc(TypeF32, rnd(144*48, 3))})
+			} else {
+				ts = append(ts, WriteTensor{Name: "blk.0.attn_norm.weight", Shape: []int{48}, Type: TypeF32, Data: enc(TypeF32, rnd(48, 4))},
+					WriteTensor{Name: "blk.0.attn_q.weight", Shape: []int{48, 64}, Type: TypeQ8_0, Data: enc(TypeQ8_0, rnd(48*64, 5))},
+					WriteTensor{Name: "blk.0.attn_k.weight", Shape: []int{24, 48}, Type: TypeBF16, Data: enc(TypeBF16, rnd(24*48, 6))})
+			}
+			path := filepath.Join(t.TempDir(), arch+".gguf")
+			if err := Write(path, common(arch, 1), ts); err != nil {
+				t.Fatal(err)
+			}
+			f, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			for _, ti := range f.Tensors() {
+				got := make([]float32, ti.NumElements())
+				want, err := ModelTensor(f, ti.Name)
+				if err != nil { // a tensor this architecture does not have
+					if err2 := ModelTensorInto(f, ti.Name, got); err2 == nil || err2.Error() != err.Error() {
+						t.Fatalf("%s: ModelTensor: %v; ModelTensorInto: %v", ti.Name, err, err2)
+					}
+					continue
+				}
+				wv, err := want.Float32()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := ModelTensorInto(f, ti.Name, got); err != nil {
+					t.Fatal(err)
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(wv[i]) {
+						t.Fatalf("%s: element %d: ModelTensorInto %g, ModelTensor %g", ti.Name, i, got[i], wv[i])
+					}
+				}
+				if err := ModelTensorInto(f, ti.Name, got[1:]); err == nil || !strings.Contains(err.Error(), ti.Name) {
+					t.Errorf("%s: one element short: error %v", ti.Name, err)
+				}
+			}
+			if err := ModelTensorInto(f, "blk.9.ffn_up.weight", nil); err == nil || !strings.Contains(err.Error(), "no tensor") {
+				t.Errorf("unknown tensor: error %v", err)
+			}
+		})
+	}
 }

@@ -211,19 +211,73 @@ func WeightInto(f *File, name string, dst []float32) error {
 	return nil
 }
 
-func (f *File) modelTensor(ti *TensorInfo, h hparams) (tensor.Tensor, error) {
+// hfName returns the Hugging Face name of the model tensor ti, or an
+// error when it has none or lies in a block past block_count.
+func (f *File) hfName(ti *TensorInfo, h hparams) (string, error) {
 	a := h.arch
 	hf, ok := a.hfName(ti.Name)
 	if !ok {
-		return tensor.Tensor{}, fmt.Errorf("%s: tensor %q has no Hugging Face %s equivalent", f.name, ti.Name, a.display)
+		return "", fmt.Errorf("%s: tensor %q has no Hugging Face %s equivalent", f.name, ti.Name, a.display)
 	}
 	if num, _, ok := splitBlock(ti.Name); ok {
 		if n, _ := strconv.Atoi(num); n >= h.layers {
-			return tensor.Tensor{}, fmt.Errorf("%s: tensor %q: block %d but %s.block_count is %d", f.name, ti.Name, n, a.name, h.layers)
+			return "", fmt.Errorf("%s: tensor %q: block %d but %s.block_count is %d", f.name, ti.Name, n, a.name, h.layers)
 		}
 	}
+	return hf, nil
+}
+
+// ModelTensorInto decodes the GGUF model's tensor called name (its GGUF
+// name) into dst, with the values and layout ModelTensor gives it, but
+// straight into dst: a loader that has the parameter's memory avoids the
+// float32 copies in between (three of a quantized embedding, which is
+// the largest tensor a QLoRA run reads). dst must hold exactly the
+// tensor's elements.
+func ModelTensorInto(f *File, name string, dst []float32) error {
+	i, ok := f.byName[name]
+	if !ok {
+		return fmt.Errorf("%s: no tensor %q", f.name, name)
+	}
+	ti := &f.tensors[i]
+	h, err := f.fileHParams()
+	if err != nil {
+		return err
+	}
+	hf, err := f.hfName(ti, h)
+	if err != nil {
+		return err
+	}
+	if uint64(len(dst)) != ti.NumElements() {
+		return fmt.Errorf("%s: tensor %q has %d elements, the destination %d", f.name, name, ti.NumElements(), len(dst))
+	}
+	if h.arch.transposed(ti.Name, len(ti.Dims)) {
+		// Rare (GPT-2's Conv1D weights): through a copy.
+		t, err := f.modelTensor(ti, h)
+		if err != nil {
+			return err
+		}
+		return tensor.ToFloat32(dst, t.DType, t.Data)
+	}
+	// WeightInto dequantizes or converts into dst and puts permuted q/k
+	// rows back, as modelTensor does.
+	if err := WeightInto(f, name, dst); err != nil {
+		return err
+	}
+	if h.arch.offsetNorm(hf) {
+		for i := range dst {
+			dst[i]--
+		}
+	}
+	return nil
+}
+
+func (f *File) modelTensor(ti *TensorInfo, h hparams) (tensor.Tensor, error) {
+	a := h.arch
+	hf, err := f.hfName(ti, h)
+	if err != nil {
+		return tensor.Tensor{}, err
+	}
 	var t tensor.Tensor
-	var err error
 	if ti.Type == TypeF32 {
 		if t, err = f.Tensor(ti.Name); err != nil {
 			return tensor.Tensor{}, err
