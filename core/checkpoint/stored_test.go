@@ -188,10 +188,10 @@ func TestLoadStoredGGUF(t *testing.T) {
 	}
 }
 
-// A quantized GGUF model whose longer products dequantize the blocks as
-// they pack them (qmat.Matrix.Source) gives the loss and input gradients
-// of the dequantized load with the same weights frozen, bit for bit, and
-// the 40-row batch does take that path.
+// A quantized or half-precision GGUF model, whose longer products decode
+// the weights as they pack them (qmat.Matrix.Source, linalg.HalfRows),
+// gives the loss and input gradients of the float32 load with the same
+// weights frozen, bit for bit, and the 40-row batch does take that path.
 func TestLoadStoredGGUFBlockGradients(t *testing.T) {
 	l := loadStories(t)
 	ids := make([][]int, 4)
@@ -200,28 +200,20 @@ func TestLoadStoredGGUFBlockGradients(t *testing.T) {
 			ids[i] = append(ids[i], 1+(11*i+5*j)%500)
 		}
 	}
-	for _, typ := range []string{"q8_0", "q4_0"} {
-		t.Run(typ, func(t *testing.T) {
+	// Quantized weights are dequantized as they are packed; F16 and BF16
+	// ones are read as halves, in Hugging Face's row order (the q and k
+	// rows llama.cpp permutes put back), and widened as they are packed.
+	for _, c := range []struct {
+		typ     string
+		counter func() int64
+	}{{"q8_0", ops.BlockProducts}, {"q4_0", ops.BlockProducts}, {"f16", ops.HalfProducts}, {"bf16", ops.HalfProducts}} {
+		t.Run(c.typ, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "m.gguf")
-			if err := SaveGGUF(path, l, typ); err != nil {
+			if err := SaveGGUF(path, l, c.typ); err != nil {
 				t.Fatal(err)
 			}
-			if storedSameGrads(t, path, ids, ops.BlockProducts) == 0 && linalg.DecodesAsPacked(40, 64) {
-				t.Fatal("no product dequantized the blocks as it packed them")
-			}
-		})
-	}
-	// F16 and BF16 GGUF weights are read as halves, in Hugging Face's row
-	// order (the q and k rows llama.cpp permutes put back), and widened as
-	// they are packed.
-	for _, typ := range []string{"f16", "bf16"} {
-		t.Run(typ, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "m.gguf")
-			if err := SaveGGUF(path, l, typ); err != nil {
-				t.Fatal(err)
-			}
-			if storedSameGrads(t, path, ids, ops.HalfProducts) == 0 && linalg.DecodesAsPacked(40, 64) {
-				t.Fatal("no product widened the halves as it packed them")
+			if storedSameGrads(t, path, ids, c.counter) == 0 && linalg.DecodesAsPacked(40, 64) {
+				t.Fatal("no product decoded the weights as it packed them")
 			}
 		})
 	}

@@ -104,27 +104,26 @@ func packBAsm(dst, b []float32, ldb, kc, slivers, cols int) {
 // AVX2 widening of F16 uses (every AVX2 CPU so far has it).
 var hasF16C = hasAsm && cpu.X86.HasF16C
 
-// widenAsm8 widens len(src) halves, a multiple of 8, into dst with the
-// AVX2 (and, for F16, F16C) kernels.
-func widenAsm8(dst []float32, src []uint16, h Half) {
-	if len(src)%8 != 0 || len(dst) < len(src) {
+// widenAsm widens len(src) halves into dst: with the AVX-512 kernels
+// (len(src) a multiple of 16), or with ymm the AVX2 ones (a multiple of
+// 8; F16 needs F16C).
+func widenAsm(dst []float32, src []uint16, h Half, ymm bool) {
+	lanes := 16
+	if ymm {
+		lanes = 8
+	}
+	if len(src)%lanes != 0 || len(dst) < len(src) {
 		panic("linalg: widening called with bad operands")
 	}
-	if h == F16 {
-		widenF16x8(len(src), &src[0], &dst[0])
-		return
+	n, s, d := len(src), &src[0], &dst[0]
+	switch {
+	case h == F16 && ymm:
+		widenF16x8(n, s, d)
+	case h == F16:
+		widenF16(n, s, d)
+	case ymm:
+		widenBF16x8(n, s, d)
+	default:
+		widenBF16(n, s, d)
 	}
-	widenBF16x8(len(src), &src[0], &dst[0])
-}
-
-// widenAsm widens len(src) halves, a multiple of 16, into dst.
-func widenAsm(dst []float32, src []uint16, h Half) {
-	if len(src)%16 != 0 || len(dst) < len(src) {
-		panic("linalg: widening called with bad operands")
-	}
-	if h == F16 {
-		widenF16(len(src), &src[0], &dst[0])
-		return
-	}
-	widenBF16(len(src), &src[0], &dst[0])
 }

@@ -51,10 +51,6 @@ func packBAsm(dst, b []float32, ldb, kc, slivers, cols int) {
 // hasF16C is false: only amd64 has assembly kernels.
 const hasF16C = false
 
-func widenAsm8(dst []float32, src []uint16, h Half) {
-	panic("linalg: no assembly kernels on this architecture")
-}
-
-func widenAsm(dst []float32, src []uint16, h Half) {
+func widenAsm(dst []float32, src []uint16, h Half, ymm bool) {
 	panic("linalg: no assembly kernels on this architecture")
 }

@@ -42,11 +42,11 @@ func WidenHalf(dst []float32, src []uint16, h Half) {
 	switch {
 	case useAVX512():
 		if n = len(src) &^ 15; n > 0 {
-			widenAsm(dst[:n], src[:n], h)
+			widenAsm(dst[:n], src[:n], h, false)
 		}
 	case useAsm() && (h == BF16 || hasF16C):
 		if n = len(src) &^ 7; n > 0 {
-			widenAsm8(dst[:n], src[:n], h)
+			widenAsm(dst[:n], src[:n], h, true)
 		}
 	}
 	switch h {
