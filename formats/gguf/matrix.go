@@ -38,19 +38,57 @@ func WeightMatrix(f *File, name string) (m qmat.Matrix, ok bool, err error) {
 		return qmat.Matrix{}, false, err
 	}
 	m = qmat.Matrix{Type: qt, Rows: int(ti.Dims[1]), Cols: int(ti.Dims[0]), Data: data}
-	h, err := f.fileHParams()
-	if err != nil {
+	if m.RowOrder, err = f.qkOrder(name, m.Rows); err != nil {
 		return qmat.Matrix{}, false, err
-	}
-	if nHead := h.qkHeads(name); nHead > 0 {
-		if m.RowOrder, err = qkRowOrder(m.Rows, nHead); err != nil {
-			return qmat.Matrix{}, false, fmt.Errorf("%s: tensor %q: %w", f.name, name, err)
-		}
 	}
 	if err := m.Check(); err != nil {
 		return qmat.Matrix{}, false, fmt.Errorf("%s: tensor %q: %w", f.name, name, err)
 	}
 	return m, true, nil
+}
+
+// qkOrder is the Hugging Face row order of the file's weight called name
+// (qkRowOrder) when the converter permuted its rows, nil otherwise.
+func (f *File) qkOrder(name string, rows int) ([]int, error) {
+	h, err := f.fileHParams()
+	if err != nil {
+		return nil, err
+	}
+	nHead := h.qkHeads(name)
+	if nHead == 0 {
+		return nil, nil
+	}
+	order, err := qkRowOrder(rows, nHead)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", f.name, name, err)
+	}
+	return order, nil
+}
+
+// reorderRows puts the rows of the row-major [len(order), cols] v in the
+// given order (row r becomes what was row order[r]) in place, following
+// each cycle of the permutation with one row set aside: where
+// permuteHeads would copy the whole matrix.
+func reorderRows[T any](v []T, cols int, order []int) {
+	done := make([]bool, len(order))
+	tmp := make([]T, cols)
+	row := func(r int) []T { return v[r*cols : (r+1)*cols] }
+	for i := range order {
+		if done[i] || order[i] == i {
+			continue
+		}
+		copy(tmp, row(i))
+		for j := i; ; {
+			done[j] = true
+			k := order[j]
+			if k == i {
+				copy(row(j), tmp)
+				break
+			}
+			copy(row(j), row(k))
+			j = k
+		}
+	}
 }
 
 // qkRowOrder is the row order that UnpermuteQK applies: Hugging Face row
@@ -100,19 +138,14 @@ func WeightHalvesInto(f *File, name string, dst []uint16) error {
 	if len(data) != 2*rows*cols {
 		return fmt.Errorf("%s: tensor %q: %d bytes for [%d, %d] halves", f.name, name, len(data), rows, cols)
 	}
-	src := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(data))), rows*cols)
-	h, err := f.fileHParams()
+	order, err := f.qkOrder(name, rows)
 	if err != nil {
 		return err
 	}
-	nHead := h.qkHeads(name)
-	if nHead == 0 {
+	src := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(data))), rows*cols)
+	if order == nil {
 		copy(dst, src)
 		return nil
-	}
-	order, err := qkRowOrder(rows, nHead)
-	if err != nil {
-		return fmt.Errorf("%s: tensor %q: %w", f.name, name, err)
 	}
 	for r, s := range order {
 		copy(dst[r*cols:(r+1)*cols], src[s*cols:(s+1)*cols])

@@ -149,3 +149,35 @@ func TestWeightHalvesInto(t *testing.T) {
 		})
 	}
 }
+
+// reorderRows, in place, gives the rows a copy in that order would: for
+// the q/k orders (checked against permuteHeads) and random permutations,
+// identity and one-row matrices included.
+func TestReorderRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, c := range []struct{ rows, cols, heads int }{{8, 3, 1}, {12, 5, 3}, {64, 2, 4}, {1, 4, 0}, {7, 1, 0}, {40, 6, 0}} {
+		v := make([]float32, c.rows*c.cols)
+		for i := range v {
+			v[i] = float32(i)
+		}
+		order := r.Perm(c.rows)
+		want := make([]float32, len(v))
+		if c.heads > 0 {
+			var err error
+			if order, err = qkRowOrder(c.rows, c.heads); err != nil {
+				t.Fatal(err)
+			}
+			want = permuteHeads(v, c.rows, c.cols, c.heads, true)
+		} else {
+			for i, s := range order {
+				copy(want[i*c.cols:(i+1)*c.cols], v[s*c.cols:(s+1)*c.cols])
+			}
+		}
+		reorderRows(v, c.cols, order)
+		for i := range v {
+			if v[i] != want[i] {
+				t.Fatalf("%d x %d, order %v: element %d = %v, want %v", c.rows, c.cols, order, i, v[i], want[i])
+			}
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"iter"
 	"math"
 	"strconv"
-	"unsafe"
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
 )
@@ -177,9 +176,12 @@ func WeightInto(f *File, name string, dst []float32) error {
 	if uint64(len(dst)) != ti.NumElements() {
 		return fmt.Errorf("%s: tensor %q has %d elements, the destination %d", f.name, name, ti.NumElements(), len(dst))
 	}
-	h, err := f.fileHParams()
-	if err != nil {
-		return err
+	var order []int // the q/k rows' Hugging Face order, if permuted
+	if cols := int(ti.Dims[0]); cols > 0 {
+		var err error
+		if order, err = f.qkOrder(name, len(dst)/cols); err != nil {
+			return err
+		}
 	}
 	if ti.Type.Dequantizable() || ti.Type.Quantized() {
 		data, err := f.TensorData(name)
@@ -198,16 +200,9 @@ func WeightInto(f *File, name string, dst []float32) error {
 			return fmt.Errorf("%s: tensor %q: %w", f.name, name, err)
 		}
 	}
-	nHead := h.qkHeads(name)
-	if nHead == 0 {
-		return nil
+	if order != nil {
+		reorderRows(dst, int(ti.Dims[0]), order)
 	}
-	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst))
-	t, err := UnpermuteQK(tensor.Tensor{Name: name, DType: tensor.F32, Shape: ti.Shape(), Data: raw}, nHead)
-	if err != nil {
-		return fmt.Errorf("%s: %w", f.name, err)
-	}
-	copy(raw, t.Data)
 	return nil
 }
 
