@@ -102,8 +102,9 @@ func TestLoadStoredHalfSameGradients(t *testing.T) {
 	}
 	// Both kernel paths: the AVX-512 tiles where the CPU has them, and
 	// the AVX2 ones that CPUs without AVX-512 use.
+	defer linalg.SetAVX512(linalg.SetAVX512(true))
 	for _, avx512 := range []bool{true, false} {
-		was := linalg.SetAVX512(avx512)
+		linalg.SetAVX512(avx512)
 		used := map[string]int{}
 		for _, c := range cases {
 			half := ""
@@ -126,7 +127,6 @@ func TestLoadStoredHalfSameGradients(t *testing.T) {
 		if linalg.DecodesAsPacked(40, 64) && (used["bf16"] == 0 || used["f16"] == 0) {
 			t.Errorf("avx512=%v: reference folders whose products widened stored halves as they packed them: %v; want both types", avx512, used)
 		}
-		linalg.SetAVX512(was)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 // both layouts (forward NT, input gradient NN).
 func TestSource(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
+	defer linalg.SetAVX512(linalg.SetAVX512(true))
 	for _, typ := range []Type{Q8_0, Q4_0, Q4_K, Q6_K} {
 		for _, ordered := range []bool{false, true} {
 			name := fmt.Sprintf("%v/ordered=%v", typ, ordered)
@@ -46,7 +47,7 @@ func TestSource(t *testing.T) {
 			// With the AVX-512 tiles where the CPU has them, and the AVX2
 			// ones of CPUs without AVX-512.
 			for _, avx512 := range []bool{true, false} {
-				was := linalg.SetAVX512(avx512)
+				linalg.SetAVX512(avx512)
 				pname := fmt.Sprintf("%s/avx512=%v", name, avx512)
 				// Forward: C[m, rows] = A[m, cols] * W^T.
 				want, got := make([]float32, m*rows), make([]float32, m*rows)
@@ -58,7 +59,6 @@ func TestSource(t *testing.T) {
 				linalg.MatMulNN(want, a, wf, m, cols, rows, false)
 				linalg.MatMulNNSource(got, a, src, m, cols, rows, false)
 				same(t, pname+"/NN", got, want)
-				linalg.SetAVX512(was)
 			}
 		}
 	}
