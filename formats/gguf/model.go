@@ -242,19 +242,19 @@ func ModelTensorInto(f *File, name string, dst []float32) error {
 	if err != nil {
 		return err
 	}
-	if uint64(len(dst)) != ti.NumElements() {
-		return fmt.Errorf("%s: tensor %q has %d elements, the destination %d", f.name, name, ti.NumElements(), len(dst))
-	}
 	if h.arch.transposed(ti.Name, len(ti.Dims)) {
 		// Rare (GPT-2's Conv1D weights): through a copy.
+		if uint64(len(dst)) != ti.NumElements() {
+			return fmt.Errorf("%s: tensor %q has %d elements, the destination %d", f.name, name, ti.NumElements(), len(dst))
+		}
 		t, err := f.modelTensor(ti, h)
 		if err != nil {
 			return err
 		}
 		return tensor.ToFloat32(dst, t.DType, t.Data)
 	}
-	// WeightInto dequantizes or converts into dst and puts permuted q/k
-	// rows back, as modelTensor does.
+	// WeightInto checks dst's length, dequantizes or converts into it and
+	// puts permuted q/k rows back, as modelTensor does.
 	if err := WeightInto(f, name, dst); err != nil {
 		return err
 	}
