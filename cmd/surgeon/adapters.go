@@ -31,11 +31,12 @@ func (l *floatList) Set(v string) error {
 }
 
 // weightsDoc documents --weights.
-const weightsDoc = `how frozen linear weights are held: f32 (read into float32 memory), stored
-(they stay memory-mapped in their file's dtype and are converted one layer at a
-time while a product runs: a model needs about its embeddings plus one layer of
-float32 memory; same results to rounding; quantized GGUF blocks are multiplied
-in place when decoding), or auto: stored for a GGUF file with quantized weights
+const weightsDoc = `how frozen linear weights and embedding tables are held: f32 (read into
+float32 memory), stored (they stay memory-mapped in their file's dtype and are
+converted one layer at a time while a product runs, and a lookup reads only the
+table rows it needs: a model needs about one layer of float32 memory; same
+results to rounding; quantized GGUF blocks are multiplied in place when
+decoding), or auto: stored for a GGUF file with quantized weights
 on a CPU with the assembly kernels (AVX2), f32 otherwise`
 
 // checkWeights validates a --weights value.

@@ -76,5 +76,10 @@ func isStored(l *Loaded, path string) bool {
 			return true
 		}
 	}
+	for name, e := range layer.Embeddings(l.Model) {
+		if e.Source != nil && name+".weight" == path {
+			return true
+		}
+	}
 	return false
 }

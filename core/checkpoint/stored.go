@@ -16,16 +16,18 @@ import (
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
 )
 
-// LoadStored loads a model like Load, except that the linear weights of a
-// Hugging Face folder or a GGUF file stay where they are stored:
-// memory-mapped in their file's type (F32, F16 or BF16; quantized GGUF
-// blocks stay quantized: QLoRA), each filled into a float32 buffer only
-// while a product needs it (layer.Linear.Source, ops.StoredLinear). Only
-// embeddings, norms and biases are read into memory, so a model of any
-// size holds about one layer's float32 weight at a time. Results equal
-// Load's. Adapters attach as usual; code that needs a base weight's
-// values materializes it (layer.Linear.Materialize). Other formats load
-// as Load does.
+// LoadStored loads a model like Load, except that the linear weights and
+// embedding tables of a Hugging Face folder or a GGUF file stay where they
+// are stored: memory-mapped in their file's type (F32, F16 or BF16;
+// quantized GGUF blocks stay quantized: QLoRA). A linear weight is filled
+// into a float32 buffer (or multiplied from its halves or blocks) only
+// while a product needs it (layer.Linear.Source, ops.StoredLinear); a
+// lookup reads only the table rows it needs (layer.Embedding.Source,
+// ops.StoredEmbedding). Only norms and biases are read into memory, so a
+// model of any size holds about one layer's float32 weight at a time.
+// Results equal Load's. Adapters attach as usual; code that needs a base
+// weight's values materializes it (layer.MaterializeAll). Other formats
+// load as Load does.
 func LoadStored(path string) (*Loaded, error) {
 	f, err := detect.Path(path)
 	if err == nil && f == detect.GGUF {
@@ -40,13 +42,22 @@ func LoadStored(path string) (*Loaded, error) {
 	}
 	m, st := sk.Model, sk.st
 	linears := layer.Linears(m)
+	tables := layer.Embeddings(m)
 	for _, p := range layer.Params(m) {
 		info, err := st.Info(p.Path)
 		if err != nil {
 			continue // checked above: a parameter the checkpoint need not hold
 		}
-		if l := linears[strings.TrimSuffix(p.Path, ".weight")]; l != nil && strings.HasSuffix(p.Path, ".weight") {
-			l.Source = &storedWeight{st: st, name: p.Path, dtype: string(info.DType), size: info.Size(), transposed: p.Transposed, rows: l.Out(), cols: l.In()}
+		w := &storedWeight{st: st, name: p.Path, dtype: string(info.DType), size: info.Size(), transposed: p.Transposed}
+		module, isWeight := strings.CutSuffix(p.Path, ".weight")
+		if l := linears[module]; l != nil && isWeight {
+			w.rows, w.cols = l.Out(), l.In()
+			l.Source = w
+			continue
+		}
+		if e := tables[module]; e != nil && isWeight && w.rowsReadable() {
+			w.rows, w.cols = p.Shape[0], p.Shape[1]
+			e.Source = w
 			continue
 		}
 		if err := sk.Fill(p); err != nil {
@@ -121,6 +132,21 @@ func decodeInto(st *safetensors.Model, name string, dst []float32, transposed bo
 	return nil
 }
 
+// rowsReadable says a table of this weight's dtype and layout is read by
+// rows (FillRows): float tensors stored as the model holds them.
+func (w *storedWeight) rowsReadable() bool {
+	switch tensor.DType(w.dtype) {
+	case tensor.F32, tensor.F16, tensor.BF16:
+		return !w.transposed
+	}
+	return false
+}
+
+// FillRows decodes rows ids of the table into dst (ops.RowFiller).
+func (w *storedWeight) FillRows(ids []int, dst []float32) error {
+	return w.st.RowsInto(w.name, ids, dst)
+}
+
 // DType is the file's dtype.
 func (w *storedWeight) DType() string { return w.dtype }
 
@@ -143,7 +169,7 @@ func loadGGUFStored(path string) (*Loaded, error) {
 			f.Close()
 		}
 	}()
-	linears := layer.Linears(m)
+	linears, tables := layer.Linears(m), layer.Embeddings(m)
 	params := map[string]layer.Param{}
 	for _, p := range layer.Params(m) {
 		params[p.Path] = p
@@ -171,8 +197,16 @@ func loadGGUFStored(path string) (*Loaded, error) {
 			return nil, fmt.Errorf("%s: tensor %s (%s): shape %v, the model expects %v", path, ti.Name, hf, shape, p.Shape)
 		}
 		seen[hf] = true
-		if l := linears[strings.TrimSuffix(hf, ".weight")]; l != nil && strings.HasSuffix(hf, ".weight") {
-			l.Source = &ggufWeight{f: f, name: ti.Name, dtype: ti.Type.String(), size: int64(ti.Size)}
+		w := &ggufWeight{f: f, name: ti.Name, dtype: ti.Type.String(), size: int64(ti.Size)}
+		module, isWeight := strings.CutSuffix(hf, ".weight")
+		if l := linears[module]; l != nil && isWeight {
+			l.Source = w
+			continue
+		}
+		// A table whose rows are stored as the model reads them stays in
+		// its GGUF type too: lookups dequantize the rows they need.
+		if e := tables[module]; e != nil && isWeight && gguf.RowsInto(f, ti.Name, nil, nil) == nil {
+			e.Source = w
 			continue
 		}
 		if !p.Transposed {
@@ -219,6 +253,11 @@ type ggufWeight struct {
 // Fill dequantizes the weight into dst in the layer's [out, in] layout.
 func (w *ggufWeight) Fill(dst []float32) error {
 	return gguf.WeightInto(w.f, w.name, dst)
+}
+
+// FillRows dequantizes rows ids of the table into dst (ops.RowFiller).
+func (w *ggufWeight) FillRows(ids []int, dst []float32) error {
+	return gguf.RowsInto(w.f, w.name, ids, dst)
 }
 
 // DType is the GGUF type ("Q4_K", "F16", ...).

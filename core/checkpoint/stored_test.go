@@ -50,14 +50,26 @@ func TestLoadStoredEqualsLoad(t *testing.T) {
 			if stored == 0 {
 				t.Fatal("no linear layer keeps its weight stored")
 			}
+			// Every table stays stored too: the reference folders are
+			// F32, F16 or BF16, whose rows are read as they are stored.
+			tables := layer.Embeddings(got.Model)
+			for path, e := range tables {
+				if e.Source == nil {
+					t.Fatalf("embedding %s was read into memory", path)
+				}
+			}
 			ids := [][]int{{1, 5, 9, 2, 7, 3}, {4, 4, 8, 1, 6, 2}}
 			a, err := want.Model.Logits(model.NewBatch(ids, 0))
 			if err != nil {
 				t.Fatal(err)
 			}
+			lookups := ops.StoredEmbeddings()
 			b, err := got.Model.Logits(model.NewBatch(ids, 0))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if len(tables) == 0 || ops.StoredEmbeddings() == lookups {
+				t.Fatalf("%d tables, none looked up from where it is stored", len(tables))
 			}
 			av, bv := ops.Data(a), ops.Data(b)
 			for i := range av {
@@ -162,6 +174,13 @@ func TestLoadStoredGGUF(t *testing.T) {
 			if len(types) == 0 {
 				t.Fatal("no linear layer keeps its weight stored")
 			}
+			// The token table stays in its GGUF type: lookups
+			// dequantize the rows they read.
+			e := layer.Embeddings(got.Model)["model.embed_tokens"]
+			if e == nil || e.Source == nil {
+				t.Fatal("model.embed_tokens was read into memory")
+			}
+			tableType := e.Source.DType()
 			ids := [][]int{{1, 5, 9, 2, 7, 3}}
 			a, err := want.Model.Logits(model.NewBatch(ids, 0))
 			if err != nil {
@@ -183,7 +202,7 @@ func TestLoadStoredGGUF(t *testing.T) {
 					t.Fatalf("logit %d: stored %v, loaded %v (stored types %v)", i, bv[i], av[i], types)
 				}
 			}
-			t.Logf("stored types %v", types)
+			t.Logf("stored types %v, table %s", types, tableType)
 		})
 	}
 }

@@ -196,7 +196,7 @@ func (m *Model) lmLogits(h mat.Tensor) mat.Tensor {
 	if m.LMHead != nil {
 		y = m.LMHead.Forward(h)
 	} else {
-		y = ops.Linear(h, m.Base.EmbedTokens.Weight, nil)
+		y = m.Base.EmbedTokens.Project(h)
 	}
 	if c := float32(m.Config.FinalLogitSoftcapping); c > 0 {
 		y = ops.Scale(ops.Tanh(ops.Scale(y, 1/c)), c)

@@ -68,7 +68,7 @@ func (m *Model) Step(mc model.Cache, ids []int) (mat.Tensor, error) {
 		if m.LMHead != nil {
 			logits = m.LMHead.Forward(h)
 		} else {
-			logits = ops.Linear(h, m.Transformer.WTE.Weight, nil)
+			logits = m.Transformer.WTE.Project(h)
 		}
 		return nil
 	})

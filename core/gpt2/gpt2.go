@@ -215,7 +215,7 @@ func (m *Model) Logits(b model.Batch) (mat.Tensor, error) {
 	if m.LMHead != nil {
 		return m.LMHead.Forward(h), nil
 	}
-	return ops.Linear(h, m.Transformer.WTE.Weight, nil), nil
+	return m.Transformer.WTE.Project(h), nil
 }
 
 // LastTokens returns, for each sequence, the row index of the token the

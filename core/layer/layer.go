@@ -152,6 +152,20 @@ func (s *Slot) Base() *Linear {
 type Embedding struct {
 	nn.Module
 	Weight *nn.Param `hf:"weight"`
+	// Source, when set, keeps the frozen table where it is stored (BF16
+	// rows of a safetensors file, quantized GGUF blocks), as
+	// Linear.Source does for a weight: Weight has its shape but no values,
+	// a lookup reads only its rows (ops.StoredEmbedding), and a tied
+	// output projection (Project) multiplies the stored table.
+	// Materialize turns the table back into a plain one. Not saved.
+	Source TableSource
+}
+
+// TableSource supplies a frozen embedding table from where it is stored:
+// its rows for lookups, the whole [vocab, dim] weight for products.
+type TableSource interface {
+	WeightSource
+	ops.RowFiller
 }
 
 // NewEmbedding returns a zero-initialised table.
@@ -161,7 +175,37 @@ func NewEmbedding(vocab, dim int) *Embedding { return &Embedding{Weight: newPara
 func (e *Embedding) Kind() string { return "embedding" }
 
 // Forward returns the rows of the table for ids.
-func (e *Embedding) Forward(ids []int) mat.Tensor { return ops.Embedding(e.Weight, ids) }
+func (e *Embedding) Forward(ids []int) mat.Tensor {
+	if e.Source != nil {
+		s := e.Weight.Shape()
+		return ops.StoredEmbedding(e.Source, s[0], s[1], ids)
+	}
+	return ops.Embedding(e.Weight, ids)
+}
+
+// Project returns h times the table transposed, [tokens, vocab]: the
+// output layer of a model whose word embeddings are tied to it.
+func (e *Embedding) Project(h mat.Tensor) mat.Tensor {
+	if e.Source != nil {
+		s := e.Weight.Shape()
+		return ops.StoredLinear(h, e.Source, s[0], s[1], nil)
+	}
+	return ops.Linear(h, e.Weight, nil)
+}
+
+// Materialize fills a stored table (Source) into Weight and drops the
+// source, so that code reading the table's values sees them. It is a
+// no-op for a plain table.
+func (e *Embedding) Materialize() error {
+	if e.Source == nil {
+		return nil
+	}
+	if err := e.Source.Fill(ops.Data(e.Weight)); err != nil {
+		return fmt.Errorf("table (%s): %w", e.Source.DType(), err)
+	}
+	e.Source = nil
+	return nil
+}
 
 // RMSNorm is root-mean-square normalisation with a learned scale.
 type RMSNorm struct {

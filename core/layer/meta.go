@@ -109,10 +109,51 @@ func Linears(m nn.Model) map[string]*Linear {
 	return out
 }
 
-// MaterializeAll materializes every stored linear weight of m (see
-// Linear.Materialize), for code that reads or writes all the values.
-func MaterializeAll(m nn.Model) error {
+// Embeddings returns the embedding tables of m by module path.
+func Embeddings(m nn.Model) map[string]*Embedding {
+	out := map[string]*Embedding{}
+	for _, mod := range Modules(m) {
+		if e, ok := mod.Model.(*Embedding); ok {
+			out[mod.Path] = e
+		}
+	}
+	return out
+}
+
+// Storable is a layer whose weight can stay where it is stored: a Linear
+// or an Embedding.
+type Storable interface {
+	// Materialize reads a stored weight into the weight parameter (a
+	// no-op when it holds its values already).
+	Materialize() error
+	// WeightParam is the weight parameter.
+	WeightParam() *nn.Param
+}
+
+// WeightParam returns the weight.
+func (l *Linear) WeightParam() *nn.Param { return l.Weight }
+
+// WeightParam returns the table.
+func (e *Embedding) WeightParam() *nn.Param { return e.Weight }
+
+// Storables returns the linear layers (as Linears does) and embedding
+// tables of m by module path.
+func Storables(m nn.Model) map[string]Storable {
+	out := map[string]Storable{}
 	for path, l := range Linears(m) {
+		out[path] = l
+	}
+	for path, e := range Embeddings(m) {
+		out[path] = e
+	}
+	return out
+}
+
+// MaterializeAll materializes every stored weight of m, linear weights and
+// embedding tables (see Linear.Materialize), for code that reads or
+// writes all the values.
+func MaterializeAll(m nn.Model) error {
+	for path, l := range Storables(m) {
 		if err := l.Materialize(); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}

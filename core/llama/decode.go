@@ -97,7 +97,7 @@ func (m *Model) Step(mc model.Cache, ids []int) (mat.Tensor, error) {
 		if m.LMHead != nil {
 			logits = m.LMHead.Forward(h)
 		} else {
-			logits = ops.Linear(h, m.Base.EmbedTokens.Weight, nil)
+			logits = m.Base.EmbedTokens.Project(h)
 		}
 		return nil
 	})

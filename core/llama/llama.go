@@ -265,7 +265,7 @@ func (m *Model) Logits(b model.Batch) (mat.Tensor, error) {
 	if m.LMHead != nil {
 		return m.LMHead.Forward(h), nil
 	}
-	return ops.Linear(h, m.Base.EmbedTokens.Weight, nil), nil
+	return m.Base.EmbedTokens.Project(h), nil
 }
 
 // LastTokens returns, for each sequence, the row index of the token a

@@ -229,3 +229,36 @@ func (f *storedLinearFn) Backward(gy mat.Tensor) error {
 
 // backwardReads: the weight is frozen, so Backward reads neither x nor b.
 func (f *storedLinearFn) backwardReads() []mat.Tensor { return nil }
+
+// RowFiller supplies rows of a frozen table [rows, cols] from where it is
+// stored (an embedding kept in its file's dtype or GGUF blocks):
+// FillRows writes rows ids, one after another, into dst as float32.
+type RowFiller interface {
+	FillRows(ids []int, dst []float32) error
+}
+
+// storedEmbeddings counts the lookups StoredEmbedding has served.
+var storedEmbeddings atomic.Int64
+
+// StoredEmbeddings returns how many StoredEmbedding lookups have run since
+// the program started (for tests and reports).
+func StoredEmbeddings() int64 { return storedEmbeddings.Load() }
+
+// StoredEmbedding returns rows ids of a frozen table [rows, cols] supplied
+// by w, as a [len(ids), cols] matrix: Embedding's values, read from where
+// the table is stored, so that only the rows looked up exist as float32.
+// The table takes no gradient. Ids must be in range; a RowFiller that
+// fails panics with its error, as a failing Filler does in StoredLinear.
+func StoredEmbedding(w RowFiller, rows, cols int, ids []int) mat.Tensor {
+	for _, id := range ids {
+		if id < 0 || id >= rows {
+			panic("ops: StoredEmbedding: id out of range")
+		}
+	}
+	y := make([]float32, len(ids)*cols)
+	if err := w.FillRows(ids, y); err != nil {
+		panic(fmt.Errorf("ops: StoredEmbedding: %w", err))
+	}
+	storedEmbeddings.Add(1)
+	return New(len(ids), cols, y)
+}

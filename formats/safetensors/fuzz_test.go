@@ -62,8 +62,20 @@ func FuzzOpen(f *testing.F) {
 				writable = false // the Writer refuses empty names
 			}
 			if checkFloat32(a.DType) == nil {
-				if _, err := of.Float32(name); err != nil {
+				v, err := of.Float32(name)
+				if err != nil {
 					t.Fatalf("Float32(%q): %v", name, err)
+				}
+				// Rows read on their own are Float32's rows.
+				if len(a.Shape) == 2 && a.Shape[0] > 0 && a.Shape[1] < 1<<16 {
+					rows, cols := a.Shape[0], a.Shape[1]
+					got := make([]float32, 2*cols)
+					if err := of.RowsInto(name, []int{rows - 1, 0}, got); err != nil {
+						t.Fatalf("RowsInto(%q): %v", name, err)
+					}
+					if !slices.Equal(bits(got[:cols]), bits(v[(rows-1)*cols:])) || !slices.Equal(bits(got[cols:]), bits(v[:cols])) {
+						t.Fatalf("RowsInto(%q) differs from Float32", name)
+					}
 				}
 			} else if _, err := of.Float32(name); err == nil {
 				t.Fatalf("Float32(%q) of %s succeeded", name, a.DType)

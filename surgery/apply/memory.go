@@ -49,12 +49,14 @@ func (r *Run) estimateMemory() Memory {
 	m.Weights = 4 * r.Plan.Total
 	// Weights kept stored (model.weights = "stored") are mapped from their
 	// file and filled into float32 one layer at a time: they count as the
-	// largest such layer.
+	// largest such layer. So are embedding tables.
 	var stored, largest, perToken int64
 	full := rec.Train.Mode == recipe.ModeFull
+	// An adapter's base layer counts once, under the adapter's path.
 	linears := layer.Linears(r.Model)
 	for path, a := range r.Adapters {
-		if _, ok := linears[path]; !ok && a.Base != nil {
+		if a.Base != nil {
+			delete(linears, path+".base_layer")
 			linears[path] = a.Base
 		}
 	}
@@ -68,6 +70,16 @@ func (r *Run) estimateMemory() Memory {
 			m.Mapped += l.Source.Bytes()
 			stored += in * out
 			largest = max(largest, in*out)
+		}
+	}
+	// Tables kept stored are read a row per token; a tied output layer
+	// multiplies the whole table, which then counts as a layer.
+	for _, e := range layer.Embeddings(r.Model) {
+		if e.Source != nil {
+			n := int64(e.Weight.Value().Size())
+			m.Mapped += e.Source.Bytes()
+			stored += n
+			largest = max(largest, n)
 		}
 	}
 	m.Weights += 4 * (largest - stored)

@@ -307,7 +307,7 @@ func (r *Run) setupTargets(ctx context.Context) error {
 			// A fully trained module's weights train in memory: a stored
 			// weight (model.weights = "stored") is read in first, else its
 			// forward would read the file and its gradient go nowhere.
-			for path, l := range layer.Linears(r.Model) {
+			for path, l := range layer.Storables(r.Model) {
 				for _, s := range saved {
 					if path == s || strings.HasPrefix(path, s+".") {
 						if err := l.Materialize(); err != nil {

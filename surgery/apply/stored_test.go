@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/surgeon-ml/surgeon/core/checkpoint"
+	"github.com/surgeon-ml/surgeon/core/layer"
 	"github.com/surgeon-ml/surgeon/core/ops"
 	"github.com/surgeon-ml/surgeon/core/tensor"
 	"github.com/surgeon-ml/surgeon/formats/safetensors"
@@ -63,6 +64,22 @@ func storedTrainsTheSame(t *testing.T, base string) {
 		}
 		defer r.Close()
 		mem := r.estimateMemory()
+		// Weights: the float32 parameters plus one stored weight
+		// (the largest) filled at a time, each counted once.
+		var total, stored, largest int64
+		for _, p := range layer.Params(r.Model) {
+			total += int64(p.Param.Size())
+		}
+		for _, s := range layer.Storables(r.Model) {
+			n := int64(s.WeightParam().Size())
+			if l, ok := s.(*layer.Linear); ok && l.Source != nil || isTable(s) {
+				stored += n
+				largest = max(largest, n)
+			}
+		}
+		if want := 4 * (total - stored + largest); mem.Weights != want || mem.Weights <= 0 {
+			t.Fatalf("%s: weights estimated at %d bytes, want %d", weights, mem.Weights, want)
+		}
 		rep, err := r.Execute(context.Background(), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -115,6 +132,12 @@ func storedTrainsTheSame(t *testing.T, base string) {
 	if f32Mem.Mapped != 0 || stMem.Mapped <= 0 || stMem.Mapped >= f32Mem.Weights {
 		t.Fatalf("mapped bytes: stored %d, float32 %d", stMem.Mapped, f32Mem.Mapped)
 	}
+}
+
+// isTable says s is an embedding table kept where it is stored.
+func isTable(s layer.Storable) bool {
+	e, ok := s.(*layer.Embedding)
+	return ok && e.Source != nil
 }
 
 // train.gradient_checkpointing trains exactly as without it (same losses,

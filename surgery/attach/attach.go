@@ -162,7 +162,7 @@ func ApplySaved(m nn.Model, saved map[string]tensor.Tensor, weight float64) erro
 	for _, p := range layer.Params(m) {
 		params[p.Path] = p
 	}
-	linears := layer.Linears(m)
+	stored := layer.Storables(m)
 	for name, t := range saved {
 		p, ok := savedParam(params, name)
 		if !ok {
@@ -175,7 +175,7 @@ func ApplySaved(m nn.Model, saved map[string]tensor.Tensor, weight float64) erro
 		// A weight still where it is stored (weights "stored") is read in
 		// first: the blend starts from its values, and the layer must
 		// compute with the new ones, not the file's.
-		if l := linears[strings.TrimSuffix(p.Path, ".weight")]; l != nil && l.Weight == p.Param {
+		if l := stored[strings.TrimSuffix(p.Path, ".weight")]; l != nil && l.WeightParam() == p.Param {
 			if err := l.Materialize(); err != nil {
 				return fmt.Errorf("saved tensor %s: %w", name, err)
 			}
