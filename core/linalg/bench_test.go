@@ -3,6 +3,7 @@ package linalg
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -120,11 +121,19 @@ func BenchmarkMatMulHalf(b *testing.B) {
 			if path == "asm" && !hasAVX512 || !hasAsm {
 				continue
 			}
-			for _, mode := range []string{"packed", "widened"} {
+			// f32: B already float32 in memory, as in PyTorch, the
+			// product's rate without any decoding.
+			WidenHalf(w, bh, BF16)
+			wf := slices.Clone(w)
+			for _, mode := range []string{"packed", "widened", "f32"} {
 				b.Run(fmt.Sprintf("%s/%dx%dx%d/%s/%s", s.op, s.m, s.n, s.k, path, mode), func(b *testing.B) {
 					withPath(path, func() {
 						for b.Loop() {
 							switch {
+							case mode == "f32" && s.op == "NT":
+								MatMulNT(c, x, wf, s.m, s.n, s.k, false)
+							case mode == "f32":
+								MatMulNN(c, x, wf, s.m, s.n, s.k, false)
 							case mode == "widened" && s.op == "NT":
 								WidenHalf(w, bh, BF16)
 								MatMulNT(c, x, w, s.m, s.n, s.k, false)
