@@ -15,7 +15,8 @@
 # and with stored weights; on the 7B shape, 128 tokens with stored weights;
 # on TinyLlama, a LoRA training step with stored weights, without and
 # with gradient checkpointing, against PyTorch's float32 step (tools/bench/torch_peer.py
-# scale-train; needs ../shared/fixtures for the tokenizer and text); on
+# scale-train; needs ../shared/fixtures for the tokenizer and text) and
+# the compute floor of that step at this machine's float32 Sgemm rate; on
 # the 7B shape, the folder written as Q4_K GGUF (streamed), QLoRA on it
 # (20 steps, base kept in Q4_K) and its adapter evaluated on the BF16
 # folder (with --no-7b, the same on a 540M shape).
@@ -75,7 +76,7 @@ train_row() {
 		row "tinyllama" "LoRA training step" "-" "-" "skipped: $fixtures/tinyshakespeare missing"
 		return
 	fi
-	local theirs="" trss
+	local theirs="" trss plain
 	if "$py" -c "import torch" 2>/dev/null; then
 		OPENBLAS_CORETYPE=$coretype "$py" tools/bench/torch_peer.py scale-train "$m" --steps 2 >"$work/torch.log" 2>&1 || { cat "$work/torch.log"; exit 1; }
 		theirs=$(awk '/scale-train\/s /{printf "%.1f", $3}' "$work/torch.log")
@@ -126,7 +127,40 @@ EOT
 		local vs="no PyTorch peer ($py has no torch)"
 		[ -n "$theirs" ] && vs=$(awk -v a="$ours" -v b="$theirs" 'BEGIN{printf "%.2fx PyTorch time", a/b}')
 		row "tinyllama" "$label" "$ours s/step" "$rss_mib" "$vs / RSS bound 4096 MiB: $([ "$rss_mib" -le 4096 ] && echo met || echo NOT met)"
+		[ "$ckpt" = true ] || plain=$ours
 	done
+	floor_row "$theirs" "$plain"
+}
+
+# floor_row THEIRS OURS: the least time a float32 step can take on this machine
+# (issue 14 asks for at most half of PyTorch's): the step's floating-point
+# operations, a lower bound (the products with the frozen weights forward
+# and for the input gradient, less those layer 0 does not need, and
+# causal attention's half of its products; LoRA's few left out), divided
+# by the rate of this machine's float32 Sgemm on the step's four large
+# shapes with B already float32 in memory (BenchmarkMatMulHalf's f32
+# mode, mean of the four, in this run), and the share of that floor in
+# PyTorch's step and in ours (without checkpointing): at most half of
+# PyTorch's time needs ours at twice PyTorch's share.
+floor_row() {
+	local theirs=$1 ours=$2 rates rate
+	rates=$(go test -run XXX -bench 'MatMulHalf/.*/.*/asm/f32' -benchtime 20x ./core/linalg/ 2>/dev/null | awk '/GFLOP\/s/{print $(NF-1)}')
+	[ -n "$rates" ] || rates=$(go test -run XXX -bench 'MatMulHalf/.*/.*/avx2/f32' -benchtime 20x ./core/linalg/ 2>/dev/null | awk '/GFLOP\/s/{print $(NF-1)}')
+	rate=$(echo "$rates" | awk '{s+=$1; n++} END{if (n) printf "%.1f", s/n}')
+	[ -n "$rate" ] || return 0
+	# TinyLlama: hidden 2048, 22 layers, 32 heads of 64, 4 KV heads,
+	# intermediate 5632, vocabulary 32000; 4 x 256 tokens.
+	awk -v rate="$rate" -v theirs="$theirs" -v ours="$ours" 'BEGIN{
+		h = 2048; L = 22; nh = 32; kv = 4; hd = 64; I = 5632; V = 32000; T = 256; B = 4; tok = B * T
+		attnIn = h * h + 2 * h * kv * hd                 # q, k, v
+		lin = L * (attnIn + h * h + 3 * h * I) + V * h      # multiply-adds per token
+		fwd = 2 * tok * lin; bwd = fwd - 2 * tok * attnIn
+		attn = 6 * T * T * hd * nh * B * L                  # QK^T, PV forward; four products back; causal halves
+		flops = fwd + bwd + attn; secs = flops / (rate * 1e9)
+		vs = sprintf("%.0f%% of our step", 100 * secs / ours)
+		if (theirs != "") vs = sprintf("%.2fx PyTorch time; %.0f%% of PyTorch'"'"'s step, %s", secs / theirs, 100 * secs / theirs, vs)
+		printf "| tinyllama | compute floor of a float32 step: %.2f TFLOP at this run'"'"'s Sgemm rate (%s GFLOP/s, B in float32) | %.1f s/step | - | %s |\n", flops / 1e12, rate, secs, vs
+	}' | tee -a "$report"
 }
 
 # qlora LABEL FOLDER LR: writes the BF16 folder as Q4_K GGUF (streamed),
