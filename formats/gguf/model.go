@@ -222,6 +222,25 @@ func (f *File) hfName(ti *TensorInfo, h hparams) (string, error) {
 	return hf, nil
 }
 
+// modelInfo returns the model tensor called name (its GGUF name), the
+// file's hyperparameters and the tensor's Hugging Face name.
+func (f *File) modelInfo(name string) (*TensorInfo, hparams, string, error) {
+	i, ok := f.byName[name]
+	if !ok {
+		return nil, hparams{}, "", fmt.Errorf("%s: no tensor %q", f.name, name)
+	}
+	ti := &f.tensors[i]
+	h, err := f.fileHParams()
+	if err != nil {
+		return nil, hparams{}, "", err
+	}
+	hf, err := f.hfName(ti, h)
+	if err != nil {
+		return nil, hparams{}, "", err
+	}
+	return ti, h, hf, nil
+}
+
 // ModelTensorInto decodes the GGUF model's tensor called name (its GGUF
 // name) into dst, with the values and layout ModelTensor gives it, but
 // straight into dst: a loader that has the parameter's memory avoids the
@@ -229,16 +248,7 @@ func (f *File) hfName(ti *TensorInfo, h hparams) (string, error) {
 // the largest tensor a QLoRA run reads). dst must hold exactly the
 // tensor's elements.
 func ModelTensorInto(f *File, name string, dst []float32) error {
-	i, ok := f.byName[name]
-	if !ok {
-		return fmt.Errorf("%s: no tensor %q", f.name, name)
-	}
-	ti := &f.tensors[i]
-	h, err := f.fileHParams()
-	if err != nil {
-		return err
-	}
-	hf, err := f.hfName(ti, h)
+	ti, h, hf, err := f.modelInfo(name)
 	if err != nil {
 		return err
 	}

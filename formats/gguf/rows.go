@@ -11,16 +11,7 @@ import "fmt"
 // weights) are refused: they are read whole. With no ids it only checks
 // that the tensor can be read by rows.
 func RowsInto(f *File, name string, ids []int, dst []float32) error {
-	i, ok := f.byName[name]
-	if !ok {
-		return fmt.Errorf("%s: no tensor %q", f.name, name)
-	}
-	ti := &f.tensors[i]
-	h, err := f.fileHParams()
-	if err != nil {
-		return err
-	}
-	hf, err := f.hfName(ti, h)
+	ti, h, hf, err := f.modelInfo(name)
 	if err != nil {
 		return err
 	}

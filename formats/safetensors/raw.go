@@ -16,14 +16,10 @@ const rawSplit = 8 << 20
 // the mapping, for the reason decodeFloat32 gives. dst is left untouched
 // when the tensor is unknown or the length is wrong.
 func (f *File) RawInto(name string, dst []byte) error {
-	if f.closed {
-		return f.errorf("tensor %q: %w", name, ErrClosed)
+	ti, err := f.openInfo(name)
+	if err != nil {
+		return err
 	}
-	i, ok := f.index[name]
-	if !ok {
-		return f.errorf("tensor %q: %w", name, ErrNotFound)
-	}
-	ti := f.infos[i]
 	if int64(len(dst)) != ti.Size() {
 		return f.errorf("tensor %q: destination has %d bytes, tensor has %d", name, len(dst), ti.Size())
 	}
@@ -49,6 +45,18 @@ func (f *File) RawInto(name string, dst []byte) error {
 		return f.errorf("tensor %q: %w", name, err)
 	}
 	return nil
+}
+
+// openInfo describes the named tensor of a file still open.
+func (f *File) openInfo(name string) (TensorInfo, error) {
+	if f.closed {
+		return TensorInfo{}, f.errorf("tensor %q: %w", name, ErrClosed)
+	}
+	i, ok := f.index[name]
+	if !ok {
+		return TensorInfo{}, f.errorf("tensor %q: %w", name, ErrNotFound)
+	}
+	return f.infos[i], nil
 }
 
 // RawInto is File.RawInto on the shard holding the named tensor.

@@ -7,14 +7,10 @@ package safetensors
 // else. The dtype must be one Float32Into converts. With no ids it only
 // checks that the tensor can be read by rows.
 func (f *File) RowsInto(name string, ids []int, dst []float32) error {
-	if f.closed {
-		return f.errorf("tensor %q: %w", name, ErrClosed)
+	ti, err := f.openInfo(name)
+	if err != nil {
+		return err
 	}
-	i, ok := f.index[name]
-	if !ok {
-		return f.errorf("tensor %q: %w", name, ErrNotFound)
-	}
-	ti := f.infos[i]
 	if len(ti.Shape) != 2 {
 		return f.errorf("tensor %q: shape %v: rows are read from 2-D tensors only", name, ti.Shape)
 	}
