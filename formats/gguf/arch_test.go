@@ -353,20 +353,7 @@ func FuzzModel(f *testing.F) {
 // GPT-2's Conv1D weights transposed; wrong lengths and unknown names are
 // errors.
 func TestModelTensorInto(t *testing.T) {
-	rnd := func(n int, seed float32) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(math.Sin(float64(seed) + float64(i)*0.37))
-		}
-		return v
-	}
-	enc := func(typ GGMLType, v []float32) []byte {
-		data, err := Quantize(typ, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
+	rnd, enc := sinValues, func(typ GGMLType, v []float32) []byte { return encoded(t, typ, v) }
 	for _, arch := range Architectures() {
 		t.Run(arch, func(t *testing.T) {
 			ts := []WriteTensor{{Name: "token_embd.weight", Shape: []int{4, 48}, Type: TypeF16, Data: enc(TypeF16, rnd(4*48, 1))}}

@@ -13,20 +13,7 @@ import (
 // Q8_0, Q4_K), and refuses the ones ModelTensor transforms (llama.cpp's
 // permuted q/k rows, GPT-2's transposed weights), for every architecture.
 func TestRowsInto(t *testing.T) {
-	rnd := func(n int, seed float32) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(math.Sin(float64(seed) + float64(i)*0.37))
-		}
-		return v
-	}
-	enc := func(typ GGMLType, v []float32) []byte {
-		data, err := Quantize(typ, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
+	rnd, enc := sinValues, func(typ GGMLType, v []float32) []byte { return encoded(t, typ, v) }
 	ids := []int{3, 0, 3, 1}
 	for _, arch := range Architectures() {
 		t.Run(arch, func(t *testing.T) {
@@ -127,4 +114,24 @@ func bitsOf(v []float32) []uint32 {
 		b[i] = math.Float32bits(x)
 	}
 	return b
+}
+
+// sinValues returns n smooth values of a sine started at seed: tensors
+// whose rows all differ.
+func sinValues(n int, seed float32) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(math.Sin(float64(seed) + float64(i)*0.37))
+	}
+	return v
+}
+
+// encoded returns v quantized to (or stored as) typ.
+func encoded(t *testing.T, typ GGMLType, v []float32) []byte {
+	t.Helper()
+	data, err := Quantize(typ, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
