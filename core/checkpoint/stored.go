@@ -205,9 +205,11 @@ func loadGGUFStored(path string) (*Loaded, error) {
 		}
 		// A table whose rows are stored as the model reads them stays in
 		// its GGUF type too: lookups dequantize the rows they need.
-		if e := tables[module]; e != nil && isWeight && gguf.RowsInto(f, ti.Name, nil, nil) == nil {
-			e.Source = w
-			continue
+		if e := tables[module]; e != nil && isWeight {
+			if tab, err := gguf.OpenTable(f, ti.Name); err == nil {
+				w.table, e.Source = tab, w
+				continue
+			}
 		}
 		if !p.Transposed {
 			// Straight into the parameter: no float32 copies of a
@@ -247,7 +249,8 @@ type ggufWeight struct {
 	name  string
 	dtype string
 	size  int64
-	q     blocks // the quantized blocks, for Matrix
+	q     blocks      // the quantized blocks, for Matrix
+	table *gguf.Table // an embedding table's rows, for FillRows
 }
 
 // Fill dequantizes the weight into dst in the layer's [out, in] layout.
@@ -257,7 +260,10 @@ func (w *ggufWeight) Fill(dst []float32) error {
 
 // FillRows dequantizes rows ids of the table into dst (ops.RowFiller).
 func (w *ggufWeight) FillRows(ids []int, dst []float32) error {
-	return gguf.RowsInto(w.f, w.name, ids, dst)
+	if w.table == nil {
+		return fmt.Errorf("%s: tensor %q is not read by rows", w.f.Name(), w.name)
+	}
+	return w.table.Into(ids, dst)
 }
 
 // DType is the GGUF type ("Q4_K", "F16", ...).

@@ -8,11 +8,11 @@ import (
 	"testing"
 )
 
-// RowsInto gives the rows of ModelTensor's values for every 2-D tensor
+// A Table gives the rows of ModelTensor's values for every 2-D tensor
 // whose Hugging Face values are its stored rows, in each type (plain,
 // Q8_0, Q4_K), and refuses the ones ModelTensor transforms (llama.cpp's
 // permuted q/k rows, GPT-2's transposed weights), for every architecture.
-func TestRowsInto(t *testing.T) {
+func TestTable(t *testing.T) {
 	rnd, enc := sinValues, func(typ GGMLType, v []float32) []byte { return encoded(t, typ, v) }
 	ids := []int{3, 0, 3, 1}
 	for _, arch := range Architectures() {
@@ -53,17 +53,20 @@ func TestRowsInto(t *testing.T) {
 					t.Fatal(err)
 				}
 				if len(want.Shape) != 2 {
-					if err := RowsInto(f, ti.Name, nil, nil); err == nil || !strings.Contains(err.Error(), "2-D") {
+					if _, err := OpenTable(f, ti.Name); err == nil || !strings.Contains(err.Error(), "2-D") {
 						t.Errorf("%s (%d-D): error %v", ti.Name, len(want.Shape), err)
 					}
 					continue
 				}
 				cols := want.Shape[1]
 				got := make([]float32, len(ids)*cols)
-				err = RowsInto(f, ti.Name, ids, got)
+				tab, err := OpenTable(f, ti.Name)
+				if err == nil {
+					err = tab.Into(ids, got)
+				}
 				if !slices.Equal(raw, wv) { // transformed: refused, dst untouched
 					if err == nil || !strings.Contains(err.Error(), "not its stored rows") || !strings.Contains(err.Error(), ti.Name) {
-						t.Errorf("%s: ModelTensor transforms it, RowsInto: %v", ti.Name, err)
+						t.Errorf("%s: ModelTensor transforms it, OpenTable: %v", ti.Name, err)
 					}
 					refused++
 					continue
@@ -75,7 +78,7 @@ func TestRowsInto(t *testing.T) {
 				for k, id := range ids {
 					for c := range cols {
 						if g, w := got[k*cols+c], wv[id*cols+c]; math.Float32bits(g) != math.Float32bits(w) {
-							t.Fatalf("%s: row %d col %d: RowsInto %g, ModelTensor %g", ti.Name, id, c, g, w)
+							t.Fatalf("%s: row %d col %d: Table %g, ModelTensor %g", ti.Name, id, c, g, w)
 						}
 					}
 				}
@@ -88,7 +91,7 @@ func TestRowsInto(t *testing.T) {
 					{[]int{-1}, make([]float32, cols), "out of range"},
 					{[]int{0, 1}, make([]float32, 2*cols-1), "destination"},
 				} {
-					if err := RowsInto(f, ti.Name, bad.ids, bad.dst); err == nil || !strings.Contains(err.Error(), bad.want) || !strings.Contains(err.Error(), ti.Name) {
+					if err := tab.Into(bad.ids, bad.dst); err == nil || !strings.Contains(err.Error(), bad.want) || !strings.Contains(err.Error(), ti.Name) {
 						t.Errorf("%s: rows %v into %d: error %v, want one naming the tensor and %q", ti.Name, bad.ids, len(bad.dst), err, bad.want)
 					}
 				}
@@ -99,7 +102,7 @@ func TestRowsInto(t *testing.T) {
 			if (arch == "llama" || arch == "gpt2") && refused == 0 {
 				t.Errorf("no permuted or transposed tensor refused")
 			}
-			if err := RowsInto(f, "blk.9.ffn_up.weight", nil, nil); err == nil || !strings.Contains(err.Error(), "no tensor") {
+			if _, err := OpenTable(f, "blk.9.ffn_up.weight"); err == nil || !strings.Contains(err.Error(), "no tensor") {
 				t.Errorf("unknown tensor: error %v", err)
 			}
 		})
