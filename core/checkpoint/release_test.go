@@ -71,13 +71,8 @@ func TestReleaseDeadSameGradients(t *testing.T) {
 // isStored reports whether the parameter at path is a linear weight that
 // l keeps where it is stored (LoadStored), which cannot be trained.
 func isStored(l *Loaded, path string) bool {
-	for name, lin := range layer.Linears(l.Model) {
-		if lin.Source != nil && name+".weight" == path {
-			return true
-		}
-	}
-	for name, e := range layer.Embeddings(l.Model) {
-		if e.Source != nil && name+".weight" == path {
+	for name, s := range layer.Storables(l.Model) {
+		if s.Stored() != nil && name+".weight" == path {
 			return true
 		}
 	}

@@ -128,13 +128,27 @@ type Storable interface {
 	Materialize() error
 	// WeightParam is the weight parameter.
 	WeightParam() *nn.Param
+	// Stored is where the weight is kept stored, or nil when the
+	// parameter holds its values.
+	Stored() WeightSource
 }
 
 // WeightParam returns the weight.
 func (l *Linear) WeightParam() *nn.Param { return l.Weight }
 
+// Stored returns Source.
+func (l *Linear) Stored() WeightSource { return l.Source }
+
 // WeightParam returns the table.
 func (e *Embedding) WeightParam() *nn.Param { return e.Weight }
+
+// Stored returns Source.
+func (e *Embedding) Stored() WeightSource {
+	if e.Source == nil {
+		return nil
+	}
+	return e.Source
+}
 
 // Storables returns the linear layers (as Linears does) and embedding
 // tables of m by module path.

@@ -71,7 +71,7 @@ func storedTrainsTheSame(t *testing.T, base string) {
 		}
 		for _, s := range layer.Storables(r.Model) {
 			n := int64(s.WeightParam().Size())
-			if l, ok := s.(*layer.Linear); ok && l.Source != nil || isTable(s) {
+			if s.Stored() != nil {
 				stored += n
 				largest = max(largest, n)
 			}
@@ -131,12 +131,6 @@ func storedTrainsTheSame(t *testing.T, base string) {
 	if f32Mem.Mapped != 0 || stMem.Mapped <= 0 || stMem.Mapped >= f32Mem.Weights {
 		t.Fatalf("mapped bytes: stored %d, float32 %d", stMem.Mapped, f32Mem.Mapped)
 	}
-}
-
-// isTable says s is an embedding table kept where it is stored.
-func isTable(s layer.Storable) bool {
-	e, ok := s.(*layer.Embedding)
-	return ok && e.Source != nil
 }
 
 // train.gradient_checkpointing trains exactly as without it (same losses,
