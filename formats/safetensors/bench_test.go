@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -245,4 +246,80 @@ func BenchmarkDecode(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkWeightAccess compares the ways a product can read a stored
+// (frozen) weight of a ~1 GiB BF16 checkpoint in the page cache, one tensor
+// at a time, the consumer reading every byte:
+//
+//   - "pread": RawInto into one reused buffer, then the buffer is read; what
+//     ops.StoredLinear does, and its memory is one tensor whatever the file.
+//   - "mapped-evicted": the tensor read through the file's mapping, its
+//     pages then dropped from the process (MADV_DONTNEED), so that, like
+//     "pread", the process keeps about one tensor resident; every pass
+//     faults the pages in again.
+//   - "mapped-resident": the mapping read with its pages left mapped after
+//     a first pass, as llama.cpp does: no cost per pass, but the whole file
+//     counts in the process's resident memory.
+//
+// GB/s is file bytes per second.
+func BenchmarkWeightAccess(b *testing.B) {
+	path, size := benchFile(b, tensor.BF16)
+	f, err := Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	largest := int64(0)
+	for _, ti := range f.Infos() {
+		largest = max(largest, ti.Size())
+	}
+	buf := make([]byte, largest)
+	var sink uint64
+	pass := func(mode string) {
+		for _, ti := range f.Infos() {
+			lo := f.dataStart + ti.Begin
+			switch mode {
+			case "pread":
+				if err := f.RawInto(ti.Name, buf[:ti.Size()]); err != nil {
+					b.Fatal(err)
+				}
+				sink += readEvery(buf[:ti.Size()])
+			default:
+				sink += readEvery(f.buf[lo : lo+ti.Size()])
+				if mode == "mapped-evicted" {
+					evictRange(f.buf, lo, lo+ti.Size())
+				}
+			}
+		}
+	}
+	for _, mode := range []string{"pread", "mapped-evicted", "mapped-resident"} {
+		b.Run(mode, func(b *testing.B) {
+			pass(mode) // the page cache filled, buffers touched
+			b.SetBytes(size)
+			for b.Loop() {
+				pass(mode)
+			}
+			evictRange(f.buf, 0, int64(len(f.buf)))
+		})
+	}
+	if sink == 1 {
+		b.Log(sink) // keeps the reads
+	}
+}
+
+// readEvery sums p eight bytes at a time, reading every byte once.
+func readEvery(p []byte) uint64 {
+	var s uint64
+	for len(p) >= 64 {
+		s += binary.LittleEndian.Uint64(p) ^ binary.LittleEndian.Uint64(p[8:]) ^
+			binary.LittleEndian.Uint64(p[16:]) ^ binary.LittleEndian.Uint64(p[24:]) ^
+			binary.LittleEndian.Uint64(p[32:]) ^ binary.LittleEndian.Uint64(p[40:]) ^
+			binary.LittleEndian.Uint64(p[48:]) ^ binary.LittleEndian.Uint64(p[56:])
+		p = p[64:]
+	}
+	for _, c := range p {
+		s += uint64(c)
+	}
+	return s
 }
