@@ -1,0 +1,24 @@
+package main
+
+import "golang.org/x/sys/cpu"
+
+func fma512(n int)
+func fma256(n int)
+func dpbf16(n int)
+
+// available returns the loops this CPU runs: the widest FMA, and VDPBF16PS
+// where present. An FMA is 2 FLOP per lane; VDPBF16PS 4 (two products and
+// their sum added) per float32 lane.
+func available() []loop {
+	var out []loop
+	switch {
+	case cpu.X86.HasAVX512F:
+		out = append(out, loop{"fma-peak-avx512", "GFLOP/s", 2 * 16, fma512})
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		out = append(out, loop{"fma-peak-avx2", "GFLOP/s", 2 * 8, fma256})
+	}
+	if cpu.X86.HasAVX512BF16 {
+		out = append(out, loop{"vdpbf16ps-peak", "GFLOP/s (BF16 inputs)", 4 * 16, dpbf16})
+	}
+	return out
+}
