@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"github.com/surgeon-ml/surgeon/core/vmem"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -232,5 +233,35 @@ func TestArenaRecyclesBlockOutputs(t *testing.T) {
 	}
 	if arena.open.Load() || len(arena.bufs) != 0 {
 		t.Fatal("the arena is still open or holds buffers")
+	}
+}
+
+// TestPoolHugePages checks that new large pooled buffers ask for huge
+// pages only while a runner has raised the pool's limit, and that the
+// system records the advice.
+func TestPoolHugePages(t *testing.T) {
+	FreeBuffers()
+	defer FreeBuffers()
+	var advised [][]float32
+	defer func(f func([]float32)) { adviseHuge = f }(adviseHuge)
+	adviseHuge = func(s []float32) { advised = append(advised, s) }
+	allocDirty(3 * minHuge)
+	allocDirty(minHuge / 2)
+	if len(advised) != 0 {
+		t.Fatalf("default limit: %d buffers advised, want none", len(advised))
+	}
+	defer SetPoolLimit(SetPoolLimit(1 << 30))
+	allocDirty(minHuge / 2)
+	big := allocDirty(3 * minHuge)
+	if len(advised) != 1 || &advised[0][0] != &big[0] || len(advised[0]) != cap(big) {
+		t.Fatalf("raised limit: %d buffers advised, want the large one whole", len(advised))
+	}
+	if runtime.GOOS != "linux" {
+		return
+	}
+	adviseHuge = vmem.AdviseHuge
+	big = allocDirty(3 * minHuge)
+	if ok, err := vmem.HugeAdvised(big); err != nil || !ok {
+		t.Fatalf("raised limit: the system has advised %v, %v; want true", ok, err)
 	}
 }

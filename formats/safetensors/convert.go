@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/surgeon-ml/surgeon/core/tensor"
+	"github.com/surgeon-ml/surgeon/core/vmem"
 )
 
 // parallelMin is the element count above which decoding is split across
@@ -114,7 +115,7 @@ func decodeFloat32(dst []float32, d tensor.DType, src encoded) error {
 	// decode decodes elements [lo, hi).
 	decode := func(lo, hi int) error {
 		if 4*(hi-lo) >= prefaultMin {
-			prefaultWrite(dst[lo:hi])
+			vmem.PrefaultWrite(dst[lo:hi])
 		}
 		buf, step := (*[readSize]byte)(nil), hi-lo
 		if src.file != nil {
@@ -134,7 +135,7 @@ func decodeFloat32(dst []float32, d tensor.DType, src encoded) error {
 		return nil
 	}
 	if 4*n >= prefaultMin {
-		adviseHuge(dst)
+		vmem.AdviseHuge(dst)
 	}
 	workers := runtime.GOMAXPROCS(0)
 	if n < 2*parallelMin || workers < 2 {
