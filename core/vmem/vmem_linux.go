@@ -97,3 +97,13 @@ func mappingRange(line string) (start, end uintptr, ok bool) {
 	}
 	return uintptr(s), uintptr(e), true
 }
+
+// thpPath is where a kernel with transparent huge pages shows its setting.
+const thpPath = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+// HasTHP reports whether the kernel has transparent huge pages, whatever
+// their setting: without them AdviseHuge does nothing.
+func HasTHP() bool {
+	_, err := os.Stat(thpPath)
+	return err == nil
+}

@@ -6,6 +6,9 @@ import "testing"
 // buffer for huge pages and that HugeAdvised sees it, and that a buffer too
 // small to hold one is reported as not advised.
 func TestAdviseHuge(t *testing.T) {
+	if !HasTHP() {
+		t.Skip("this kernel has no transparent huge pages (" + thpPath + " is missing)")
+	}
 	big := make([]float32, 3<<20) // 12 MiB: at least five whole 2 MiB pages
 	if ok, err := HugeAdvised(big); err != nil || ok {
 		t.Fatalf("fresh buffer: advised %v, %v; want false", ok, err)

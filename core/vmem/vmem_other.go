@@ -10,3 +10,6 @@ func PrefaultWrite(dst []float32) {}
 
 // HugeAdvised reports false: there is no huge page advice here.
 func HugeAdvised(p []float32) (bool, error) { return false, nil }
+
+// HasTHP reports false: there are no transparent huge pages here.
+func HasTHP() bool { return false }
