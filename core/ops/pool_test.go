@@ -1,13 +1,14 @@
 package ops
 
 import (
-	"github.com/surgeon-ml/surgeon/core/vmem"
 	"math"
 	"math/rand/v2"
 	"runtime"
 	"testing"
 
 	"github.com/nlpodyssey/spago/mat"
+
+	"github.com/surgeon-ml/surgeon/core/vmem"
 )
 
 // TestPooledBuffersReuse runs the same training step many times: the

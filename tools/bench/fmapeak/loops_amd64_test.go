@@ -10,8 +10,8 @@ import (
 // AVX-512 is preferred, and checks that rate reports a positive rate.
 func TestLoops(t *testing.T) {
 	loops := available()
-	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		loops = append(loops, loop{"fma-peak-avx2", "GFLOP/s", 2 * 8, fma256})
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX2 && cpu.X86.HasFMA { // available chose AVX-512
+		loops = append(loops, fmaAVX2)
 	}
 	if len(loops) == 0 {
 		t.Skip("no FMA on this CPU")
